@@ -1,0 +1,98 @@
+//! Model files: GGUF and Hugging Face folders, read into one [`ModelFile`].
+
+pub mod config;
+pub mod gguf;
+pub mod safetensors;
+pub mod storage;
+pub mod tensor;
+pub mod weights;
+
+use std::path::{Path, PathBuf};
+
+pub use config::{Arch, ModelConfig, RopeLayout, RopeScaling};
+pub use tensor::TensorView;
+pub use weights::{LayerWeights, ModelWeights, TensorSource};
+
+use crate::error::{Error, Result};
+use crate::tokenizer::Tokenizer;
+use gguf::GgufFile;
+
+/// Where a model came from.
+pub enum ModelSource {
+    /// A GGUF file (kept for its metadata).
+    Gguf(GgufFile),
+    /// A Hugging Face folder (its `config.json`).
+    HuggingFace(serde_json::Value),
+}
+
+/// A model file, fully understood: hyper-parameters, weights (still encoded), tokenizer.
+pub struct ModelFile {
+    /// The path given.
+    pub path: PathBuf,
+    /// File or folder specifics.
+    pub source: ModelSource,
+    /// Architecture hyper-parameters.
+    pub config: ModelConfig,
+    /// The weights, borrowed from the file.
+    pub weights: ModelWeights,
+    /// The tokenizer and special tokens.
+    pub tokenizer: Tokenizer,
+}
+
+impl TensorSource for GgufFile {
+    fn tensor(&self, canonical: &str) -> Option<TensorView> {
+        GgufFile::tensor(self, canonical)
+    }
+}
+
+impl ModelFile {
+    /// Opens a GGUF file or a Hugging Face folder.
+    pub fn open(path: &Path) -> Result<ModelFile> {
+        if !path.exists() {
+            return Err(Error::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or directory")));
+        }
+        if path.is_dir() {
+            Self::open_hf(path)
+        } else {
+            Self::open_gguf(path)
+        }
+    }
+
+    fn open_gguf(path: &Path) -> Result<ModelFile> {
+        let g = GgufFile::open(path)?;
+        // Check the architecture before building a tokenizer: it is the more useful error.
+        let arch = g.get("general.architecture").and_then(|v| v.as_str()).unwrap_or("(missing)");
+        Arch::from_name(arch)?;
+        let tokenizer = Tokenizer::from_gguf(&g)?;
+        let vocab = g
+            .tensor("token_embd.weight")
+            .map(|t| t.rows())
+            .ok_or_else(|| Error::Tensor { name: "token_embd.weight".into(), problem: "missing from the model file".into() })?;
+        let tied = g.tensor("output.weight").is_none();
+        let config = ModelConfig::from_gguf(&g, vocab, tied)?;
+        let weights = ModelWeights::load(&g, &config)?;
+        Ok(ModelFile { path: path.to_path_buf(), source: ModelSource::Gguf(g), config, weights, tokenizer })
+    }
+
+    fn open_hf(dir: &Path) -> Result<ModelFile> {
+        let cfg_json = safetensors::read_json(&dir.join("config.json"))?;
+        let config = ModelConfig::from_hf(&cfg_json)?;
+        let tensors = safetensors::HfTensors::open(dir)?;
+        let weights = ModelWeights::load(&tensors, &config)?;
+        let tokenizer = Tokenizer::from_hf_folder(dir, &cfg_json)?;
+        Ok(ModelFile { path: dir.to_path_buf(), source: ModelSource::HuggingFace(cfg_json), config, weights, tokenizer })
+    }
+
+    /// Bytes of weights by encoding, largest first.
+    pub fn bytes_by_type(&self) -> Vec<(crate::quant::GgmlType, usize, usize)> {
+        let mut map = std::collections::BTreeMap::new();
+        for t in self.weights.all() {
+            let e = map.entry(t.dtype).or_insert((0usize, 0usize));
+            e.0 += 1;
+            e.1 += t.bytes().len();
+        }
+        let mut v: Vec<_> = map.into_iter().map(|(k, (n, b))| (k, n, b)).collect();
+        v.sort_by(|a, b| b.2.cmp(&a.2));
+        v
+    }
+}

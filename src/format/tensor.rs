@@ -1,0 +1,109 @@
+//! A view of one tensor's bytes inside a model file, still in its on-disk encoding.
+
+use std::sync::Arc;
+
+use super::storage::Storage;
+use crate::error::{Error, Result};
+use crate::quant::GgmlType;
+
+/// One tensor, borrowed in place from its file. `shape` is in GGML order: `shape[0]` is the
+/// contiguous row length, the product of the others is the number of rows.
+#[derive(Clone)]
+pub struct TensorView {
+    /// The tensor's name in its file.
+    pub name: String,
+    /// Element encoding (a float type or a quantized block format).
+    pub dtype: GgmlType,
+    /// Dimensions, fastest-varying first.
+    pub shape: Vec<usize>,
+    storage: Arc<Storage>,
+    offset: usize,
+    len: usize,
+}
+
+impl std::fmt::Debug for TensorView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {:?} {}", self.name, self.shape, self.dtype.name())
+    }
+}
+
+impl TensorView {
+    /// Builds a view after checking that `shape` fits `dtype`'s blocks and that the bytes lie
+    /// inside `storage`.
+    pub fn new(
+        name: String,
+        dtype: GgmlType,
+        shape: Vec<usize>,
+        storage: Arc<Storage>,
+        offset: usize,
+    ) -> Result<TensorView> {
+        let len = dtype
+            .tensor_bytes(&shape)
+            .map_err(|problem| Error::Tensor {
+                name: name.clone(),
+                problem,
+            })?;
+        let end = offset.checked_add(len).filter(|&e| e <= storage.len());
+        if end.is_none() {
+            return Err(Error::format(format!(
+                "tensor {name} ({len} bytes at offset {offset}) extends past the end of the file ({} bytes)",
+                storage.len()
+            )));
+        }
+        Ok(TensorView {
+            name,
+            dtype,
+            shape,
+            storage,
+            offset,
+            len,
+        })
+    }
+
+    /// The raw encoded bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.storage[self.offset..self.offset + self.len]
+    }
+
+    /// Length of one row (`shape[0]`).
+    pub fn cols(&self) -> usize {
+        self.shape.first().copied().unwrap_or(1)
+    }
+
+    /// Number of rows (product of `shape[1..]`).
+    pub fn rows(&self) -> usize {
+        self.shape.iter().skip(1).product()
+    }
+
+    /// Number of elements.
+    pub fn elements(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// Encoded bytes of one row.
+    pub fn row_bytes(&self) -> usize {
+        self.len / self.rows().max(1)
+    }
+
+    /// Decodes the whole tensor to f32 (for small tensors: norms, biases, tests).
+    pub fn to_f32(&self) -> Vec<f32> {
+        let mut out = vec![0.0; self.elements()];
+        self.dtype.dequantize(self.bytes(), &mut out);
+        out
+    }
+
+    /// Checks the tensor is a matrix of `rows` x `cols` (or a vector when `rows == 1`).
+    pub fn expect_shape(&self, cols: usize, rows: usize) -> Result<()> {
+        if self.cols() == cols && self.rows() == rows {
+            Ok(())
+        } else {
+            Err(Error::Tensor {
+                name: self.name.clone(),
+                problem: format!(
+                    "shape {:?}, expected [{cols}, {rows}] (row length, rows)",
+                    self.shape
+                ),
+            })
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! The tensors of a transformer, looked up by role, whatever file format they came from.
+
+use super::config::ModelConfig;
+use super::tensor::TensorView;
+use crate::error::{Error, Result};
+
+/// Anything that can produce tensors by their GGUF-convention name (`blk.3.attn_q.weight`).
+pub trait TensorSource {
+    /// The tensor with this canonical name, if the file has it.
+    fn tensor(&self, canonical: &str) -> Option<TensorView>;
+}
+
+/// The weights of one transformer block, still encoded as in the file.
+#[derive(Clone, Debug)]
+pub struct LayerWeights {
+    /// RMSNorm before attention.
+    pub attn_norm: TensorView,
+    /// Query projection `[hidden] -> [heads * head_dim]`.
+    pub q: TensorView,
+    /// Key projection.
+    pub k: TensorView,
+    /// Value projection.
+    pub v: TensorView,
+    /// Query bias (Qwen2).
+    pub q_bias: Option<TensorView>,
+    /// Key bias (Qwen2).
+    pub k_bias: Option<TensorView>,
+    /// Value bias (Qwen2).
+    pub v_bias: Option<TensorView>,
+    /// Attention output projection.
+    pub o: TensorView,
+    /// RMSNorm before the feed-forward block.
+    pub ffn_norm: TensorView,
+    /// Gate projection (SiLU branch).
+    pub gate: TensorView,
+    /// Up projection.
+    pub up: TensorView,
+    /// Down projection.
+    pub down: TensorView,
+}
+
+/// All weights of a model.
+#[derive(Clone, Debug)]
+pub struct ModelWeights {
+    /// Token embedding `[hidden] x vocab`.
+    pub token_embd: TensorView,
+    /// Final RMSNorm.
+    pub output_norm: TensorView,
+    /// Output head; `None` when tied to the embedding.
+    pub output: Option<TensorView>,
+    /// Per-layer weights.
+    pub layers: Vec<LayerWeights>,
+    /// Llama 3 rope frequency factors, when the file stores them.
+    pub rope_freqs: Option<TensorView>,
+}
+
+fn require(src: &dyn TensorSource, name: &str) -> Result<TensorView> {
+    src.tensor(name).ok_or_else(|| Error::Tensor {
+        name: name.to_string(),
+        problem: "missing from the model file".into(),
+    })
+}
+
+impl ModelWeights {
+    /// Collects and shape-checks every tensor `cfg` calls for.
+    pub fn load(src: &dyn TensorSource, cfg: &ModelConfig) -> Result<ModelWeights> {
+        let (h, q_dim, kv_dim) = (cfg.hidden, cfg.q_dim(), cfg.kv_dim());
+        let matrix = |name: &str, cols: usize, rows: usize| -> Result<TensorView> {
+            let t = require(src, name)?;
+            t.expect_shape(cols, rows)?;
+            Ok(t)
+        };
+        let bias = |name: &str, len: usize| -> Result<Option<TensorView>> {
+            if !cfg.qkv_bias {
+                return Ok(None);
+            }
+            matrix(name, len, 1).map(Some)
+        };
+        let mut layers = Vec::with_capacity(cfg.layers);
+        for i in 0..cfg.layers {
+            let n = |s: &str| format!("blk.{i}.{s}");
+            layers.push(LayerWeights {
+                attn_norm: matrix(&n("attn_norm.weight"), h, 1)?,
+                q: matrix(&n("attn_q.weight"), h, q_dim)?,
+                k: matrix(&n("attn_k.weight"), h, kv_dim)?,
+                v: matrix(&n("attn_v.weight"), h, kv_dim)?,
+                q_bias: bias(&n("attn_q.bias"), q_dim)?,
+                k_bias: bias(&n("attn_k.bias"), kv_dim)?,
+                v_bias: bias(&n("attn_v.bias"), kv_dim)?,
+                o: matrix(&n("attn_output.weight"), q_dim, h)?,
+                ffn_norm: matrix(&n("ffn_norm.weight"), h, 1)?,
+                gate: matrix(&n("ffn_gate.weight"), h, cfg.ffn)?,
+                up: matrix(&n("ffn_up.weight"), h, cfg.ffn)?,
+                down: matrix(&n("ffn_down.weight"), cfg.ffn, h)?,
+            });
+        }
+        let output = if cfg.tied_output {
+            None
+        } else {
+            Some(matrix("output.weight", h, cfg.vocab_size)?)
+        };
+        let rope_freqs = src.tensor("rope_freqs.weight");
+        if let Some(f) = &rope_freqs {
+            f.expect_shape(cfg.head_dim / 2, 1)?;
+        }
+        Ok(ModelWeights {
+            token_embd: matrix("token_embd.weight", h, cfg.vocab_size)?,
+            output_norm: matrix("output_norm.weight", h, 1)?,
+            output,
+            layers,
+            rope_freqs,
+        })
+    }
+
+    /// Every tensor, in a stable order.
+    pub fn all(&self) -> Vec<&TensorView> {
+        let mut v = vec![&self.token_embd, &self.output_norm];
+        v.extend(self.output.iter());
+        v.extend(self.rope_freqs.iter());
+        for l in &self.layers {
+            v.extend([&l.attn_norm, &l.q, &l.k, &l.v, &l.o, &l.ffn_norm, &l.gate, &l.up, &l.down]);
+            v.extend(l.q_bias.iter().chain(&l.k_bias).chain(&l.v_bias));
+        }
+        v
+    }
+}
+
+/// Hugging Face's name for a canonical (GGUF-convention) tensor name.
+pub fn hf_name(canonical: &str) -> Option<String> {
+    let fixed = match canonical {
+        "token_embd.weight" => Some("model.embed_tokens.weight"),
+        "output_norm.weight" => Some("model.norm.weight"),
+        "output.weight" => Some("lm_head.weight"),
+        _ => None,
+    };
+    if let Some(f) = fixed {
+        return Some(f.to_string());
+    }
+    let rest = canonical.strip_prefix("blk.")?;
+    let (layer, role) = rest.split_once('.')?;
+    let (role, kind) = role.rsplit_once('.')?;
+    let hf = match role {
+        "attn_norm" => "input_layernorm",
+        "attn_q" => "self_attn.q_proj",
+        "attn_k" => "self_attn.k_proj",
+        "attn_v" => "self_attn.v_proj",
+        "attn_output" => "self_attn.o_proj",
+        "ffn_norm" => "post_attention_layernorm",
+        "ffn_gate" => "mlp.gate_proj",
+        "ffn_up" => "mlp.up_proj",
+        "ffn_down" => "mlp.down_proj",
+        _ => return None,
+    };
+    Some(format!("model.layers.{layer}.{hf}.{kind}"))
+}

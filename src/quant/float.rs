@@ -1,0 +1,34 @@
+//! Unquantized element types. A "block" is one element.
+
+use super::BlockFormat;
+
+/// 32-bit IEEE float.
+pub struct F32;
+/// 16-bit IEEE half float.
+pub struct F16;
+/// bfloat16: the top half of an f32.
+pub struct Bf16;
+
+impl BlockFormat for F32 {
+    const ELEMS: usize = 1;
+    const BYTES: usize = 4;
+    fn dequantize_block(b: &[u8], out: &mut [f32]) {
+        out[0] = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    }
+}
+
+impl BlockFormat for F16 {
+    const ELEMS: usize = 1;
+    const BYTES: usize = 2;
+    fn dequantize_block(b: &[u8], out: &mut [f32]) {
+        out[0] = super::f16_at(b, 0);
+    }
+}
+
+impl BlockFormat for Bf16 {
+    const ELEMS: usize = 1;
+    const BYTES: usize = 2;
+    fn dequantize_block(b: &[u8], out: &mut [f32]) {
+        out[0] = f32::from_bits(u32::from(u16::from_le_bytes([b[0], b[1]])) << 16);
+    }
+}

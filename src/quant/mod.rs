@@ -1,0 +1,190 @@
+//! GGML tensor encodings: float types and quantized block formats.
+//!
+//! Each block family lives in its own file and implements [`BlockFormat`]: its byte layout and
+//! how to decode one block. Everything else — whole-tensor dequantization, the dot product of an
+//! encoded row with f32 activations — is written once here, generic over the block type.
+
+mod float;
+mod q2_k;
+mod q3_k;
+mod q4_0;
+mod q4_1;
+mod q4_k;
+mod q5_0;
+mod q5_1;
+mod q5_k;
+mod q6_k;
+mod q8_0;
+
+pub use float::{Bf16, F16, F32};
+pub use q2_k::Q2K;
+pub use q3_k::Q3K;
+pub use q4_0::Q4_0;
+pub use q4_1::Q4_1;
+pub use q4_k::{Q4K, k_scale_min};
+pub use q5_0::Q5_0;
+pub use q5_1::Q5_1;
+pub use q5_k::Q5K;
+pub use q6_k::Q6K;
+pub use q8_0::Q8_0;
+
+/// Elements in every K-quant super-block.
+pub const QK_K: usize = 256;
+
+/// One block encoding: a fixed number of elements stored in a fixed number of bytes.
+pub trait BlockFormat {
+    /// Elements per block.
+    const ELEMS: usize;
+    /// Bytes per block.
+    const BYTES: usize;
+    /// Decodes one block (`block.len() == BYTES`) into `out` (`out.len() == ELEMS`).
+    fn dequantize_block(block: &[u8], out: &mut [f32]);
+}
+
+/// Reads the little-endian f16 at `b[i..i + 2]` as f32.
+#[inline]
+pub(crate) fn f16_at(b: &[u8], i: usize) -> f32 {
+    half::f16::from_le_bytes([b[i], b[i + 1]]).to_f32()
+}
+
+/// Decodes consecutive blocks of `B` from `bytes` into `out`.
+fn dequantize_blocks<B: BlockFormat>(bytes: &[u8], out: &mut [f32]) {
+    for (block, dst) in bytes.chunks_exact(B::BYTES).zip(out.chunks_exact_mut(B::ELEMS)) {
+        B::dequantize_block(block, dst);
+    }
+}
+
+/// Dot product of consecutive blocks of `B` with `x`, decoding one block at a time on the stack.
+fn dot_blocks<B: BlockFormat>(bytes: &[u8], x: &[f32]) -> f32 {
+    let mut buf = [0.0f32; QK_K];
+    let buf = &mut buf[..B::ELEMS];
+    let mut sum = 0.0f32;
+    for (block, xs) in bytes.chunks_exact(B::BYTES).zip(x.chunks_exact(B::ELEMS)) {
+        B::dequantize_block(block, buf);
+        sum += dot_f32(buf, xs);
+    }
+    sum
+}
+
+/// f32 dot product with eight independent accumulators, so the compiler can vectorise it.
+#[inline]
+pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (a8, a_rest) = a.split_at(a.len() / 8 * 8);
+    let (b8, b_rest) = b.split_at(a8.len());
+    for (ca, cb) in a8.chunks_exact(8).zip(b8.chunks_exact(8)) {
+        for i in 0..8 {
+            acc[i] += ca[i] * cb[i];
+        }
+    }
+    let mut sum = acc.iter().sum::<f32>();
+    for (x, y) in a_rest.iter().zip(b_rest) {
+        sum += x * y;
+    }
+    sum
+}
+
+macro_rules! ggml_types {
+    ($( $variant:ident = $id:literal, $name:literal, $block:ty; )*) => {
+        /// A GGML tensor type Ember can read.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum GgmlType {
+            $(
+                #[doc = concat!("GGML type ", stringify!($id), " (", $name, ").")]
+                $variant,
+            )*
+        }
+
+        impl GgmlType {
+            /// Every supported type.
+            pub const ALL: &'static [GgmlType] = &[$(GgmlType::$variant),*];
+
+            /// The type with GGML id `id`, if Ember supports it.
+            pub fn from_id(id: u32) -> Option<GgmlType> {
+                match id {
+                    $($id => Some(GgmlType::$variant),)*
+                    _ => None,
+                }
+            }
+
+            /// GGML's numeric id.
+            pub fn id(self) -> u32 {
+                match self { $(GgmlType::$variant => $id,)* }
+            }
+
+            /// GGML's name, as llama.cpp prints it.
+            pub fn name(self) -> &'static str {
+                match self { $(GgmlType::$variant => $name,)* }
+            }
+
+            /// Elements per block.
+            pub fn block_elems(self) -> usize {
+                match self { $(GgmlType::$variant => <$block>::ELEMS,)* }
+            }
+
+            /// Bytes per block.
+            pub fn block_bytes(self) -> usize {
+                match self { $(GgmlType::$variant => <$block>::BYTES,)* }
+            }
+
+            /// Decodes whole blocks from `bytes` into `out` (lengths must match).
+            pub fn dequantize(self, bytes: &[u8], out: &mut [f32]) {
+                debug_assert_eq!(bytes.len() / self.block_bytes() * self.block_elems(), out.len());
+                match self { $(GgmlType::$variant => dequantize_blocks::<$block>(bytes, out),)* }
+            }
+
+            /// Dot product of one encoded row with `x` (`x.len()` elements).
+            pub fn dot(self, row: &[u8], x: &[f32]) -> f32 {
+                match self { $(GgmlType::$variant => dot_blocks::<$block>(row, x),)* }
+            }
+        }
+    };
+}
+
+ggml_types! {
+    F32 = 0, "F32", F32;
+    F16 = 1, "F16", F16;
+    Q4_0 = 2, "Q4_0", Q4_0;
+    Q4_1 = 3, "Q4_1", Q4_1;
+    Q5_0 = 6, "Q5_0", Q5_0;
+    Q5_1 = 7, "Q5_1", Q5_1;
+    Q8_0 = 8, "Q8_0", Q8_0;
+    Q2K = 10, "Q2_K", Q2K;
+    Q3K = 11, "Q3_K", Q3K;
+    Q4K = 12, "Q4_K", Q4K;
+    Q5K = 13, "Q5_K", Q5K;
+    Q6K = 14, "Q6_K", Q6K;
+    Bf16 = 30, "BF16", Bf16;
+}
+
+impl GgmlType {
+    /// Parses a type name as llama.cpp spells it (case-insensitive: `q4_k`, `Q8_0`, `bf16`).
+    pub fn from_name(name: &str) -> Option<GgmlType> {
+        Self::ALL.iter().copied().find(|t| t.name().eq_ignore_ascii_case(name))
+    }
+
+    /// Whether this is a plain float type rather than a quantized block format.
+    pub fn is_float(self) -> bool {
+        matches!(self, GgmlType::F32 | GgmlType::F16 | GgmlType::Bf16)
+    }
+
+    /// Encoded size of a tensor of `shape` (GGML order), or why the shape does not fit the type.
+    pub fn tensor_bytes(self, shape: &[usize]) -> Result<usize, String> {
+        let cols = *shape.first().ok_or("tensor has no dimensions")?;
+        if cols % self.block_elems() != 0 {
+            return Err(format!(
+                "row length {cols} is not a multiple of the {} block size {}",
+                self.name(),
+                self.block_elems()
+            ));
+        }
+        let rows = shape[1..]
+            .iter()
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+            .ok_or("element count overflows")?;
+        (cols / self.block_elems())
+            .checked_mul(self.block_bytes())
+            .and_then(|b| b.checked_mul(rows))
+            .ok_or_else(|| "byte size overflows".to_string())
+    }
+}

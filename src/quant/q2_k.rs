@@ -1,0 +1,25 @@
+//! Q2_K: 256 weights in 16 groups of 16, 2-bit values. Layout:
+//! `scales: [u8; 16]` (low nibble scale, high nibble min, per group), `qs: [u8; 64]`,
+//! `d: f16`, `dmin: f16`. Value `d * scale * q - dmin * min`. Each 32-byte half of `qs` holds
+//! 128 weights: bit pair `2k` of byte `l` belongs to weight `32k + l` of that half.
+
+use super::{BlockFormat, f16_at};
+
+/// The Q2_K block format.
+pub struct Q2K;
+
+impl BlockFormat for Q2K {
+    const ELEMS: usize = 256;
+    const BYTES: usize = 84;
+    fn dequantize_block(b: &[u8], out: &mut [f32]) {
+        let (scales, qs) = (&b[0..16], &b[16..80]);
+        let (d, dmin) = (f16_at(b, 80), f16_at(b, 82));
+        for (i, o) in out.iter_mut().enumerate() {
+            let (half, k, l) = (i / 128, (i % 128) / 32, i % 32);
+            let group = i / 16;
+            let q = (qs[half * 32 + l] >> (2 * k)) & 3;
+            let sc = scales[group];
+            *o = d * (sc & 0x0f) as f32 * q as f32 - dmin * (sc >> 4) as f32;
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! Chat templates: the model's own Jinja template rendered with minijinja.
+
+use minijinja::{Environment, ErrorKind, Value, context};
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+
+/// One message of a conversation.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct ChatMessage {
+    /// `system`, `user` or `assistant`.
+    pub role: String,
+    /// The message text.
+    pub content: String,
+}
+
+impl ChatMessage {
+    /// A message from `role`.
+    pub fn new(role: &str, content: &str) -> Self {
+        ChatMessage {
+            role: role.to_string(),
+            content: content.to_string(),
+        }
+    }
+}
+
+fn raise_exception(msg: String) -> std::result::Result<Value, minijinja::Error> {
+    Err(minijinja::Error::new(ErrorKind::InvalidOperation, msg))
+}
+
+/// Renders `template` for `messages` as transformers' `apply_chat_template` would.
+pub fn render(
+    template: &str,
+    messages: &[ChatMessage],
+    add_generation_prompt: bool,
+    bos_token: &str,
+    eos_token: &str,
+) -> Result<String> {
+    let mut env = Environment::new();
+    // transformers renders templates with these two Jinja options on.
+    env.set_trim_blocks(true);
+    env.set_lstrip_blocks(true);
+    // Templates written for Python call str methods (`.strip()`, `.startswith()`, …).
+    env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+    env.add_function("raise_exception", raise_exception);
+    env.add_template("chat", template)
+        .map_err(|e| Error::Template(e.to_string()))?;
+    let tmpl = env.get_template("chat").map_err(|e| Error::Template(e.to_string()))?;
+    tmpl.render(context! {
+        messages => messages,
+        add_generation_prompt => add_generation_prompt,
+        bos_token => bos_token,
+        eos_token => eos_token,
+    })
+    .map_err(|e| Error::Template(e.to_string()))
+}

@@ -1,0 +1,284 @@
+//! Text <-> token ids: the tokenizer (from `tokenizer.json` or a GGUF vocabulary), streaming
+//! detokenization and chat templates.
+
+pub mod chat;
+pub mod gguf_vocab;
+mod stream;
+
+use std::path::Path;
+
+use serde_json::Value;
+
+pub use chat::ChatMessage;
+pub use stream::StreamDecoder;
+
+use crate::error::{Error, Result};
+use crate::format::gguf::GgufFile;
+use gguf_vocab::token_type;
+
+/// How vocabulary pieces map to bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VocabKind {
+    /// GPT-2 byte-level BPE: each byte is drawn as a printable character.
+    ByteLevel,
+    /// SentencePiece: `▁` is a space, `<0xAB>` pieces are raw bytes.
+    SentencePiece,
+}
+
+/// A model's tokenizer plus the facts about its special tokens.
+pub struct Tokenizer {
+    /// Parses special-token text (`<|im_start|>`) as the special token.
+    with_specials: tokenizers::Tokenizer,
+    /// Treats special-token text as ordinary text.
+    plain: tokenizers::Tokenizer,
+    kind: VocabKind,
+    strip_leading_space: bool,
+    token_bytes: Vec<Vec<u8>>,
+    control: Vec<bool>,
+    /// Beginning-of-sequence token.
+    pub bos: Option<u32>,
+    /// End-of-sequence token.
+    pub eos: Option<u32>,
+    /// Tokens that end generation (EOS and end-of-turn markers).
+    pub stop_ids: Vec<u32>,
+    /// Whether encoding a prompt prepends BOS.
+    pub add_bos: bool,
+    /// The model's chat template, if it has one.
+    pub chat_template: Option<String>,
+}
+
+/// GPT-2's byte-to-character table, inverted: printable character -> byte.
+fn byte_level_decoder() -> std::collections::HashMap<char, u8> {
+    let mut printable: Vec<u32> = ('!' as u32..='~' as u32).collect();
+    printable.extend('¡' as u32..='¬' as u32);
+    printable.extend('®' as u32..='ÿ' as u32);
+    let mut map = std::collections::HashMap::new();
+    let mut extra = 0u32;
+    for b in 0..=255u32 {
+        let c = if printable.contains(&b) {
+            b
+        } else {
+            extra += 1;
+            255 + extra
+        };
+        map.insert(char::from_u32(c).expect("valid code point"), b as u8);
+    }
+    map
+}
+
+fn piece_bytes(piece: &str, kind: VocabKind, is_text_token: bool, table: &std::collections::HashMap<char, u8>) -> Vec<u8> {
+    if is_text_token {
+        return piece.as_bytes().to_vec();
+    }
+    match kind {
+        VocabKind::ByteLevel => {
+            let mut out = Vec::with_capacity(piece.len());
+            for c in piece.chars() {
+                match table.get(&c) {
+                    Some(&b) => out.push(b),
+                    None => out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
+                }
+            }
+            out
+        }
+        VocabKind::SentencePiece => {
+            let hex = piece.strip_prefix("<0x").and_then(|h| h.strip_suffix('>'));
+            if let Some(b) = hex.filter(|h| h.len() == 2).and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                return vec![b];
+            }
+            piece.replace('\u{2581}', " ").into_bytes()
+        }
+    }
+}
+
+/// Token names that end a turn in common chat formats.
+const END_OF_TURN: &[&str] = &["<|im_end|>", "<|eot_id|>", "<|end|>", "<|endoftext|>", "<|end_of_text|>", "<end_of_turn>"];
+
+impl Tokenizer {
+    fn build(
+        json: &Value,
+        kind: VocabKind,
+        strip_leading_space: bool,
+        control_of: impl Fn(u32, &str) -> bool,
+    ) -> Result<Tokenizer> {
+        let text = serde_json::to_string(json).map_err(|e| Error::Tokenizer(e.to_string()))?;
+        let with_specials: tokenizers::Tokenizer = text.parse().map_err(|e| Error::Tokenizer(format!("{e}")))?;
+        let mut plain = with_specials.clone();
+        plain.set_encode_special_tokens(true);
+        let n = with_specials.get_vocab_size(true);
+        let table = byte_level_decoder();
+        let added: std::collections::HashSet<u32> = with_specials.get_added_tokens_decoder().keys().copied().collect();
+        let mut token_bytes = Vec::with_capacity(n);
+        let mut control = Vec::with_capacity(n);
+        for id in 0..n as u32 {
+            let piece = with_specials.id_to_token(id).unwrap_or_default();
+            token_bytes.push(piece_bytes(&piece, kind, added.contains(&id), &table));
+            control.push(control_of(id, &piece));
+        }
+        Ok(Tokenizer {
+            with_specials,
+            plain,
+            kind,
+            strip_leading_space,
+            token_bytes,
+            control,
+            bos: None,
+            eos: None,
+            stop_ids: Vec::new(),
+            add_bos: false,
+            chat_template: None,
+        })
+    }
+
+    fn finish_specials(mut self) -> Self {
+        let mut stops: Vec<u32> = self.eos.into_iter().collect();
+        for name in END_OF_TURN {
+            if let Some(id) = self.with_specials.token_to_id(name).filter(|&id| self.is_control(id)) {
+                if !stops.contains(&id) {
+                    stops.push(id);
+                }
+            }
+        }
+        self.stop_ids = stops;
+        self
+    }
+
+    /// Builds the tokenizer described by a GGUF file's `tokenizer.ggml.*` metadata.
+    pub fn from_gguf(g: &GgufFile) -> Result<Tokenizer> {
+        let v = gguf_vocab::from_gguf(g)?;
+        let kind = if v.byte_level { VocabKind::ByteLevel } else { VocabKind::SentencePiece };
+        let types = &v.types;
+        let mut t = Self::build(&v.json, kind, v.add_space_prefix, |id, _| {
+            matches!(types.get(id as usize), Some(&token_type::CONTROL) | Some(&token_type::UNKNOWN))
+        })?;
+        let id = |key: &str| {
+            g.get(key)
+                .and_then(|v| v.as_u64())
+                .and_then(|i| u32::try_from(i).ok())
+                .filter(|&i| (i as usize) < v.tokens.len())
+        };
+        t.bos = id("tokenizer.ggml.bos_token_id");
+        t.eos = id("tokenizer.ggml.eos_token_id");
+        t.add_bos = g
+            .get("tokenizer.ggml.add_bos_token")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(kind == VocabKind::SentencePiece)
+            && t.bos.is_some();
+        t.chat_template = g.get("tokenizer.chat_template").and_then(|v| v.as_str()).map(str::to_string);
+        Ok(t.finish_specials())
+    }
+
+    /// Loads `tokenizer.json` and `tokenizer_config.json` from a Hugging Face folder;
+    /// `config` is the folder's `config.json` (a fallback for BOS/EOS ids).
+    pub fn from_hf_folder(dir: &Path, config: &Value) -> Result<Tokenizer> {
+        let json = crate::format::safetensors::read_json(&dir.join("tokenizer.json"))?;
+        let cfg_path = dir.join("tokenizer_config.json");
+        let tcfg = if cfg_path.is_file() { crate::format::safetensors::read_json(&cfg_path)? } else { Value::Null };
+        let decoder = json["decoder"].to_string();
+        let kind = if json["decoder"]["type"] == "ByteLevel" || json["pre_tokenizer"].to_string().contains("ByteLevel") {
+            VocabKind::ByteLevel
+        } else {
+            VocabKind::SentencePiece
+        };
+        let strip = kind == VocabKind::SentencePiece && decoder.contains("Strip");
+        let specials: std::collections::HashSet<u64> = json["added_tokens"]
+            .as_array()
+            .map(|a| a.iter().filter(|t| t["special"] == true).filter_map(|t| t["id"].as_u64()).collect())
+            .unwrap_or_default();
+        let mut t = Self::build(&json, kind, strip, |id, _| specials.contains(&u64::from(id)))?;
+        // tokenizer_config names special tokens as strings or {"content": …} objects.
+        let token_id = |key: &str| -> Option<u32> {
+            let v = &tcfg[key];
+            let s = v.as_str().or_else(|| v["content"].as_str())?;
+            t.with_specials.token_to_id(s)
+        };
+        let cfg_id = |key: &str| config[key].as_u64().and_then(|i| u32::try_from(i).ok());
+        t.bos = token_id("bos_token").or_else(|| cfg_id("bos_token_id"));
+        t.eos = token_id("eos_token").or_else(|| cfg_id("eos_token_id"));
+        t.add_bos = tcfg["add_bos_token"].as_bool().unwrap_or(false) && t.bos.is_some();
+        t.chat_template = match &tcfg["chat_template"] {
+            Value::String(s) => Some(s.clone()),
+            Value::Array(list) => list
+                .iter()
+                .find(|e| e["name"] == "default")
+                .or(list.first())
+                .and_then(|e| e["template"].as_str())
+                .map(str::to_string),
+            _ => None,
+        };
+        Ok(t.finish_specials())
+    }
+
+    /// Number of ids, added tokens included.
+    pub fn vocab_size(&self) -> usize {
+        self.token_bytes.len()
+    }
+
+    /// The vocabulary's piece style.
+    pub fn kind(&self) -> VocabKind {
+        self.kind
+    }
+
+    /// Whether `id` is a control token (not printed as text by default).
+    pub fn is_control(&self, id: u32) -> bool {
+        self.control.get(id as usize).copied().unwrap_or(false)
+    }
+
+    /// Encodes `text`. `parse_special` makes special-token text (`<|im_start|>`) become that
+    /// token; otherwise it is tokenized as ordinary text. BOS is prepended when the model asks.
+    pub fn encode(&self, text: &str, parse_special: bool) -> Result<Vec<u32>> {
+        let tk = if parse_special { &self.with_specials } else { &self.plain };
+        let enc = tk.encode(text, false).map_err(|e| Error::Tokenizer(e.to_string()))?;
+        let mut ids = Vec::with_capacity(enc.len() + 1);
+        if self.add_bos {
+            ids.extend(self.bos);
+        }
+        ids.extend_from_slice(enc.get_ids());
+        Ok(ids)
+    }
+
+    /// Encodes without BOS and without parsing special tokens (tokenizer test vectors).
+    pub fn encode_raw(&self, text: &str) -> Result<Vec<u32>> {
+        let enc = self.plain.encode(text, false).map_err(|e| Error::Tokenizer(e.to_string()))?;
+        Ok(enc.get_ids().to_vec())
+    }
+
+    /// The bytes `id` stands for (special tokens: their text).
+    pub fn token_bytes(&self, id: u32) -> &[u8] {
+        self.token_bytes.get(id as usize).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// The text of one token, for naming special tokens.
+    pub fn token_text(&self, id: u32) -> String {
+        String::from_utf8_lossy(self.token_bytes(id)).into_owned()
+    }
+
+    /// A streaming decoder suited to this vocabulary.
+    pub fn stream(&self) -> StreamDecoder {
+        StreamDecoder::new(self.strip_leading_space)
+    }
+
+    /// Decodes ids to text; control tokens are rendered as their text when `specials` is true,
+    /// dropped otherwise.
+    pub fn decode(&self, ids: &[u32], specials: bool) -> String {
+        let mut s = self.stream();
+        let mut out = String::new();
+        for &id in ids {
+            if specials || !self.is_control(id) {
+                out.push_str(&s.push(self.token_bytes(id)));
+            }
+        }
+        out.push_str(&s.finish());
+        out
+    }
+
+    /// Renders a conversation with the model's chat template.
+    pub fn apply_chat_template(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> Result<String> {
+        let template = self
+            .chat_template
+            .as_deref()
+            .ok_or_else(|| Error::Template("the model has no chat template".into()))?;
+        let name = |id: Option<u32>| id.map(|i| self.token_text(i)).unwrap_or_default();
+        chat::render(template, messages, add_generation_prompt, &name(self.bos), &name(self.eos))
+    }
+}

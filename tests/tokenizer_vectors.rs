@@ -1,0 +1,56 @@
+//! The tokenizer built from GGUF vocabularies reproduces llama.cpp's test vectors, and decoding
+//! gives the input back.
+
+use ember::format::gguf::GgufFile;
+use ember::tokenizer::Tokenizer;
+
+fn check_vocab(name: &str) {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/vocab");
+    let g = GgufFile::open(format!("{dir}/ggml-vocab-{name}.gguf").as_ref()).expect("vocab parses");
+    let tok = Tokenizer::from_gguf(&g).expect("tokenizer builds");
+    let inp = std::fs::read_to_string(format!("{dir}/ggml-vocab-{name}.gguf.inp")).unwrap();
+    let out = std::fs::read_to_string(format!("{dir}/ggml-vocab-{name}.gguf.out")).unwrap();
+    let texts: Vec<&str> = inp.split("\n__ggml_vocab_test__\n").collect();
+    let expected: Vec<&str> = out.lines().collect();
+    assert!(texts.len() >= expected.len() && !expected.is_empty());
+    let mut failures = Vec::new();
+    for (text, want) in texts.iter().zip(&expected) {
+        let want: Vec<u32> = want.split_whitespace().map(|s| s.parse().unwrap()).collect();
+        let got = tok.encode_raw(text).unwrap();
+        if got != want {
+            failures.push(format!("{text:?}: got {got:?}, want {want:?}"));
+            continue;
+        }
+        // Decoding gives the text back whenever every piece was known (no unknown/control id).
+        let decoded = tok.decode(&got, true);
+        if decoded != *text && !got.iter().any(|&id| tok.is_control(id)) {
+            failures.push(format!("{text:?}: decoded as {decoded:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{name}: {} of {} vectors fail:\n{}", failures.len(), expected.len(), failures.join("\n"));
+}
+
+#[test]
+fn llama_spm() {
+    check_vocab("llama-spm");
+}
+
+#[test]
+fn phi_3() {
+    check_vocab("phi-3");
+}
+
+#[test]
+fn llama_bpe() {
+    check_vocab("llama-bpe");
+}
+
+#[test]
+fn qwen2() {
+    check_vocab("qwen2");
+}
+
+#[test]
+fn gpt_2() {
+    check_vocab("gpt-2");
+}
