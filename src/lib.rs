@@ -12,3 +12,5 @@ pub mod tokenizer;
 
 pub use error::{Error, Result};
 pub use format::ModelFile;
+pub mod backend;
+pub mod model;

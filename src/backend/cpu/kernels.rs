@@ -1,0 +1,77 @@
+//! CPU reference kernels: plain loops over f32, weights decoded block by block from the file.
+
+use rayon::prelude::*;
+
+use crate::format::{RopeLayout, TensorView};
+use crate::quant::dot_f32;
+
+/// Weight rows handled by one parallel task.
+const ROWS_PER_TASK: usize = 16;
+
+/// `y = x · wᵀ` for `t` rows of `x`; `w` stays encoded. Returns `t` x `w.rows()` values.
+///
+/// One token: each weight row is dotted with `x` block by block. Several tokens (prefill): each
+/// weight row is decoded once into a scratch row and reused for every token.
+pub fn matmul(x: &[f32], t: usize, w: &TensorView) -> Vec<f32> {
+    let (n, k, rb) = (w.rows(), w.cols(), w.row_bytes());
+    debug_assert_eq!(x.len(), t * k);
+    let bytes = w.bytes();
+    // Computed feature-major ([n][t]) so each task writes one contiguous slice.
+    let mut out_t = vec![0.0f32; n * t];
+    out_t.par_chunks_mut(ROWS_PER_TASK * t).enumerate().for_each(|(task, chunk)| {
+        let mut scratch = vec![0.0f32; if t > 1 { k } else { 0 }];
+        for (j, outs) in chunk.chunks_exact_mut(t).enumerate() {
+            let r = task * ROWS_PER_TASK + j;
+            let row = &bytes[r * rb..(r + 1) * rb];
+            if t == 1 {
+                outs[0] = w.dtype.dot(row, x);
+            } else {
+                w.dtype.dequantize(row, &mut scratch);
+                for (o, xr) in outs.iter_mut().zip(x.chunks_exact(k)) {
+                    *o = dot_f32(&scratch, xr);
+                }
+            }
+        }
+    });
+    if t == 1 {
+        return out_t;
+    }
+    let mut out = vec![0.0f32; n * t];
+    for (r, col) in out_t.chunks_exact(t).enumerate() {
+        for (i, &v) in col.iter().enumerate() {
+            out[i * n + r] = v;
+        }
+    }
+    out
+}
+
+/// In-place RMSNorm of one row, times `w`.
+pub fn rms_norm(row: &mut [f32], w: &[f32], eps: f32) {
+    let mean_sq = row.iter().map(|&v| v * v).sum::<f32>() / row.len() as f32;
+    let scale = 1.0 / (mean_sq + eps).sqrt();
+    row.iter_mut().zip(w).for_each(|(v, &g)| *v = *v * scale * g);
+}
+
+/// SiLU: `x * sigmoid(x)`.
+#[inline]
+pub fn silu(x: f32) -> f32 {
+    x / (1.0 + (-x).exp())
+}
+
+/// Rotates each of the `heads` heads in `row` for position `pos`.
+pub fn rope(row: &mut [f32], heads: usize, pos: usize, inv_freq: &[f32], layout: RopeLayout) {
+    let hd = row.len() / heads;
+    let half = hd / 2;
+    for head in row.chunks_exact_mut(hd) {
+        for (i, &f) in inv_freq.iter().enumerate().take(half) {
+            let (sin, cos) = (pos as f32 * f).sin_cos();
+            let (a, b) = match layout {
+                RopeLayout::Interleaved => (2 * i, 2 * i + 1),
+                RopeLayout::Halves => (i, i + half),
+            };
+            let (x0, x1) = (head[a], head[b]);
+            head[a] = x0 * cos - x1 * sin;
+            head[b] = x0 * sin + x1 * cos;
+        }
+    }
+}

@@ -1,0 +1,63 @@
+//! The interface the forward pass is written against. A backend *records* work; only
+//! [`Backend::read`] waits for results, so a GPU backend can turn a whole step into one submission.
+
+pub mod cpu;
+
+use crate::error::Result;
+use crate::format::{RopeLayout, TensorView};
+
+/// Shape of the attention computation for one layer.
+#[derive(Clone, Copy, Debug)]
+pub struct AttentionShape {
+    /// Query heads.
+    pub heads: usize,
+    /// Key/value heads (`heads` is a multiple).
+    pub kv_heads: usize,
+    /// Width of one head.
+    pub head_dim: usize,
+}
+
+/// The handful of operations a transformer forward pass needs.
+pub trait Backend {
+    /// A weight tensor after upload, still in its file encoding.
+    type Weight;
+    /// Activations: `rows` tokens of `cols` f32 values.
+    type Act;
+    /// The key/value cache of every layer.
+    type Cache;
+
+    /// Short name for reports (`cpu`, `vulkan: llvmpipe …`).
+    fn name(&self) -> String;
+    /// Makes a weight available to the backend (once, at load).
+    fn upload(&mut self, t: &TensorView) -> Result<Self::Weight>;
+    /// A cache for `layers` layers of `kv_dim` keys and values, up to `ctx` positions.
+    fn new_cache(&mut self, layers: usize, kv_dim: usize, ctx: usize) -> Result<Self::Cache>;
+    /// Rows `ids` of the embedding table.
+    fn embed(&mut self, table: &Self::Weight, ids: &[u32]) -> Self::Act;
+    /// RMSNorm of every row, times `w`.
+    fn rms_norm(&mut self, x: &Self::Act, w: &Self::Weight, eps: f32) -> Self::Act;
+    /// `x · wᵀ (+ bias)`: `w` has one row per output feature.
+    fn matmul(&mut self, x: &Self::Act, w: &Self::Weight, bias: Option<&Self::Weight>) -> Self::Act;
+    /// Rotates every head of every row in place; row `r` is at position `pos0 + r`.
+    fn rope(&mut self, x: &mut Self::Act, heads: usize, pos0: usize, inv_freq: &Self::Weight, layout: RopeLayout);
+    /// Causal attention of `q` over the cache after appending `k` and `v` at `pos0..`.
+    #[allow(clippy::too_many_arguments)]
+    fn attention(
+        &mut self,
+        q: &Self::Act,
+        k: &Self::Act,
+        v: &Self::Act,
+        cache: &mut Self::Cache,
+        layer: usize,
+        pos0: usize,
+        shape: AttentionShape,
+    ) -> Self::Act;
+    /// `silu(gate) * up`, elementwise.
+    fn silu_mul(&mut self, gate: &Self::Act, up: &Self::Act) -> Self::Act;
+    /// `x += y`.
+    fn add(&mut self, x: &mut Self::Act, y: &Self::Act);
+    /// Rows `start..start + count` of `x`.
+    fn rows(&mut self, x: &Self::Act, start: usize, count: usize) -> Self::Act;
+    /// Waits for the recorded work and returns `x` row-major.
+    fn read(&mut self, x: &Self::Act) -> Result<Vec<f32>>;
+}

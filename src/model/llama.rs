@@ -1,0 +1,135 @@
+//! Llama-family forward pass (Llama, SmolLM, Mistral, Qwen2): the differences are
+//! [`ModelConfig`] data — biases, tied output, rope layout and theta, GQA ratio.
+
+use super::{LanguageModel, f32_tensor};
+use crate::backend::{AttentionShape, Backend};
+use crate::error::{Error, Result};
+use crate::format::{ModelConfig, ModelFile};
+
+struct Layer<W> {
+    attn_norm: W,
+    q: W,
+    k: W,
+    v: W,
+    q_bias: Option<W>,
+    k_bias: Option<W>,
+    v_bias: Option<W>,
+    o: W,
+    ffn_norm: W,
+    gate: W,
+    up: W,
+    down: W,
+}
+
+/// A model with its weights uploaded to backend `B`, and its KV cache.
+pub struct Model<B: Backend> {
+    config: ModelConfig,
+    backend: B,
+    token_embd: B::Weight,
+    output_norm: B::Weight,
+    output: Option<B::Weight>,
+    inv_freq: B::Weight,
+    layers: Vec<Layer<B::Weight>>,
+    cache: B::Cache,
+    ctx: usize,
+}
+
+impl<B: Backend> Model<B> {
+    /// Uploads `file`'s weights to `backend` and makes a cache of `ctx` positions (0: the model's
+    /// trained context length).
+    pub fn new(file: &ModelFile, mut backend: B, ctx: usize) -> Result<Model<B>> {
+        let cfg = file.config.clone();
+        let ctx = if ctx == 0 { cfg.context_length } else { ctx };
+        let w = &file.weights;
+        let mut up = |t: &crate::format::TensorView| backend.upload(t);
+        let mut layers = Vec::with_capacity(cfg.layers);
+        for l in &w.layers {
+            layers.push(Layer {
+                attn_norm: up(&l.attn_norm)?,
+                q: up(&l.q)?,
+                k: up(&l.k)?,
+                v: up(&l.v)?,
+                q_bias: l.q_bias.as_ref().map(&mut up).transpose()?,
+                k_bias: l.k_bias.as_ref().map(&mut up).transpose()?,
+                v_bias: l.v_bias.as_ref().map(&mut up).transpose()?,
+                o: up(&l.o)?,
+                ffn_norm: up(&l.ffn_norm)?,
+                gate: up(&l.gate)?,
+                up: up(&l.up)?,
+                down: up(&l.down)?,
+            });
+        }
+        let mut inv_freq = cfg.rope_inv_freqs();
+        if let Some(factors) = &w.rope_freqs {
+            inv_freq.iter_mut().zip(factors.to_f32()).for_each(|(f, d)| *f /= d);
+        }
+        let inv_freq = up(&f32_tensor("rope_inv_freq", &inv_freq)?)?;
+        let token_embd = up(&w.token_embd)?;
+        let output_norm = up(&w.output_norm)?;
+        let output = w.output.as_ref().map(&mut up).transpose()?;
+        let cache = backend.new_cache(cfg.layers, cfg.kv_dim(), ctx)?;
+        Ok(Model { config: cfg, backend, token_embd, output_norm, output, inv_freq, layers, cache, ctx })
+    }
+
+    /// The backend running this model.
+    pub fn backend(&mut self) -> &mut B {
+        &mut self.backend
+    }
+}
+
+impl<B: Backend> LanguageModel for Model<B> {
+    fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    fn context_len(&self) -> usize {
+        self.ctx
+    }
+
+    fn backend_name(&self) -> String {
+        self.backend.name()
+    }
+
+    fn forward(&mut self, ids: &[u32], pos0: usize, all_logits: bool) -> Result<Vec<f32>> {
+        let cfg = &self.config;
+        if ids.is_empty() {
+            return Err(Error::Invalid("nothing to evaluate: no tokens".into()));
+        }
+        if pos0 + ids.len() > self.ctx {
+            return Err(Error::Invalid(format!(
+                "{} tokens at position {pos0} exceed the context of {} tokens",
+                ids.len(),
+                self.ctx
+            )));
+        }
+        if let Some(&bad) = ids.iter().find(|&&id| id as usize >= cfg.vocab_size) {
+            return Err(Error::Invalid(format!("token id {bad} is outside the vocabulary of {}", cfg.vocab_size)));
+        }
+        let b = &mut self.backend;
+        let shape = AttentionShape { heads: cfg.heads, kv_heads: cfg.kv_heads, head_dim: cfg.head_dim };
+        let mut x = b.embed(&self.token_embd, ids);
+        for (i, l) in self.layers.iter().enumerate() {
+            let h = b.rms_norm(&x, &l.attn_norm, cfg.rms_eps);
+            let mut q = b.matmul(&h, &l.q, l.q_bias.as_ref());
+            let mut k = b.matmul(&h, &l.k, l.k_bias.as_ref());
+            let v = b.matmul(&h, &l.v, l.v_bias.as_ref());
+            b.rope(&mut q, cfg.heads, pos0, &self.inv_freq, cfg.rope_layout);
+            b.rope(&mut k, cfg.kv_heads, pos0, &self.inv_freq, cfg.rope_layout);
+            let a = b.attention(&q, &k, &v, &mut self.cache, i, pos0, shape);
+            let o = b.matmul(&a, &l.o, None);
+            b.add(&mut x, &o);
+            let h = b.rms_norm(&x, &l.ffn_norm, cfg.rms_eps);
+            let gate = b.matmul(&h, &l.gate, None);
+            let up = b.matmul(&h, &l.up, None);
+            let act = b.silu_mul(&gate, &up);
+            let down = b.matmul(&act, &l.down, None);
+            b.add(&mut x, &down);
+        }
+        if !all_logits && ids.len() > 1 {
+            x = b.rows(&x, ids.len() - 1, 1);
+        }
+        let h = b.rms_norm(&x, &self.output_norm, cfg.rms_eps);
+        let logits = b.matmul(&h, self.output.as_ref().unwrap_or(&self.token_embd), None);
+        b.read(&logits)
+    }
+}

@@ -1,0 +1,33 @@
+//! The transformer forward pass, written once against [`Backend`].
+
+mod llama;
+
+use std::sync::Arc;
+
+pub use llama::Model;
+
+use crate::error::Result;
+use crate::format::ModelConfig;
+use crate::format::storage::Storage;
+use crate::format::TensorView;
+use crate::quant::GgmlType;
+
+/// What a session needs from a loaded model, whatever backend runs it.
+pub trait LanguageModel {
+    /// The architecture hyper-parameters.
+    fn config(&self) -> &ModelConfig;
+    /// Positions the KV cache holds.
+    fn context_len(&self) -> usize;
+    /// The backend's name.
+    fn backend_name(&self) -> String;
+    /// Runs `ids` at positions `pos0..` through the model, appending to the KV cache. Returns
+    /// the logits of every position when `all_logits`, else of the last one only
+    /// (`vocab_size` floats per position).
+    fn forward(&mut self, ids: &[u32], pos0: usize, all_logits: bool) -> Result<Vec<f32>>;
+}
+
+/// A small f32 vector as a tensor view (for derived constants such as rope frequencies).
+pub(crate) fn f32_tensor(name: &str, values: &[f32]) -> Result<TensorView> {
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    TensorView::new(name.into(), GgmlType::F32, vec![values.len()], Arc::new(Storage::Owned(bytes)), 0)
+}
