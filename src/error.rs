@@ -6,12 +6,12 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A file could not be opened or read.
-    #[error("{path}: {source}")]
+    #[error("{path}: {err}")]
     Io {
         /// The file involved.
         path: PathBuf,
         /// The operating-system error.
-        source: std::io::Error,
+        err: std::io::Error,
     },
     /// A model file is malformed: truncated, corrupt, or internally inconsistent.
     #[error("invalid model file: {0}")]
@@ -54,7 +54,7 @@ impl Error {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
-            source,
+            err: source,
         }
     }
 }

@@ -14,3 +14,21 @@ pub use error::{Error, Result};
 pub use format::ModelFile;
 pub mod backend;
 pub mod model;
+pub mod sample;
+pub mod session;
+
+/// File name of the default model shipped in `assets/`.
+pub const DEFAULT_MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+
+/// Where the default model is: `$EMBER_MODEL` if set, else `assets/` of this source tree, else
+/// `assets/` under the current directory.
+pub fn default_model_path() -> std::path::PathBuf {
+    if let Some(p) = std::env::var_os("EMBER_MODEL") {
+        return p.into();
+    }
+    let built = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets").join(DEFAULT_MODEL_FILE);
+    if built.is_file() {
+        return built;
+    }
+    std::path::Path::new("assets").join(DEFAULT_MODEL_FILE)
+}

@@ -32,7 +32,7 @@ fn greedy(model: &mut Model<CpuBackend>, prompt: &[u32], n: usize, stop: &[u32])
 }
 
 #[test]
-fn default_model_matches_reference() {
+fn default_model_matches_reference_through_the_library() {
     let (file, mut model) = load(&default_model());
     let reference = json("reference/smollm2-135m-instruct-q4_1.json");
     let vocab = model.config().vocab_size;

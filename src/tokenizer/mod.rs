@@ -27,10 +27,9 @@ pub enum VocabKind {
 
 /// A model's tokenizer plus the facts about its special tokens.
 pub struct Tokenizer {
-    /// Parses special-token text (`<|im_start|>`) as the special token.
-    with_specials: tokenizers::Tokenizer,
-    /// Treats special-token text as ordinary text.
-    plain: tokenizers::Tokenizer,
+    /// The tokenizer; its "encode special tokens" switch is flipped per call, hence the lock
+    /// (one copy instead of two: a vocabulary costs tens of MB).
+    inner: std::sync::Mutex<tokenizers::Tokenizer>,
     kind: VocabKind,
     strip_leading_space: bool,
     token_bytes: Vec<Vec<u8>>,
@@ -103,8 +102,7 @@ impl Tokenizer {
     ) -> Result<Tokenizer> {
         let text = serde_json::to_string(json).map_err(|e| Error::Tokenizer(e.to_string()))?;
         let with_specials: tokenizers::Tokenizer = text.parse().map_err(|e| Error::Tokenizer(format!("{e}")))?;
-        let mut plain = with_specials.clone();
-        plain.set_encode_special_tokens(true);
+        drop(text);
         let n = with_specials.get_vocab_size(true);
         let table = byte_level_decoder();
         let added: std::collections::HashSet<u32> = with_specials.get_added_tokens_decoder().keys().copied().collect();
@@ -116,8 +114,7 @@ impl Tokenizer {
             control.push(control_of(id, &piece));
         }
         Ok(Tokenizer {
-            with_specials,
-            plain,
+            inner: std::sync::Mutex::new(with_specials),
             kind,
             strip_leading_space,
             token_bytes,
@@ -133,7 +130,7 @@ impl Tokenizer {
     fn finish_specials(mut self) -> Self {
         let mut stops: Vec<u32> = self.eos.into_iter().collect();
         for name in END_OF_TURN {
-            if let Some(id) = self.with_specials.token_to_id(name).filter(|&id| self.is_control(id)) {
+            if let Some(id) = self.token_id(name).filter(|&id| self.is_control(id)) {
                 if !stops.contains(&id) {
                     stops.push(id);
                 }
@@ -187,14 +184,14 @@ impl Tokenizer {
             .unwrap_or_default();
         let mut t = Self::build(&json, kind, strip, |id, _| specials.contains(&u64::from(id)))?;
         // tokenizer_config names special tokens as strings or {"content": …} objects.
-        let token_id = |key: &str| -> Option<u32> {
+        let token_id = |t: &Tokenizer, key: &str| -> Option<u32> {
             let v = &tcfg[key];
             let s = v.as_str().or_else(|| v["content"].as_str())?;
-            t.with_specials.token_to_id(s)
+            t.token_id(s)
         };
         let cfg_id = |key: &str| config[key].as_u64().and_then(|i| u32::try_from(i).ok());
-        t.bos = token_id("bos_token").or_else(|| cfg_id("bos_token_id"));
-        t.eos = token_id("eos_token").or_else(|| cfg_id("eos_token_id"));
+        t.bos = token_id(&t, "bos_token").or_else(|| cfg_id("bos_token_id"));
+        t.eos = token_id(&t, "eos_token").or_else(|| cfg_id("eos_token_id"));
         t.add_bos = tcfg["add_bos_token"].as_bool().unwrap_or(false) && t.bos.is_some();
         t.chat_template = match &tcfg["chat_template"] {
             Value::String(s) => Some(s.clone()),
@@ -224,22 +221,31 @@ impl Tokenizer {
         self.control.get(id as usize).copied().unwrap_or(false)
     }
 
+    /// The id of a piece or special token, by its text.
+    pub fn token_id(&self, piece: &str) -> Option<u32> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).token_to_id(piece)
+    }
+
     /// Encodes `text`. `parse_special` makes special-token text (`<|im_start|>`) become that
     /// token; otherwise it is tokenized as ordinary text. BOS is prepended when the model asks.
     pub fn encode(&self, text: &str, parse_special: bool) -> Result<Vec<u32>> {
-        let tk = if parse_special { &self.with_specials } else { &self.plain };
-        let enc = tk.encode(text, false).map_err(|e| Error::Tokenizer(e.to_string()))?;
-        let mut ids = Vec::with_capacity(enc.len() + 1);
+        let mut ids = Vec::new();
         if self.add_bos {
             ids.extend(self.bos);
         }
-        ids.extend_from_slice(enc.get_ids());
+        ids.extend(self.encode_pieces(text, parse_special)?);
         Ok(ids)
     }
 
     /// Encodes without BOS and without parsing special tokens (tokenizer test vectors).
     pub fn encode_raw(&self, text: &str) -> Result<Vec<u32>> {
-        let enc = self.plain.encode(text, false).map_err(|e| Error::Tokenizer(e.to_string()))?;
+        self.encode_pieces(text, false)
+    }
+
+    fn encode_pieces(&self, text: &str, parse_special: bool) -> Result<Vec<u32>> {
+        let mut tk = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        tk.set_encode_special_tokens(!parse_special);
+        let enc = tk.encode(text, false).map_err(|e| Error::Tokenizer(e.to_string()))?;
         Ok(enc.get_ids().to_vec())
     }
 

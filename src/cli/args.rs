@@ -1,0 +1,174 @@
+//! Argument groups shared by several subcommands.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, ValueEnum};
+
+use ember::ModelFile;
+use ember::backend::cpu::CpuBackend;
+use ember::model::{LanguageModel, Model};
+use ember::sample::SamplerConfig;
+use ember::tokenizer::ChatMessage;
+
+/// Which compute backend runs the model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BackendChoice {
+    /// The best available backend.
+    Auto,
+    /// The CPU.
+    Cpu,
+}
+
+/// `-m MODEL`.
+#[derive(Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// Model: a GGUF file or a Hugging Face folder (default: the model in assets/).
+    #[arg(short = 'm', long = "model")]
+    pub model: Option<PathBuf>,
+}
+
+impl ModelArgs {
+    /// Opens the model file.
+    pub fn open(&self) -> Result<ModelFile> {
+        let path = self.model.clone().unwrap_or_else(ember::default_model_path);
+        Ok(ModelFile::open(&path)?)
+    }
+}
+
+/// Options for running a model.
+#[derive(Args, Debug, Clone)]
+pub struct RuntimeArgs {
+    /// Compute backend.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub backend: BackendChoice,
+    /// CPU threads (0: one per core).
+    #[arg(short = 't', long, default_value_t = 0)]
+    pub threads: usize,
+    /// Context length in tokens (0: the model's own).
+    #[arg(short = 'c', long = "ctx-size", default_value_t = 0)]
+    pub ctx: usize,
+}
+
+impl RuntimeArgs {
+    /// Uploads `file` to the chosen backend.
+    pub fn load(&self, file: &ModelFile) -> Result<Box<dyn LanguageModel>> {
+        let trained = file.config.context_length;
+        if self.ctx > trained {
+            bail!("context {} exceeds the model's trained context of {trained} tokens", self.ctx);
+        }
+        match self.backend {
+            BackendChoice::Auto | BackendChoice::Cpu => {
+                let cpu = CpuBackend::new(self.threads)?;
+                Ok(Box::new(Model::new(file, cpu, self.ctx)?))
+            }
+        }
+    }
+}
+
+/// Where the prompt comes from, and whether it goes through the chat template.
+#[derive(Args, Debug, Clone)]
+pub struct PromptArgs {
+    /// Prompt text (`-` reads standard input).
+    #[arg(short = 'p', long = "prompt", conflicts_with = "file")]
+    pub prompt: Option<String>,
+    /// Read the prompt from a file.
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<PathBuf>,
+    /// Prompt text, as a positional argument.
+    #[arg(conflicts_with_all = ["prompt", "file"])]
+    pub text: Option<String>,
+    /// Send the prompt as a user message through the model's chat template.
+    #[arg(long)]
+    pub chat: bool,
+    /// System message for --chat.
+    #[arg(long, requires = "chat")]
+    pub system: Option<String>,
+}
+
+impl PromptArgs {
+    /// The raw prompt text.
+    pub fn text(&self) -> Result<String> {
+        if let Some(path) = &self.file {
+            return std::fs::read_to_string(path).with_context(|| format!("cannot read prompt file {}", path.display()));
+        }
+        match self.prompt.as_deref().or(self.text.as_deref()) {
+            Some("-") => {
+                let mut s = String::new();
+                std::io::stdin().read_to_string(&mut s).context("cannot read the prompt from standard input")?;
+                Ok(s)
+            }
+            Some(p) => Ok(p.to_string()),
+            None => bail!("no prompt: give -p TEXT, -f FILE or the text as an argument"),
+        }
+    }
+
+    /// Prompt token ids, through the chat template when `--chat`.
+    pub fn tokens(&self, file: &ModelFile) -> Result<Vec<u32>> {
+        let text = self.text()?;
+        let tok = &file.tokenizer;
+        if self.chat {
+            let mut messages = Vec::new();
+            if let Some(s) = &self.system {
+                messages.push(ChatMessage::new("system", s));
+            }
+            messages.push(ChatMessage::new("user", &text));
+            let rendered = tok.apply_chat_template(&messages, true)?;
+            // The template writes BOS itself where the model wants one.
+            let mut ids = tok.encode(&rendered, true)?;
+            if tok.add_bos && ids.len() > 1 && ids[1] == ids[0] {
+                ids.remove(0);
+            }
+            Ok(ids)
+        } else {
+            Ok(tok.encode(&text, true)?)
+        }
+    }
+}
+
+/// Sampling options.
+#[derive(Args, Debug, Clone)]
+pub struct SamplingArgs {
+    /// Temperature (0: greedy).
+    #[arg(long = "temp", default_value_t = 0.8)]
+    pub temperature: f32,
+    /// Top-k (0: off).
+    #[arg(long, default_value_t = 40)]
+    pub top_k: usize,
+    /// Top-p (1: off).
+    #[arg(long, default_value_t = 0.95)]
+    pub top_p: f32,
+    /// Min-p (0: off).
+    #[arg(long, default_value_t = 0.05)]
+    pub min_p: f32,
+    /// Repetition penalty (1: off).
+    #[arg(long, default_value_t = 1.0)]
+    pub repeat_penalty: f32,
+    /// Tokens the repetition penalty looks back over.
+    #[arg(long, default_value_t = 64)]
+    pub repeat_last_n: usize,
+    /// Random seed (default: from the clock).
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+impl SamplingArgs {
+    /// The sampler settings, validated.
+    pub fn config(&self) -> Result<SamplerConfig> {
+        let seed = self.seed.unwrap_or_else(|| {
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+        });
+        let cfg = SamplerConfig {
+            temperature: self.temperature,
+            top_k: self.top_k,
+            top_p: self.top_p,
+            min_p: self.min_p,
+            repeat_penalty: self.repeat_penalty,
+            repeat_last_n: self.repeat_last_n,
+            seed,
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+}

@@ -1,0 +1,81 @@
+//! `ember chat`: interactive multi-turn chat in the terminal; the KV cache is kept between turns
+//! and only the new part of the conversation is evaluated.
+
+use std::io::{BufRead, Write};
+
+use anyhow::{Result, bail};
+use clap::Args;
+
+use super::args::{ModelArgs, RuntimeArgs, SamplingArgs};
+use ember::session::{GenerateOptions, Session, StopReason};
+use ember::tokenizer::ChatMessage;
+
+/// Arguments of `ember chat`.
+#[derive(Args, Debug)]
+pub struct ChatArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    runtime: RuntimeArgs,
+    #[command(flatten)]
+    sampling: SamplingArgs,
+    /// System message.
+    #[arg(long)]
+    system: Option<String>,
+    /// Most tokens per reply.
+    #[arg(short = 'n', long = "n-predict", default_value_t = 512)]
+    n: usize,
+}
+
+/// Reads user lines from standard input and streams the replies. `/reset` forgets the
+/// conversation, `/exit` (or end of input) quits.
+pub fn run(args: &ChatArgs) -> Result<()> {
+    let file = args.model.open()?;
+    if file.tokenizer.chat_template.is_none() {
+        bail!("{} has no chat template; use `ember run` instead", file.path.display());
+    }
+    let opts = GenerateOptions { max_tokens: args.n, sampler: args.sampling.config()?, stop: Vec::new() };
+    let mut model = args.runtime.load(&file)?;
+    let mut session = Session::new(model.as_mut(), &file.tokenizer);
+    let fresh = || -> Vec<ChatMessage> { args.system.iter().map(|s| ChatMessage::new("system", s)).collect() };
+    let mut messages = fresh();
+    eprintln!("ember chat — {} on {}. /reset clears the conversation, /exit quits.", file.path.display(), session.model().backend_name());
+    let stdin = std::io::stdin();
+    let mut lines = stdin.lock().lines();
+    loop {
+        eprint!("> ");
+        std::io::stderr().flush()?;
+        let Some(line) = lines.next() else { break };
+        let line = line?;
+        match line.trim() {
+            "" => continue,
+            "/exit" | "/quit" => break,
+            "/reset" => {
+                messages = fresh();
+                eprintln!("(conversation cleared)");
+                continue;
+            }
+            _ => {}
+        }
+        messages.push(ChatMessage::new("user", &line));
+        let rendered = file.tokenizer.apply_chat_template(&messages, true)?;
+        let prompt = file.tokenizer.encode(&rendered, true)?;
+        let mut out = std::io::stdout();
+        let result = session.generate(&prompt, &opts, &mut |s: &str| out.write_all(s.as_bytes()).and_then(|_| out.flush()).is_ok());
+        match result {
+            Ok(g) => {
+                println!();
+                if g.stop_reason == StopReason::ContextFull {
+                    eprintln!("(the context is full: /reset to start over)");
+                }
+                messages.push(ChatMessage::new("assistant", &g.text));
+            }
+            Err(e) => {
+                // A turn that cannot fit is reported; the conversation goes on without it.
+                eprintln!("error: {e}");
+                messages.pop();
+            }
+        }
+    }
+    Ok(())
+}

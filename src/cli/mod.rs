@@ -1,0 +1,45 @@
+//! The `ember` command line.
+
+pub mod args;
+pub mod chat;
+pub mod info;
+pub mod run;
+pub mod tokenize;
+
+use clap::{Parser, Subcommand};
+
+/// Ember: run small language models on the device — GGUF or Hugging Face, quantized, CPU or GPU.
+#[derive(Parser, Debug)]
+#[command(name = "ember", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Generate a continuation of a prompt (streams text, or --json).
+    Run(run::RunArgs),
+    /// Interactive multi-turn chat.
+    Chat(chat::ChatArgs),
+    /// Teacher-forced top logits at every prompt position, as JSON.
+    Score(run::ScoreArgs),
+    /// Prompt text to token ids, as JSON.
+    Tokenize(tokenize::TokenizeArgs),
+    /// Describe a model file.
+    Info(info::InfoArgs),
+}
+
+impl Cli {
+    /// Runs the chosen subcommand.
+    pub fn dispatch(&self) -> anyhow::Result<()> {
+        match &self.command {
+            Command::Run(a) => run::run(a),
+            Command::Chat(a) => chat::run(a),
+            Command::Score(a) => run::score(a),
+            Command::Tokenize(a) => tokenize::run(a),
+            Command::Info(a) => info::run(a),
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! `ember run` (generate a continuation) and `ember score` (teacher-forced logits).
+
+use std::io::Write;
+
+use anyhow::{Result, bail};
+use clap::Args;
+use serde_json::json;
+
+use super::args::{ModelArgs, PromptArgs, RuntimeArgs, SamplingArgs};
+use ember::sample::top_k;
+use ember::session::{GenerateOptions, Session};
+
+/// Arguments of `ember run`.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    prompt: PromptArgs,
+    #[command(flatten)]
+    runtime: RuntimeArgs,
+    #[command(flatten)]
+    sampling: SamplingArgs,
+    /// Tokens to generate at most.
+    #[arg(short = 'n', long = "n-predict", default_value_t = 256)]
+    n: usize,
+    /// Stop when this text appears (repeatable).
+    #[arg(long = "stop")]
+    stop: Vec<String>,
+    /// Print one JSON object with ids, text and timings instead of streaming text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Streams (or returns as JSON) a continuation of the prompt.
+pub fn run(args: &RunArgs) -> Result<()> {
+    let file = args.model.open()?;
+    let prompt = args.prompt.tokens(&file)?;
+    let sampler = args.sampling.config()?;
+    let mut model = args.runtime.load(&file)?;
+    let mut session = Session::new(model.as_mut(), &file.tokenizer);
+    let opts = GenerateOptions { max_tokens: args.n, sampler, stop: args.stop.clone() };
+    let stdout = std::io::stdout();
+    let streaming = !args.json;
+    let mut on_text = |s: &str| {
+        if streaming {
+            let mut out = stdout.lock();
+            // A closed pipe (`| head`) ends generation quietly.
+            return out.write_all(s.as_bytes()).and_then(|_| out.flush()).is_ok();
+        }
+        true
+    };
+    let g = session.generate(&prompt, &opts, &mut on_text)?;
+    let t = &g.timings;
+    if args.json {
+        let v = json!({
+            "prompt_ids": prompt,
+            "ids": g.ids,
+            "text": g.text,
+            "stop_reason": format!("{:?}", g.stop_reason),
+            "backend": session.model().backend_name(),
+            "timings": {
+                "prompt_tokens": t.prompt_tokens,
+                "prompt_ms": t.prompt.as_secs_f64() * 1e3,
+                "prompt_tokens_per_s": t.prompt_tps(),
+                "generated_tokens": t.generated_tokens,
+                "generate_ms": t.generate.as_secs_f64() * 1e3,
+                "generate_tokens_per_s": t.generate_tps(),
+                "ttft_ms": t.first_token.as_secs_f64() * 1e3,
+            }
+        });
+        println!("{v}");
+    } else {
+        println!();
+        eprintln!(
+            "[{}] prompt: {} tokens, {:.1} tok/s | generation: {} tokens, {:.1} tok/s | stop: {:?}",
+            session.model().backend_name(),
+            t.prompt_tokens,
+            t.prompt_tps(),
+            t.generated_tokens,
+            t.generate_tps(),
+            g.stop_reason
+        );
+    }
+    Ok(())
+}
+
+/// Positions evaluated per forward call by `score`.
+const SCORE_CHUNK: usize = 256;
+
+/// Arguments of `ember score`.
+#[derive(Args, Debug)]
+pub struct ScoreArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    prompt: PromptArgs,
+    #[command(flatten)]
+    runtime: RuntimeArgs,
+    /// How many of the highest logits to print per position.
+    #[arg(long, default_value_t = 5)]
+    top: usize,
+}
+
+/// Prints `{"prompt_ids":[…],"top":[[[id,logit],…] per position]}`.
+pub fn score(args: &ScoreArgs) -> Result<()> {
+    let file = args.model.open()?;
+    let prompt = args.prompt.tokens(&file)?;
+    if args.top == 0 {
+        bail!("--top must be at least 1");
+    }
+    let mut model = args.runtime.load(&file)?;
+    let ctx = model.context_len();
+    if prompt.is_empty() || prompt.len() > ctx {
+        bail!("the prompt is {} tokens; it must be 1 to {ctx} (the context)", prompt.len());
+    }
+    let vocab = model.config().vocab_size;
+    // In chunks, so a long prompt never holds logits for every position at once.
+    let mut top: Vec<Vec<(u32, f32)>> = Vec::with_capacity(prompt.len());
+    for (i, chunk) in prompt.chunks(SCORE_CHUNK).enumerate() {
+        let logits = model.forward(chunk, i * SCORE_CHUNK, true)?;
+        top.extend(logits.chunks_exact(vocab).map(|row| top_k(row, args.top)));
+    }
+    println!("{}", json!({ "prompt_ids": prompt, "top": top }));
+    Ok(())
+}

@@ -1,0 +1,172 @@
+//! Turning logits into the next token: greedy, temperature, top-k, top-p, min-p and a
+//! repetition penalty, with a seeded portable RNG.
+//!
+//! Order, as llama.cpp applies them: repetition penalty on the logits, then top-k, top-p and
+//! min-p on the probabilities at temperature 1, then temperature on what is left, then a draw.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::error::{Error, Result};
+
+/// Sampling settings. Neutral values switch a stage off.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SamplerConfig {
+    /// Softmax temperature; `0` means greedy (argmax).
+    pub temperature: f32,
+    /// Keep the `top_k` most likely tokens (`0`: all).
+    pub top_k: usize,
+    /// Keep the smallest set of tokens whose probability adds up to `top_p` (`1`: all).
+    pub top_p: f32,
+    /// Drop tokens less likely than `min_p` times the most likely one (`0`: none).
+    pub min_p: f32,
+    /// Divide positive (multiply negative) logits of recently seen tokens by this (`1`: off).
+    pub repeat_penalty: f32,
+    /// How many recent tokens the penalty looks at.
+    pub repeat_last_n: usize,
+    /// Random seed.
+    pub seed: u64,
+}
+
+impl Default for SamplerConfig {
+    fn default() -> Self {
+        SamplerConfig {
+            temperature: 0.8,
+            top_k: 40,
+            top_p: 0.95,
+            min_p: 0.05,
+            repeat_penalty: 1.0,
+            repeat_last_n: 64,
+            seed: 0,
+        }
+    }
+}
+
+impl SamplerConfig {
+    /// Greedy decoding.
+    pub fn greedy() -> Self {
+        SamplerConfig { temperature: 0.0, ..Default::default() }
+    }
+
+    /// Refuses values outside each setting's domain.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |what: &str| Err(Error::Invalid(what.to_string()));
+        if !(self.temperature.is_finite() && self.temperature >= 0.0) {
+            return bad("temperature must be a finite number >= 0");
+        }
+        if !(0.0..=1.0).contains(&self.top_p) || self.top_p == 0.0 {
+            return bad("top-p must be in (0, 1]");
+        }
+        if !(0.0..=1.0).contains(&self.min_p) {
+            return bad("min-p must be in [0, 1]");
+        }
+        if !(self.repeat_penalty.is_finite() && self.repeat_penalty > 0.0) {
+            return bad("repeat penalty must be a finite number > 0");
+        }
+        Ok(())
+    }
+}
+
+/// Index of the largest logit (the lowest index among equals).
+pub fn argmax(logits: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, &v) in logits.iter().enumerate() {
+        if v > logits[best] {
+            best = i;
+        }
+    }
+    best as u32
+}
+
+/// The `k` largest logits as `(id, logit)`, largest first.
+pub fn top_k(logits: &[f32], k: usize) -> Vec<(u32, f32)> {
+    let mut ids: Vec<u32> = (0..logits.len() as u32).collect();
+    let k = k.min(ids.len());
+    if k == 0 {
+        return Vec::new();
+    }
+    ids.select_nth_unstable_by(k - 1, |&a, &b| logits[b as usize].total_cmp(&logits[a as usize]));
+    ids.truncate(k);
+    ids.sort_by(|&a, &b| logits[b as usize].total_cmp(&logits[a as usize]).then(a.cmp(&b)));
+    ids.into_iter().map(|i| (i, logits[i as usize])).collect()
+}
+
+/// Applies the CTRL-style repetition penalty to the tokens in `recent`.
+pub fn apply_repeat_penalty(logits: &mut [f32], recent: &[u32], penalty: f32) {
+    if penalty == 1.0 {
+        return;
+    }
+    let mut seen = std::collections::HashSet::new();
+    for &id in recent {
+        if seen.insert(id) {
+            if let Some(l) = logits.get_mut(id as usize) {
+                *l = if *l > 0.0 { *l / penalty } else { *l * penalty };
+            }
+        }
+    }
+}
+
+/// The tokens that survive top-k, top-p and min-p, with their probabilities after temperature,
+/// normalised, most likely first.
+pub fn candidates(logits: &[f32], cfg: &SamplerConfig) -> Vec<(u32, f32)> {
+    let k = if cfg.top_k == 0 { logits.len() } else { cfg.top_k };
+    let mut c = top_k(logits, k);
+    let max = c[0].1;
+    let probs: Vec<f64> = c.iter().map(|&(_, l)| ((l - max) as f64).exp()).collect();
+    let total: f64 = probs.iter().sum();
+    // top-p: the shortest prefix reaching the mass (always at least one token).
+    let mut keep = c.len();
+    let mut cum = 0.0;
+    for (i, p) in probs.iter().enumerate() {
+        cum += p / total;
+        if cum >= cfg.top_p as f64 {
+            keep = i + 1;
+            break;
+        }
+    }
+    // min-p: relative to the most likely token (probs[0] / total).
+    let floor = cfg.min_p as f64 * probs[0];
+    keep = keep.min(probs.iter().take_while(|&&p| p >= floor).count().max(1));
+    c.truncate(keep);
+    let t = cfg.temperature.max(f32::MIN_POSITIVE) as f64;
+    let weights: Vec<f64> = c.iter().map(|&(_, l)| (((l - max) as f64) / t).exp()).collect();
+    let sum: f64 = weights.iter().sum();
+    c.iter().zip(weights).map(|(&(id, _), w)| (id, (w / sum) as f32)).collect()
+}
+
+/// A sampler with its own random stream.
+pub struct Sampler {
+    cfg: SamplerConfig,
+    rng: ChaCha8Rng,
+}
+
+impl Sampler {
+    /// A sampler seeded with `cfg.seed`.
+    pub fn new(cfg: SamplerConfig) -> Sampler {
+        let rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+        Sampler { cfg, rng }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &SamplerConfig {
+        &self.cfg
+    }
+
+    /// Picks the next token from `logits`, given the tokens seen so far.
+    pub fn sample(&mut self, logits: &mut [f32], history: &[u32]) -> u32 {
+        let recent = &history[history.len().saturating_sub(self.cfg.repeat_last_n)..];
+        apply_repeat_penalty(logits, recent, self.cfg.repeat_penalty);
+        if self.cfg.temperature == 0.0 {
+            return argmax(logits);
+        }
+        let c = candidates(logits, &self.cfg);
+        let mut r: f32 = self.rng.random();
+        for &(id, p) in &c {
+            if r < p {
+                return id;
+            }
+            r -= p;
+        }
+        c.last().map(|&(id, _)| id).unwrap_or(0)
+    }
+}

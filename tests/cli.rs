@@ -1,0 +1,131 @@
+//! The `ember` binary end to end on the default model: tokenize, score and greedy run match the
+//! reference for every prompt; bad input gets a one-line error and a non-zero exit.
+
+mod common;
+
+use std::process::{Command, Output};
+
+use common::*;
+use serde_json::Value;
+
+fn ember(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ember")).args(args).output().expect("ember runs")
+}
+
+fn ember_json(args: &[&str]) -> Value {
+    let out = ember(args);
+    assert!(out.status.success(), "ember {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("JSON on stdout")
+}
+
+/// The CLI arguments that give a reference prompt: chat entries as a user message via --chat.
+fn prompt_args(index: usize) -> Vec<String> {
+    let prompts = json("reference/prompts-public.json");
+    let p = &prompts["prompts"][index];
+    match p.as_str() {
+        Some(text) => vec!["-p".into(), text.into()],
+        None => vec!["--chat".into(), "-p".into(), p["chat"][0]["content"].as_str().unwrap().into()],
+    }
+}
+
+fn with(base: &[&str], extra: &[String]) -> Vec<String> {
+    base.iter().map(|s| s.to_string()).chain(extra.iter().cloned()).collect()
+}
+
+fn run_json(args: Vec<String>) -> Value {
+    ember_json(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+#[test]
+fn tokenize_matches_reference_prompt_ids() {
+    let reference = json("reference/smollm2-135m-instruct-q4_1.json");
+    for (i, p) in reference["prompts"].as_array().unwrap().iter().enumerate() {
+        let got = run_json(with(&["tokenize"], &prompt_args(i)));
+        assert_eq!(ids(&got["ids"]), ids(&p["prompt_ids"]), "prompt {i}");
+    }
+}
+
+#[test]
+fn score_and_greedy_run_match_reference() {
+    let reference = json("reference/smollm2-135m-instruct-q4_1.json");
+    for (i, p) in reference["prompts"].as_array().unwrap().iter().enumerate() {
+        let scored = run_json(with(&["score", "--backend", "cpu"], &prompt_args(i)));
+        assert_eq!(ids(&scored["prompt_ids"]), ids(&p["prompt_ids"]));
+        let top = &scored["top"];
+        for (pos, (ours, theirs)) in top.as_array().unwrap().iter().zip(p["top5_per_position"].as_array().unwrap()).enumerate() {
+            for (a, b) in ours.as_array().unwrap().iter().zip(theirs.as_array().unwrap()) {
+                let (la, lb) = (a[1].as_f64().unwrap(), b[1].as_f64().unwrap());
+                assert!((la - lb).abs() <= 2e-3, "prompt {i} position {pos}: {a} vs {b}");
+                // Same id unless two logits are within the tolerance of each other.
+                assert!(a[0] == b[0] || (la - lb).abs() <= 2e-3, "prompt {i} position {pos}");
+            }
+        }
+        let ran = run_json(with(&["run", "--backend", "cpu", "--temp", "0", "-n", "32", "--json"], &prompt_args(i)));
+        assert_eq!(ids(&ran["ids"]), ids(&p["greedy_ids"]), "prompt {i} greedy ids");
+        assert_eq!(ids(&ran["prompt_ids"]), ids(&p["prompt_ids"]));
+    }
+}
+
+#[test]
+fn seeded_sampling_is_reproducible() {
+    let args = ["run", "-p", "Once upon a time", "-n", "12", "--temp", "1.0", "--seed", "42", "--json"];
+    let a = ember_json(&args);
+    let b = ember_json(&args);
+    assert_eq!(a["ids"], b["ids"]);
+    let c = ember_json(&["run", "-p", "Once upon a time", "-n", "12", "--temp", "1.0", "--seed", "7", "--json"]);
+    assert_ne!(a["ids"], c["ids"], "different seeds should differ on 12 sampled tokens");
+}
+
+/// Runs ember expecting failure: non-zero exit, one line on stderr containing `needle`.
+fn assert_fails(args: &[&str], needle: &str) {
+    let out = ember(args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "ember {args:?} should fail");
+    assert_eq!(err.trim_end().lines().count(), 1, "ember {args:?}: expected one line, got {err:?}");
+    assert!(err.contains(needle), "ember {args:?}: {err:?} should mention {needle:?}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn bad_flags_and_requests_fail_cleanly() {
+    assert_fails(&["run", "-n", "-5", "hi"], "-5");
+    assert_fails(&["run", "--temp", "abc", "hi"], "abc");
+    assert_fails(&["run", "--top-p", "1.5", "hi"], "top-p");
+    assert_fails(&["run", "--frobnicate"], "frobnicate");
+    assert_fails(&["run", "-c", "8", "-p", "one two three four five six seven eight nine ten eleven"], "context");
+    assert_fails(&["run", "-c", "100000", "hi"], "context");
+    assert_fails(&["run"], "no prompt");
+    assert_fails(&["info", "-m", "/no/such/model.gguf"], "no such file");
+    assert_fails(&["run", "-f", "/no/such/prompt.txt"], "prompt file");
+    assert_fails(&["score", "--top", "0", "hi"], "--top");
+}
+
+#[test]
+fn corrupt_model_files_fail_cleanly() {
+    let dir = std::env::temp_dir().join(format!("ember-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = std::fs::read(default_model()).unwrap();
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("empty.gguf", vec![], "truncated"),
+        ("magic.gguf", b"GGML\x03\x00\x00\x00".iter().copied().chain(good[8..4096].iter().copied()).collect(), "not a GGUF"),
+        ("header.gguf", good[..100_000].to_vec(), "left in the file"),
+        ("half.gguf", good[..good.len() / 2].to_vec(), "past the end"),
+    ];
+    for (name, bytes, needle) in cases {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        assert_fails(&["info", "-m", path.to_str().unwrap()], needle);
+        assert_fails(&["run", "-m", path.to_str().unwrap(), "hi"], needle);
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn info_describes_the_default_model() {
+    let out = ember(&["info"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for needle in ["llama", "layers:         30", "Q4_1", "Q8_0", "49152 tokens", "chat template:  present", "98362432 bytes"] {
+        assert!(text.contains(needle), "info lacks {needle:?}:\n{text}");
+    }
+}
