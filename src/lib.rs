@@ -26,7 +26,9 @@ pub fn default_model_path() -> std::path::PathBuf {
     if let Some(p) = std::env::var_os("EMBER_MODEL") {
         return p.into();
     }
-    let built = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets").join(DEFAULT_MODEL_FILE);
+    let built = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("assets")
+        .join(DEFAULT_MODEL_FILE);
     if built.is_file() {
         return built;
     }

@@ -45,7 +45,10 @@ impl Default for SamplerConfig {
 impl SamplerConfig {
     /// Greedy decoding.
     pub fn greedy() -> Self {
-        SamplerConfig { temperature: 0.0, ..Default::default() }
+        SamplerConfig {
+            temperature: 0.0,
+            ..Default::default()
+        }
     }
 
     /// Refuses values outside each setting's domain.
@@ -85,9 +88,15 @@ pub fn top_k(logits: &[f32], k: usize) -> Vec<(u32, f32)> {
     if k == 0 {
         return Vec::new();
     }
-    ids.select_nth_unstable_by(k - 1, |&a, &b| logits[b as usize].total_cmp(&logits[a as usize]));
+    ids.select_nth_unstable_by(k - 1, |&a, &b| {
+        logits[b as usize].total_cmp(&logits[a as usize])
+    });
     ids.truncate(k);
-    ids.sort_by(|&a, &b| logits[b as usize].total_cmp(&logits[a as usize]).then(a.cmp(&b)));
+    ids.sort_by(|&a, &b| {
+        logits[b as usize]
+            .total_cmp(&logits[a as usize])
+            .then(a.cmp(&b))
+    });
     ids.into_iter().map(|i| (i, logits[i as usize])).collect()
 }
 
@@ -98,10 +107,8 @@ pub fn apply_repeat_penalty(logits: &mut [f32], recent: &[u32], penalty: f32) {
     }
     let mut seen = std::collections::HashSet::new();
     for &id in recent {
-        if seen.insert(id) {
-            if let Some(l) = logits.get_mut(id as usize) {
-                *l = if *l > 0.0 { *l / penalty } else { *l * penalty };
-            }
+        if let Some(l) = logits.get_mut(id as usize).filter(|_| seen.insert(id)) {
+            *l = if *l > 0.0 { *l / penalty } else { *l * penalty };
         }
     }
 }
@@ -109,7 +116,11 @@ pub fn apply_repeat_penalty(logits: &mut [f32], recent: &[u32], penalty: f32) {
 /// The tokens that survive top-k, top-p and min-p, with their probabilities after temperature,
 /// normalised, most likely first.
 pub fn candidates(logits: &[f32], cfg: &SamplerConfig) -> Vec<(u32, f32)> {
-    let k = if cfg.top_k == 0 { logits.len() } else { cfg.top_k };
+    let k = if cfg.top_k == 0 {
+        logits.len()
+    } else {
+        cfg.top_k
+    };
     let mut c = top_k(logits, k);
     let max = c[0].1;
     let probs: Vec<f64> = c.iter().map(|&(_, l)| ((l - max) as f64).exp()).collect();
@@ -129,9 +140,15 @@ pub fn candidates(logits: &[f32], cfg: &SamplerConfig) -> Vec<(u32, f32)> {
     keep = keep.min(probs.iter().take_while(|&&p| p >= floor).count().max(1));
     c.truncate(keep);
     let t = cfg.temperature.max(f32::MIN_POSITIVE) as f64;
-    let weights: Vec<f64> = c.iter().map(|&(_, l)| (((l - max) as f64) / t).exp()).collect();
+    let weights: Vec<f64> = c
+        .iter()
+        .map(|&(_, l)| (((l - max) as f64) / t).exp())
+        .collect();
     let sum: f64 = weights.iter().sum();
-    c.iter().zip(weights).map(|(&(id, _), w)| (id, (w / sum) as f32)).collect()
+    c.iter()
+        .zip(weights)
+        .map(|(&(id, _), w)| (id, (w / sum) as f32))
+        .collect()
 }
 
 /// A sampler with its own random stream.
@@ -168,5 +185,123 @@ impl Sampler {
             r -= p;
         }
         c.last().map(|&(id, _)| id).unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(temperature: f32, top_k: usize, top_p: f32, min_p: f32) -> SamplerConfig {
+        SamplerConfig {
+            temperature,
+            top_k,
+            top_p,
+            min_p,
+            repeat_penalty: 1.0,
+            repeat_last_n: 64,
+            seed: 1,
+        }
+    }
+
+    /// Logits whose softmax is exactly `probs`.
+    fn logits_of(probs: &[f32]) -> Vec<f32> {
+        probs.iter().map(|p| p.ln()).collect()
+    }
+
+    #[test]
+    fn greedy_takes_the_argmax() {
+        let mut s = Sampler::new(SamplerConfig::greedy());
+        let mut l = vec![0.3, 2.5, -1.0, 2.4, 0.0];
+        assert_eq!(s.sample(&mut l, &[]), 1);
+    }
+
+    #[test]
+    fn top_k_keeps_the_k_best() {
+        let c = candidates(&logits_of(&[0.1, 0.4, 0.2, 0.3]), &cfg(1.0, 2, 1.0, 0.0));
+        let ids: Vec<u32> = c.iter().map(|x| x.0).collect();
+        assert_eq!(ids, vec![1, 3]);
+        assert!((c[0].1 - 4.0 / 7.0).abs() < 1e-6 && (c[1].1 - 3.0 / 7.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn top_p_keeps_the_smallest_set_reaching_the_mass() {
+        let l = logits_of(&[0.5, 0.3, 0.15, 0.05]);
+        let ids = |p| {
+            candidates(&l, &cfg(1.0, 0, p, 0.0))
+                .iter()
+                .map(|x| x.0)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids(0.5), vec![0]);
+        assert_eq!(ids(0.79), vec![0, 1]);
+        assert_eq!(ids(0.81), vec![0, 1, 2]);
+        assert_eq!(ids(1.0), vec![0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn min_p_drops_tokens_below_the_fraction_of_the_best() {
+        let l = logits_of(&[0.5, 0.3, 0.15, 0.05]);
+        let ids: Vec<u32> = candidates(&l, &cfg(1.0, 0, 1.0, 0.2))
+            .iter()
+            .map(|x| x.0)
+            .collect();
+        // 0.2 * 0.5 = 0.1: 0.15 stays, 0.05 goes.
+        assert_eq!(ids, vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn temperature_sharpens_and_flattens() {
+        let l = logits_of(&[0.6, 0.4]);
+        let p = |t| candidates(&l, &cfg(t, 0, 1.0, 0.0))[0].1;
+        assert!((p(1.0) - 0.6).abs() < 1e-6);
+        // p ∝ exp(l / T): at T = 0.5 the ratio squares.
+        assert!((p(0.5) - 0.36 / (0.36 + 0.16)).abs() < 1e-6);
+        assert!(p(4.0) < 0.6 && p(4.0) > 0.5);
+    }
+
+    #[test]
+    fn repeat_penalty_follows_its_definition() {
+        let mut l = vec![2.0, -2.0, 1.0];
+        apply_repeat_penalty(&mut l, &[0, 1, 1], 2.0);
+        assert_eq!(l, vec![1.0, -4.0, 1.0]);
+    }
+
+    #[test]
+    fn sampling_frequencies_follow_the_distribution() {
+        let l = logits_of(&[0.7, 0.2, 0.1]);
+        let mut s = Sampler::new(cfg(1.0, 0, 1.0, 0.0));
+        let mut counts = [0usize; 3];
+        for _ in 0..20000 {
+            counts[s.sample(&mut l.clone(), &[]) as usize] += 1;
+        }
+        for (c, p) in counts.iter().zip([0.7, 0.2, 0.1]) {
+            assert!((*c as f64 / 20000.0 - p).abs() < 0.015, "{counts:?}");
+        }
+    }
+
+    #[test]
+    fn same_seed_same_stream() {
+        let l: Vec<f32> = (0..50).map(|i| (i as f32 * 0.37).sin()).collect();
+        let run = |seed| {
+            let mut s = Sampler::new(SamplerConfig {
+                seed,
+                ..cfg(1.0, 0, 1.0, 0.0)
+            });
+            (0..30)
+                .map(|_| s.sample(&mut l.clone(), &[]))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(run(5), run(5));
+        assert_ne!(run(5), run(6));
+    }
+
+    #[test]
+    fn invalid_settings_are_refused() {
+        assert!(cfg(-1.0, 0, 1.0, 0.0).validate().is_err());
+        assert!(cfg(f32::NAN, 0, 1.0, 0.0).validate().is_err());
+        assert!(cfg(1.0, 0, 0.0, 0.0).validate().is_err());
+        assert!(cfg(1.0, 0, 1.0, 1.5).validate().is_err());
+        assert!(cfg(1.0, 0, 1.0, 0.0).validate().is_ok());
     }
 }

@@ -23,7 +23,11 @@ pub struct GenerateOptions {
 
 impl Default for GenerateOptions {
     fn default() -> Self {
-        GenerateOptions { max_tokens: 256, sampler: SamplerConfig::default(), stop: Vec::new() }
+        GenerateOptions {
+            max_tokens: 256,
+            sampler: SamplerConfig::default(),
+            stop: Vec::new(),
+        }
     }
 }
 
@@ -70,7 +74,11 @@ impl Timings {
 }
 
 fn rate(n: usize, d: Duration) -> f64 {
-    if d.is_zero() { 0.0 } else { n as f64 / d.as_secs_f64() }
+    if d.is_zero() {
+        0.0
+    } else {
+        n as f64 / d.as_secs_f64()
+    }
 }
 
 /// The result of [`Session::generate`].
@@ -98,7 +106,11 @@ pub struct Session<'a> {
 fn held_back(text: &str, stops: &[String]) -> usize {
     stops
         .iter()
-        .flat_map(|s| (1..s.len()).rev().filter(move |&n| s.is_char_boundary(n) && text.ends_with(&s[..n])))
+        .flat_map(|s| {
+            (1..s.len())
+                .rev()
+                .filter(move |&n| s.is_char_boundary(n) && text.ends_with(&s[..n]))
+        })
         .max()
         .unwrap_or(0)
 }
@@ -106,7 +118,11 @@ fn held_back(text: &str, stops: &[String]) -> usize {
 impl<'a> Session<'a> {
     /// A session with an empty cache.
     pub fn new(model: &'a mut dyn LanguageModel, tokenizer: &'a Tokenizer) -> Session<'a> {
-        Session { model, tokenizer, cached: Vec::new() }
+        Session {
+            model,
+            tokenizer,
+            cached: Vec::new(),
+        }
     }
 
     /// The tokens in the KV cache.
@@ -132,7 +148,12 @@ impl<'a> Session<'a> {
                 tokens.len()
             )));
         }
-        let common = self.cached.iter().zip(tokens).take_while(|(a, b)| a == b).count();
+        let common = self
+            .cached
+            .iter()
+            .zip(tokens)
+            .take_while(|(a, b)| a == b)
+            .count();
         let start = common.min(tokens.len() - 1);
         self.cached.truncate(start);
         let mut logits = Vec::new();
@@ -184,7 +205,11 @@ impl<'a> Session<'a> {
                 text.truncate(at);
                 reason = StopReason::StopString;
             }
-            let safe = if reason == StopReason::StopString { text.len() } else { text.len() - held_back(&text, &opts.stop) };
+            let safe = if reason == StopReason::StopString {
+                text.len()
+            } else {
+                text.len() - held_back(&text, &opts.stop)
+            };
             if safe > emitted {
                 let keep_going = on_text(&text[emitted..safe]);
                 emitted = safe;
@@ -213,6 +238,11 @@ impl<'a> Session<'a> {
         }
         timings.generated_tokens = ids.len();
         timings.generate = t_gen.elapsed();
-        Ok(Generation { ids, text, stop_reason: reason, timings })
+        Ok(Generation {
+            ids,
+            text,
+            stop_reason: reason,
+            timings,
+        })
     }
 }

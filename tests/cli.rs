@@ -9,12 +9,19 @@ use common::*;
 use serde_json::Value;
 
 fn ember(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ember")).args(args).output().expect("ember runs")
+    Command::new(env!("CARGO_BIN_EXE_ember"))
+        .args(args)
+        .output()
+        .expect("ember runs")
 }
 
 fn ember_json(args: &[&str]) -> Value {
     let out = ember(args);
-    assert!(out.status.success(), "ember {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "ember {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("JSON on stdout")
 }
 
@@ -24,12 +31,19 @@ fn prompt_args(index: usize) -> Vec<String> {
     let p = &prompts["prompts"][index];
     match p.as_str() {
         Some(text) => vec!["-p".into(), text.into()],
-        None => vec!["--chat".into(), "-p".into(), p["chat"][0]["content"].as_str().unwrap().into()],
+        None => vec![
+            "--chat".into(),
+            "-p".into(),
+            p["chat"][0]["content"].as_str().unwrap().into(),
+        ],
     }
 }
 
 fn with(base: &[&str], extra: &[String]) -> Vec<String> {
-    base.iter().map(|s| s.to_string()).chain(extra.iter().cloned()).collect()
+    base.iter()
+        .map(|s| s.to_string())
+        .chain(extra.iter().cloned())
+        .collect()
 }
 
 fn run_json(args: Vec<String>) -> Value {
@@ -52,28 +66,86 @@ fn score_and_greedy_run_match_reference() {
         let scored = run_json(with(&["score", "--backend", "cpu"], &prompt_args(i)));
         assert_eq!(ids(&scored["prompt_ids"]), ids(&p["prompt_ids"]));
         let top = &scored["top"];
-        for (pos, (ours, theirs)) in top.as_array().unwrap().iter().zip(p["top5_per_position"].as_array().unwrap()).enumerate() {
-            for (a, b) in ours.as_array().unwrap().iter().zip(theirs.as_array().unwrap()) {
+        for (pos, (ours, theirs)) in top
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(p["top5_per_position"].as_array().unwrap())
+            .enumerate()
+        {
+            for (a, b) in ours
+                .as_array()
+                .unwrap()
+                .iter()
+                .zip(theirs.as_array().unwrap())
+            {
                 let (la, lb) = (a[1].as_f64().unwrap(), b[1].as_f64().unwrap());
-                assert!((la - lb).abs() <= 2e-3, "prompt {i} position {pos}: {a} vs {b}");
+                assert!(
+                    (la - lb).abs() <= 2e-3,
+                    "prompt {i} position {pos}: {a} vs {b}"
+                );
                 // Same id unless two logits are within the tolerance of each other.
-                assert!(a[0] == b[0] || (la - lb).abs() <= 2e-3, "prompt {i} position {pos}");
+                assert!(
+                    a[0] == b[0] || (la - lb).abs() <= 2e-3,
+                    "prompt {i} position {pos}"
+                );
             }
         }
-        let ran = run_json(with(&["run", "--backend", "cpu", "--temp", "0", "-n", "32", "--json"], &prompt_args(i)));
-        assert_eq!(ids(&ran["ids"]), ids(&p["greedy_ids"]), "prompt {i} greedy ids");
+        let ran = run_json(with(
+            &[
+                "run",
+                "--backend",
+                "cpu",
+                "--temp",
+                "0",
+                "-n",
+                "32",
+                "--json",
+            ],
+            &prompt_args(i),
+        ));
+        assert_eq!(
+            ids(&ran["ids"]),
+            ids(&p["greedy_ids"]),
+            "prompt {i} greedy ids"
+        );
         assert_eq!(ids(&ran["prompt_ids"]), ids(&p["prompt_ids"]));
     }
 }
 
 #[test]
 fn seeded_sampling_is_reproducible() {
-    let args = ["run", "-p", "Once upon a time", "-n", "12", "--temp", "1.0", "--seed", "42", "--json"];
+    let args = [
+        "run",
+        "-p",
+        "Once upon a time",
+        "-n",
+        "12",
+        "--temp",
+        "1.0",
+        "--seed",
+        "42",
+        "--json",
+    ];
     let a = ember_json(&args);
     let b = ember_json(&args);
     assert_eq!(a["ids"], b["ids"]);
-    let c = ember_json(&["run", "-p", "Once upon a time", "-n", "12", "--temp", "1.0", "--seed", "7", "--json"]);
-    assert_ne!(a["ids"], c["ids"], "different seeds should differ on 12 sampled tokens");
+    let c = ember_json(&[
+        "run",
+        "-p",
+        "Once upon a time",
+        "-n",
+        "12",
+        "--temp",
+        "1.0",
+        "--seed",
+        "7",
+        "--json",
+    ]);
+    assert_ne!(
+        a["ids"], c["ids"],
+        "different seeds should differ on 12 sampled tokens"
+    );
 }
 
 /// Runs ember expecting failure: non-zero exit, one line on stderr containing `needle`.
@@ -81,8 +153,15 @@ fn assert_fails(args: &[&str], needle: &str) {
     let out = ember(args);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "ember {args:?} should fail");
-    assert_eq!(err.trim_end().lines().count(), 1, "ember {args:?}: expected one line, got {err:?}");
-    assert!(err.contains(needle), "ember {args:?}: {err:?} should mention {needle:?}");
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "ember {args:?}: expected one line, got {err:?}"
+    );
+    assert!(
+        err.contains(needle),
+        "ember {args:?}: {err:?} should mention {needle:?}"
+    );
     assert!(!err.contains("panicked"), "{err}");
 }
 
@@ -92,7 +171,16 @@ fn bad_flags_and_requests_fail_cleanly() {
     assert_fails(&["run", "--temp", "abc", "hi"], "abc");
     assert_fails(&["run", "--top-p", "1.5", "hi"], "top-p");
     assert_fails(&["run", "--frobnicate"], "frobnicate");
-    assert_fails(&["run", "-c", "8", "-p", "one two three four five six seven eight nine ten eleven"], "context");
+    assert_fails(
+        &[
+            "run",
+            "-c",
+            "8",
+            "-p",
+            "one two three four five six seven eight nine ten eleven",
+        ],
+        "context",
+    );
     assert_fails(&["run", "-c", "100000", "hi"], "context");
     assert_fails(&["run"], "no prompt");
     assert_fails(&["info", "-m", "/no/such/model.gguf"], "no such file");
@@ -107,7 +195,15 @@ fn corrupt_model_files_fail_cleanly() {
     let good = std::fs::read(default_model()).unwrap();
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("empty.gguf", vec![], "truncated"),
-        ("magic.gguf", b"GGML\x03\x00\x00\x00".iter().copied().chain(good[8..4096].iter().copied()).collect(), "not a GGUF"),
+        (
+            "magic.gguf",
+            b"GGML\x03\x00\x00\x00"
+                .iter()
+                .copied()
+                .chain(good[8..4096].iter().copied())
+                .collect(),
+            "not a GGUF",
+        ),
         ("header.gguf", good[..100_000].to_vec(), "left in the file"),
         ("half.gguf", good[..good.len() / 2].to_vec(), "past the end"),
     ];
@@ -125,7 +221,15 @@ fn info_describes_the_default_model() {
     let out = ember(&["info"]);
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    for needle in ["llama", "layers:         30", "Q4_1", "Q8_0", "49152 tokens", "chat template:  present", "98362432 bytes"] {
+    for needle in [
+        "llama",
+        "layers:         30",
+        "Q4_1",
+        "Q8_0",
+        "49152 tokens",
+        "chat template:  present",
+        "98362432 bytes",
+    ] {
         assert!(text.contains(needle), "info lacks {needle:?}:\n{text}");
     }
 }

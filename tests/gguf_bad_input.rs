@@ -17,7 +17,13 @@ struct Builder {
 
 impl Builder {
     fn new() -> Self {
-        Builder { kv: vec![], n_kv: 0, tensors: vec![], n_tensors: 0, data: vec![] }
+        Builder {
+            kv: vec![],
+            n_kv: 0,
+            tensors: vec![],
+            n_tensors: 0,
+            data: vec![],
+        }
     }
     fn string(buf: &mut Vec<u8>, s: &str) {
         buf.extend((s.len() as u64).to_le_bytes());
@@ -56,7 +62,7 @@ impl Builder {
         b.extend(self.n_kv.to_le_bytes());
         b.extend(&self.kv);
         b.extend(&self.tensors);
-        while b.len() % 32 != 0 {
+        while !b.len().is_multiple_of(32) {
             b.push(0);
         }
         b.extend(&self.data);
@@ -77,7 +83,10 @@ fn every_truncation_is_refused() {
     assert!(GgufFile::from_bytes(whole.clone()).is_ok());
     for len in 0..whole.len() {
         let e = err(whole[..len].to_vec());
-        assert!(e.contains("truncated") || e.contains("past the end") || e.contains("left in the file"), "cut at {len}: {e}");
+        assert!(
+            e.contains("truncated") || e.contains("past the end") || e.contains("left in the file"),
+            "cut at {len}: {e}"
+        );
     }
 }
 
@@ -127,18 +136,37 @@ fn bad_tensors_are_refused() {
     let b = Builder::new().tensor("t", &[33], 2, 0, 64).bytes();
     assert!(err(b).contains("block size"));
     // Dimensions whose product overflows.
-    let b = Builder::new().tensor("t", &[1 << 20, 1 << 20, 1 << 20, 1 << 20], 0, 0, 0).bytes();
+    let b = Builder::new()
+        .tensor("t", &[1 << 20, 1 << 20, 1 << 20, 1 << 20], 0, 0, 0)
+        .bytes();
     assert!(!err(b).is_empty());
     // Misaligned offset, duplicate names, too many dims.
     assert!(err(Builder::new().tensor("t", &[8], 0, 3, 64).bytes()).contains("aligned"));
-    assert!(err(Builder::new().tensor("t", &[8], 0, 0, 32).tensor("t", &[8], 0, 32, 32).bytes()).contains("twice"));
-    assert!(err(Builder::new().tensor("t", &[1, 1, 1, 1, 1], 0, 0, 4).bytes()).contains("dimensions"));
+    assert!(
+        err(Builder::new()
+            .tensor("t", &[8], 0, 0, 32)
+            .tensor("t", &[8], 0, 32, 32)
+            .bytes())
+        .contains("twice")
+    );
+    assert!(
+        err(Builder::new()
+            .tensor("t", &[1, 1, 1, 1, 1], 0, 0, 4)
+            .bytes())
+        .contains("dimensions")
+    );
 }
 
 #[test]
 fn unknown_architecture_is_named() {
     let path = std::env::temp_dir().join(format!("ember-arch-{}.gguf", std::process::id()));
-    std::fs::write(&path, Builder::new().kv_str("general.architecture", "mamba9").bytes()).unwrap();
+    std::fs::write(
+        &path,
+        Builder::new()
+            .kv_str("general.architecture", "mamba9")
+            .bytes(),
+    )
+    .unwrap();
     let e = ModelFile::open(&path).err().expect("refused").to_string();
     std::fs::remove_file(&path).ok();
     assert!(e.contains("mamba9"), "{e}");

@@ -5,7 +5,9 @@ use ember::format::gguf::GgufFile;
 use ember::quant::GgmlType;
 use serde_json::Value;
 
-const TYPES: &[&str] = &["F16", "BF16", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"];
+const TYPES: &[&str] = &[
+    "F16", "BF16", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K",
+];
 
 fn zoo(name: &str) -> (GgufFile, Value) {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/quant-zoo");
@@ -20,17 +22,33 @@ fn dequantize_matches_reference_for_every_type() {
         let (g, reference) = zoo(name);
         let ty = GgmlType::from_name(name).expect("type known");
         for t in reference["tensors"].as_array().expect("tensors") {
-            let view = g.tensor(t["name"].as_str().unwrap()).expect("tensor present");
+            let view = g
+                .tensor(t["name"].as_str().unwrap())
+                .expect("tensor present");
             assert_eq!(view.dtype, ty, "{name}");
-            let ne: Vec<usize> = t["ne"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
+            let ne: Vec<usize> = t["ne"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap() as usize)
+                .collect();
             assert_eq!(view.shape, ne);
             let got = view.to_f32();
-            let want: Vec<f64> = t["dequant"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+            let want: Vec<f64> = t["dequant"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap())
+                .collect();
             assert_eq!(got.len(), want.len());
             for (i, (&g, &w)) in got.iter().zip(&want).enumerate() {
                 // The reference is printed with 6 significant digits.
                 let tol = 1e-6 * w.abs().max(1e-3);
-                assert!(((g as f64) - w).abs() <= tol * 5.0, "{name} {} [{i}]: got {g}, want {w}", t["name"]);
+                assert!(
+                    ((g as f64) - w).abs() <= tol * 5.0,
+                    "{name} {} [{i}]: got {g}, want {w}",
+                    t["name"]
+                );
             }
         }
     }
@@ -54,9 +72,21 @@ fn row_dot_matches_dequantized_dot() {
             for r in 0..view.rows() {
                 let row = &view.bytes()[r * view.row_bytes()..(r + 1) * view.row_bytes()];
                 let got = view.dtype.dot(row, &x) as f64;
-                let want: f64 = dense[r * view.cols()..(r + 1) * view.cols()].iter().zip(&x).map(|(&a, &b)| a as f64 * b as f64).sum();
-                let scale: f64 = dense[r * view.cols()..(r + 1) * view.cols()].iter().zip(&x).map(|(&a, &b)| (a as f64 * b as f64).abs()).sum();
-                assert!((got - want).abs() <= 1e-5 * scale, "{name} {} row {r}: {got} vs {want}", info.name);
+                let want: f64 = dense[r * view.cols()..(r + 1) * view.cols()]
+                    .iter()
+                    .zip(&x)
+                    .map(|(&a, &b)| a as f64 * b as f64)
+                    .sum();
+                let scale: f64 = dense[r * view.cols()..(r + 1) * view.cols()]
+                    .iter()
+                    .zip(&x)
+                    .map(|(&a, &b)| (a as f64 * b as f64).abs())
+                    .sum();
+                assert!(
+                    (got - want).abs() <= 1e-5 * scale,
+                    "{name} {} row {r}: {got} vs {want}",
+                    info.name
+                );
             }
         }
     }

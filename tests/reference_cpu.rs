@@ -18,15 +18,15 @@ fn greedy(model: &mut Model<CpuBackend>, prompt: &[u32], n: usize, stop: &[u32])
     let vocab = model.config().vocab_size;
     let mut logits = model.forward(prompt, 0, false).unwrap();
     let mut out = Vec::new();
-    let mut pos = prompt.len();
-    for _ in 0..n {
-        let next = (0..vocab).max_by(|&a, &b| logits[a].total_cmp(&logits[b])).unwrap() as u32;
+    for pos in prompt.len()..prompt.len() + n {
+        let next = (0..vocab)
+            .max_by(|&a, &b| logits[a].total_cmp(&logits[b]))
+            .unwrap() as u32;
         out.push(next);
         if stop.contains(&next) {
             break;
         }
         logits = model.forward(&[next], pos, false).unwrap();
-        pos += 1;
     }
     out
 }
@@ -39,7 +39,13 @@ fn default_model_matches_reference_through_the_library() {
     for p in reference["prompts"].as_array().unwrap() {
         let prompt = ids(&p["prompt_ids"]);
         let logits = model.forward(&prompt, 0, true).unwrap();
-        assert_top_matches(&logits, vocab, &p["top5_per_position"], 2e-3, p["text"].as_str().unwrap());
+        assert_top_matches(
+            &logits,
+            vocab,
+            &p["top5_per_position"],
+            2e-3,
+            p["text"].as_str().unwrap(),
+        );
         let want = ids(&p["greedy_ids"]);
         let got = greedy(&mut model, &prompt, want.len(), &file.tokenizer.stop_ids);
         assert_eq!(got, want, "greedy continuation of {:?}", p["text"]);
@@ -54,7 +60,13 @@ fn tiny_k_quant_llama_matches_reference() {
     for r in reference["results"].as_array().unwrap() {
         let prompt = ids(&r["prompt_ids"]);
         let logits = model.forward(&prompt, 0, true).unwrap();
-        assert_top_matches(&logits, vocab, &r["top5_per_position"], 1e-3, r["prompt"].as_str().unwrap());
+        assert_top_matches(
+            &logits,
+            vocab,
+            &r["top5_per_position"],
+            1e-3,
+            r["prompt"].as_str().unwrap(),
+        );
         let want = ids(&r["greedy_ids"]);
         assert_eq!(greedy(&mut model, &prompt, want.len(), &[]), want);
     }

@@ -15,7 +15,10 @@ fn check_vocab(name: &str) {
     assert!(texts.len() >= expected.len() && !expected.is_empty());
     let mut failures = Vec::new();
     for (text, want) in texts.iter().zip(&expected) {
-        let want: Vec<u32> = want.split_whitespace().map(|s| s.parse().unwrap()).collect();
+        let want: Vec<u32> = want
+            .split_whitespace()
+            .map(|s| s.parse().unwrap())
+            .collect();
         let got = tok.encode_raw(text).unwrap();
         if got != want {
             failures.push(format!("{text:?}: got {got:?}, want {want:?}"));
@@ -27,7 +30,13 @@ fn check_vocab(name: &str) {
             failures.push(format!("{text:?}: decoded as {decoded:?}"));
         }
     }
-    assert!(failures.is_empty(), "{name}: {} of {} vectors fail:\n{}", failures.len(), expected.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{name}: {} of {} vectors fail:\n{}",
+        failures.len(),
+        expected.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]

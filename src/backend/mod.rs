@@ -37,9 +37,17 @@ pub trait Backend {
     /// RMSNorm of every row, times `w`.
     fn rms_norm(&mut self, x: &Self::Act, w: &Self::Weight, eps: f32) -> Self::Act;
     /// `x · wᵀ (+ bias)`: `w` has one row per output feature.
-    fn matmul(&mut self, x: &Self::Act, w: &Self::Weight, bias: Option<&Self::Weight>) -> Self::Act;
+    fn matmul(&mut self, x: &Self::Act, w: &Self::Weight, bias: Option<&Self::Weight>)
+    -> Self::Act;
     /// Rotates every head of every row in place; row `r` is at position `pos0 + r`.
-    fn rope(&mut self, x: &mut Self::Act, heads: usize, pos0: usize, inv_freq: &Self::Weight, layout: RopeLayout);
+    fn rope(
+        &mut self,
+        x: &mut Self::Act,
+        heads: usize,
+        pos0: usize,
+        inv_freq: &Self::Weight,
+        layout: RopeLayout,
+    );
     /// Causal attention of `q` over the cache after appending `k` and `v` at `pos0..`.
     #[allow(clippy::too_many_arguments)]
     fn attention(

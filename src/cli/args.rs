@@ -56,7 +56,10 @@ impl RuntimeArgs {
     pub fn load(&self, file: &ModelFile) -> Result<Box<dyn LanguageModel>> {
         let trained = file.config.context_length;
         if self.ctx > trained {
-            bail!("context {} exceeds the model's trained context of {trained} tokens", self.ctx);
+            bail!(
+                "context {} exceeds the model's trained context of {trained} tokens",
+                self.ctx
+            );
         }
         match self.backend {
             BackendChoice::Auto | BackendChoice::Cpu => {
@@ -91,12 +94,15 @@ impl PromptArgs {
     /// The raw prompt text.
     pub fn text(&self) -> Result<String> {
         if let Some(path) = &self.file {
-            return std::fs::read_to_string(path).with_context(|| format!("cannot read prompt file {}", path.display()));
+            return std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read prompt file {}", path.display()));
         }
         match self.prompt.as_deref().or(self.text.as_deref()) {
             Some("-") => {
                 let mut s = String::new();
-                std::io::stdin().read_to_string(&mut s).context("cannot read the prompt from standard input")?;
+                std::io::stdin()
+                    .read_to_string(&mut s)
+                    .context("cannot read the prompt from standard input")?;
                 Ok(s)
             }
             Some(p) => Ok(p.to_string()),
@@ -157,7 +163,10 @@ impl SamplingArgs {
     /// The sampler settings, validated.
     pub fn config(&self) -> Result<SamplerConfig> {
         let seed = self.seed.unwrap_or_else(|| {
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0)
         });
         let cfg = SamplerConfig {
             temperature: self.temperature,

@@ -32,14 +32,30 @@ pub struct ChatArgs {
 pub fn run(args: &ChatArgs) -> Result<()> {
     let file = args.model.open()?;
     if file.tokenizer.chat_template.is_none() {
-        bail!("{} has no chat template; use `ember run` instead", file.path.display());
+        bail!(
+            "{} has no chat template; use `ember run` instead",
+            file.path.display()
+        );
     }
-    let opts = GenerateOptions { max_tokens: args.n, sampler: args.sampling.config()?, stop: Vec::new() };
+    let opts = GenerateOptions {
+        max_tokens: args.n,
+        sampler: args.sampling.config()?,
+        stop: Vec::new(),
+    };
     let mut model = args.runtime.load(&file)?;
     let mut session = Session::new(model.as_mut(), &file.tokenizer);
-    let fresh = || -> Vec<ChatMessage> { args.system.iter().map(|s| ChatMessage::new("system", s)).collect() };
+    let fresh = || -> Vec<ChatMessage> {
+        args.system
+            .iter()
+            .map(|s| ChatMessage::new("system", s))
+            .collect()
+    };
     let mut messages = fresh();
-    eprintln!("ember chat — {} on {}. /reset clears the conversation, /exit quits.", file.path.display(), session.model().backend_name());
+    eprintln!(
+        "ember chat — {} on {}. /reset clears the conversation, /exit quits.",
+        file.path.display(),
+        session.model().backend_name()
+    );
     let stdin = std::io::stdin();
     let mut lines = stdin.lock().lines();
     loop {
@@ -61,7 +77,11 @@ pub fn run(args: &ChatArgs) -> Result<()> {
         let rendered = file.tokenizer.apply_chat_template(&messages, true)?;
         let prompt = file.tokenizer.encode(&rendered, true)?;
         let mut out = std::io::stdout();
-        let result = session.generate(&prompt, &opts, &mut |s: &str| out.write_all(s.as_bytes()).and_then(|_| out.flush()).is_ok());
+        let result = session.generate(&prompt, &opts, &mut |s: &str| {
+            out.write_all(s.as_bytes())
+                .and_then(|_| out.flush())
+                .is_ok()
+        });
         match result {
             Ok(g) => {
                 println!();

@@ -24,36 +24,72 @@ pub fn run(args: &InfoArgs) -> Result<()> {
     let (format, file_size) = match &f.source {
         ModelSource::Gguf(g) => (format!("GGUF v{}", g.version), g.file_size()),
         ModelSource::HuggingFace(_) => {
-            let size = std::fs::read_dir(&f.path)?.filter_map(|e| e.ok()?.metadata().ok()).map(|m| m.len() as usize).sum();
+            let size = std::fs::read_dir(&f.path)?
+                .filter_map(|e| e.ok()?.metadata().ok())
+                .map(|m| m.len() as usize)
+                .sum();
             ("Hugging Face folder (safetensors)".to_string(), size)
         }
     };
     println!("model:          {}", f.path.display());
     println!("format:         {format}");
-    if let ModelSource::Gguf(g) = &f.source {
-        if let Some(name) = g.get("general.name").and_then(|v| v.as_str()) {
-            println!("name:           {name}");
-        }
+    if let ModelSource::Gguf(g) = &f.source
+        && let Some(name) = g.get("general.name").and_then(|v| v.as_str())
+    {
+        println!("name:           {name}");
     }
     println!("architecture:   {}", c.arch.name());
     println!("layers:         {}", c.layers);
     println!("hidden size:    {}", c.hidden);
     println!("ffn size:       {}", c.ffn);
-    println!("heads:          {} (kv heads {}, head size {})", c.heads, c.kv_heads, c.head_dim);
+    println!(
+        "heads:          {} (kv heads {}, head size {})",
+        c.heads, c.kv_heads, c.head_dim
+    );
     println!("context length: {}", c.context_length);
-    println!("rope:           theta {}, {:?} pairs, scaling {:?}", c.rope_theta, c.rope_layout, c.rope_scaling);
+    println!(
+        "rope:           theta {}, {:?} pairs, scaling {:?}",
+        c.rope_theta, c.rope_layout, c.rope_scaling
+    );
     println!("rms epsilon:    {:e}", c.rms_eps);
-    println!("output head:    {}", if c.tied_output { "tied to the token embedding" } else { "separate" });
+    println!(
+        "output head:    {}",
+        if c.tied_output {
+            "tied to the token embedding"
+        } else {
+            "separate"
+        }
+    );
     println!("qkv bias:       {}", if c.qkv_bias { "yes" } else { "no" });
     let t = &f.tokenizer;
-    let name = |id: Option<u32>| id.map(|i| format!("{i} {:?}", t.token_text(i))).unwrap_or_else(|| "none".into());
+    let name = |id: Option<u32>| {
+        id.map(|i| format!("{i} {:?}", t.token_text(i)))
+            .unwrap_or_else(|| "none".into())
+    };
     println!("tokenizer:      {:?}, {} tokens", t.kind(), t.vocab_size());
-    println!("bos / eos:      {} / {} (add bos: {})", name(t.bos), name(t.eos), t.add_bos);
-    println!("chat template:  {}", if t.chat_template.is_some() { "present" } else { "absent" });
+    println!(
+        "bos / eos:      {} / {} (add bos: {})",
+        name(t.bos),
+        name(t.eos),
+        t.add_bos
+    );
+    println!(
+        "chat template:  {}",
+        if t.chat_template.is_some() {
+            "present"
+        } else {
+            "absent"
+        }
+    );
     let tensors = f.weights.all();
     let total: usize = tensors.iter().map(|t| t.bytes().len()).sum();
     let params: usize = tensors.iter().map(|t| t.elements()).sum();
-    println!("tensors:        {} ({}, {:.1} M parameters)", tensors.len(), mib(total), params as f64 / 1e6);
+    println!(
+        "tensors:        {} ({}, {:.1} M parameters)",
+        tensors.len(),
+        mib(total),
+        params as f64 / 1e6
+    );
     for (ty, n, bytes) in f.bytes_by_type() {
         println!("  {:<6} {:>4} tensors  {:>12}", ty.name(), n, mib(bytes));
     }

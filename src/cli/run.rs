@@ -39,14 +39,21 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let sampler = args.sampling.config()?;
     let mut model = args.runtime.load(&file)?;
     let mut session = Session::new(model.as_mut(), &file.tokenizer);
-    let opts = GenerateOptions { max_tokens: args.n, sampler, stop: args.stop.clone() };
+    let opts = GenerateOptions {
+        max_tokens: args.n,
+        sampler,
+        stop: args.stop.clone(),
+    };
     let stdout = std::io::stdout();
     let streaming = !args.json;
     let mut on_text = |s: &str| {
         if streaming {
             let mut out = stdout.lock();
             // A closed pipe (`| head`) ends generation quietly.
-            return out.write_all(s.as_bytes()).and_then(|_| out.flush()).is_ok();
+            return out
+                .write_all(s.as_bytes())
+                .and_then(|_| out.flush())
+                .is_ok();
         }
         true
     };
@@ -112,7 +119,10 @@ pub fn score(args: &ScoreArgs) -> Result<()> {
     let mut model = args.runtime.load(&file)?;
     let ctx = model.context_len();
     if prompt.is_empty() || prompt.len() > ctx {
-        bail!("the prompt is {} tokens; it must be 1 to {ctx} (the context)", prompt.len());
+        bail!(
+            "the prompt is {} tokens; it must be 1 to {ctx} (the context)",
+            prompt.len()
+        );
     }
     let vocab = model.config().vocab_size;
     // In chunks, so a long prompt never holds logits for every position at once.

@@ -104,13 +104,17 @@ pub struct ModelConfig {
 }
 
 fn missing(key: &str) -> Error {
-    Error::format(format!("metadata key {key} is missing or has the wrong type"))
+    Error::format(format!(
+        "metadata key {key} is missing or has the wrong type"
+    ))
 }
 
 /// A positive size that a real model could have (guards later allocations against nonsense).
 fn size(v: u64, key: &str) -> Result<usize> {
     if v == 0 || v > 1 << 24 {
-        return Err(Error::format(format!("{key} = {v} is not a plausible size")));
+        return Err(Error::format(format!(
+            "{key} = {v} is not a plausible size"
+        )));
     }
     Ok(v as usize)
 }
@@ -118,14 +122,17 @@ fn size(v: u64, key: &str) -> Result<usize> {
 impl ModelConfig {
     /// Checks relations between the sizes that the forward pass relies on.
     fn validated(self) -> Result<ModelConfig> {
-        if self.heads % self.kv_heads != 0 {
+        if !self.heads.is_multiple_of(self.kv_heads) {
             return Err(Error::format(format!(
                 "{} attention heads is not a multiple of {} key/value heads",
                 self.heads, self.kv_heads
             )));
         }
-        if self.head_dim % 2 != 0 {
-            return Err(Error::format(format!("head size {} is odd; RoPE needs pairs", self.head_dim)));
+        if !self.head_dim.is_multiple_of(2) {
+            return Err(Error::format(format!(
+                "head size {} is odd; RoPE needs pairs",
+                self.head_dim
+            )));
         }
         if !(self.rms_eps > 0.0 && self.rope_theta > 0.0) {
             return Err(Error::format("RMS epsilon and rope theta must be positive"));
@@ -135,16 +142,27 @@ impl ModelConfig {
 
     /// Reads the `{arch}.*` keys of a GGUF file.
     pub fn from_gguf(g: &GgufFile, vocab_size: usize, tied_output: bool) -> Result<ModelConfig> {
-        let arch_name = g.get("general.architecture").and_then(|v| v.as_str()).ok_or_else(|| missing("general.architecture"))?;
+        let arch_name = g
+            .get("general.architecture")
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| missing("general.architecture"))?;
         let arch = Arch::from_name(arch_name)?;
         let key = |k: &str| format!("{arch_name}.{k}");
         let uint = |k: &str| -> Result<usize> {
             let full = key(k);
-            size(g.get(&full).and_then(|v| v.as_u64()).ok_or_else(|| missing(&full))?, &full)
+            size(
+                g.get(&full)
+                    .and_then(|v| v.as_u64())
+                    .ok_or_else(|| missing(&full))?,
+                &full,
+            )
         };
         let opt_uint = |k: &str| -> Result<Option<usize>> {
             let full = key(k);
-            g.get(&full).and_then(|v| v.as_u64()).map(|v| size(v, &full)).transpose()
+            g.get(&full)
+                .and_then(|v| v.as_u64())
+                .map(|v| size(v, &full))
+                .transpose()
         };
         let float = |k: &str| g.get(&key(k)).and_then(|v| v.as_f64()).map(|v| v as f32);
 
@@ -176,7 +194,8 @@ impl ModelConfig {
                 Arch::Llama => RopeLayout::Interleaved,
                 Arch::Qwen2 => RopeLayout::Halves,
             },
-            rms_eps: float("attention.layer_norm_rms_epsilon").ok_or_else(|| missing(&key("attention.layer_norm_rms_epsilon")))?,
+            rms_eps: float("attention.layer_norm_rms_epsilon")
+                .ok_or_else(|| missing(&key("attention.layer_norm_rms_epsilon")))?,
             context_length: uint("context_length")?,
             tied_output,
             qkv_bias: arch == Arch::Qwen2,
@@ -187,10 +206,17 @@ impl ModelConfig {
     /// Reads a Hugging Face `config.json` (both the top-level `rope_theta` of older configs and the
     /// `rope_parameters` object of transformers 5).
     pub fn from_hf(c: &Value) -> Result<ModelConfig> {
-        let arch_name = c["model_type"].as_str().ok_or_else(|| Error::format("config.json has no model_type"))?;
+        let arch_name = c["model_type"]
+            .as_str()
+            .ok_or_else(|| Error::format("config.json has no model_type"))?;
         let arch = Arch::from_name(arch_name)?;
         let uint = |k: &str| -> Result<usize> {
-            size(c[k].as_u64().ok_or_else(|| Error::format(format!("config.json: {k} is missing or not an integer")))?, k)
+            size(
+                c[k].as_u64().ok_or_else(|| {
+                    Error::format(format!("config.json: {k} is missing or not an integer"))
+                })?,
+                k,
+            )
         };
         let hidden = uint("hidden_size")?;
         let heads = uint("num_attention_heads")?;
@@ -200,13 +226,25 @@ impl ModelConfig {
         };
         // transformers 5 nests rope settings in `rope_parameters`; older files use `rope_theta`
         // and `rope_scaling` at the top level.
-        let rope = if c["rope_parameters"].is_object() { &c["rope_parameters"] } else { &c["rope_scaling"] };
-        let theta = rope["rope_theta"].as_f64().or_else(|| c["rope_theta"].as_f64()).unwrap_or(10000.0) as f32;
+        let rope = if c["rope_parameters"].is_object() {
+            &c["rope_parameters"]
+        } else {
+            &c["rope_scaling"]
+        };
+        let theta = rope["rope_theta"]
+            .as_f64()
+            .or_else(|| c["rope_theta"].as_f64())
+            .unwrap_or(10000.0) as f32;
         let f = |k: &str, default: f64| rope[k].as_f64().unwrap_or(default) as f32;
-        let rope_type = rope["rope_type"].as_str().or_else(|| rope["type"].as_str()).unwrap_or("default");
+        let rope_type = rope["rope_type"]
+            .as_str()
+            .or_else(|| rope["type"].as_str())
+            .unwrap_or("default");
         let rope_scaling = match rope_type {
             "default" => RopeScaling::None,
-            "linear" => RopeScaling::Linear { factor: f("factor", 1.0) },
+            "linear" => RopeScaling::Linear {
+                factor: f("factor", 1.0),
+            },
             "llama3" => RopeScaling::Llama3 {
                 factor: f("factor", 8.0),
                 low_freq_factor: f("low_freq_factor", 1.0),
@@ -224,7 +262,11 @@ impl ModelConfig {
             hidden,
             layers: uint("num_hidden_layers")?,
             heads,
-            kv_heads: c["num_key_value_heads"].as_u64().map(|v| size(v, "num_key_value_heads")).transpose()?.unwrap_or(heads),
+            kv_heads: c["num_key_value_heads"]
+                .as_u64()
+                .map(|v| size(v, "num_key_value_heads"))
+                .transpose()?
+                .unwrap_or(heads),
             head_dim,
             ffn: uint("intermediate_size")?,
             rope_theta: theta,
@@ -247,8 +289,18 @@ impl ModelConfig {
                 let f = match self.rope_scaling {
                     RopeScaling::None => f,
                     RopeScaling::Linear { factor } => f / factor as f64,
-                    RopeScaling::Llama3 { factor, low_freq_factor, high_freq_factor, original_context } => {
-                        let (factor, lo, hi, ctx) = (factor as f64, low_freq_factor as f64, high_freq_factor as f64, original_context as f64);
+                    RopeScaling::Llama3 {
+                        factor,
+                        low_freq_factor,
+                        high_freq_factor,
+                        original_context,
+                    } => {
+                        let (factor, lo, hi, ctx) = (
+                            factor as f64,
+                            low_freq_factor as f64,
+                            high_freq_factor as f64,
+                            original_context as f64,
+                        );
                         let wavelen = 2.0 * std::f64::consts::PI / f;
                         if wavelen < ctx / hi {
                             f
@@ -273,5 +325,65 @@ impl ModelConfig {
     /// Width of the query projection.
     pub fn q_dim(&self) -> usize {
         self.heads * self.head_dim
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn hf(extra: Value) -> Value {
+        let mut c = json!({
+            "model_type": "llama", "hidden_size": 64, "intermediate_size": 192, "num_hidden_layers": 2,
+            "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 512,
+            "vocab_size": 100, "rms_norm_eps": 1e-5, "tie_word_embeddings": true
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            c[k] = v.clone();
+        }
+        c
+    }
+
+    #[test]
+    fn rope_theta_at_top_level_or_in_rope_parameters() {
+        let old = ModelConfig::from_hf(&hf(json!({"rope_theta": 5e5}))).unwrap();
+        let new = ModelConfig::from_hf(&hf(
+            json!({"rope_parameters": {"rope_theta": 5e5, "rope_type": "default"}}),
+        ))
+        .unwrap();
+        assert_eq!(old, new);
+        assert_eq!(old.rope_theta, 5e5);
+        assert_eq!(old.rope_layout, RopeLayout::Halves);
+        assert_eq!(old.head_dim, 16);
+    }
+
+    #[test]
+    fn llama3_rope_scaling_is_read_and_applied() {
+        let c = ModelConfig::from_hf(&hf(json!({"rope_theta": 5e5, "rope_scaling": {
+            "rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+            "original_max_position_embeddings": 8192}})))
+        .unwrap();
+        let plain = ModelConfig {
+            rope_scaling: RopeScaling::None,
+            ..c.clone()
+        };
+        let (scaled, base) = (c.rope_inv_freqs(), plain.rope_inv_freqs());
+        // Highest frequency untouched, lowest divided by the factor.
+        assert_eq!(scaled[0], base[0]);
+        assert!((scaled[7] * 8.0 - base[7]).abs() < 1e-12);
+    }
+
+    #[test]
+    fn bad_configs_are_refused() {
+        assert!(
+            ModelConfig::from_hf(&hf(json!({"model_type": "rwkv"})))
+                .unwrap_err()
+                .to_string()
+                .contains("rwkv")
+        );
+        assert!(ModelConfig::from_hf(&hf(json!({"num_key_value_heads": 3}))).is_err());
+        assert!(ModelConfig::from_hf(&hf(json!({"hidden_size": -4}))).is_err());
+        assert!(ModelConfig::from_hf(&hf(json!({"use_sliding_window": true}))).is_err());
     }
 }

@@ -127,13 +127,18 @@ impl MetaValue {
     /// A short human-readable rendering (arrays summarised by length).
     pub fn summary(&self) -> String {
         match self {
-            MetaValue::String(s) if s.len() > 60 => format!("{:?}… ({} bytes)", &s[..s.floor_char_boundary(60)], s.len()),
+            MetaValue::String(s) if s.len() > 60 => {
+                format!("{:?}… ({} bytes)", &s[..s.floor_char_boundary(60)], s.len())
+            }
             MetaValue::String(s) => format!("{s:?}"),
             MetaValue::Array(_, v) => format!("[{} items]", v.len()),
             MetaValue::Bool(b) => b.to_string(),
             MetaValue::F32(v) => v.to_string(),
             MetaValue::F64(v) => v.to_string(),
-            other => other.as_u64().map(|v| v.to_string()).unwrap_or_else(|| format!("{other:?}")),
+            other => other
+                .as_u64()
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| format!("{other:?}")),
         }
     }
 }
@@ -191,7 +196,10 @@ impl<'a> Cursor<'a> {
     }
 
     fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N]> {
-        Ok(self.take(N, what)?.try_into().expect("take returned N bytes"))
+        Ok(self
+            .take(N, what)?
+            .try_into()
+            .expect("take returned N bytes"))
     }
 
     fn u32(&mut self, what: &str) -> Result<u32> {
@@ -239,16 +247,23 @@ impl<'a> Cursor<'a> {
             7 => match self.array::<1>(key)?[0] {
                 0 => MetaValue::Bool(false),
                 1 => MetaValue::Bool(true),
-                b => return Err(Error::format(format!("metadata {key}: invalid bool byte {b}"))),
+                b => {
+                    return Err(Error::format(format!(
+                        "metadata {key}: invalid bool byte {b}"
+                    )));
+                }
             },
             8 => MetaValue::String(self.string(key)?),
             9 => {
                 if depth >= 8 {
-                    return Err(Error::format(format!("metadata {key}: arrays nested too deeply")));
+                    return Err(Error::format(format!(
+                        "metadata {key}: arrays nested too deeply"
+                    )));
                 }
                 let elem = self.u32(key)?;
-                let min = value_min_size(elem)
-                    .ok_or_else(|| Error::format(format!("metadata {key}: unknown array element type {elem}")))?;
+                let min = value_min_size(elem).ok_or_else(|| {
+                    Error::format(format!("metadata {key}: unknown array element type {elem}"))
+                })?;
                 let n = self.count(min, &format!("metadata {key} array length"))?;
                 let mut items = Vec::with_capacity(n);
                 for _ in 0..n {
@@ -259,7 +274,11 @@ impl<'a> Cursor<'a> {
             10 => MetaValue::U64(self.u64(key)?),
             11 => MetaValue::I64(i64::from_le_bytes(self.array(key)?)),
             12 => MetaValue::F64(f64::from_le_bytes(self.array(key)?)),
-            t => return Err(Error::format(format!("metadata {key}: unknown value type {t}"))),
+            t => {
+                return Err(Error::format(format!(
+                    "metadata {key}: unknown value type {t}"
+                )));
+            }
         })
     }
 }
@@ -302,7 +321,9 @@ impl GgufFile {
         }
         let version = c.u32("version")?;
         if !(2..=3).contains(&version) {
-            return Err(Error::Unsupported(format!("GGUF version {version} (2 and 3 are supported)")));
+            return Err(Error::Unsupported(format!(
+                "GGUF version {version} (2 and 3 are supported)"
+            )));
         }
         // A tensor info takes at least 8 (name len) + 4 (dims) + 4 (type) + 8 (offset) bytes,
         // a key/value pair at least 8 (key len) + 4 (type) + 1 byte.
@@ -321,7 +342,12 @@ impl GgufFile {
             None => DEFAULT_ALIGNMENT,
             Some((_, v)) => match v.as_u64() {
                 Some(a) if a > 0 && a.is_power_of_two() && a <= 1 << 20 => a as usize,
-                _ => return Err(Error::format(format!("general.alignment {} is not a power of two", v.summary()))),
+                _ => {
+                    return Err(Error::format(format!(
+                        "general.alignment {} is not a power of two",
+                        v.summary()
+                    )));
+                }
             },
         };
 
@@ -331,7 +357,9 @@ impl GgufFile {
             let name = c.string("tensor name")?;
             let n_dims = c.u32(&name)? as usize;
             if n_dims == 0 || n_dims > MAX_DIMS {
-                return Err(Error::format(format!("tensor {name}: {n_dims} dimensions (1 to {MAX_DIMS} allowed)")));
+                return Err(Error::format(format!(
+                    "tensor {name}: {n_dims} dimensions (1 to {MAX_DIMS} allowed)"
+                )));
             }
             let mut shape = Vec::with_capacity(n_dims);
             for _ in 0..n_dims {
@@ -339,22 +367,37 @@ impl GgufFile {
                 let d = usize::try_from(d)
                     .ok()
                     .filter(|&d| d > 0 && d <= buf.len().saturating_mul(8))
-                    .ok_or_else(|| Error::format(format!("tensor {name}: dimension {d} is impossible for this file")))?;
+                    .ok_or_else(|| {
+                        Error::format(format!(
+                            "tensor {name}: dimension {d} is impossible for this file"
+                        ))
+                    })?;
                 shape.push(d);
             }
             let type_id = c.u32(&name)?;
-            let dtype = GgmlType::from_id(type_id)
-                .ok_or_else(|| Error::Unsupported(format!("tensor {name} has tensor type id {type_id}, which Ember does not know")))?;
+            let dtype = GgmlType::from_id(type_id).ok_or_else(|| {
+                Error::Unsupported(format!(
+                    "tensor {name} has tensor type id {type_id}, which Ember does not know"
+                ))
+            })?;
             let offset = c.u64(&name)?;
-            let offset = usize::try_from(offset)
-                .map_err(|_| Error::format(format!("tensor {name}: offset {offset} is too large")))?;
+            let offset = usize::try_from(offset).map_err(|_| {
+                Error::format(format!("tensor {name}: offset {offset} is too large"))
+            })?;
             if offset % alignment != 0 {
-                return Err(Error::format(format!("tensor {name}: offset {offset} is not aligned to {alignment}")));
+                return Err(Error::format(format!(
+                    "tensor {name}: offset {offset} is not aligned to {alignment}"
+                )));
             }
             if index.insert(name.clone(), i).is_some() {
                 return Err(Error::format(format!("tensor {name} appears twice")));
             }
-            tensors.push(TensorInfo { name, shape, dtype, offset });
+            tensors.push(TensorInfo {
+                name,
+                shape,
+                dtype,
+                offset,
+            });
         }
 
         let data_offset = c.pos.div_ceil(alignment) * alignment;
@@ -379,7 +422,13 @@ impl GgufFile {
             .data_offset
             .checked_add(t.offset)
             .ok_or_else(|| Error::format(format!("tensor {}: offset overflows", t.name)))?;
-        TensorView::new(t.name.clone(), t.dtype, t.shape.clone(), self.storage.clone(), abs)
+        TensorView::new(
+            t.name.clone(),
+            t.dtype,
+            t.shape.clone(),
+            self.storage.clone(),
+            abs,
+        )
     }
 
     /// Looks up a metadata value.

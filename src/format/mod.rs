@@ -49,7 +49,10 @@ impl ModelFile {
     /// Opens a GGUF file or a Hugging Face folder.
     pub fn open(path: &Path) -> Result<ModelFile> {
         if !path.exists() {
-            return Err(Error::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or directory")));
+            return Err(Error::io(
+                path,
+                std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or directory"),
+            ));
         }
         if path.is_dir() {
             Self::open_hf(path)
@@ -61,17 +64,29 @@ impl ModelFile {
     fn open_gguf(path: &Path) -> Result<ModelFile> {
         let g = GgufFile::open(path)?;
         // Check the architecture before building a tokenizer: it is the more useful error.
-        let arch = g.get("general.architecture").and_then(|v| v.as_str()).unwrap_or("(missing)");
+        let arch = g
+            .get("general.architecture")
+            .and_then(|v| v.as_str())
+            .unwrap_or("(missing)");
         Arch::from_name(arch)?;
         let tokenizer = Tokenizer::from_gguf(&g)?;
         let vocab = g
             .tensor("token_embd.weight")
             .map(|t| t.rows())
-            .ok_or_else(|| Error::Tensor { name: "token_embd.weight".into(), problem: "missing from the model file".into() })?;
+            .ok_or_else(|| Error::Tensor {
+                name: "token_embd.weight".into(),
+                problem: "missing from the model file".into(),
+            })?;
         let tied = g.tensor("output.weight").is_none();
         let config = ModelConfig::from_gguf(&g, vocab, tied)?;
         let weights = ModelWeights::load(&g, &config)?;
-        Ok(ModelFile { path: path.to_path_buf(), source: ModelSource::Gguf(g), config, weights, tokenizer })
+        Ok(ModelFile {
+            path: path.to_path_buf(),
+            source: ModelSource::Gguf(g),
+            config,
+            weights,
+            tokenizer,
+        })
     }
 
     fn open_hf(dir: &Path) -> Result<ModelFile> {
@@ -80,7 +95,13 @@ impl ModelFile {
         let tensors = safetensors::HfTensors::open(dir)?;
         let weights = ModelWeights::load(&tensors, &config)?;
         let tokenizer = Tokenizer::from_hf_folder(dir, &cfg_json)?;
-        Ok(ModelFile { path: dir.to_path_buf(), source: ModelSource::HuggingFace(cfg_json), config, weights, tokenizer })
+        Ok(ModelFile {
+            path: dir.to_path_buf(),
+            source: ModelSource::HuggingFace(cfg_json),
+            config,
+            weights,
+            tokenizer,
+        })
     }
 
     /// Bytes of weights by encoding, largest first.
@@ -92,7 +113,7 @@ impl ModelFile {
             e.1 += t.bytes().len();
         }
         let mut v: Vec<_> = map.into_iter().map(|(k, (n, b))| (k, n, b)).collect();
-        v.sort_by(|a, b| b.2.cmp(&a.2));
+        v.sort_by_key(|e| std::cmp::Reverse(e.2));
         v
     }
 }

@@ -28,7 +28,9 @@ fn dtype(d: safetensors::Dtype, name: &str) -> Result<GgmlType> {
         safetensors::Dtype::F32 => Ok(GgmlType::F32),
         safetensors::Dtype::F16 => Ok(GgmlType::F16),
         safetensors::Dtype::BF16 => Ok(GgmlType::Bf16),
-        other => Err(Error::Unsupported(format!("tensor {name} has safetensors dtype {other:?} (F32, F16 and BF16 are supported)"))),
+        other => Err(Error::Unsupported(format!(
+            "tensor {name} has safetensors dtype {other:?} (F32, F16 and BF16 are supported)"
+        ))),
     }
 }
 
@@ -49,7 +51,13 @@ impl HfTensors {
                 if shape.is_empty() {
                     shape.push(1);
                 }
-                let view = TensorView::new(name.clone(), ty, shape, storage.clone(), data_start + info.data_offsets.0)?;
+                let view = TensorView::new(
+                    name.clone(),
+                    ty,
+                    shape,
+                    storage.clone(),
+                    data_start + info.data_offsets.0,
+                )?;
                 tensors.insert(name, view);
             }
         }
@@ -76,9 +84,13 @@ fn shard_files(dir: &Path) -> Result<Vec<PathBuf>> {
         .ok_or_else(|| Error::format(format!("{}: no weight_map", index.display())))?;
     let mut files: Vec<PathBuf> = Vec::new();
     for shard in weight_map.values() {
-        let shard = shard.as_str().ok_or_else(|| Error::format("weight_map values must be file names"))?;
+        let shard = shard
+            .as_str()
+            .ok_or_else(|| Error::format("weight_map values must be file names"))?;
         if shard.contains('/') || shard.contains('\\') || shard.starts_with('.') {
-            return Err(Error::format(format!("weight_map names a file outside the folder: {shard:?}")));
+            return Err(Error::format(format!(
+                "weight_map names a file outside the folder: {shard:?}"
+            )));
         }
         let path = dir.join(shard);
         if !files.contains(&path) {

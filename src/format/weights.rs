@@ -118,7 +118,17 @@ impl ModelWeights {
         v.extend(self.output.iter());
         v.extend(self.rope_freqs.iter());
         for l in &self.layers {
-            v.extend([&l.attn_norm, &l.q, &l.k, &l.v, &l.o, &l.ffn_norm, &l.gate, &l.up, &l.down]);
+            v.extend([
+                &l.attn_norm,
+                &l.q,
+                &l.k,
+                &l.v,
+                &l.o,
+                &l.ffn_norm,
+                &l.gate,
+                &l.up,
+                &l.down,
+            ]);
             v.extend(l.q_bias.iter().chain(&l.k_bias).chain(&l.v_bias));
         }
         v

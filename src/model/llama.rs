@@ -61,14 +61,27 @@ impl<B: Backend> Model<B> {
         }
         let mut inv_freq = cfg.rope_inv_freqs();
         if let Some(factors) = &w.rope_freqs {
-            inv_freq.iter_mut().zip(factors.to_f32()).for_each(|(f, d)| *f /= d);
+            inv_freq
+                .iter_mut()
+                .zip(factors.to_f32())
+                .for_each(|(f, d)| *f /= d);
         }
         let inv_freq = up(&f32_tensor("rope_inv_freq", &inv_freq)?)?;
         let token_embd = up(&w.token_embd)?;
         let output_norm = up(&w.output_norm)?;
         let output = w.output.as_ref().map(&mut up).transpose()?;
         let cache = backend.new_cache(cfg.layers, cfg.kv_dim(), ctx)?;
-        Ok(Model { config: cfg, backend, token_embd, output_norm, output, inv_freq, layers, cache, ctx })
+        Ok(Model {
+            config: cfg,
+            backend,
+            token_embd,
+            output_norm,
+            output,
+            inv_freq,
+            layers,
+            cache,
+            ctx,
+        })
     }
 
     /// The backend running this model.
@@ -103,10 +116,17 @@ impl<B: Backend> LanguageModel for Model<B> {
             )));
         }
         if let Some(&bad) = ids.iter().find(|&&id| id as usize >= cfg.vocab_size) {
-            return Err(Error::Invalid(format!("token id {bad} is outside the vocabulary of {}", cfg.vocab_size)));
+            return Err(Error::Invalid(format!(
+                "token id {bad} is outside the vocabulary of {}",
+                cfg.vocab_size
+            )));
         }
         let b = &mut self.backend;
-        let shape = AttentionShape { heads: cfg.heads, kv_heads: cfg.kv_heads, head_dim: cfg.head_dim };
+        let shape = AttentionShape {
+            heads: cfg.heads,
+            kv_heads: cfg.kv_heads,
+            head_dim: cfg.head_dim,
+        };
         let mut x = b.embed(&self.token_embd, ids);
         for (i, l) in self.layers.iter().enumerate() {
             let h = b.rms_norm(&x, &l.attn_norm, cfg.rms_eps);

@@ -8,8 +8,8 @@ pub use llama::Model;
 
 use crate::error::Result;
 use crate::format::ModelConfig;
-use crate::format::storage::Storage;
 use crate::format::TensorView;
+use crate::format::storage::Storage;
 use crate::quant::GgmlType;
 
 /// What a session needs from a loaded model, whatever backend runs it.
@@ -29,5 +29,11 @@ pub trait LanguageModel {
 /// A small f32 vector as a tensor view (for derived constants such as rope frequencies).
 pub(crate) fn f32_tensor(name: &str, values: &[f32]) -> Result<TensorView> {
     let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-    TensorView::new(name.into(), GgmlType::F32, vec![values.len()], Arc::new(Storage::Owned(bytes)), 0)
+    TensorView::new(
+        name.into(),
+        GgmlType::F32,
+        vec![values.len()],
+        Arc::new(Storage::Owned(bytes)),
+        0,
+    )
 }

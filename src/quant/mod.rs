@@ -49,7 +49,10 @@ pub(crate) fn f16_at(b: &[u8], i: usize) -> f32 {
 
 /// Decodes consecutive blocks of `B` from `bytes` into `out`.
 fn dequantize_blocks<B: BlockFormat>(bytes: &[u8], out: &mut [f32]) {
-    for (block, dst) in bytes.chunks_exact(B::BYTES).zip(out.chunks_exact_mut(B::ELEMS)) {
+    for (block, dst) in bytes
+        .chunks_exact(B::BYTES)
+        .zip(out.chunks_exact_mut(B::ELEMS))
+    {
         B::dequantize_block(block, dst);
     }
 }
@@ -160,7 +163,10 @@ ggml_types! {
 impl GgmlType {
     /// Parses a type name as llama.cpp spells it (case-insensitive: `q4_k`, `Q8_0`, `bf16`).
     pub fn from_name(name: &str) -> Option<GgmlType> {
-        Self::ALL.iter().copied().find(|t| t.name().eq_ignore_ascii_case(name))
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|t| t.name().eq_ignore_ascii_case(name))
     }
 
     /// Whether this is a plain float type rather than a quantized block format.

@@ -30,7 +30,11 @@ impl BlockFormat for Q3K {
             let (half, k, l) = (i / 128, (i % 128) / 32, i % 32);
             let low = ((qs[half * 32 + l] >> (2 * k)) & 3) as i32;
             let bit = 4 * half + k;
-            let q = if hmask[l] & (1 << bit) != 0 { low } else { low - 4 };
+            let q = if hmask[l] & (1 << bit) != 0 {
+                low
+            } else {
+                low - 4
+            };
             *o = d * sc[i / 16] as f32 * q as f32;
         }
     }

@@ -45,7 +45,9 @@ pub fn render(
     env.add_function("raise_exception", raise_exception);
     env.add_template("chat", template)
         .map_err(|e| Error::Template(e.to_string()))?;
-    let tmpl = env.get_template("chat").map_err(|e| Error::Template(e.to_string()))?;
+    let tmpl = env
+        .get_template("chat")
+        .map_err(|e| Error::Template(e.to_string()))?;
     tmpl.render(context! {
         messages => messages,
         add_generation_prompt => add_generation_prompt,
@@ -53,4 +55,42 @@ pub fn render(
         eos_token => eos_token,
     })
     .map_err(|e| Error::Template(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CHATML: &str = "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\nDefault<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
+
+    #[test]
+    fn system_message_is_optional() {
+        let user = [ChatMessage::new("user", "Hi")];
+        let out = render(CHATML, &user, true, "", "").unwrap();
+        assert_eq!(
+            out,
+            "<|im_start|>system\nDefault<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+        );
+        let with_system = [
+            ChatMessage::new("system", "Be brief"),
+            ChatMessage::new("user", "Hi"),
+        ];
+        let out = render(CHATML, &with_system, false, "", "").unwrap();
+        assert_eq!(
+            out,
+            "<|im_start|>system\nBe brief<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
+        );
+    }
+
+    #[test]
+    fn python_string_methods_and_exceptions() {
+        let t = "{{ bos_token }}{% for m in messages %}{% if m.role not in ['user'] %}{{ raise_exception('only users') }}{% endif %}{{ m.content.strip().upper() }}{% endfor %}";
+        assert_eq!(
+            render(t, &[ChatMessage::new("user", "  hey ")], false, "<s>", "").unwrap(),
+            "<s>HEY"
+        );
+        let e = render(t, &[ChatMessage::new("assistant", "x")], false, "", "").unwrap_err();
+        assert!(e.to_string().contains("only users"));
+        assert!(render("{% for %}", &[], false, "", "").is_err());
+    }
 }

@@ -37,10 +37,14 @@ fn pre_tokenizer_regexes(pre: &str) -> Result<Vec<&'static str>> {
         "llama3" | "llama-v3" | "llama-bpe" | "dbrx" | "smaug-bpe" => vec![LLAMA3],
         "qwen2" | "stablelm2" => vec![QWEN2],
         "gpt-2" | "gpt2" | "mpt" | "olmo" | "jais" => vec![GPT2],
-        "smollm" | "starcoder" | "refact" | "command-r" | "codeshell" | "exaone" => vec![r"\p{N}", GPT2],
+        "smollm" | "starcoder" | "refact" | "command-r" | "codeshell" | "exaone" => {
+            vec![r"\p{N}", GPT2]
+        }
         "default" => vec![r"[\p{P}\$\+<=>\^~\|]+", GPT2, r"\p{N}+", "[0-9][0-9][0-9]"],
         other => {
-            return Err(Error::Unsupported(format!("BPE pre-tokenizer {other:?} (tokenizer.ggml.pre)")));
+            return Err(Error::Unsupported(format!(
+                "BPE pre-tokenizer {other:?} (tokenizer.ggml.pre)"
+            )));
         }
     })
 }
@@ -61,23 +65,37 @@ pub struct GgufVocab {
 
 fn string_array(g: &GgufFile, key: &str) -> Result<Option<Vec<String>>> {
     let Some(v) = g.get(key) else { return Ok(None) };
-    let items = v.as_array().ok_or_else(|| Error::Tokenizer(format!("{key} is not an array")))?;
+    let items = v
+        .as_array()
+        .ok_or_else(|| Error::Tokenizer(format!("{key} is not an array")))?;
     items
         .iter()
-        .map(|s| s.as_str().map(str::to_string).ok_or_else(|| Error::Tokenizer(format!("{key} holds a non-string"))))
+        .map(|s| {
+            s.as_str()
+                .map(str::to_string)
+                .ok_or_else(|| Error::Tokenizer(format!("{key} holds a non-string")))
+        })
         .collect::<Result<Vec<_>>>()
         .map(Some)
 }
 
 fn number_array(g: &GgufFile, key: &str, len: usize) -> Result<Option<Vec<f64>>> {
     let Some(v) = g.get(key) else { return Ok(None) };
-    let items = v.as_array().ok_or_else(|| Error::Tokenizer(format!("{key} is not an array")))?;
+    let items = v
+        .as_array()
+        .ok_or_else(|| Error::Tokenizer(format!("{key} is not an array")))?;
     if items.len() != len {
-        return Err(Error::Tokenizer(format!("{key} has {} entries for {len} tokens", items.len())));
+        return Err(Error::Tokenizer(format!(
+            "{key} has {} entries for {len} tokens",
+            items.len()
+        )));
     }
     items
         .iter()
-        .map(|x| x.as_f64().ok_or_else(|| Error::Tokenizer(format!("{key} holds a non-number"))))
+        .map(|x| {
+            x.as_f64()
+                .ok_or_else(|| Error::Tokenizer(format!("{key} holds a non-number")))
+        })
         .collect::<Result<Vec<_>>>()
         .map(Some)
 }
@@ -87,8 +105,11 @@ pub fn from_gguf(g: &GgufFile) -> Result<GgufVocab> {
     let model = g
         .get("tokenizer.ggml.model")
         .and_then(|v| v.as_str())
-        .ok_or_else(|| Error::Tokenizer("the GGUF file has no tokenizer (tokenizer.ggml.model)".into()))?;
-    let tokens = string_array(g, "tokenizer.ggml.tokens")?.ok_or_else(|| Error::Tokenizer("tokenizer.ggml.tokens is missing".into()))?;
+        .ok_or_else(|| {
+            Error::Tokenizer("the GGUF file has no tokenizer (tokenizer.ggml.model)".into())
+        })?;
+    let tokens = string_array(g, "tokenizer.ggml.tokens")?
+        .ok_or_else(|| Error::Tokenizer("tokenizer.ggml.tokens is missing".into()))?;
     let n = tokens.len();
     let types: Vec<i64> = number_array(g, "tokenizer.ggml.token_type", n)?
         .map(|v| v.into_iter().map(|t| t as i64).collect())
@@ -97,17 +118,27 @@ pub fn from_gguf(g: &GgufFile) -> Result<GgufVocab> {
     let added: Vec<Value> = tokens
         .iter()
         .enumerate()
-        .filter(|&(i, _)| matches!(types[i], token_type::CONTROL | token_type::USER_DEFINED | token_type::UNKNOWN))
+        .filter(|&(i, _)| {
+            matches!(
+                types[i],
+                token_type::CONTROL | token_type::USER_DEFINED | token_type::UNKNOWN
+            )
+        })
         .map(|(i, t)| {
             json!({"id": i, "content": t, "single_word": false, "lstrip": false, "rstrip": false,
                    "normalized": false, "special": types[i] != token_type::USER_DEFINED})
         })
         .collect();
-    let vocab: serde_json::Map<String, Value> = tokens.iter().enumerate().map(|(i, t)| (t.clone(), json!(i))).collect();
+    let vocab: serde_json::Map<String, Value> = tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.clone(), json!(i)))
+        .collect();
 
     let (json, byte_level, add_space_prefix) = match model {
         "gpt2" => {
-            let merges = string_array(g, "tokenizer.ggml.merges")?.ok_or_else(|| Error::Tokenizer("tokenizer.ggml.merges is missing".into()))?;
+            let merges = string_array(g, "tokenizer.ggml.merges")?
+                .ok_or_else(|| Error::Tokenizer("tokenizer.ggml.merges is missing".into()))?;
             let merges: Vec<Value> = merges
                 .iter()
                 .map(|m| {
@@ -116,7 +147,10 @@ pub fn from_gguf(g: &GgufFile) -> Result<GgufVocab> {
                         .ok_or_else(|| Error::Tokenizer(format!("merge {m:?} is not two pieces")))
                 })
                 .collect::<Result<_>>()?;
-            let pre = g.get("tokenizer.ggml.pre").and_then(|v| v.as_str()).unwrap_or("default");
+            let pre = g
+                .get("tokenizer.ggml.pre")
+                .and_then(|v| v.as_str())
+                .unwrap_or("default");
             let mut steps: Vec<Value> = pre_tokenizer_regexes(pre)?
                 .into_iter()
                 .map(|r| json!({"type": "Split", "pattern": {"Regex": r}, "behavior": "Isolated", "invert": false}))
@@ -138,8 +172,12 @@ pub fn from_gguf(g: &GgufFile) -> Result<GgufVocab> {
             (json, true, false)
         }
         "llama" => {
-            let scores = number_array(g, "tokenizer.ggml.scores", n)?.unwrap_or_else(|| vec![0.0; n]);
-            let add_space_prefix = g.get("tokenizer.ggml.add_space_prefix").and_then(|v| v.as_bool()).unwrap_or(true);
+            let scores =
+                number_array(g, "tokenizer.ggml.scores", n)?.unwrap_or_else(|| vec![0.0; n]);
+            let add_space_prefix = g
+                .get("tokenizer.ggml.add_space_prefix")
+                .and_then(|v| v.as_bool())
+                .unwrap_or(true);
             let merges = spm_merges(&tokens, &types, &scores);
             let unk = g
                 .get("tokenizer.ggml.unknown_token_id")
@@ -150,7 +188,9 @@ pub fn from_gguf(g: &GgufFile) -> Result<GgufVocab> {
             if add_space_prefix {
                 normalizers.push(json!({"type": "Prepend", "prepend": "\u{2581}"}));
             }
-            normalizers.push(json!({"type": "Replace", "pattern": {"String": " "}, "content": "\u{2581}"}));
+            normalizers.push(
+                json!({"type": "Replace", "pattern": {"String": " "}, "content": "\u{2581}"}),
+            );
             let json = json!({
                 "version": "1.0",
                 "added_tokens": added,
@@ -164,9 +204,19 @@ pub fn from_gguf(g: &GgufFile) -> Result<GgufVocab> {
             });
             (json, false, add_space_prefix)
         }
-        other => return Err(Error::Unsupported(format!("tokenizer model {other:?} (gpt2 and llama are supported)"))),
+        other => {
+            return Err(Error::Unsupported(format!(
+                "tokenizer model {other:?} (gpt2 and llama are supported)"
+            )));
+        }
     };
-    Ok(GgufVocab { json, byte_level, add_space_prefix, tokens, types })
+    Ok(GgufVocab {
+        json,
+        byte_level,
+        add_space_prefix,
+        tokens,
+        types,
+    })
 }
 
 /// BPE merges equivalent to SentencePiece's score-driven merging: every split of every normal
@@ -193,5 +243,8 @@ fn spm_merges(tokens: &[String], types: &[i64], scores: &[f64]) -> Vec<Value> {
     }
     // Best score first; ties by merged id, then by the left piece, for a stable order.
     merges.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)).then(x.2.cmp(&y.2)));
-    merges.into_iter().map(|(_, _, a, b)| json!([tokens[a], tokens[b]])).collect()
+    merges
+        .into_iter()
+        .map(|(_, _, a, b)| json!([tokens[a], tokens[b]]))
+        .collect()
 }

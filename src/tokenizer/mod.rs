@@ -65,7 +65,12 @@ fn byte_level_decoder() -> std::collections::HashMap<char, u8> {
     map
 }
 
-fn piece_bytes(piece: &str, kind: VocabKind, is_text_token: bool, table: &std::collections::HashMap<char, u8>) -> Vec<u8> {
+fn piece_bytes(
+    piece: &str,
+    kind: VocabKind,
+    is_text_token: bool,
+    table: &std::collections::HashMap<char, u8>,
+) -> Vec<u8> {
     if is_text_token {
         return piece.as_bytes().to_vec();
     }
@@ -82,7 +87,10 @@ fn piece_bytes(piece: &str, kind: VocabKind, is_text_token: bool, table: &std::c
         }
         VocabKind::SentencePiece => {
             let hex = piece.strip_prefix("<0x").and_then(|h| h.strip_suffix('>'));
-            if let Some(b) = hex.filter(|h| h.len() == 2).and_then(|h| u8::from_str_radix(h, 16).ok()) {
+            if let Some(b) = hex
+                .filter(|h| h.len() == 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+            {
                 return vec![b];
             }
             piece.replace('\u{2581}', " ").into_bytes()
@@ -91,7 +99,14 @@ fn piece_bytes(piece: &str, kind: VocabKind, is_text_token: bool, table: &std::c
 }
 
 /// Token names that end a turn in common chat formats.
-const END_OF_TURN: &[&str] = &["<|im_end|>", "<|eot_id|>", "<|end|>", "<|endoftext|>", "<|end_of_text|>", "<end_of_turn>"];
+const END_OF_TURN: &[&str] = &[
+    "<|im_end|>",
+    "<|eot_id|>",
+    "<|end|>",
+    "<|endoftext|>",
+    "<|end_of_text|>",
+    "<end_of_turn>",
+];
 
 impl Tokenizer {
     fn build(
@@ -101,11 +116,16 @@ impl Tokenizer {
         control_of: impl Fn(u32, &str) -> bool,
     ) -> Result<Tokenizer> {
         let text = serde_json::to_string(json).map_err(|e| Error::Tokenizer(e.to_string()))?;
-        let with_specials: tokenizers::Tokenizer = text.parse().map_err(|e| Error::Tokenizer(format!("{e}")))?;
+        let with_specials: tokenizers::Tokenizer =
+            text.parse().map_err(|e| Error::Tokenizer(format!("{e}")))?;
         drop(text);
         let n = with_specials.get_vocab_size(true);
         let table = byte_level_decoder();
-        let added: std::collections::HashSet<u32> = with_specials.get_added_tokens_decoder().keys().copied().collect();
+        let added: std::collections::HashSet<u32> = with_specials
+            .get_added_tokens_decoder()
+            .keys()
+            .copied()
+            .collect();
         let mut token_bytes = Vec::with_capacity(n);
         let mut control = Vec::with_capacity(n);
         for id in 0..n as u32 {
@@ -130,10 +150,11 @@ impl Tokenizer {
     fn finish_specials(mut self) -> Self {
         let mut stops: Vec<u32> = self.eos.into_iter().collect();
         for name in END_OF_TURN {
-            if let Some(id) = self.token_id(name).filter(|&id| self.is_control(id)) {
-                if !stops.contains(&id) {
-                    stops.push(id);
-                }
+            if let Some(id) = self
+                .token_id(name)
+                .filter(|&id| self.is_control(id) && !stops.contains(&id))
+            {
+                stops.push(id);
             }
         }
         self.stop_ids = stops;
@@ -143,10 +164,17 @@ impl Tokenizer {
     /// Builds the tokenizer described by a GGUF file's `tokenizer.ggml.*` metadata.
     pub fn from_gguf(g: &GgufFile) -> Result<Tokenizer> {
         let v = gguf_vocab::from_gguf(g)?;
-        let kind = if v.byte_level { VocabKind::ByteLevel } else { VocabKind::SentencePiece };
+        let kind = if v.byte_level {
+            VocabKind::ByteLevel
+        } else {
+            VocabKind::SentencePiece
+        };
         let types = &v.types;
         let mut t = Self::build(&v.json, kind, v.add_space_prefix, |id, _| {
-            matches!(types.get(id as usize), Some(&token_type::CONTROL) | Some(&token_type::UNKNOWN))
+            matches!(
+                types.get(id as usize),
+                Some(&token_type::CONTROL) | Some(&token_type::UNKNOWN)
+            )
         })?;
         let id = |key: &str| {
             g.get(key)
@@ -161,7 +189,10 @@ impl Tokenizer {
             .and_then(|v| v.as_bool())
             .unwrap_or(kind == VocabKind::SentencePiece)
             && t.bos.is_some();
-        t.chat_template = g.get("tokenizer.chat_template").and_then(|v| v.as_str()).map(str::to_string);
+        t.chat_template = g
+            .get("tokenizer.chat_template")
+            .and_then(|v| v.as_str())
+            .map(str::to_string);
         Ok(t.finish_specials())
     }
 
@@ -170,9 +201,15 @@ impl Tokenizer {
     pub fn from_hf_folder(dir: &Path, config: &Value) -> Result<Tokenizer> {
         let json = crate::format::safetensors::read_json(&dir.join("tokenizer.json"))?;
         let cfg_path = dir.join("tokenizer_config.json");
-        let tcfg = if cfg_path.is_file() { crate::format::safetensors::read_json(&cfg_path)? } else { Value::Null };
+        let tcfg = if cfg_path.is_file() {
+            crate::format::safetensors::read_json(&cfg_path)?
+        } else {
+            Value::Null
+        };
         let decoder = json["decoder"].to_string();
-        let kind = if json["decoder"]["type"] == "ByteLevel" || json["pre_tokenizer"].to_string().contains("ByteLevel") {
+        let kind = if json["decoder"]["type"] == "ByteLevel"
+            || json["pre_tokenizer"].to_string().contains("ByteLevel")
+        {
             VocabKind::ByteLevel
         } else {
             VocabKind::SentencePiece
@@ -180,9 +217,16 @@ impl Tokenizer {
         let strip = kind == VocabKind::SentencePiece && decoder.contains("Strip");
         let specials: std::collections::HashSet<u64> = json["added_tokens"]
             .as_array()
-            .map(|a| a.iter().filter(|t| t["special"] == true).filter_map(|t| t["id"].as_u64()).collect())
+            .map(|a| {
+                a.iter()
+                    .filter(|t| t["special"] == true)
+                    .filter_map(|t| t["id"].as_u64())
+                    .collect()
+            })
             .unwrap_or_default();
-        let mut t = Self::build(&json, kind, strip, |id, _| specials.contains(&u64::from(id)))?;
+        let mut t = Self::build(&json, kind, strip, |id, _| {
+            specials.contains(&u64::from(id))
+        })?;
         // tokenizer_config names special tokens as strings or {"content": …} objects.
         let token_id = |t: &Tokenizer, key: &str| -> Option<u32> {
             let v = &tcfg[key];
@@ -223,7 +267,10 @@ impl Tokenizer {
 
     /// The id of a piece or special token, by its text.
     pub fn token_id(&self, piece: &str) -> Option<u32> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner()).token_to_id(piece)
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .token_to_id(piece)
     }
 
     /// Encodes `text`. `parse_special` makes special-token text (`<|im_start|>`) become that
@@ -245,13 +292,18 @@ impl Tokenizer {
     fn encode_pieces(&self, text: &str, parse_special: bool) -> Result<Vec<u32>> {
         let mut tk = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         tk.set_encode_special_tokens(!parse_special);
-        let enc = tk.encode(text, false).map_err(|e| Error::Tokenizer(e.to_string()))?;
+        let enc = tk
+            .encode(text, false)
+            .map_err(|e| Error::Tokenizer(e.to_string()))?;
         Ok(enc.get_ids().to_vec())
     }
 
     /// The bytes `id` stands for (special tokens: their text).
     pub fn token_bytes(&self, id: u32) -> &[u8] {
-        self.token_bytes.get(id as usize).map(Vec::as_slice).unwrap_or(&[])
+        self.token_bytes
+            .get(id as usize)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
     }
 
     /// The text of one token, for naming special tokens.
@@ -279,12 +331,22 @@ impl Tokenizer {
     }
 
     /// Renders a conversation with the model's chat template.
-    pub fn apply_chat_template(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> Result<String> {
+    pub fn apply_chat_template(
+        &self,
+        messages: &[ChatMessage],
+        add_generation_prompt: bool,
+    ) -> Result<String> {
         let template = self
             .chat_template
             .as_deref()
             .ok_or_else(|| Error::Template("the model has no chat template".into()))?;
         let name = |id: Option<u32>| id.map(|i| self.token_text(i)).unwrap_or_default();
-        chat::render(template, messages, add_generation_prompt, &name(self.bos), &name(self.eos))
+        chat::render(
+            template,
+            messages,
+            add_generation_prompt,
+            &name(self.bos),
+            &name(self.eos),
+        )
     }
 }

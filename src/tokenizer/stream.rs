@@ -39,7 +39,9 @@ impl StreamDecoder {
                 }
                 Err(e) => {
                     let valid = e.valid_up_to();
-                    out.push_str(std::str::from_utf8(&self.pending[..valid]).expect("validated prefix"));
+                    out.push_str(
+                        std::str::from_utf8(&self.pending[..valid]).expect("validated prefix"),
+                    );
                     match e.error_len() {
                         // Incomplete sequence at the end: wait for more bytes.
                         None => {
@@ -62,5 +64,36 @@ impl StreamDecoder {
         let out = String::from_utf8_lossy(&self.pending).into_owned();
         self.pending.clear();
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn holds_back_split_multibyte_characters() {
+        let mut d = StreamDecoder::new(false);
+        let bytes = "é🔥".as_bytes();
+        assert_eq!(d.push(&bytes[..1]), "");
+        assert_eq!(d.push(&bytes[1..3]), "é");
+        assert_eq!(d.push(&bytes[3..5]), "");
+        assert_eq!(d.push(&bytes[5..]), "🔥");
+        assert_eq!(d.finish(), "");
+    }
+
+    #[test]
+    fn replaces_invalid_bytes_and_flushes_incomplete_ones() {
+        let mut d = StreamDecoder::new(false);
+        assert_eq!(d.push(&[b'a', 0xff, b'b']), "a\u{fffd}b");
+        assert_eq!(d.push(&[0xe2, 0x82]), "");
+        assert_eq!(d.finish(), "\u{fffd}");
+    }
+
+    #[test]
+    fn strips_one_leading_space_when_asked() {
+        let mut d = StreamDecoder::new(true);
+        assert_eq!(d.push(b"  hi"), " hi");
+        assert_eq!(d.push(b" there"), " there");
     }
 }

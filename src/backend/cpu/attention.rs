@@ -29,7 +29,10 @@ impl KvCache {
     pub fn store(&mut self, layer: usize, pos0: usize, k: &[f32], v: &[f32]) {
         let start = pos0 * self.kv_dim;
         let end = start + k.len();
-        assert!(end <= self.ctx * self.kv_dim, "KV cache overflow: the model checks the context first");
+        assert!(
+            end <= self.ctx * self.kv_dim,
+            "KV cache overflow: the model checks the context first"
+        );
         for (buf, src) in [(&mut self.keys[layer], k), (&mut self.values[layer], v)] {
             if buf.len() < end {
                 buf.resize(end, 0.0);
@@ -39,7 +42,14 @@ impl KvCache {
     }
 
     /// Attention of `rows` query rows (row `i` at position `pos0 + i`) over positions `0..=pos`.
-    pub fn attend(&self, layer: usize, pos0: usize, q: &[f32], rows: usize, s: AttentionShape) -> Vec<f32> {
+    pub fn attend(
+        &self,
+        layer: usize,
+        pos0: usize,
+        q: &[f32],
+        rows: usize,
+        s: AttentionShape,
+    ) -> Vec<f32> {
         let hd = s.head_dim;
         let group = s.heads / s.kv_heads;
         let scale = 1.0 / (hd as f32).sqrt();
@@ -51,7 +61,9 @@ impl KvCache {
             let qv = &q[idx * hd..(idx + 1) * hd];
             let off = (h / group) * hd;
             let mut scores: Vec<f32> = (0..=pos)
-                .map(|p| dot_f32(qv, &keys[p * self.kv_dim + off..p * self.kv_dim + off + hd]) * scale)
+                .map(|p| {
+                    dot_f32(qv, &keys[p * self.kv_dim + off..p * self.kv_dim + off + hd]) * scale
+                })
                 .collect();
             let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
             let mut sum = 0.0;

@@ -18,21 +18,24 @@ pub fn matmul(x: &[f32], t: usize, w: &TensorView) -> Vec<f32> {
     let bytes = w.bytes();
     // Computed feature-major ([n][t]) so each task writes one contiguous slice.
     let mut out_t = vec![0.0f32; n * t];
-    out_t.par_chunks_mut(ROWS_PER_TASK * t).enumerate().for_each(|(task, chunk)| {
-        let mut scratch = vec![0.0f32; if t > 1 { k } else { 0 }];
-        for (j, outs) in chunk.chunks_exact_mut(t).enumerate() {
-            let r = task * ROWS_PER_TASK + j;
-            let row = &bytes[r * rb..(r + 1) * rb];
-            if t == 1 {
-                outs[0] = w.dtype.dot(row, x);
-            } else {
-                w.dtype.dequantize(row, &mut scratch);
-                for (o, xr) in outs.iter_mut().zip(x.chunks_exact(k)) {
-                    *o = dot_f32(&scratch, xr);
+    out_t
+        .par_chunks_mut(ROWS_PER_TASK * t)
+        .enumerate()
+        .for_each(|(task, chunk)| {
+            let mut scratch = vec![0.0f32; if t > 1 { k } else { 0 }];
+            for (j, outs) in chunk.chunks_exact_mut(t).enumerate() {
+                let r = task * ROWS_PER_TASK + j;
+                let row = &bytes[r * rb..(r + 1) * rb];
+                if t == 1 {
+                    outs[0] = w.dtype.dot(row, x);
+                } else {
+                    w.dtype.dequantize(row, &mut scratch);
+                    for (o, xr) in outs.iter_mut().zip(x.chunks_exact(k)) {
+                        *o = dot_f32(&scratch, xr);
+                    }
                 }
             }
-        }
-    });
+        });
     if t == 1 {
         return out_t;
     }
@@ -49,7 +52,9 @@ pub fn matmul(x: &[f32], t: usize, w: &TensorView) -> Vec<f32> {
 pub fn rms_norm(row: &mut [f32], w: &[f32], eps: f32) {
     let mean_sq = row.iter().map(|&v| v * v).sum::<f32>() / row.len() as f32;
     let scale = 1.0 / (mean_sq + eps).sqrt();
-    row.iter_mut().zip(w).for_each(|(v, &g)| *v = *v * scale * g);
+    row.iter_mut()
+        .zip(w)
+        .for_each(|(v, &g)| *v = *v * scale * g);
 }
 
 /// SiLU: `x * sigmoid(x)`.

@@ -41,7 +41,9 @@ pub struct CpuWeight {
 
 impl CpuWeight {
     fn vector(&self) -> &[f32] {
-        self.dense.as_deref().expect("vector weights are decoded at upload")
+        self.dense
+            .as_deref()
+            .expect("vector weights are decoded at upload")
     }
 }
 
@@ -57,7 +59,9 @@ impl CpuBackend {
             .num_threads(threads)
             .build()
             .map_err(|e| Error::Backend(format!("cannot start {threads} threads: {e}")))?;
-        Ok(CpuBackend { pool: Arc::new(pool) })
+        Ok(CpuBackend {
+            pool: Arc::new(pool),
+        })
     }
 
     /// Threads in the pool.
@@ -77,7 +81,10 @@ impl Backend for CpuBackend {
 
     fn upload(&mut self, t: &TensorView) -> Result<CpuWeight> {
         let dense = (t.rows() == 1).then(|| t.to_f32());
-        Ok(CpuWeight { view: t.clone(), dense })
+        Ok(CpuWeight {
+            view: t.clone(),
+            dense,
+        })
     }
 
     fn new_cache(&mut self, layers: usize, kv_dim: usize, ctx: usize) -> Result<KvCache> {
@@ -104,7 +111,9 @@ impl Backend for CpuBackend {
     }
 
     fn matmul(&mut self, x: &CpuAct, w: &CpuWeight, bias: Option<&CpuWeight>) -> CpuAct {
-        let mut out = self.pool.install(|| kernels::matmul(&x.data, x.rows, &w.view));
+        let mut out = self
+            .pool
+            .install(|| kernels::matmul(&x.data, x.rows, &w.view));
         if let Some(b) = bias {
             for row in out.chunks_exact_mut(w.view.rows()) {
                 row.iter_mut().zip(b.vector()).for_each(|(o, b)| *o += b);
@@ -113,7 +122,14 @@ impl Backend for CpuBackend {
         CpuAct::new(out, x.rows)
     }
 
-    fn rope(&mut self, x: &mut CpuAct, heads: usize, pos0: usize, inv_freq: &CpuWeight, layout: RopeLayout) {
+    fn rope(
+        &mut self,
+        x: &mut CpuAct,
+        heads: usize,
+        pos0: usize,
+        inv_freq: &CpuWeight,
+        layout: RopeLayout,
+    ) {
         let cols = x.cols;
         for (r, row) in x.data.chunks_exact_mut(cols).enumerate() {
             kernels::rope(row, heads, pos0 + r, inv_freq.vector(), layout);
@@ -131,12 +147,19 @@ impl Backend for CpuBackend {
         shape: AttentionShape,
     ) -> CpuAct {
         cache.store(layer, pos0, &k.data, &v.data);
-        let out = self.pool.install(|| cache.attend(layer, pos0, &q.data, q.rows, shape));
+        let out = self
+            .pool
+            .install(|| cache.attend(layer, pos0, &q.data, q.rows, shape));
         CpuAct::new(out, q.rows)
     }
 
     fn silu_mul(&mut self, gate: &CpuAct, up: &CpuAct) -> CpuAct {
-        let data = gate.data.iter().zip(&up.data).map(|(&g, &u)| kernels::silu(g) * u).collect();
+        let data = gate
+            .data
+            .iter()
+            .zip(&up.data)
+            .map(|(&g, &u)| kernels::silu(g) * u)
+            .collect();
         CpuAct::new(data, gate.rows)
     }
 
@@ -145,7 +168,10 @@ impl Backend for CpuBackend {
     }
 
     fn rows(&mut self, x: &CpuAct, start: usize, count: usize) -> CpuAct {
-        CpuAct::new(x.data[start * x.cols..(start + count) * x.cols].to_vec(), count)
+        CpuAct::new(
+            x.data[start * x.cols..(start + count) * x.cols].to_vec(),
+            count,
+        )
     }
 
     fn read(&mut self, x: &CpuAct) -> Result<Vec<f32>> {

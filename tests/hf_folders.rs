@@ -1,0 +1,82 @@
+//! Hugging Face folders load into the same `ModelConfig` and weight views a GGUF file gives:
+//! canonical names, GGML dimension order, bf16 kept as stored, tokenizer from tokenizer.json.
+
+mod common;
+
+use common::*;
+use ember::ModelFile;
+use ember::format::{Arch, RopeLayout};
+use ember::quant::GgmlType;
+
+#[test]
+fn tiny_llama_folder() {
+    let f = ModelFile::open(data("hf-tiny/tiny-hf-llama").as_ref()).unwrap();
+    let c = &f.config;
+    assert_eq!(
+        (
+            c.arch, c.hidden, c.ffn, c.layers, c.heads, c.kv_heads, c.head_dim
+        ),
+        (Arch::Llama, 64, 192, 2, 4, 2, 16)
+    );
+    assert_eq!(
+        (c.vocab_size, c.rope_theta, c.rms_eps, c.context_length),
+        (49152, 1e4, 1e-5, 512)
+    );
+    assert!(c.tied_output && !c.qkv_bias);
+    assert_eq!(c.rope_layout, RopeLayout::Halves);
+    assert!(f.weights.output.is_none());
+    let l = &f.weights.layers[1];
+    assert_eq!(l.q.name, "blk.1.attn_q.weight");
+    assert_eq!(l.q.shape, vec![64, 64]);
+    assert_eq!(l.k.shape, vec![64, 32]);
+    assert_eq!(l.down.shape, vec![192, 64]);
+    assert_eq!(f.weights.token_embd.shape, vec![64, 49152]);
+    assert_eq!(l.q.dtype, GgmlType::Bf16);
+    assert!(l.q.to_f32().iter().all(|v| v.is_finite()) && l.q.to_f32().iter().any(|&v| v != 0.0));
+}
+
+#[test]
+fn tiny_qwen2_folder() {
+    let f = ModelFile::open(data("hf-tiny/tiny-hf-qwen2").as_ref()).unwrap();
+    let c = &f.config;
+    assert_eq!((c.arch, c.rope_theta, c.rms_eps), (Arch::Qwen2, 1e6, 1e-6));
+    assert!(!c.tied_output && c.qkv_bias);
+    let out = f.weights.output.as_ref().expect("untied head");
+    assert_eq!(out.shape, vec![64, 49152]);
+    let l = &f.weights.layers[0];
+    assert_eq!(l.q_bias.as_ref().unwrap().shape, vec![64]);
+    assert_eq!(l.k_bias.as_ref().unwrap().shape, vec![32]);
+}
+
+#[test]
+fn folder_tokenizers_give_reference_prompt_ids() {
+    for name in ["tiny-hf-llama", "tiny-hf-qwen2"] {
+        let f = ModelFile::open(data(&format!("hf-tiny/{name}")).as_ref()).unwrap();
+        let reference = json(&format!("hf-tiny/{name}/reference.json"));
+        for p in reference["prompts"].as_array().unwrap() {
+            let got = f
+                .tokenizer
+                .encode(p["text"].as_str().unwrap(), true)
+                .unwrap();
+            assert_eq!(got, ids(&p["prompt_ids"]), "{name}");
+        }
+        assert!(f.tokenizer.chat_template.is_some());
+        assert_eq!(f.tokenizer.eos, Some(2));
+    }
+}
+
+#[test]
+fn broken_folders_are_refused() {
+    let dir = std::env::temp_dir().join(format!("ember-hf-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = data("hf-tiny/tiny-hf-llama");
+    let err = |dir: &std::path::Path| ModelFile::open(dir).err().expect("refused").to_string();
+    assert!(err(&dir).contains("config.json"));
+    std::fs::copy(format!("{src}/config.json"), dir.join("config.json")).unwrap();
+    assert!(err(&dir).contains("model.safetensors"));
+    let weights = std::fs::read(format!("{src}/model.safetensors")).unwrap();
+    std::fs::write(dir.join("model.safetensors"), &weights[..weights.len() / 2]).unwrap();
+    let e = err(&dir);
+    assert!(!e.is_empty(), "{e}");
+    std::fs::remove_dir_all(&dir).ok();
+}
