@@ -80,3 +80,47 @@ fn broken_folders_are_refused() {
     assert!(!e.is_empty(), "{e}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn sharded_folder_loads_like_a_single_file() {
+    let src = data("hf-tiny/tiny-hf-qwen2");
+    let dir = std::env::temp_dir().join(format!("ember-shards-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in ["config.json", "tokenizer.json", "tokenizer_config.json"] {
+        std::fs::copy(format!("{src}/{f}"), dir.join(f)).unwrap();
+    }
+    let bytes = std::fs::read(format!("{src}/model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut names: Vec<String> = st.names().into_iter().map(String::from).collect();
+    names.sort();
+    let (a, b) = names.split_at(names.len() / 2);
+    let mut weight_map = serde_json::Map::new();
+    for (shard, part) in [
+        ("model-00001-of-00002.safetensors", a),
+        ("model-00002-of-00002.safetensors", b),
+    ] {
+        let tensors: Vec<(String, safetensors::tensor::TensorView)> = part
+            .iter()
+            .map(|n| (n.clone(), st.tensor(n).unwrap()))
+            .collect();
+        safetensors::serialize_to_file(tensors, None, &dir.join(shard)).unwrap();
+        for n in part {
+            weight_map.insert(n.clone(), shard.into());
+        }
+    }
+    let index = serde_json::json!({"metadata": {}, "weight_map": weight_map});
+    std::fs::write(dir.join("model.safetensors.index.json"), index.to_string()).unwrap();
+
+    let sharded = ModelFile::open(&dir).unwrap();
+    let single = ModelFile::open(src.as_ref()).unwrap();
+    assert_eq!(sharded.config, single.config);
+    let (x, y) = (sharded.weights.all(), single.weights.all());
+    assert_eq!(x.len(), y.len());
+    for (p, q) in x.iter().zip(&y) {
+        assert_eq!(
+            (&p.name, &p.shape, p.dtype, p.bytes()),
+            (&q.name, &q.shape, q.dtype, q.bytes())
+        );
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
