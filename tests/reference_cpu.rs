@@ -31,59 +31,55 @@ fn greedy(model: &mut Model<CpuBackend>, prompt: &[u32], n: usize, stop: &[u32])
     out
 }
 
-#[test]
-fn default_model_matches_reference_through_the_library() {
-    let (file, mut model) = load(&default_model());
-    let reference = json("reference/smollm2-135m-instruct-q4_1.json");
+/// Teacher-forced top-5 within `tol` and exact greedy ids for every reference entry.
+fn check(path: &str, entries: &serde_json::Value, tol: f32, use_stops: bool) {
+    let (file, mut model) = load(path);
     let vocab = model.config().vocab_size;
-    for p in reference["prompts"].as_array().unwrap() {
-        let prompt = ids(&p["prompt_ids"]);
+    let stops = if use_stops {
+        file.tokenizer.stop_ids.clone()
+    } else {
+        vec![]
+    };
+    for (i, e) in entries.as_array().unwrap().iter().enumerate() {
+        let prompt = ids(&e["prompt_ids"]);
         let logits = model.forward(&prompt, 0, true).unwrap();
-        assert_top_matches(
-            &logits,
-            vocab,
-            &p["top5_per_position"],
-            2e-3,
-            p["text"].as_str().unwrap(),
+        let what = format!("{path} prompt {i}");
+        assert_top_matches(&logits, vocab, &e["top5_per_position"], tol, &what);
+        let want = ids(&e["greedy_ids"]);
+        assert_eq!(
+            greedy(&mut model, &prompt, want.len(), &stops),
+            want,
+            "greedy ids of {what}"
         );
-        let want = ids(&p["greedy_ids"]);
-        let got = greedy(&mut model, &prompt, want.len(), &file.tokenizer.stop_ids);
-        assert_eq!(got, want, "greedy continuation of {:?}", p["text"]);
     }
 }
 
 #[test]
+fn default_model_matches_reference_through_the_library() {
+    let reference = json("reference/smollm2-135m-instruct-q4_1.json");
+    check(&default_model(), &reference["prompts"], 2e-3, true);
+}
+
+#[test]
 fn tiny_k_quant_llama_matches_reference() {
-    let (_, mut model) = load(&data("tiny-llama-q4_k_m/tiny-llama-2l-Q4_K_M.gguf"));
     let reference = json("tiny-llama-q4_k_m/reference.json");
-    let vocab = model.config().vocab_size;
-    for r in reference["results"].as_array().unwrap() {
-        let prompt = ids(&r["prompt_ids"]);
-        let logits = model.forward(&prompt, 0, true).unwrap();
-        assert_top_matches(
-            &logits,
-            vocab,
-            &r["top5_per_position"],
-            1e-3,
-            r["prompt"].as_str().unwrap(),
-        );
-        let want = ids(&r["greedy_ids"]);
-        assert_eq!(greedy(&mut model, &prompt, want.len(), &[]), want);
-    }
+    check(
+        &data("tiny-llama-q4_k_m/tiny-llama-2l-Q4_K_M.gguf"),
+        &reference["results"],
+        1e-3,
+        false,
+    );
 }
 
 #[test]
 fn hf_folders_match_reference() {
     for name in ["tiny-hf-llama", "tiny-hf-qwen2"] {
-        let (_, mut model) = load(&data(&format!("hf-tiny/{name}")));
         let reference = json(&format!("hf-tiny/{name}/reference.json"));
-        let vocab = model.config().vocab_size;
-        for r in reference["prompts"].as_array().unwrap() {
-            let prompt = ids(&r["prompt_ids"]);
-            let logits = model.forward(&prompt, 0, true).unwrap();
-            assert_top_matches(&logits, vocab, &r["top5_per_position"], 1e-3, name);
-            let want = ids(&r["greedy_ids"]);
-            assert_eq!(greedy(&mut model, &prompt, want.len(), &[]), want, "{name}");
-        }
+        check(
+            &data(&format!("hf-tiny/{name}")),
+            &reference["prompts"],
+            1e-3,
+            false,
+        );
     }
 }

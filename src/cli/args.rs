@@ -181,3 +181,23 @@ impl SamplingArgs {
         Ok(cfg)
     }
 }
+
+/// A model, a prompt for it and how to run it: what `run` and `score` share.
+#[derive(Args, Debug, Clone)]
+pub struct PromptedModelArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub prompt: PromptArgs,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}
+
+impl PromptedModelArgs {
+    /// Opens the model and tokenizes the prompt.
+    pub fn open(&self) -> Result<(ModelFile, Vec<u32>)> {
+        let file = self.model.open()?;
+        let prompt = self.prompt.tokens(&file)?;
+        Ok((file, prompt))
+    }
+}

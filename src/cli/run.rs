@@ -6,7 +6,7 @@ use anyhow::{Result, bail};
 use clap::Args;
 use serde_json::json;
 
-use super::args::{ModelArgs, PromptArgs, RuntimeArgs, SamplingArgs};
+use super::args::{PromptedModelArgs, SamplingArgs};
 use ember::sample::top_k;
 use ember::session::{GenerateOptions, Session};
 
@@ -14,11 +14,7 @@ use ember::session::{GenerateOptions, Session};
 #[derive(Args, Debug)]
 pub struct RunArgs {
     #[command(flatten)]
-    model: ModelArgs,
-    #[command(flatten)]
-    prompt: PromptArgs,
-    #[command(flatten)]
-    runtime: RuntimeArgs,
+    inputs: PromptedModelArgs,
     #[command(flatten)]
     sampling: SamplingArgs,
     /// Tokens to generate at most.
@@ -34,10 +30,9 @@ pub struct RunArgs {
 
 /// Streams (or returns as JSON) a continuation of the prompt.
 pub fn run(args: &RunArgs) -> Result<()> {
-    let file = args.model.open()?;
-    let prompt = args.prompt.tokens(&file)?;
+    let (file, prompt) = args.inputs.open()?;
     let sampler = args.sampling.config()?;
-    let mut model = args.runtime.load(&file)?;
+    let mut model = args.inputs.runtime.load(&file)?;
     let mut session = Session::new(model.as_mut(), &file.tokenizer);
     let opts = GenerateOptions {
         max_tokens: args.n,
@@ -99,11 +94,7 @@ const SCORE_CHUNK: usize = 256;
 #[derive(Args, Debug)]
 pub struct ScoreArgs {
     #[command(flatten)]
-    model: ModelArgs,
-    #[command(flatten)]
-    prompt: PromptArgs,
-    #[command(flatten)]
-    runtime: RuntimeArgs,
+    inputs: PromptedModelArgs,
     /// How many of the highest logits to print per position.
     #[arg(long, default_value_t = 5)]
     top: usize,
@@ -111,12 +102,11 @@ pub struct ScoreArgs {
 
 /// Prints `{"prompt_ids":[…],"top":[[[id,logit],…] per position]}`.
 pub fn score(args: &ScoreArgs) -> Result<()> {
-    let file = args.model.open()?;
-    let prompt = args.prompt.tokens(&file)?;
     if args.top == 0 {
         bail!("--top must be at least 1");
     }
-    let mut model = args.runtime.load(&file)?;
+    let (file, prompt) = args.inputs.open()?;
+    let mut model = args.inputs.runtime.load(&file)?;
     let ctx = model.context_len();
     if prompt.is_empty() || prompt.len() > ctx {
         bail!(
