@@ -2,6 +2,7 @@
 //! [`Backend::read`] waits for results, so a GPU backend can turn a whole step into one submission.
 
 pub mod cpu;
+pub mod gpu;
 
 use crate::error::Result;
 use crate::format::{RopeLayout, TensorView};

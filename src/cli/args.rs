@@ -8,6 +8,7 @@ use clap::{Args, ValueEnum};
 
 use ember::ModelFile;
 use ember::backend::cpu::CpuBackend;
+use ember::backend::gpu::{GpuBackend, GpuChoice, context::has_hardware_adapter};
 use ember::model::{LanguageModel, Model};
 use ember::sample::SamplerConfig;
 use ember::tokenizer::ChatMessage;
@@ -15,10 +16,33 @@ use ember::tokenizer::ChatMessage;
 /// Which compute backend runs the model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum BackendChoice {
-    /// The best available backend.
+    /// The best hardware GPU, else the CPU (with a notice).
     Auto,
+    /// The best GPU adapter of any API, software adapters included.
+    Gpu,
+    /// A Vulkan adapter.
+    Vulkan,
+    /// A Metal adapter.
+    Metal,
+    /// A DirectX 12 adapter.
+    Dx12,
+    /// An OpenGL / GLES adapter.
+    Gl,
     /// The CPU.
     Cpu,
+}
+
+impl BackendChoice {
+    fn gpu(self) -> Option<GpuChoice> {
+        Some(match self {
+            BackendChoice::Gpu => GpuChoice::Any,
+            BackendChoice::Vulkan => GpuChoice::Vulkan,
+            BackendChoice::Metal => GpuChoice::Metal,
+            BackendChoice::Dx12 => GpuChoice::Dx12,
+            BackendChoice::Gl => GpuChoice::Gl,
+            BackendChoice::Auto | BackendChoice::Cpu => return None,
+        })
+    }
 }
 
 /// `-m MODEL`.
@@ -61,11 +85,35 @@ impl RuntimeArgs {
                 self.ctx
             );
         }
-        match self.backend {
-            BackendChoice::Auto | BackendChoice::Cpu => {
-                let cpu = CpuBackend::new(self.threads)?;
-                Ok(Box::new(Model::new(file, cpu, self.ctx)?))
+        let cpu = || -> Result<Box<dyn LanguageModel>> {
+            Ok(Box::new(Model::new(
+                file,
+                CpuBackend::new(self.threads)?,
+                self.ctx,
+            )?))
+        };
+        let gpu = |choice| -> Result<Box<dyn LanguageModel>> {
+            Ok(Box::new(Model::new(
+                file,
+                GpuBackend::new(choice)?,
+                self.ctx,
+            )?))
+        };
+        match (self.backend, self.backend.gpu()) {
+            (_, Some(choice)) => gpu(choice),
+            (BackendChoice::Auto, _) if has_hardware_adapter() => {
+                gpu(GpuChoice::Any).or_else(|e| {
+                    eprintln!("notice: the GPU failed ({e}); using the CPU");
+                    cpu()
+                })
             }
+            (BackendChoice::Auto, _) => {
+                eprintln!(
+                    "notice: no hardware GPU adapter found (software ones are used only with --backend gpu/vulkan/gl); using the CPU"
+                );
+                cpu()
+            }
+            _ => cpu(),
         }
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod args;
 pub mod chat;
+pub mod devices;
 pub mod info;
 pub mod run;
 pub mod tokenize;
@@ -29,6 +30,8 @@ pub enum Command {
     Tokenize(tokenize::TokenizeArgs),
     /// Describe a model file.
     Info(info::InfoArgs),
+    /// List the GPU adapters and their limits.
+    Devices(devices::DevicesArgs),
 }
 
 impl Cli {
@@ -40,6 +43,7 @@ impl Cli {
             Command::Score(a) => run::score(a),
             Command::Tokenize(a) => tokenize::run(a),
             Command::Info(a) => info::run(a),
+            Command::Devices(a) => devices::run(a),
         }
     }
 }

@@ -1,0 +1,195 @@
+//! Adapters and devices: which GPUs wgpu sees, picking one, and catching its errors as values.
+
+use std::sync::{Arc, Mutex};
+
+use crate::error::{Error, Result};
+
+/// Which adapters a user asks for (`--backend`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GpuChoice {
+    /// Any backend (software adapters included).
+    Any,
+    /// Vulkan only.
+    Vulkan,
+    /// Metal only.
+    Metal,
+    /// DirectX 12 only.
+    Dx12,
+    /// OpenGL / GLES only.
+    Gl,
+}
+
+impl GpuChoice {
+    fn backends(self) -> wgpu::Backends {
+        match self {
+            GpuChoice::Any => wgpu::Backends::all(),
+            GpuChoice::Vulkan => wgpu::Backends::VULKAN,
+            GpuChoice::Metal => wgpu::Backends::METAL,
+            GpuChoice::Dx12 => wgpu::Backends::DX12,
+            GpuChoice::Gl => wgpu::Backends::GL,
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            GpuChoice::Any => "GPU",
+            GpuChoice::Vulkan => "Vulkan",
+            GpuChoice::Metal => "Metal",
+            GpuChoice::Dx12 => "DX12",
+            GpuChoice::Gl => "GL",
+        }
+    }
+}
+
+/// What `ember devices` prints about one adapter.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct AdapterReport {
+    /// Adapter name.
+    pub name: String,
+    /// wgpu backend (Vulkan, Metal, Dx12, Gl, BrowserWebGpu).
+    pub backend: String,
+    /// Discrete, integrated, virtual, CPU (software) or other.
+    pub device_type: String,
+    /// Driver name and version.
+    pub driver: String,
+    /// Largest storage-buffer binding.
+    pub max_storage_buffer_binding_size: u64,
+    /// Largest buffer.
+    pub max_buffer_size: u64,
+    /// Workgroup shared memory.
+    pub max_compute_workgroup_storage_size: u32,
+    /// Invocations per workgroup.
+    pub max_compute_invocations_per_workgroup: u32,
+    /// shader-f16 support.
+    pub shader_f16: bool,
+    /// Subgroup operations.
+    pub subgroups: bool,
+    /// Timestamp queries.
+    pub timestamp_query: bool,
+}
+
+fn instance() -> wgpu::Instance {
+    // Honours WGPU_BACKEND and friends, and needs no display (servers, CI).
+    wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env())
+}
+
+fn report(a: &wgpu::Adapter) -> AdapterReport {
+    let info = a.get_info();
+    let limits = a.limits();
+    let features = a.features();
+    AdapterReport {
+        name: info.name,
+        backend: format!("{:?}", info.backend),
+        device_type: format!("{:?}", info.device_type),
+        driver: format!("{} {}", info.driver, info.driver_info)
+            .trim()
+            .to_string(),
+        max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size,
+        max_buffer_size: limits.max_buffer_size,
+        max_compute_workgroup_storage_size: limits.max_compute_workgroup_storage_size,
+        max_compute_invocations_per_workgroup: limits.max_compute_invocations_per_workgroup,
+        shader_f16: features.contains(wgpu::Features::SHADER_F16),
+        subgroups: features.contains(wgpu::Features::SUBGROUP),
+        timestamp_query: features.contains(wgpu::Features::TIMESTAMP_QUERY),
+    }
+}
+
+/// Every adapter wgpu finds on this machine.
+pub fn list_adapters() -> Vec<AdapterReport> {
+    pollster::block_on(instance().enumerate_adapters(wgpu::Backends::all()))
+        .iter()
+        .map(report)
+        .collect()
+}
+
+fn rank(t: wgpu::DeviceType) -> u8 {
+    match t {
+        wgpu::DeviceType::DiscreteGpu => 4,
+        wgpu::DeviceType::IntegratedGpu => 3,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Cpu => 1,
+        wgpu::DeviceType::Other => 0,
+    }
+}
+
+/// Whether `choice` finds a hardware (non-software) adapter: what `--backend auto` asks.
+pub fn has_hardware_adapter() -> bool {
+    pollster::block_on(instance().enumerate_adapters(wgpu::Backends::all()))
+        .iter()
+        .any(|a| rank(a.get_info().device_type) >= 2)
+}
+
+/// Errors reported asynchronously by the device (validation, out of memory, device lost).
+#[derive(Clone, Default)]
+pub struct ErrorSink(Arc<Mutex<Vec<String>>>);
+
+impl ErrorSink {
+    fn push(&self, msg: String) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(msg);
+    }
+
+    /// The first error since the last check, as an [`Error`].
+    pub fn check(&self) -> Result<()> {
+        let mut errors = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match errors.drain(..).next() {
+            Some(first) => Err(Error::Backend(
+                first.lines().next().unwrap_or("GPU error").to_string(),
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
+/// An opened device and what it can do.
+pub struct GpuContext {
+    /// The device.
+    pub device: wgpu::Device,
+    /// Its queue.
+    pub queue: wgpu::Queue,
+    /// What the adapter is.
+    pub report: AdapterReport,
+    /// Limits granted.
+    pub limits: wgpu::Limits,
+    /// Errors raised by the device.
+    pub errors: ErrorSink,
+}
+
+impl GpuContext {
+    /// Opens the best adapter `choice` allows.
+    pub fn new(choice: GpuChoice) -> Result<GpuContext> {
+        let adapters = pollster::block_on(instance().enumerate_adapters(choice.backends()));
+        let adapter = adapters
+            .into_iter()
+            .max_by_key(|a| rank(a.get_info().device_type))
+            .ok_or_else(|| {
+                Error::Backend(format!(
+                    "no {} adapter found on this machine (see `ember devices`)",
+                    choice.label()
+                ))
+            })?;
+        let report = report(&adapter);
+        let limits = adapter.limits();
+        let desc = wgpu::DeviceDescriptor {
+            label: Some("ember"),
+            required_features: wgpu::Features::empty(),
+            required_limits: limits.clone(),
+            ..Default::default()
+        };
+        let (device, queue) = pollster::block_on(adapter.request_device(&desc))
+            .map_err(|e| Error::Backend(format!("cannot open {}: {e}", report.name)))?;
+        let errors = ErrorSink::default();
+        let sink = errors.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| sink.push(e.to_string())));
+        let sink = errors.clone();
+        device.set_device_lost_callback(move |reason, msg| {
+            sink.push(format!("device lost ({reason:?}): {msg}"))
+        });
+        Ok(GpuContext {
+            device,
+            queue,
+            report,
+            limits,
+            errors,
+        })
+    }
+}

@@ -1,0 +1,692 @@
+//! The GPU backend: every op of the forward pass is a WGSL compute shader run through wgpu
+//! (Vulkan, Metal, DX12, GL, WebGPU). Weights stay in their GGUF block encodings; a forward pass
+//! records all its dispatches into one command encoder and submits once, in [`Backend::read`].
+
+mod buffers;
+pub mod context;
+pub mod shaders;
+
+use std::collections::HashMap;
+use std::rc::Rc;
+
+pub use buffers::{GpuKvCache, GpuWeight};
+pub use context::{AdapterReport, GpuChoice, GpuContext, list_adapters};
+
+use super::{AttentionShape, Backend};
+use crate::error::{Error, Result};
+use crate::format::{RopeLayout, TensorView};
+use crate::quant::GgmlType;
+use buffers::{ActPool, PooledBuffer, buffer_with, upload_matrix};
+use shaders::{Kernel, PREFILL_TILE};
+
+/// Activations on the GPU: `rows` x `cols` f32 in a pooled buffer.
+pub struct GpuAct {
+    buf: Rc<PooledBuffer>,
+    /// Rows (tokens).
+    pub rows: usize,
+    /// Row width.
+    pub cols: usize,
+}
+
+impl GpuAct {
+    fn buffer(&self) -> &wgpu::Buffer {
+        &self.buf.buffer
+    }
+}
+
+type PipelineKey = (&'static str, Option<GgmlType>, u32);
+
+struct Pipeline {
+    pipeline: wgpu::ComputePipeline,
+    layout: wgpu::BindGroupLayout,
+}
+
+/// A growable buffer written slot by slot with `queue.write_buffer` (dispatch parameters, ids).
+struct Arena {
+    buffer: wgpu::Buffer,
+    used: u64,
+    slot: u64,
+}
+
+impl Arena {
+    fn new(device: &wgpu::Device, size: u64, slot: u64) -> Arena {
+        let buffer = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("arena"),
+            size,
+            usage: buffers::STORAGE,
+            mapped_at_creation: false,
+        });
+        Arena {
+            buffer,
+            used: 0,
+            slot,
+        }
+    }
+
+    /// Writes `bytes` into fresh slots; returns the offset and whether the buffer was replaced.
+    fn push(&mut self, ctx: &GpuContext, bytes: &[u8]) -> (u64, bool) {
+        let need = (bytes.len() as u64).div_ceil(self.slot).max(1) * self.slot;
+        let mut replaced = false;
+        if self.used + need > self.buffer.size() {
+            // Earlier slots stay valid: the old buffer lives on in the bind groups that use it.
+            let size = (self.buffer.size() * 2).max(need * 2);
+            *self = Arena::new(&ctx.device, size, self.slot);
+            replaced = true;
+        }
+        let at = self.used;
+        let mut padded = bytes.to_vec();
+        padded.resize(padded.len().div_ceil(4) * 4, 0);
+        ctx.queue.write_buffer(&self.buffer, at, &padded);
+        self.used += need;
+        (at, replaced)
+    }
+}
+
+/// The GPU backend over one device.
+pub struct GpuBackend {
+    ctx: GpuContext,
+    pipelines: HashMap<PipelineKey, Rc<Pipeline>>,
+    bind_groups: HashMap<(PipelineKey, Vec<wgpu::Buffer>), wgpu::BindGroup>,
+    pool: ActPool,
+    params: Arena,
+    ids: Arena,
+    encoder: Option<wgpu::CommandEncoder>,
+    staging: Option<wgpu::Buffer>,
+    dummy: wgpu::Buffer,
+    max_binding: u64,
+    deferred: Option<Error>,
+    weight_bytes: u64,
+}
+
+/// Bytes of one parameter slot: a multiple of every adapter's storage offset alignment.
+const MIN_SLOT: u64 = 256;
+
+fn bytes_of(words: &[u32]) -> Vec<u8> {
+    words.iter().flat_map(|w| w.to_le_bytes()).collect()
+}
+
+/// Workgroup counts covering `n` invocations of 64, folded into two dimensions when needed.
+fn linear_groups(n: usize) -> (u32, u32) {
+    let groups = n.div_ceil(64).max(1) as u32;
+    let x = groups.min(65535);
+    (x, groups.div_ceil(x))
+}
+
+impl GpuBackend {
+    /// A backend on the best adapter `choice` allows.
+    pub fn new(choice: GpuChoice) -> Result<GpuBackend> {
+        Self::with_context(GpuContext::new(choice)?, None)
+    }
+
+    /// A backend on an opened device; `max_binding` lowers the storage-binding limit used to
+    /// split weights (to exercise splitting on adapters with a large limit).
+    pub fn with_context(ctx: GpuContext, max_binding: Option<u64>) -> Result<GpuBackend> {
+        let slot = (ctx.limits.min_storage_buffer_offset_alignment as u64).max(MIN_SLOT);
+        let limit = ctx
+            .limits
+            .max_storage_buffer_binding_size
+            .min(ctx.limits.max_buffer_size);
+        let max_binding = max_binding.map_or(limit, |m| m.min(limit));
+        let params = Arena::new(&ctx.device, 64 * 1024, slot);
+        let ids = Arena::new(&ctx.device, 16 * 1024, slot);
+        let dummy = buffer_with(&ctx.device, "dummy", &[0; 4]);
+        Ok(GpuBackend {
+            ctx,
+            pipelines: HashMap::new(),
+            bind_groups: HashMap::new(),
+            pool: ActPool::default(),
+            params,
+            ids,
+            encoder: None,
+            staging: None,
+            dummy,
+            max_binding,
+            deferred: None,
+            weight_bytes: 0,
+        })
+    }
+
+    /// The adapter in use.
+    pub fn adapter(&self) -> &AdapterReport {
+        &self.ctx.report
+    }
+
+    /// Bytes of GPU memory held by weights, plus pooled activations.
+    pub fn gpu_bytes(&self) -> u64 {
+        self.weight_bytes + self.pool.free_bytes()
+    }
+
+    fn pipeline(
+        &mut self,
+        kernel: Kernel,
+        dtype: Option<GgmlType>,
+        tile: u32,
+    ) -> Result<Rc<Pipeline>> {
+        let key = (kernel.name, dtype, tile);
+        if let Some(p) = self.pipelines.get(&key) {
+            return Ok(p.clone());
+        }
+        let src = shaders::compose(kernel, dtype, tile)?;
+        let device = &self.ctx.device;
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(kernel.name),
+            source: wgpu::ShaderSource::Wgsl(src.into()),
+        });
+        let storage = |binding: u32, read_only: bool, dynamic: bool| wgpu::BindGroupLayoutEntry {
+            binding,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Storage { read_only },
+                has_dynamic_offset: dynamic,
+                min_binding_size: None,
+            },
+            count: None,
+        };
+        let mut entries = vec![storage(0, true, true)];
+        entries.extend(
+            kernel
+                .writable
+                .iter()
+                .enumerate()
+                .map(|(i, &w)| storage(i as u32 + 1, !w, false)),
+        );
+        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some(kernel.name),
+            entries: &entries,
+        });
+        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some(kernel.name),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(kernel.name),
+            layout: Some(&pipeline_layout),
+            module: &module,
+            entry_point: Some("main"),
+            compilation_options: Default::default(),
+            cache: None,
+        });
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            // wgpu's report spans many lines; keep the lines that say what is wrong, on one line.
+            let text = e.to_string();
+            let detail: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with(['┌', '│', '|']))
+                .collect();
+            return Err(Error::Backend(format!(
+                "shader {} failed to compile: {}",
+                kernel.name,
+                detail.join(" ")
+            )));
+        }
+        let p = Rc::new(Pipeline { pipeline, layout });
+        self.pipelines.insert(key, p.clone());
+        Ok(p)
+    }
+
+    /// Records one dispatch of `kernel` with `params` and `buffers` (bindings 1..).
+    fn dispatch(
+        &mut self,
+        kernel: Kernel,
+        dtype: Option<GgmlType>,
+        tile: u32,
+        params: &[u32],
+        buffers: &[&wgpu::Buffer],
+        groups: (u32, u32),
+    ) {
+        if self.deferred.is_some() {
+            return;
+        }
+        let pipeline = match self.pipeline(kernel, dtype, tile) {
+            Ok(p) => p,
+            Err(e) => {
+                self.deferred = Some(e);
+                return;
+            }
+        };
+        let (offset, replaced) = self.params.push(&self.ctx, &bytes_of(params));
+        if replaced {
+            self.bind_groups.clear();
+        }
+        let key = (
+            (kernel.name, dtype, tile),
+            std::iter::once(&self.params.buffer)
+                .chain(buffers.iter().copied())
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
+        let slot = self.params.slot;
+        let device = &self.ctx.device;
+        let bind_group = self.bind_groups.entry(key).or_insert_with_key(|(_, bufs)| {
+            let mut entries = vec![wgpu::BindGroupEntry {
+                binding: 0,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: &bufs[0],
+                    offset: 0,
+                    size: wgpu::BufferSize::new(slot),
+                }),
+            }];
+            entries.extend(
+                bufs[1..]
+                    .iter()
+                    .enumerate()
+                    .map(|(i, b)| wgpu::BindGroupEntry {
+                        binding: i as u32 + 1,
+                        resource: b.as_entire_binding(),
+                    }),
+            );
+            device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(kernel.name),
+                layout: &pipeline.layout,
+                entries: &entries,
+            })
+        });
+        let encoder = self.encoder.get_or_insert_with(|| {
+            device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("step"),
+            })
+        });
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some(kernel.name),
+            timestamp_writes: None,
+        });
+        pass.set_pipeline(&pipeline.pipeline);
+        pass.set_bind_group(0, &*bind_group, &[offset as u32]);
+        pass.dispatch_workgroups(groups.0, groups.1, 1);
+    }
+
+    fn act(&self, rows: usize, cols: usize) -> GpuAct {
+        GpuAct {
+            buf: self.pool.take(&self.ctx.device, rows * cols),
+            rows,
+            cols,
+        }
+    }
+
+    fn encoder(&mut self) -> &mut wgpu::CommandEncoder {
+        let device = &self.ctx.device;
+        self.encoder.get_or_insert_with(|| {
+            device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("step"),
+            })
+        })
+    }
+
+    fn vector(w: &GpuWeight) -> &wgpu::Buffer {
+        match w {
+            GpuWeight::Vector(b) => b,
+            GpuWeight::Matrix { parts, .. } => &parts[0].buffer,
+        }
+    }
+
+    /// Makes the cache hold at least `positions` positions, copying what it has.
+    fn grow_cache(&mut self, cache: &mut GpuKvCache, positions: usize) {
+        if positions <= cache.capacity {
+            return;
+        }
+        let cap = positions.max(cache.capacity * 2).max(256).min(cache.ctx);
+        let size = (cap * cache.kv_dim * 4) as u64;
+        let old = cache.capacity;
+        let make = |label| {
+            self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size,
+                usage: buffers::STORAGE,
+                mapped_at_creation: false,
+            })
+        };
+        let (keys, values): (Vec<_>, Vec<_>) = (0..cache.keys.len().max(cache.values.len()))
+            .map(|_| (make("keys"), make("values")))
+            .unzip();
+        let copy = (old * cache.kv_dim * 4) as u64;
+        if copy > 0 {
+            let (ok, ov) = (cache.keys.clone(), cache.values.clone());
+            let enc = self.encoder();
+            for (src, dst) in ok.iter().zip(&keys).chain(ov.iter().zip(&values)) {
+                enc.copy_buffer_to_buffer(src, 0, dst, 0, copy);
+            }
+        }
+        cache.keys = keys;
+        cache.values = values;
+        cache.capacity = cap;
+        // Bind groups of the old buffers would keep them alive: drop them.
+        self.bind_groups.clear();
+    }
+}
+
+impl Backend for GpuBackend {
+    type Weight = GpuWeight;
+    type Act = GpuAct;
+    type Cache = GpuKvCache;
+
+    fn name(&self) -> String {
+        format!(
+            "{}: {}",
+            self.ctx.report.backend.to_lowercase(),
+            self.ctx.report.name
+        )
+    }
+
+    fn upload(&mut self, t: &TensorView) -> Result<GpuWeight> {
+        let w = if t.rows() == 1 {
+            let values = t.to_f32();
+            GpuWeight::Vector(buffer_with(
+                &self.ctx.device,
+                &t.name,
+                bytemuck::cast_slice(&values),
+            ))
+        } else {
+            if !t.cols().is_multiple_of(32) {
+                return Err(Error::Tensor {
+                    name: t.name.clone(),
+                    problem: format!(
+                        "row length {} is not a multiple of 32, which the GPU kernels need",
+                        t.cols()
+                    ),
+                });
+            }
+            let parts =
+                upload_matrix(&self.ctx.device, t, self.max_binding).map_err(Error::Backend)?;
+            GpuWeight::Matrix {
+                dtype: t.dtype,
+                cols: t.cols(),
+                rows: t.rows(),
+                row_bytes: t.row_bytes(),
+                parts,
+            }
+        };
+        self.weight_bytes += match &w {
+            GpuWeight::Vector(b) => b.size(),
+            GpuWeight::Matrix { parts, .. } => parts.iter().map(|p| p.buffer.size()).sum(),
+        };
+        self.ctx.errors.check()?;
+        Ok(w)
+    }
+
+    fn new_cache(&mut self, layers: usize, kv_dim: usize, ctx: usize) -> Result<GpuKvCache> {
+        let bytes = (ctx * kv_dim * 4) as u64;
+        if bytes > self.max_binding {
+            let fits = self.max_binding as usize / (kv_dim * 4);
+            return Err(Error::Backend(format!(
+                "a context of {ctx} tokens needs {bytes} bytes per layer cache; this adapter binds at most {} (use -c {fits} or less)",
+                self.max_binding
+            )));
+        }
+        let empty = |label| {
+            self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: 4,
+                usage: buffers::STORAGE,
+                mapped_at_creation: false,
+            })
+        };
+        Ok(GpuKvCache {
+            keys: (0..layers).map(|_| empty("keys")).collect(),
+            values: (0..layers).map(|_| empty("values")).collect(),
+            capacity: 0,
+            kv_dim,
+            ctx,
+        })
+    }
+
+    fn embed(&mut self, table: &GpuWeight, ids: &[u32]) -> GpuAct {
+        let GpuWeight::Matrix {
+            dtype,
+            cols,
+            row_bytes,
+            parts,
+            ..
+        } = table
+        else {
+            self.deferred
+                .get_or_insert(Error::Backend("embedding table is not a matrix".into()));
+            return self.act(ids.len(), 1);
+        };
+        let out = self.act(ids.len(), *cols);
+        let (at, replaced) = self.ids.push(&self.ctx, &bytes_of(ids));
+        if replaced {
+            self.bind_groups.clear();
+        }
+        // The ids of this step live at `at`: copy them to the front of a small buffer of their own
+        // so the kernel can bind them whole.
+        let ids_buf = self.pool.take(&self.ctx.device, ids.len());
+        let src = self.ids.buffer.clone();
+        self.encoder()
+            .copy_buffer_to_buffer(&src, at, &ids_buf.buffer, 0, (ids.len() * 4) as u64);
+        for part in parts {
+            let params = [
+                part.row_start as u32,
+                part.rows as u32,
+                ids.len() as u32,
+                *row_bytes as u32,
+                *cols as u32,
+            ];
+            let groups = ((cols / 32).div_ceil(64) as u32, ids.len() as u32);
+            self.dispatch(
+                shaders::EMBED,
+                Some(*dtype),
+                1,
+                &params,
+                &[&part.buffer, &ids_buf.buffer, out.buffer()],
+                groups,
+            );
+        }
+        out
+    }
+
+    fn rms_norm(&mut self, x: &GpuAct, w: &GpuWeight, eps: f32) -> GpuAct {
+        let out = self.act(x.rows, x.cols);
+        let params = [x.cols as u32, eps.to_bits()];
+        self.dispatch(
+            shaders::RMS_NORM,
+            None,
+            1,
+            &params,
+            &[x.buffer(), Self::vector(w), out.buffer()],
+            (x.rows as u32, 1),
+        );
+        out
+    }
+
+    fn matmul(&mut self, x: &GpuAct, w: &GpuWeight, bias: Option<&GpuWeight>) -> GpuAct {
+        let GpuWeight::Matrix {
+            dtype,
+            cols,
+            rows,
+            row_bytes,
+            parts,
+        } = w
+        else {
+            self.deferred
+                .get_or_insert(Error::Backend("matmul weight is not a matrix".into()));
+            return self.act(x.rows, 1);
+        };
+        let out = self.act(x.rows, *rows);
+        let tile = if x.rows == 1 { 1 } else { PREFILL_TILE };
+        let bias_buf = bias.map(Self::vector).unwrap_or(&self.dummy).clone();
+        for part in parts {
+            let params = [
+                part.rows as u32,
+                *cols as u32,
+                x.rows as u32,
+                *row_bytes as u32,
+                *rows as u32,
+                part.row_start as u32,
+                bias.is_some() as u32,
+                0,
+            ];
+            let groups = (
+                part.rows.div_ceil(64) as u32,
+                x.rows.div_ceil(tile as usize) as u32,
+            );
+            self.dispatch(
+                shaders::MATMUL,
+                Some(*dtype),
+                tile,
+                &params,
+                &[&part.buffer, x.buffer(), out.buffer(), &bias_buf],
+                groups,
+            );
+        }
+        out
+    }
+
+    fn rope(
+        &mut self,
+        x: &mut GpuAct,
+        heads: usize,
+        pos0: usize,
+        inv_freq: &GpuWeight,
+        layout: RopeLayout,
+    ) {
+        let head_dim = x.cols / heads;
+        let layout = match layout {
+            RopeLayout::Interleaved => 0,
+            RopeLayout::Halves => 1,
+        };
+        let params = [
+            heads as u32,
+            head_dim as u32,
+            pos0 as u32,
+            layout,
+            x.rows as u32,
+        ];
+        let groups = linear_groups(x.rows * heads * head_dim / 2);
+        self.dispatch(
+            shaders::ROPE,
+            None,
+            1,
+            &params,
+            &[x.buffer(), Self::vector(inv_freq)],
+            groups,
+        );
+    }
+
+    fn attention(
+        &mut self,
+        q: &GpuAct,
+        k: &GpuAct,
+        v: &GpuAct,
+        cache: &mut GpuKvCache,
+        layer: usize,
+        pos0: usize,
+        s: AttentionShape,
+    ) -> GpuAct {
+        self.grow_cache(cache, pos0 + q.rows);
+        let at = (pos0 * cache.kv_dim * 4) as u64;
+        let len = (k.rows * cache.kv_dim * 4) as u64;
+        let (kc, vc) = (cache.keys[layer].clone(), cache.values[layer].clone());
+        let enc = self.encoder();
+        enc.copy_buffer_to_buffer(k.buffer(), 0, &kc, at, len);
+        enc.copy_buffer_to_buffer(v.buffer(), 0, &vc, at, len);
+        let out = self.act(q.rows, s.heads * s.head_dim);
+        let scale = 1.0 / (s.head_dim as f32).sqrt();
+        let params = [
+            s.heads as u32,
+            s.kv_heads as u32,
+            s.head_dim as u32,
+            pos0 as u32,
+            q.rows as u32,
+            cache.kv_dim as u32,
+            scale.to_bits(),
+        ];
+        let groups = linear_groups(q.rows * s.heads);
+        self.dispatch(
+            shaders::ATTENTION,
+            None,
+            1,
+            &params,
+            &[q.buffer(), &kc, &vc, out.buffer()],
+            groups,
+        );
+        out
+    }
+
+    fn silu_mul(&mut self, gate: &GpuAct, up: &GpuAct) -> GpuAct {
+        let out = self.act(gate.rows, gate.cols);
+        let n = gate.rows * gate.cols;
+        self.dispatch(
+            shaders::SILU_MUL,
+            None,
+            1,
+            &[n as u32],
+            &[gate.buffer(), up.buffer(), out.buffer()],
+            linear_groups(n),
+        );
+        out
+    }
+
+    fn add(&mut self, x: &mut GpuAct, y: &GpuAct) {
+        let n = x.rows * x.cols;
+        self.dispatch(
+            shaders::ADD,
+            None,
+            1,
+            &[n as u32],
+            &[x.buffer(), y.buffer()],
+            linear_groups(n),
+        );
+    }
+
+    fn rows(&mut self, x: &GpuAct, start: usize, count: usize) -> GpuAct {
+        let out = self.act(count, x.cols);
+        let (src, dst) = (x.buffer().clone(), out.buffer().clone());
+        self.encoder().copy_buffer_to_buffer(
+            &src,
+            (start * x.cols * 4) as u64,
+            &dst,
+            0,
+            (count * x.cols * 4) as u64,
+        );
+        out
+    }
+
+    fn read(&mut self, x: &GpuAct) -> Result<Vec<f32>> {
+        let encoder = self.encoder.take();
+        self.params.used = 0;
+        self.ids.used = 0;
+        if let Some(e) = self.deferred.take() {
+            return Err(e);
+        }
+        let mut encoder =
+            encoder.unwrap_or_else(|| self.ctx.device.create_command_encoder(&Default::default()));
+        let size = (x.rows * x.cols * 4) as u64;
+        if self.staging.as_ref().is_none_or(|s| s.size() < size) {
+            self.staging = Some(self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("staging"),
+                size: size.max(4),
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }));
+        }
+        let staging = self.staging.as_ref().expect("staging buffer was just made");
+        encoder.copy_buffer_to_buffer(x.buffer(), 0, staging, 0, size);
+        self.ctx.queue.submit([encoder.finish()]);
+        let slice = staging.slice(..size);
+        let (tx, rx) = std::sync::mpsc::channel();
+        slice.map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        self.ctx
+            .device
+            .poll(wgpu::PollType::Wait {
+                submission_index: None,
+                timeout: Some(std::time::Duration::from_secs(300)),
+            })
+            .map_err(|e| Error::Backend(format!("waiting for the GPU: {e}")))?;
+        self.ctx.errors.check()?;
+        rx.recv()
+            .map_err(|_| Error::Backend("the GPU never answered the read-back".into()))?
+            .map_err(|e| Error::Backend(format!("reading results back: {e}")))?;
+        let data = slice
+            .get_mapped_range()
+            .map_err(|e| Error::Backend(format!("reading results back: {e}")))?;
+        let out = bytemuck::cast_slice::<u8, f32>(&data).to_vec();
+        drop(data);
+        staging.unmap();
+        Ok(out)
+    }
+}
