@@ -1,6 +1,8 @@
-// Causal attention over the KV cache with grouped query heads. One invocation per (query row,
-// head); an online softmax walks positions 0..=pos once, so memory does not grow with the
-// context (no score matrix).
+// Causal attention over the KV cache with grouped query heads. One workgroup per (query row,
+// head). Its WG threads split the positions 0..=pos between them, each keeping an online softmax
+// (running max, sum and weighted values), then merge through workgroup memory. Memory does not
+// grow with the context, and no thread loops over the whole context: software rasterizers cap
+// the iterations of a single loop (llvmpipe stops at 65535), real GPUs want the parallelism.
 
 struct Params {
     heads: u32,
@@ -13,44 +15,76 @@ struct Params {
 }
 
 @group(0) @binding(0) var<storage, read> p: Params;
-@group(0) @binding(1) var<storage, read> q: array<f32>;
-@group(0) @binding(2) var<storage, read> kc: array<f32>;
-@group(0) @binding(3) var<storage, read> vc: array<f32>;
-@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> q: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> kc: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> vc: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> out: array<vec4<f32>>;
 
-const MAX_HEAD_DIM: u32 = 256u;
+const WG: u32 = 32u;
+// Head sizes up to 128, in vec4s.
+const MAX_D4: u32 = 32u;
 
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let idx = gid.x;
+var<workgroup> sm_max: array<f32, WG>;
+var<workgroup> sm_sum: array<f32, WG>;
+var<workgroup> sm_acc: array<vec4<f32>, 1024>; // WG * MAX_D4
+
+@compute @workgroup_size(32)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
+        @builtin(num_workgroups) nwg: vec3<u32>) {
+    let idx = wid.x + wid.y * nwg.x;
     if (idx >= p.rows * p.heads) {
         return;
     }
     let r = idx / p.heads;
     let h = idx % p.heads;
     let pos = p.pos0 + r;
-    let qb = idx * p.head_dim;
-    let kvo = (h / (p.heads / p.kv_heads)) * p.head_dim;
-    var acc: array<f32, MAX_HEAD_DIM>;
+    let d4 = p.head_dim / 4u;
+    let qb = idx * d4;
+    let kvo = (h / (p.heads / p.kv_heads)) * d4;
+    let stride = p.kv_dim / 4u;
+
+    var acc: array<vec4<f32>, MAX_D4>;
     var m = -3.0e38;
     var l = 0.0;
-    for (var j = 0u; j <= pos; j++) {
-        let kb = j * p.kv_dim + kvo;
+    for (var j = lid.x; j <= pos; j += WG) {
+        let kb = j * stride + kvo;
         var s = 0.0;
-        for (var d = 0u; d < p.head_dim; d++) {
-            s += q[qb + d] * kc[kb + d];
+        for (var d = 0u; d < d4; d++) {
+            s += dot(q[qb + d], kc[kb + d]);
         }
         s *= p.scale;
         let m_new = max(m, s);
         let corr = exp(m - m_new);
         let pj = exp(s - m_new);
         l = l * corr + pj;
-        for (var d = 0u; d < p.head_dim; d++) {
+        for (var d = 0u; d < d4; d++) {
             acc[d] = acc[d] * corr + pj * vc[kb + d];
         }
         m = m_new;
     }
-    for (var d = 0u; d < p.head_dim; d++) {
-        out[qb + d] = acc[d] / l;
+
+    sm_max[lid.x] = m;
+    workgroupBarrier();
+    var gmax = -3.0e38;
+    for (var t = 0u; t < WG; t++) {
+        gmax = max(gmax, sm_max[t]);
+    }
+    // Threads that saw no position have l = 0 and contribute nothing.
+    let f = exp(m - gmax);
+    sm_sum[lid.x] = l * f;
+    for (var d = 0u; d < d4; d++) {
+        sm_acc[lid.x * MAX_D4 + d] = acc[d] * f;
+    }
+    workgroupBarrier();
+    var total = 0.0;
+    for (var t = 0u; t < WG; t++) {
+        total += sm_sum[t];
+    }
+    for (var d = lid.x; d < d4; d += WG) {
+        var s = vec4<f32>(0.0);
+        for (var t = 0u; t < WG; t++) {
+            s += sm_acc[t * MAX_D4 + d];
+        }
+        out[qb + d] = s / total;
     }
 }

@@ -2,6 +2,8 @@
 // One invocation per weight row and tile of TILE tokens: each 32-element chunk of the row is
 // decoded once and used for every token of the tile. TILE = 1 is the decode mat-vec; larger
 // tiles are the prefill mat-mat. The block format's `dequant_chunk` is spliced in below.
+// Loop counts per invocation stay near K * TILE / 4, under llvmpipe's 65535-iteration cap for
+// rows up to 32k elements.
 
 struct Params {
     rows: u32,
@@ -16,7 +18,7 @@ struct Params {
 
 @group(0) @binding(0) var<storage, read> p: Params;
 @group(0) @binding(1) var<storage, read> w: array<u32>;
-@group(0) @binding(2) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
 
@@ -41,10 +43,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         for (var t = 0u; t < TILE; t++) {
             let tt = t0 + t;
             if (tt < p.tokens) {
-                let xb = tt * p.k + c * 32u;
+                // In vec4s: fewer loop iterations (software rasterizers cap them) and wider loads.
+                let xb = (tt * p.k + c * 32u) / 4u;
                 var s = 0.0;
-                for (var i = 0u; i < 32u; i++) {
-                    s += chunk[i] * x[xb + i];
+                for (var i = 0u; i < 8u; i++) {
+                    let wv = vec4<f32>(chunk[4u * i], chunk[4u * i + 1u], chunk[4u * i + 2u], chunk[4u * i + 3u]);
+                    s += dot(wv, x[xb + i]);
                 }
                 acc[t] += s;
             }

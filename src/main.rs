@@ -7,6 +7,13 @@ use clap::Parser;
 use clap::error::ErrorKind;
 
 fn main() {
+    // Rust ignores SIGPIPE, turning a closed pipe into a panic in println!; behave like other
+    // command-line tools instead and end quietly.
+    #[cfg(unix)]
+    // SAFETY: setting a signal disposition to the default before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,

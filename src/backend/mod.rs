@@ -33,6 +33,8 @@ pub trait Backend {
     fn upload(&mut self, t: &TensorView) -> Result<Self::Weight>;
     /// A cache for `layers` layers of `kv_dim` keys and values, up to `ctx` positions.
     fn new_cache(&mut self, layers: usize, kv_dim: usize, ctx: usize) -> Result<Self::Cache>;
+    /// Activations from host values (`rows` x `cols`, row-major).
+    fn load_act(&mut self, data: &[f32], rows: usize, cols: usize) -> Self::Act;
     /// Rows `ids` of the embedding table.
     fn embed(&mut self, table: &Self::Weight, ids: &[u32]) -> Self::Act;
     /// RMSNorm of every row, times `w`.

@@ -68,3 +68,117 @@ pub fn assert_top_matches(logits: &[f32], vocab: usize, reference: &Value, tol: 
         }
     }
 }
+
+/// The GPU APIs to test on. `EMBER_REQUIRE_GPU=1` makes a missing adapter a failure;
+/// `EMBER_REQUIRE_GPU=vulkan,gl` requires those two. Otherwise absent adapters are skipped.
+pub fn gpu_choices() -> Vec<ember::backend::gpu::GpuChoice> {
+    use ember::backend::gpu::{GpuChoice, GpuContext};
+    let required = std::env::var("EMBER_REQUIRE_GPU")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let mut found = Vec::new();
+    for (name, choice) in [("vulkan", GpuChoice::Vulkan), ("gl", GpuChoice::Gl)] {
+        match GpuContext::new(choice) {
+            Ok(_) => found.push(choice),
+            Err(e) if required.split(',').any(|r| r.trim() == name) => {
+                panic!("EMBER_REQUIRE_GPU asks for {name}: {e}")
+            }
+            Err(e) => eprintln!("skipping {name}: {e}"),
+        }
+    }
+    if found.is_empty() && !required.is_empty() && required != "0" {
+        panic!("EMBER_REQUIRE_GPU={required} but no GPU adapter was found");
+    }
+    found
+}
+
+/// A small deterministic generator (xorshift) for test inputs.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// Uniform in [-1, 1).
+    pub fn f32(&mut self) -> f32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+    }
+
+    /// A random byte.
+    pub fn byte(&mut self) -> u8 {
+        ((self.f32() + 1.0) * 127.99) as u8
+    }
+
+    /// `n` values in [-1, 1), none zero.
+    pub fn vec(&mut self, n: usize) -> Vec<f32> {
+        (0..n)
+            .map(|_| {
+                let v = self.f32();
+                if v == 0.0 { 0.5 } else { v }
+            })
+            .collect()
+    }
+
+    /// A seed from the clock, so every run draws fresh inputs (printed for reproduction).
+    pub fn fresh(what: &str) -> Rng {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64
+            | 1;
+        eprintln!("{what}: seed {seed}");
+        Rng(seed)
+    }
+}
+
+/// Byte offsets of the f16 scale fields inside one block of `t` (random bytes elsewhere are
+/// valid quantized values; random scales could be NaN).
+fn f16_fields(t: ember::quant::GgmlType) -> &'static [usize] {
+    use ember::quant::GgmlType::*;
+    match t {
+        Q4_0 | Q5_0 | Q8_0 => &[0],
+        Q4_1 | Q5_1 | Q4K | Q5K => &[0, 2],
+        Q2K => &[80, 82],
+        Q3K => &[108],
+        Q6K => &[208],
+        F32 | F16 | Bf16 => &[],
+    }
+}
+
+/// A random tensor of `rows` rows of `cols` elements in encoding `t`.
+pub fn random_tensor(
+    rng: &mut Rng,
+    t: ember::quant::GgmlType,
+    cols: usize,
+    rows: usize,
+) -> ember::format::TensorView {
+    use ember::quant::GgmlType;
+    let n = cols * rows;
+    let bytes: Vec<u8> = match t {
+        GgmlType::F32 => rng.vec(n).iter().flat_map(|v| v.to_le_bytes()).collect(),
+        GgmlType::F16 => rng
+            .vec(n)
+            .iter()
+            .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
+            .collect(),
+        GgmlType::Bf16 => rng
+            .vec(n)
+            .iter()
+            .flat_map(|&v| half::bf16::from_f32(v).to_le_bytes())
+            .collect(),
+        _ => {
+            let blocks = n / t.block_elems();
+            let mut b: Vec<u8> = (0..blocks * t.block_bytes()).map(|_| rng.byte()).collect();
+            for blk in b.chunks_exact_mut(t.block_bytes()) {
+                for &at in f16_fields(t) {
+                    let scale = half::f16::from_f32(0.01 + 0.05 * (rng.f32() + 1.0));
+                    blk[at..at + 2].copy_from_slice(&scale.to_le_bytes());
+                }
+            }
+            b
+        }
+    };
+    let storage = std::sync::Arc::new(ember::format::storage::Storage::Owned(bytes));
+    ember::format::TensorView::new("random".into(), t, vec![cols, rows], storage, 0)
+        .expect("valid random tensor")
+}

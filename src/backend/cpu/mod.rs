@@ -91,6 +91,14 @@ impl Backend for CpuBackend {
         Ok(KvCache::new(layers, kv_dim, ctx))
     }
 
+    fn load_act(&mut self, data: &[f32], rows: usize, cols: usize) -> CpuAct {
+        CpuAct {
+            data: data.to_vec(),
+            rows,
+            cols,
+        }
+    }
+
     fn embed(&mut self, table: &CpuWeight, ids: &[u32]) -> CpuAct {
         let t = &table.view;
         let (cols, rb) = (t.cols(), t.row_bytes());

@@ -432,6 +432,14 @@ impl Backend for GpuBackend {
         })
     }
 
+    fn load_act(&mut self, data: &[f32], rows: usize, cols: usize) -> GpuAct {
+        let act = self.act(rows, cols);
+        self.ctx
+            .queue
+            .write_buffer(act.buffer(), 0, bytemuck::cast_slice(data));
+        act
+    }
+
     fn embed(&mut self, table: &GpuWeight, ids: &[u32]) -> GpuAct {
         let GpuWeight::Matrix {
             dtype,
@@ -593,7 +601,15 @@ impl Backend for GpuBackend {
             cache.kv_dim as u32,
             scale.to_bits(),
         ];
-        let groups = linear_groups(q.rows * s.heads);
+        // One workgroup per (row, head).
+        let workgroups = (q.rows * s.heads) as u32;
+        let groups = (workgroups.min(65535), workgroups.div_ceil(65535));
+        if s.head_dim > 128 || !s.head_dim.is_multiple_of(4) {
+            self.deferred.get_or_insert(Error::Unsupported(format!(
+                "head size {} on the GPU (multiples of 4 up to 128 are supported)",
+                s.head_dim
+            )));
+        }
         self.dispatch(
             shaders::ATTENTION,
             None,

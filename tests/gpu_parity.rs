@@ -1,0 +1,249 @@
+//! Every GPU kernel against the CPU reference on fresh random inputs: odd sizes, several shapes,
+//! every block format, on each available GPU API (Vulkan and GL here, through Mesa).
+//! f32 paths must agree to a relative error of 1e-4 (max |gpu - cpu| / max |cpu|).
+
+mod common;
+
+use common::*;
+use ember::backend::cpu::CpuBackend;
+use ember::backend::gpu::{GpuBackend, GpuChoice, GpuContext};
+use ember::backend::{AttentionShape, Backend};
+use ember::format::RopeLayout;
+use ember::quant::GgmlType;
+
+const TOL: f32 = 1e-4;
+
+fn rel_err(gpu: &[f32], cpu: &[f32]) -> f32 {
+    assert_eq!(gpu.len(), cpu.len(), "lengths differ");
+    let scale = cpu.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-20);
+    gpu.iter()
+        .zip(cpu)
+        .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()))
+        / scale
+}
+
+fn check(what: &str, gpu: &[f32], cpu: &[f32]) {
+    assert!(
+        gpu.iter().all(|v| v.is_finite()),
+        "{what}: non-finite GPU output"
+    );
+    let e = rel_err(gpu, cpu);
+    assert!(e <= TOL, "{what}: relative error {e:e} > {TOL:e}");
+}
+
+/// Runs `f` on a CPU backend and on each GPU, comparing the outputs.
+fn parity(what: &str, f: impl Fn(&mut dyn FnMut(&str, &[f32], &[f32]), GpuChoice)) {
+    let choices = gpu_choices();
+    for choice in choices {
+        f(
+            &mut |label, g, c| check(&format!("{what} {label} on {choice:?}"), g, c),
+            choice,
+        );
+    }
+}
+
+fn gpu(choice: GpuChoice) -> GpuBackend {
+    GpuBackend::new(choice).expect("GPU backend")
+}
+
+/// Cols multiple of the block size (and of 32), odd row counts, token counts around the tile.
+fn matmul_case<B: Backend>(
+    b: &mut B,
+    w: &ember::format::TensorView,
+    bias: Option<&ember::format::TensorView>,
+    x: &[f32],
+    tokens: usize,
+) -> Vec<f32> {
+    let wt = b.upload(w).unwrap();
+    let bt = bias.map(|t| b.upload(t).unwrap());
+    let xa = b.load_act(x, tokens, w.cols());
+    let y = b.matmul(&xa, &wt, bt.as_ref());
+    b.read(&y).unwrap()
+}
+
+#[test]
+fn matmul_every_type_and_shape() {
+    parity("matmul", |cmp, choice| {
+        let mut rng = Rng::fresh("matmul");
+        let mut g = gpu(choice);
+        let mut c = CpuBackend::new(1).unwrap();
+        for &t in GgmlType::ALL {
+            let base = t.block_elems().max(32);
+            for (cols, rows) in [(base, 37), (base * 3, 5), (base * 2, 129)] {
+                let w = random_tensor(&mut rng, t, cols, rows);
+                let bias = random_tensor(&mut rng, GgmlType::F32, rows, 1);
+                for tokens in [1, 3, 9, 17] {
+                    let x = rng.vec(tokens * cols);
+                    let with_bias = tokens == 3;
+                    let bias = with_bias.then_some(&bias);
+                    let label = format!(
+                        "{} {cols}x{rows} tokens {tokens} bias {with_bias}",
+                        t.name()
+                    );
+                    cmp(
+                        &label,
+                        &matmul_case(&mut g, &w, bias, &x, tokens),
+                        &matmul_case(&mut c, &w, bias, &x, tokens),
+                    );
+                }
+            }
+        }
+    });
+}
+
+fn embed_case<B: Backend>(b: &mut B, table: &ember::format::TensorView, ids: &[u32]) -> Vec<f32> {
+    let t = b.upload(table).unwrap();
+    let e = b.embed(&t, ids);
+    b.read(&e).unwrap()
+}
+
+#[test]
+fn embed_every_type() {
+    parity("embed", |cmp, choice| {
+        let mut rng = Rng::fresh("embed");
+        let mut g = gpu(choice);
+        let mut c = CpuBackend::new(1).unwrap();
+        for &t in GgmlType::ALL {
+            let cols = t.block_elems().max(32) * 2;
+            let table = random_tensor(&mut rng, t, cols, 53);
+            let ids = [52, 0, 7, 7, 31];
+            cmp(
+                t.name(),
+                &embed_case(&mut g, &table, &ids),
+                &embed_case(&mut c, &table, &ids),
+            );
+        }
+    });
+}
+
+#[test]
+fn weights_split_over_bindings_match() {
+    parity("split", |cmp, choice| {
+        let mut rng = Rng::fresh("split");
+        // A binding limit of a few rows forces every matrix into several buffers.
+        let mut g = GpuBackend::with_context(GpuContext::new(choice).unwrap(), Some(3 * 144 + 100))
+            .unwrap();
+        let mut c = CpuBackend::new(1).unwrap();
+        for &t in &[GgmlType::Q4K, GgmlType::Q8_0, GgmlType::F32] {
+            let cols = if t == GgmlType::F32 { 32 } else { 256 };
+            let w = random_tensor(&mut rng, t, cols, 23);
+            for tokens in [1, 5] {
+                let x = rng.vec(tokens * cols);
+                cmp(
+                    &format!("matmul {}", t.name()),
+                    &matmul_case(&mut g, &w, None, &x, tokens),
+                    &matmul_case(&mut c, &w, None, &x, tokens),
+                );
+            }
+            let ids = [22, 0, 11, 5];
+            cmp(
+                &format!("embed {}", t.name()),
+                &embed_case(&mut g, &w, &ids),
+                &embed_case(&mut c, &w, &ids),
+            );
+        }
+    });
+}
+
+fn small_ops<B: Backend>(b: &mut B, rng_seed: u64) -> Vec<(String, Vec<f32>)> {
+    let mut rng = Rng(rng_seed);
+    let mut out = Vec::new();
+    for (rows, cols) in [(1, 96), (7, 576), (3, 160)] {
+        let x = b.load_act(&rng.vec(rows * cols), rows, cols);
+        let w = b
+            .upload(&random_tensor(&mut rng, GgmlType::F32, cols, 1))
+            .unwrap();
+        let n = b.rms_norm(&x, &w, 1e-5);
+        out.push((format!("rms_norm {rows}x{cols}"), b.read(&n).unwrap()));
+        let y = b.load_act(&rng.vec(rows * cols), rows, cols);
+        let s = b.silu_mul(&x, &y);
+        out.push((format!("silu_mul {rows}x{cols}"), b.read(&s).unwrap()));
+        let mut z = b.load_act(&rng.vec(rows * cols), rows, cols);
+        b.add(&mut z, &y);
+        out.push((format!("add {rows}x{cols}"), b.read(&z).unwrap()));
+        let r = b.rows(&z, rows / 2, rows - rows / 2);
+        out.push((format!("rows {rows}x{cols}"), b.read(&r).unwrap()));
+    }
+    for (heads, head_dim, rows, pos0) in [(3, 64, 4, 5), (5, 16, 1, 1000), (2, 128, 9, 0)] {
+        let inv: Vec<f32> = (0..head_dim / 2)
+            .map(|i| 1.0 / 10000f32.powf(2.0 * i as f32 / head_dim as f32))
+            .collect();
+        let storage = std::sync::Arc::new(ember::format::storage::Storage::Owned(
+            inv.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        ));
+        let freqs =
+            ember::format::TensorView::new("f".into(), GgmlType::F32, vec![inv.len()], storage, 0)
+                .unwrap();
+        let freqs = b.upload(&freqs).unwrap();
+        for layout in [RopeLayout::Interleaved, RopeLayout::Halves] {
+            let mut x = b.load_act(&rng.vec(rows * heads * head_dim), rows, heads * head_dim);
+            b.rope(&mut x, heads, pos0, &freqs, layout);
+            out.push((
+                format!("rope {heads}x{head_dim} rows {rows} pos {pos0} {layout:?}"),
+                b.read(&x).unwrap(),
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn norm_rope_silu_add_rows() {
+    parity("ops", |cmp, choice| {
+        let seed = Rng::fresh("ops").0;
+        let gpu_out = small_ops(&mut gpu(choice), seed);
+        let cpu_out = small_ops(&mut CpuBackend::new(1).unwrap(), seed);
+        for ((label, g), (_, c)) in gpu_out.iter().zip(&cpu_out) {
+            cmp(label, g, c);
+        }
+    });
+}
+
+/// Prefill, then steps that grow the cache past its first allocation, then single-token decode.
+fn attention_run<B: Backend>(b: &mut B, seed: u64, s: AttentionShape) -> Vec<Vec<f32>> {
+    let mut rng = Rng(seed);
+    let kv_dim = s.kv_heads * s.head_dim;
+    let mut cache = b.new_cache(2, kv_dim, 700).unwrap();
+    let mut outs = Vec::new();
+    let mut pos = 0;
+    for rows in [200, 3, 100, 1, 1, 290] {
+        for layer in 0..2 {
+            let q = b.load_act(
+                &rng.vec(rows * s.heads * s.head_dim),
+                rows,
+                s.heads * s.head_dim,
+            );
+            let k = b.load_act(&rng.vec(rows * kv_dim), rows, kv_dim);
+            let v = b.load_act(&rng.vec(rows * kv_dim), rows, kv_dim);
+            let o = b.attention(&q, &k, &v, &mut cache, layer, pos, s);
+            outs.push(b.read(&o).unwrap());
+        }
+        pos += rows;
+    }
+    outs
+}
+
+#[test]
+fn attention_gqa_over_a_growing_cache() {
+    parity("attention", |cmp, choice| {
+        for s in [
+            AttentionShape {
+                heads: 6,
+                kv_heads: 2,
+                head_dim: 32,
+            },
+            AttentionShape {
+                heads: 3,
+                kv_heads: 3,
+                head_dim: 64,
+            },
+        ] {
+            let seed = Rng::fresh("attention").0;
+            let g = attention_run(&mut gpu(choice), seed, s);
+            let c = attention_run(&mut CpuBackend::new(1).unwrap(), seed, s);
+            for (i, (a, b)) in g.iter().zip(&c).enumerate() {
+                cmp(&format!("{s:?} step {i}"), a, b);
+            }
+        }
+    });
+}
