@@ -59,11 +59,11 @@ fn tokenize_matches_reference_prompt_ids() {
     }
 }
 
-#[test]
-fn score_and_greedy_run_match_reference() {
+/// `ember score` and `ember run --temp 0 -n 32` on `backend` match the reference for every prompt.
+fn score_and_greedy_run_match_reference(backend: &str) {
     let reference = json("reference/smollm2-135m-instruct-q4_1.json");
     for (i, p) in reference["prompts"].as_array().unwrap().iter().enumerate() {
-        let scored = run_json(with(&["score", "--backend", "cpu"], &prompt_args(i)));
+        let scored = run_json(with(&["score", "--backend", backend], &prompt_args(i)));
         assert_eq!(ids(&scored["prompt_ids"]), ids(&p["prompt_ids"]));
         let top = &scored["top"];
         for (pos, (ours, theirs)) in top
@@ -95,7 +95,7 @@ fn score_and_greedy_run_match_reference() {
             &[
                 "run",
                 "--backend",
-                "cpu",
+                backend,
                 "--temp",
                 "0",
                 "-n",
@@ -110,6 +110,18 @@ fn score_and_greedy_run_match_reference() {
             "prompt {i} greedy ids"
         );
         assert_eq!(ids(&ran["prompt_ids"]), ids(&p["prompt_ids"]));
+    }
+}
+
+#[test]
+fn cpu_matches_reference() {
+    score_and_greedy_run_match_reference("cpu");
+}
+
+#[test]
+fn gpus_match_reference() {
+    for choice in gpu_choices() {
+        score_and_greedy_run_match_reference(&format!("{choice:?}").to_lowercase());
     }
 }
 
@@ -141,7 +153,9 @@ fn seeded_sampling_is_reproducible() {
 /// Runs ember expecting failure: non-zero exit, one line on stderr containing `needle`.
 fn assert_fails(args: &[&str], needle: &str) {
     let out = ember(args);
-    let err = String::from_utf8_lossy(&out.stderr);
+    // `--backend auto` may add a one-line notice about the backend it chose.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let err: String = stderr.lines().filter(|l| !l.starts_with("notice: ")).map(|l| format!("{l}\n")).collect();
     assert!(!out.status.success(), "ember {args:?} should fail");
     assert_eq!(
         err.trim_end().lines().count(),
