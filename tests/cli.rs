@@ -155,7 +155,11 @@ fn assert_fails(args: &[&str], needle: &str) {
     let out = ember(args);
     // `--backend auto` may add a one-line notice about the backend it chose.
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let err: String = stderr.lines().filter(|l| !l.starts_with("notice: ")).map(|l| format!("{l}\n")).collect();
+    let err: String = stderr
+        .lines()
+        .filter(|l| !l.starts_with("notice: "))
+        .map(|l| format!("{l}\n"))
+        .collect();
     assert!(!out.status.success(), "ember {args:?} should fail");
     assert_eq!(
         err.trim_end().lines().count(),

@@ -95,8 +95,16 @@ fn report(a: &wgpu::Adapter) -> AdapterReport {
 }
 
 /// Every adapter wgpu finds on this machine.
+#[cfg(not(target_arch = "wasm32"))]
 pub fn list_adapters() -> Vec<AdapterReport> {
-    pollster::block_on(instance().enumerate_adapters(wgpu::Backends::all()))
+    pollster::block_on(list_adapters_async())
+}
+
+/// Every adapter wgpu finds.
+pub async fn list_adapters_async() -> Vec<AdapterReport> {
+    instance()
+        .enumerate_adapters(wgpu::Backends::all())
+        .await
         .iter()
         .map(report)
         .collect()
@@ -113,6 +121,7 @@ fn rank(t: wgpu::DeviceType) -> u8 {
 }
 
 /// Whether `choice` finds a hardware (non-software) adapter: what `--backend auto` asks.
+#[cfg(not(target_arch = "wasm32"))]
 pub fn has_hardware_adapter() -> bool {
     pollster::block_on(instance().enumerate_adapters(wgpu::Backends::all()))
         .iter()
@@ -156,8 +165,14 @@ pub struct GpuContext {
 
 impl GpuContext {
     /// Opens the best adapter `choice` allows.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn new(choice: GpuChoice) -> Result<GpuContext> {
-        let adapters = pollster::block_on(instance().enumerate_adapters(choice.backends()));
+        pollster::block_on(Self::new_async(choice))
+    }
+
+    /// Opens the best adapter `choice` allows, without blocking (the web's way).
+    pub async fn new_async(choice: GpuChoice) -> Result<GpuContext> {
+        let adapters = instance().enumerate_adapters(choice.backends()).await;
         let adapter = adapters
             .into_iter()
             .max_by_key(|a| rank(a.get_info().device_type))
@@ -175,7 +190,9 @@ impl GpuContext {
             required_limits: limits.clone(),
             ..Default::default()
         };
-        let (device, queue) = pollster::block_on(adapter.request_device(&desc))
+        let (device, queue) = adapter
+            .request_device(&desc)
+            .await
             .map_err(|e| Error::Backend(format!("cannot open {}: {e}", report.name)))?;
         let errors = ErrorSink::default();
         let sink = errors.clone();

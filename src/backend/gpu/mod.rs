@@ -7,7 +7,11 @@ pub mod context;
 pub mod shaders;
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 
 pub use buffers::{GpuKvCache, GpuWeight};
 pub use context::{AdapterReport, GpuChoice, GpuContext, list_adapters};
@@ -96,6 +100,8 @@ pub struct GpuBackend {
     max_binding: u64,
     deferred: Option<Error>,
     weight_bytes: u64,
+    submits: u64,
+    bind_groups_made: u64,
 }
 
 /// Bytes of one parameter slot: a multiple of every adapter's storage offset alignment.
@@ -114,6 +120,7 @@ fn linear_groups(n: usize) -> (u32, u32) {
 
 impl GpuBackend {
     /// A backend on the best adapter `choice` allows.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn new(choice: GpuChoice) -> Result<GpuBackend> {
         Self::with_context(GpuContext::new(choice)?, None)
     }
@@ -143,12 +150,19 @@ impl GpuBackend {
             max_binding,
             deferred: None,
             weight_bytes: 0,
+            submits: 0,
+            bind_groups_made: 0,
         })
     }
 
     /// The adapter in use.
     pub fn adapter(&self) -> &AdapterReport {
         &self.ctx.report
+    }
+
+    /// Counters: (command submissions, bind groups created, pipelines created) so far.
+    pub fn stats(&self) -> (u64, u64, usize) {
+        (self.submits, self.bind_groups_made, self.pipelines.len())
     }
 
     /// Bytes of GPU memory held by weights, plus pooled activations.
@@ -168,6 +182,9 @@ impl GpuBackend {
         }
         let src = shaders::compose(kernel, dtype, tile)?;
         let device = &self.ctx.device;
+        // Natively, compile errors are caught here; on the web they arrive through the device's
+        // error handler and are reported at the next read-back.
+        #[cfg(not(target_arch = "wasm32"))]
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some(kernel.name),
@@ -208,6 +225,7 @@ impl GpuBackend {
             compilation_options: Default::default(),
             cache: None,
         });
+        #[cfg(not(target_arch = "wasm32"))]
         if let Some(e) = pollster::block_on(scope.pop()) {
             // wgpu's report spans many lines; keep the lines that say what is wrong, on one line.
             let text = e.to_string();
@@ -260,7 +278,9 @@ impl GpuBackend {
         );
         let slot = self.params.slot;
         let device = &self.ctx.device;
+        let made = &mut self.bind_groups_made;
         let bind_group = self.bind_groups.entry(key).or_insert_with_key(|(_, bufs)| {
+            *made += 1;
             let mut entries = vec![wgpu::BindGroupEntry {
                 binding: 0,
                 resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
@@ -354,6 +374,86 @@ impl GpuBackend {
         cache.capacity = cap;
         // Bind groups of the old buffers would keep them alive: drop them.
         self.bind_groups.clear();
+    }
+}
+
+/// Completion of a buffer mapping, as a future (driven by `device.poll` natively, by the
+/// browser's event loop on the web).
+struct MapFuture(
+    Arc<
+        Mutex<(
+            Option<std::result::Result<(), wgpu::BufferAsyncError>>,
+            Option<Waker>,
+        )>,
+    >,
+);
+
+impl Future for MapFuture {
+    type Output = std::result::Result<(), wgpu::BufferAsyncError>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut state = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match state.0.take() {
+            Some(r) => Poll::Ready(r),
+            None => {
+                state.1 = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl GpuBackend {
+    /// Submits the recorded step (one command buffer) and reads `x` back.
+    pub async fn read_async(&mut self, x: &GpuAct) -> Result<Vec<f32>> {
+        let encoder = self.encoder.take();
+        self.params.used = 0;
+        self.ids.used = 0;
+        if let Some(e) = self.deferred.take() {
+            return Err(e);
+        }
+        let mut encoder =
+            encoder.unwrap_or_else(|| self.ctx.device.create_command_encoder(&Default::default()));
+        let size = (x.rows * x.cols * 4) as u64;
+        if self.staging.as_ref().is_none_or(|s| s.size() < size) {
+            self.staging = Some(self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("staging"),
+                size: size.max(4),
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }));
+        }
+        let staging = self.staging.clone().expect("staging buffer was just made");
+        encoder.copy_buffer_to_buffer(x.buffer(), 0, &staging, 0, size);
+        self.ctx.queue.submit([encoder.finish()]);
+        self.submits += 1;
+        let slice = staging.slice(..size);
+        let state = Arc::new(Mutex::new((None, None::<Waker>)));
+        let shared = state.clone();
+        slice.map_async(wgpu::MapMode::Read, move |r| {
+            let mut s = shared.lock().unwrap_or_else(|e| e.into_inner());
+            s.0 = Some(r);
+            if let Some(w) = s.1.take() {
+                w.wake();
+            }
+        });
+        #[cfg(not(target_arch = "wasm32"))]
+        self.ctx
+            .device
+            .poll(wgpu::PollType::Wait {
+                submission_index: None,
+                timeout: Some(std::time::Duration::from_secs(300)),
+            })
+            .map_err(|e| Error::Backend(format!("waiting for the GPU: {e}")))?;
+        let mapped = MapFuture(state).await;
+        self.ctx.errors.check()?;
+        mapped.map_err(|e| Error::Backend(format!("reading results back: {e}")))?;
+        let data = slice
+            .get_mapped_range()
+            .map_err(|e| Error::Backend(format!("reading results back: {e}")))?;
+        let out = bytemuck::cast_slice::<u8, f32>(&data).to_vec();
+        drop(data);
+        staging.unmap();
+        Ok(out)
     }
 }
 
@@ -661,48 +761,14 @@ impl Backend for GpuBackend {
     }
 
     fn read(&mut self, x: &GpuAct) -> Result<Vec<f32>> {
-        let encoder = self.encoder.take();
-        self.params.used = 0;
-        self.ids.used = 0;
-        if let Some(e) = self.deferred.take() {
-            return Err(e);
+        #[cfg(not(target_arch = "wasm32"))]
+        return pollster::block_on(self.read_async(x));
+        #[cfg(target_arch = "wasm32")]
+        {
+            let _ = x;
+            Err(Error::Backend(
+                "the browser cannot block on the GPU: use GpuBackend::read_async".into(),
+            ))
         }
-        let mut encoder =
-            encoder.unwrap_or_else(|| self.ctx.device.create_command_encoder(&Default::default()));
-        let size = (x.rows * x.cols * 4) as u64;
-        if self.staging.as_ref().is_none_or(|s| s.size() < size) {
-            self.staging = Some(self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("staging"),
-                size: size.max(4),
-                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            }));
-        }
-        let staging = self.staging.as_ref().expect("staging buffer was just made");
-        encoder.copy_buffer_to_buffer(x.buffer(), 0, staging, 0, size);
-        self.ctx.queue.submit([encoder.finish()]);
-        let slice = staging.slice(..size);
-        let (tx, rx) = std::sync::mpsc::channel();
-        slice.map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        });
-        self.ctx
-            .device
-            .poll(wgpu::PollType::Wait {
-                submission_index: None,
-                timeout: Some(std::time::Duration::from_secs(300)),
-            })
-            .map_err(|e| Error::Backend(format!("waiting for the GPU: {e}")))?;
-        self.ctx.errors.check()?;
-        rx.recv()
-            .map_err(|_| Error::Backend("the GPU never answered the read-back".into()))?
-            .map_err(|e| Error::Backend(format!("reading results back: {e}")))?;
-        let data = slice
-            .get_mapped_range()
-            .map_err(|e| Error::Backend(format!("reading results back: {e}")))?;
-        let out = bytemuck::cast_slice::<u8, f32>(&data).to_vec();
-        drop(data);
-        staging.unmap();
-        Ok(out)
     }
 }

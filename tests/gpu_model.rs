@@ -1,0 +1,49 @@
+//! The GPU backend as the model drives it: a decode step is one submission that reuses every
+//! pipeline and bind group; limits and failures become errors, not panics.
+
+mod common;
+
+use common::*;
+use ember::ModelFile;
+use ember::backend::Backend;
+use ember::backend::gpu::{GpuBackend, GpuContext};
+use ember::model::{LanguageModel, Model};
+use ember::quant::GgmlType;
+
+#[test]
+fn decode_steps_submit_once_and_reuse_bind_groups() {
+    for choice in gpu_choices() {
+        let file = ModelFile::open(data("tiny-llama-q4_k_m/tiny-llama-2l-Q4_K_M.gguf").as_ref()).unwrap();
+        let mut model = Model::new(&file, GpuBackend::new(choice).unwrap(), 64).unwrap();
+        model.forward(&[6403, 1980, 253], 0, false).unwrap();
+        model.forward(&[655], 3, false).unwrap();
+        model.forward(&[28], 4, false).unwrap();
+        let before = model.backend().stats();
+        for pos in 5..9 {
+            model.forward(&[260], pos, false).unwrap();
+        }
+        let after = model.backend().stats();
+        assert_eq!(after.0 - before.0, 4, "{choice:?}: one submission per decode step");
+        assert_eq!(after.1, before.1, "{choice:?}: decode steps created bind groups");
+        assert_eq!(after.2, before.2, "{choice:?}: decode steps created pipelines");
+    }
+}
+
+#[test]
+fn limits_become_errors() {
+    for choice in gpu_choices() {
+        let mut rng = Rng::fresh("limits");
+        // One Q4_K row is 144 bytes: a 100-byte binding limit cannot hold it.
+        let mut g = GpuBackend::with_context(GpuContext::new(choice).unwrap(), Some(100)).unwrap();
+        let t = random_tensor(&mut rng, GgmlType::Q4K, 256, 3);
+        let e = g.upload(&t).err().expect("refused");
+        assert!(e.to_string().contains("binding limit"), "{e}");
+        // A KV cache whose layer buffer would exceed the binding limit.
+        let e = g.new_cache(2, 64, 1000).err().expect("refused");
+        assert!(e.to_string().contains("-c "), "{e}");
+        // Row lengths the kernels cannot handle.
+        let mut g = GpuBackend::new(choice).unwrap();
+        let odd = random_tensor(&mut rng, GgmlType::F32, 33, 4);
+        assert!(g.upload(&odd).err().expect("refused").to_string().contains("multiple of 32"));
+    }
+}
