@@ -13,7 +13,8 @@ use ember::quant::GgmlType;
 #[test]
 fn decode_steps_submit_once_and_reuse_bind_groups() {
     for choice in gpu_choices() {
-        let file = ModelFile::open(data("tiny-llama-q4_k_m/tiny-llama-2l-Q4_K_M.gguf").as_ref()).unwrap();
+        let file =
+            ModelFile::open(data("tiny-llama-q4_k_m/tiny-llama-2l-Q4_K_M.gguf").as_ref()).unwrap();
         let mut model = Model::new(&file, GpuBackend::new(choice).unwrap(), 64).unwrap();
         model.forward(&[6403, 1980, 253], 0, false).unwrap();
         model.forward(&[655], 3, false).unwrap();
@@ -23,9 +24,19 @@ fn decode_steps_submit_once_and_reuse_bind_groups() {
             model.forward(&[260], pos, false).unwrap();
         }
         let after = model.backend().stats();
-        assert_eq!(after.0 - before.0, 4, "{choice:?}: one submission per decode step");
-        assert_eq!(after.1, before.1, "{choice:?}: decode steps created bind groups");
-        assert_eq!(after.2, before.2, "{choice:?}: decode steps created pipelines");
+        assert_eq!(
+            after.0 - before.0,
+            4,
+            "{choice:?}: one submission per decode step"
+        );
+        assert_eq!(
+            after.1, before.1,
+            "{choice:?}: decode steps created bind groups"
+        );
+        assert_eq!(
+            after.2, before.2,
+            "{choice:?}: decode steps created pipelines"
+        );
     }
 }
 
@@ -44,6 +55,12 @@ fn limits_become_errors() {
         // Row lengths the kernels cannot handle.
         let mut g = GpuBackend::new(choice).unwrap();
         let odd = random_tensor(&mut rng, GgmlType::F32, 33, 4);
-        assert!(g.upload(&odd).err().expect("refused").to_string().contains("multiple of 32"));
+        assert!(
+            g.upload(&odd)
+                .err()
+                .expect("refused")
+                .to_string()
+                .contains("multiple of 32")
+        );
     }
 }

@@ -14,7 +14,9 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
 pub use buffers::{GpuKvCache, GpuWeight};
-pub use context::{AdapterReport, GpuChoice, GpuContext, list_adapters};
+#[cfg(not(target_arch = "wasm32"))]
+pub use context::list_adapters;
+pub use context::{AdapterReport, GpuChoice, GpuContext, list_adapters_async};
 
 use super::{AttentionShape, Backend};
 use crate::error::{Error, Result};
@@ -377,16 +379,15 @@ impl GpuBackend {
     }
 }
 
+/// The outcome of a buffer mapping (once known) and the task waiting for it.
+type MapState = (
+    Option<std::result::Result<(), wgpu::BufferAsyncError>>,
+    Option<Waker>,
+);
+
 /// Completion of a buffer mapping, as a future (driven by `device.poll` natively, by the
 /// browser's event loop on the web).
-struct MapFuture(
-    Arc<
-        Mutex<(
-            Option<std::result::Result<(), wgpu::BufferAsyncError>>,
-            Option<Waker>,
-        )>,
-    >,
-);
+struct MapFuture(Arc<Mutex<MapState>>);
 
 impl Future for MapFuture {
     type Output = std::result::Result<(), wgpu::BufferAsyncError>;
@@ -427,7 +428,7 @@ impl GpuBackend {
         self.ctx.queue.submit([encoder.finish()]);
         self.submits += 1;
         let slice = staging.slice(..size);
-        let state = Arc::new(Mutex::new((None, None::<Waker>)));
+        let state: Arc<Mutex<MapState>> = Arc::new(Mutex::new((None, None)));
         let shared = state.clone();
         slice.map_async(wgpu::MapMode::Read, move |r| {
             let mut s = shared.lock().unwrap_or_else(|e| e.into_inner());
