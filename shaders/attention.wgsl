@@ -3,6 +3,8 @@
 // (running max, sum and weighted values), then merge through workgroup memory. Memory does not
 // grow with the context, and no thread loops over the whole context: software rasterizers cap
 // the iterations of a single loop (llvmpipe stops at 65535), real GPUs want the parallelism.
+// The cache holds {{KV}} values (f16 where the adapter has shader-f16, halving its memory and
+// bandwidth); arithmetic is f32 throughout.
 
 struct Params {
     heads: u32,
@@ -16,8 +18,8 @@ struct Params {
 
 @group(0) @binding(0) var<storage, read> p: Params;
 @group(0) @binding(1) var<storage, read> q: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> kc: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> vc: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> kc: array<vec4<{{KV}}>>;
+@group(0) @binding(3) var<storage, read> vc: array<vec4<{{KV}}>>;
 @group(0) @binding(4) var<storage, read_write> out: array<vec4<f32>>;
 
 const WG: u32 = 32u;
@@ -50,7 +52,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
         let kb = j * stride + kvo;
         var s = 0.0;
         for (var d = 0u; d < d4; d++) {
-            s += dot(q[qb + d], kc[kb + d]);
+            s += dot(q[qb + d], vec4<f32>(kc[kb + d]));
         }
         s *= p.scale;
         let m_new = max(m, s);
@@ -58,7 +60,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
         let pj = exp(s - m_new);
         l = l * corr + pj;
         for (var d = 0u; d < d4; d++) {
-            acc[d] = acc[d] * corr + pj * vc[kb + d];
+            acc[d] = acc[d] * corr + pj * vec4<f32>(vc[kb + d]);
         }
         m = m_new;
     }

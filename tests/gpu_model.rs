@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use ember::ModelFile;
 use ember::backend::Backend;
-use ember::backend::gpu::{GpuBackend, GpuContext};
+use ember::backend::gpu::{GpuBackend, GpuContext, GpuOptions};
 use ember::model::{LanguageModel, Model};
 use ember::quant::GgmlType;
 
@@ -45,7 +45,12 @@ fn limits_become_errors() {
     for choice in gpu_choices() {
         let mut rng = Rng::fresh("limits");
         // One Q4_K row is 144 bytes: a 100-byte binding limit cannot hold it.
-        let mut g = GpuBackend::with_context(GpuContext::new(choice).unwrap(), Some(100)).unwrap();
+        let ctx = GpuContext::new(choice).unwrap();
+        let options = GpuOptions {
+            max_binding: Some(100),
+            ..GpuOptions::best(&ctx)
+        };
+        let mut g = GpuBackend::with_context(ctx, options).unwrap();
         let t = random_tensor(&mut rng, GgmlType::Q4K, 256, 3);
         let e = g.upload(&t).err().expect("refused");
         assert!(e.to_string().contains("binding limit"), "{e}");

@@ -186,7 +186,9 @@ impl GpuContext {
         let limits = adapter.limits();
         let desc = wgpu::DeviceDescriptor {
             label: Some("ember"),
-            required_features: wgpu::Features::empty(),
+            // The optional fast paths, where the adapter has them.
+            required_features: adapter.features()
+                & (wgpu::Features::SHADER_F16 | wgpu::Features::SUBGROUP),
             required_limits: limits.clone(),
             ..Default::default()
         };

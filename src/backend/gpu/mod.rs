@@ -21,9 +21,8 @@ pub use context::{AdapterReport, GpuChoice, GpuContext, list_adapters_async};
 use super::{AttentionShape, Backend};
 use crate::error::{Error, Result};
 use crate::format::{RopeLayout, TensorView};
-use crate::quant::GgmlType;
 use buffers::{ActPool, PooledBuffer, buffer_with, upload_matrix};
-use shaders::{Kernel, PREFILL_TILE};
+use shaders::{Kernel, PREFILL_TILE, Variant};
 
 /// Activations on the GPU: `rows` x `cols` f32 in a pooled buffer.
 pub struct GpuAct {
@@ -40,7 +39,7 @@ impl GpuAct {
     }
 }
 
-type PipelineKey = (&'static str, Option<GgmlType>, u32);
+type PipelineKey = (&'static str, Variant);
 
 struct Pipeline {
     pipeline: wgpu::ComputePipeline,
@@ -104,7 +103,40 @@ pub struct GpuBackend {
     weight_bytes: u64,
     submits: u64,
     bind_groups_made: u64,
+    f16_kv: bool,
+    subgroups: bool,
 }
+
+/// Optional fast paths; each defaults to on when the adapter has the feature.
+#[derive(Clone, Copy, Debug)]
+pub struct GpuOptions {
+    /// Keep the KV cache in f16 (needs shader-f16): half the memory and bandwidth, keys and
+    /// values rounded to f16 (attention outputs then agree with f32 to about 1e-3).
+    pub f16_kv: bool,
+    /// Use subgroup operations for reductions (needs subgroups).
+    pub subgroups: bool,
+    /// Lower the storage-binding limit used to split weights (tests).
+    pub max_binding: Option<u64>,
+}
+
+impl GpuOptions {
+    /// Every fast path the context's device supports.
+    pub fn best(ctx: &GpuContext) -> GpuOptions {
+        GpuOptions {
+            f16_kv: ctx.report.shader_f16,
+            subgroups: ctx.report.subgroups,
+            max_binding: None,
+        }
+    }
+}
+
+/// The variant of kernels without options.
+const PLAIN: Variant = Variant {
+    dtype: None,
+    tile: 1,
+    f16: false,
+    subgroups: false,
+};
 
 /// Bytes of one parameter slot: a multiple of every adapter's storage offset alignment.
 const MIN_SLOT: u64 = 256;
@@ -124,12 +156,15 @@ impl GpuBackend {
     /// A backend on the best adapter `choice` allows.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn new(choice: GpuChoice) -> Result<GpuBackend> {
-        Self::with_context(GpuContext::new(choice)?, None)
+        let ctx = GpuContext::new(choice)?;
+        let options = GpuOptions::best(&ctx);
+        Self::with_context(ctx, options)
     }
 
-    /// A backend on an opened device; `max_binding` lowers the storage-binding limit used to
-    /// split weights (to exercise splitting on adapters with a large limit).
-    pub fn with_context(ctx: GpuContext, max_binding: Option<u64>) -> Result<GpuBackend> {
+    /// A backend on an opened device with the given fast paths (those the device lacks are off).
+    pub fn with_context(ctx: GpuContext, options: GpuOptions) -> Result<GpuBackend> {
+        let (ctx_f16, ctx_subgroups) = (ctx.report.shader_f16, ctx.report.subgroups);
+        let max_binding = options.max_binding;
         let slot = (ctx.limits.min_storage_buffer_offset_alignment as u64).max(MIN_SLOT);
         let limit = ctx
             .limits
@@ -154,6 +189,8 @@ impl GpuBackend {
             weight_bytes: 0,
             submits: 0,
             bind_groups_made: 0,
+            f16_kv: options.f16_kv && ctx_f16,
+            subgroups: options.subgroups && ctx_subgroups,
         })
     }
 
@@ -172,17 +209,12 @@ impl GpuBackend {
         self.weight_bytes + self.pool.free_bytes()
     }
 
-    fn pipeline(
-        &mut self,
-        kernel: Kernel,
-        dtype: Option<GgmlType>,
-        tile: u32,
-    ) -> Result<Rc<Pipeline>> {
-        let key = (kernel.name, dtype, tile);
+    fn pipeline(&mut self, kernel: Kernel, v: Variant) -> Result<Rc<Pipeline>> {
+        let key = (kernel.name, v);
         if let Some(p) = self.pipelines.get(&key) {
             return Ok(p.clone());
         }
-        let src = shaders::compose(kernel, dtype, tile)?;
+        let src = shaders::compose(kernel, v)?;
         let device = &self.ctx.device;
         // Natively, compile errors are caught here; on the web they arrive through the device's
         // error handler and are reported at the next read-back.
@@ -251,8 +283,7 @@ impl GpuBackend {
     fn dispatch(
         &mut self,
         kernel: Kernel,
-        dtype: Option<GgmlType>,
-        tile: u32,
+        v: Variant,
         params: &[u32],
         buffers: &[&wgpu::Buffer],
         groups: (u32, u32),
@@ -260,7 +291,7 @@ impl GpuBackend {
         if self.deferred.is_some() {
             return;
         }
-        let pipeline = match self.pipeline(kernel, dtype, tile) {
+        let pipeline = match self.pipeline(kernel, v) {
             Ok(p) => p,
             Err(e) => {
                 self.deferred = Some(e);
@@ -272,7 +303,7 @@ impl GpuBackend {
             self.bind_groups.clear();
         }
         let key = (
-            (kernel.name, dtype, tile),
+            (kernel.name, v),
             std::iter::once(&self.params.buffer)
                 .chain(buffers.iter().copied())
                 .cloned()
@@ -344,13 +375,19 @@ impl GpuBackend {
         }
     }
 
+    /// Bytes per KV-cache element.
+    fn kv_elem_bytes(&self) -> u64 {
+        if self.f16_kv { 2 } else { 4 }
+    }
+
     /// Makes the cache hold at least `positions` positions, copying what it has.
     fn grow_cache(&mut self, cache: &mut GpuKvCache, positions: usize) {
         if positions <= cache.capacity {
             return;
         }
         let cap = positions.max(cache.capacity * 2).max(256).min(cache.ctx);
-        let size = (cap * cache.kv_dim * 4) as u64;
+        let elem = self.kv_elem_bytes();
+        let size = (cap * cache.kv_dim) as u64 * elem;
         let old = cache.capacity;
         let make = |label| {
             self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
@@ -363,7 +400,7 @@ impl GpuBackend {
         let (keys, values): (Vec<_>, Vec<_>) = (0..cache.keys.len().max(cache.values.len()))
             .map(|_| (make("keys"), make("values")))
             .unzip();
-        let copy = (old * cache.kv_dim * 4) as u64;
+        let copy = (old * cache.kv_dim) as u64 * elem;
         if copy > 0 {
             let (ok, ov) = (cache.keys.clone(), cache.values.clone());
             let enc = self.encoder();
@@ -508,9 +545,10 @@ impl Backend for GpuBackend {
     }
 
     fn new_cache(&mut self, layers: usize, kv_dim: usize, ctx: usize) -> Result<GpuKvCache> {
-        let bytes = (ctx * kv_dim * 4) as u64;
+        let elem = self.kv_elem_bytes();
+        let bytes = (ctx * kv_dim) as u64 * elem;
         if bytes > self.max_binding {
-            let fits = self.max_binding as usize / (kv_dim * 4);
+            let fits = self.max_binding / (kv_dim as u64 * elem);
             return Err(Error::Backend(format!(
                 "a context of {ctx} tokens needs {bytes} bytes per layer cache; this adapter binds at most {} (use -c {fits} or less)",
                 self.max_binding
@@ -576,8 +614,11 @@ impl Backend for GpuBackend {
             let groups = ((cols / 32).div_ceil(64) as u32, ids.len() as u32);
             self.dispatch(
                 shaders::EMBED,
-                Some(*dtype),
-                1,
+                Variant {
+                    dtype: Some(*dtype),
+                    tile: 1,
+                    ..Variant::default()
+                },
                 &params,
                 &[&part.buffer, &ids_buf.buffer, out.buffer()],
                 groups,
@@ -591,8 +632,11 @@ impl Backend for GpuBackend {
         let params = [x.cols as u32, eps.to_bits()];
         self.dispatch(
             shaders::RMS_NORM,
-            None,
-            1,
+            Variant {
+                subgroups: self.subgroups,
+                tile: 1,
+                ..Variant::default()
+            },
             &params,
             &[x.buffer(), Self::vector(w), out.buffer()],
             (x.rows as u32, 1),
@@ -633,8 +677,11 @@ impl Backend for GpuBackend {
             );
             self.dispatch(
                 shaders::MATMUL,
-                Some(*dtype),
-                tile,
+                Variant {
+                    dtype: Some(*dtype),
+                    tile,
+                    ..Variant::default()
+                },
                 &params,
                 &[&part.buffer, x.buffer(), out.buffer(), &bias_buf],
                 groups,
@@ -666,8 +713,7 @@ impl Backend for GpuBackend {
         let groups = linear_groups(x.rows * heads * head_dim / 2);
         self.dispatch(
             shaders::ROPE,
-            None,
-            1,
+            PLAIN,
             &params,
             &[x.buffer(), Self::vector(inv_freq)],
             groups,
@@ -685,12 +731,23 @@ impl Backend for GpuBackend {
         s: AttentionShape,
     ) -> GpuAct {
         self.grow_cache(cache, pos0 + q.rows);
-        let at = (pos0 * cache.kv_dim * 4) as u64;
-        let len = (k.rows * cache.kv_dim * 4) as u64;
         let (kc, vc) = (cache.keys[layer].clone(), cache.values[layer].clone());
-        let enc = self.encoder();
-        enc.copy_buffer_to_buffer(k.buffer(), 0, &kc, at, len);
-        enc.copy_buffer_to_buffer(v.buffer(), 0, &vc, at, len);
+        let kv = Variant {
+            f16: self.f16_kv,
+            tile: 1,
+            ..Variant::default()
+        };
+        let n = k.rows * cache.kv_dim;
+        for (src, dst) in [(k.buffer(), &kc), (v.buffer(), &vc)] {
+            let params = [n as u32, (pos0 * cache.kv_dim) as u32];
+            self.dispatch(
+                shaders::KV_STORE,
+                kv,
+                &params,
+                &[src, dst],
+                linear_groups(n),
+            );
+        }
         let out = self.act(q.rows, s.heads * s.head_dim);
         let scale = 1.0 / (s.head_dim as f32).sqrt();
         let params = [
@@ -713,8 +770,11 @@ impl Backend for GpuBackend {
         }
         self.dispatch(
             shaders::ATTENTION,
-            None,
-            1,
+            Variant {
+                f16: self.f16_kv,
+                tile: 1,
+                ..Variant::default()
+            },
             &params,
             &[q.buffer(), &kc, &vc, out.buffer()],
             groups,
@@ -727,8 +787,7 @@ impl Backend for GpuBackend {
         let n = gate.rows * gate.cols;
         self.dispatch(
             shaders::SILU_MUL,
-            None,
-            1,
+            PLAIN,
             &[n as u32],
             &[gate.buffer(), up.buffer(), out.buffer()],
             linear_groups(n),
@@ -740,8 +799,7 @@ impl Backend for GpuBackend {
         let n = x.rows * x.cols;
         self.dispatch(
             shaders::ADD,
-            None,
-            1,
+            PLAIN,
             &[n as u32],
             &[x.buffer(), y.buffer()],
             linear_groups(n),

@@ -1,6 +1,8 @@
 //! WGSL sources and their composition: each kernel family is one file in `shaders/`, and each
 //! block format's decoding is a small function in `shaders/quant/` spliced into the kernels that
-//! read weights (`//!include QUANT`), so N formats never become N copies of a kernel.
+//! read weights (`//!include QUANT`), so N formats never become N copies of a kernel. Optional
+//! fast paths are variants of the same files: `//!include REDUCE` picks a workgroup reduction
+//! (subgroup operations or workgroup memory) and `{{KV}}` the KV-cache element type (f16 or f32).
 
 use crate::error::{Error, Result};
 use crate::quant::GgmlType;
@@ -13,41 +15,55 @@ pub struct Kernel {
     source: &'static str,
     /// Per binding 1.., whether the kernel writes it.
     pub writable: &'static [bool],
-    /// Whether the kernel decodes weights (and so needs a block format spliced in).
-    pub quantized: bool,
 }
 
 macro_rules! kernel {
-    ($name:literal, $writable:expr, $quantized:expr) => {
+    ($name:literal, $writable:expr) => {
         Kernel {
             name: $name,
             source: include_str!(concat!("../../../shaders/", $name, ".wgsl")),
             writable: $writable,
-            quantized: $quantized,
         }
     };
 }
 
 /// Quantized matrix product (decode mat-vec with tile 1, prefill mat-mat with larger tiles).
-pub const MATMUL: Kernel = kernel!("matmul", &[false, false, true, false], true);
+pub const MATMUL: Kernel = kernel!("matmul", &[false, false, true, false]);
 /// Embedding lookup from a quantized table.
-pub const EMBED: Kernel = kernel!("embed", &[false, false, true], true);
+pub const EMBED: Kernel = kernel!("embed", &[false, false, true]);
 /// RMSNorm.
-pub const RMS_NORM: Kernel = kernel!("rms_norm", &[false, false, true], false);
+pub const RMS_NORM: Kernel = kernel!("rms_norm", &[false, false, true]);
 /// Rotary position embedding, in place.
-pub const ROPE: Kernel = kernel!("rope", &[true, false], false);
+pub const ROPE: Kernel = kernel!("rope", &[true, false]);
 /// Causal GQA attention over the KV cache.
-pub const ATTENTION: Kernel = kernel!("attention", &[false, false, false, true], false);
+pub const ATTENTION: Kernel = kernel!("attention", &[false, false, false, true]);
+/// Writes keys/values into the cache, converting to its element type.
+pub const KV_STORE: Kernel = kernel!("kv_store", &[false, true]);
 /// SiLU(gate) * up.
-pub const SILU_MUL: Kernel = kernel!("silu_mul", &[false, false, true], false);
+pub const SILU_MUL: Kernel = kernel!("silu_mul", &[false, false, true]);
 /// Residual add, in place.
-pub const ADD: Kernel = kernel!("add", &[true, false], false);
+pub const ADD: Kernel = kernel!("add", &[true, false]);
 
 /// Every kernel.
-pub const KERNELS: &[Kernel] = &[MATMUL, EMBED, RMS_NORM, ROPE, ATTENTION, SILU_MUL, ADD];
+pub const KERNELS: &[Kernel] = &[
+    MATMUL, EMBED, RMS_NORM, ROPE, ATTENTION, KV_STORE, SILU_MUL, ADD,
+];
 
 /// Token tiles the matmul kernel is built for: 1 (decode) and this (prefill).
 pub const PREFILL_TILE: u32 = 8;
+
+/// Which build of a kernel: block format, token tile, and the optional fast paths.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Variant {
+    /// Block format spliced in (kernels that read weights).
+    pub dtype: Option<GgmlType>,
+    /// Tokens per invocation (matmul).
+    pub tile: u32,
+    /// f16 KV cache (needs shader-f16).
+    pub f16: bool,
+    /// Subgroup reductions (needs subgroups).
+    pub subgroups: bool,
+}
 
 /// The files `//!include` may name.
 const INCLUDES: &[(&str, &str)] = &[
@@ -111,30 +127,38 @@ const INCLUDES: &[(&str, &str)] = &[
         "quant/q6_k.wgsl",
         include_str!("../../../shaders/quant/q6_k.wgsl"),
     ),
+    (
+        "reduce/shared.wgsl",
+        include_str!("../../../shaders/reduce/shared.wgsl"),
+    ),
+    (
+        "reduce/subgroup.wgsl",
+        include_str!("../../../shaders/reduce/subgroup.wgsl"),
+    ),
 ];
 
-/// The file holding `dtype`'s `dequant_chunk`.
-pub fn quant_file(dtype: GgmlType) -> String {
-    format!("quant/{}.wgsl", dtype.name().to_ascii_lowercase())
+fn include_path(target: &str, v: Variant) -> Result<String> {
+    Ok(match target {
+        "QUANT" => {
+            let t = v
+                .dtype
+                .ok_or_else(|| Error::Backend("kernel needs a block format".into()))?;
+            format!("quant/{}.wgsl", t.name().to_ascii_lowercase())
+        }
+        "REDUCE" if v.subgroups => "reduce/subgroup.wgsl".into(),
+        "REDUCE" => "reduce/shared.wgsl".into(),
+        p => p.to_string(),
+    })
 }
 
-fn splice(
-    src: &str,
-    dtype: Option<GgmlType>,
-    out: &mut String,
-    seen: &mut Vec<String>,
-) -> Result<()> {
+fn splice(src: &str, v: Variant, out: &mut String, seen: &mut Vec<String>) -> Result<()> {
     for line in src.lines() {
         let Some(target) = line.trim().strip_prefix("//!include ") else {
             out.push_str(line);
             out.push('\n');
             continue;
         };
-        let path = match (target.trim(), dtype) {
-            ("QUANT", Some(t)) => quant_file(t),
-            ("QUANT", None) => return Err(Error::Backend("kernel needs a block format".into())),
-            (p, _) => p.to_string(),
-        };
+        let path = include_path(target.trim(), v)?;
         if seen.contains(&path) {
             continue;
         }
@@ -148,47 +172,78 @@ fn splice(
                 ))
             })?;
         seen.push(path);
-        splice(body, dtype, out, seen)?;
+        splice(body, v, out, seen)?;
     }
     Ok(())
 }
 
-/// The WGSL module for `kernel`, with `dtype`'s decoding spliced in and the token tile set.
-pub fn compose(kernel: Kernel, dtype: Option<GgmlType>, tile: u32) -> Result<String> {
-    let mut out = String::new();
-    splice(kernel.source, dtype, &mut out, &mut Vec::new())?;
-    Ok(out.replace("{{TILE}}", &tile.to_string()))
+/// The WGSL module for `kernel` in variant `v`, and the files it was made from.
+pub fn compose_with_files(kernel: Kernel, v: Variant) -> Result<(String, Vec<String>)> {
+    let mut body = String::new();
+    let mut files = vec![format!("{}.wgsl", kernel.name)];
+    splice(kernel.source, v, &mut body, &mut files)?;
+    let kv = if v.f16 { "f16" } else { "f32" };
+    let body = body
+        .replace("{{TILE}}", &v.tile.max(1).to_string())
+        .replace("{{KV}}", kv);
+    let header = if v.f16 && kernel.source.contains("{{KV}}") {
+        "enable f16;\n"
+    } else {
+        ""
+    };
+    Ok((format!("{header}{body}"), files))
 }
 
-/// Every module the GPU backend can build, labelled: for validation and tests.
-pub fn all_variants() -> Vec<(String, String, Vec<String>)> {
-    let mut v = Vec::new();
-    for &k in KERNELS {
-        let types: Vec<Option<GgmlType>> = if k.quantized {
-            GgmlType::ALL.iter().copied().map(Some).collect()
-        } else {
-            vec![None]
-        };
-        let tiles: &[u32] = if k.name == "matmul" {
-            &[1, PREFILL_TILE]
-        } else {
-            &[1]
-        };
-        for t in types {
-            for &tile in tiles {
-                let mut seen = Vec::new();
-                let mut src = String::new();
-                if splice(k.source, t, &mut src, &mut seen).is_ok() {
-                    let label = format!(
-                        "{} {} tile {tile}",
-                        k.name,
-                        t.map(|t| t.name()).unwrap_or("-")
-                    );
-                    seen.push(format!("{}.wgsl", k.name));
-                    v.push((label, src.replace("{{TILE}}", &tile.to_string()), seen));
-                }
-            }
-        }
+/// The WGSL module for `kernel` in variant `v`.
+pub fn compose(kernel: Kernel, v: Variant) -> Result<String> {
+    compose_with_files(kernel, v).map(|(s, _)| s)
+}
+
+/// The variants of `kernel` the backend may build.
+pub fn variants(kernel: Kernel) -> Vec<Variant> {
+    let base = Variant {
+        tile: 1,
+        ..Variant::default()
+    };
+    match kernel.name {
+        "matmul" => GgmlType::ALL
+            .iter()
+            .flat_map(|&t| {
+                [1, PREFILL_TILE].map(|tile| Variant {
+                    dtype: Some(t),
+                    tile,
+                    ..base
+                })
+            })
+            .collect(),
+        "embed" => GgmlType::ALL
+            .iter()
+            .map(|&t| Variant {
+                dtype: Some(t),
+                ..base
+            })
+            .collect(),
+        "rms_norm" => vec![
+            base,
+            Variant {
+                subgroups: true,
+                ..base
+            },
+        ],
+        "attention" | "kv_store" => vec![base, Variant { f16: true, ..base }],
+        _ => vec![base],
     }
-    v
+}
+
+/// Every module the GPU backend can build: (label, source, files used), for validation.
+pub fn all_variants() -> Vec<(String, String, Vec<String>)> {
+    KERNELS
+        .iter()
+        .flat_map(|&k| variants(k).into_iter().map(move |v| (k, v)))
+        .filter_map(|(k, v)| {
+            compose_with_files(k, v)
+                .ok()
+                .map(|(src, files)| (format!("{} {v:?}", k.name), src, files))
+        })
+        .collect()
 }
