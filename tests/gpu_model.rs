@@ -48,7 +48,7 @@ fn limits_become_errors() {
         let ctx = GpuContext::new(choice).unwrap();
         let options = GpuOptions {
             max_binding: Some(100),
-            ..GpuOptions::best(&ctx)
+            ..GpuOptions::fastest(&ctx)
         };
         let mut g = GpuBackend::with_context(ctx, options).unwrap();
         let t = random_tensor(&mut rng, GgmlType::Q4K, 256, 3);

@@ -37,7 +37,7 @@ fn check(what: &str, gpu: &[f32], cpu: &[f32], tol: f32) {
 
 /// The option sets to test on `choice`: the plain path, and the fast paths if it has any.
 fn option_sets(choice: GpuChoice) -> Vec<GpuOptions> {
-    let best = GpuOptions::best(&GpuContext::new(choice).unwrap());
+    let best = GpuOptions::fastest(&GpuContext::new(choice).unwrap());
     let plain = GpuOptions {
         f16_kv: false,
         subgroups: false,
@@ -157,7 +157,7 @@ fn weights_split_over_bindings_match() {
         let ctx = GpuContext::new(choice).unwrap();
         let options = GpuOptions {
             max_binding: Some(3 * 144 + 100),
-            ..GpuOptions::best(&ctx)
+            ..GpuOptions::fastest(&ctx)
         };
         let mut g = GpuBackend::with_context(ctx, options).unwrap();
         let cmp = |label: &str, a: &[f32], b: &[f32]| {

@@ -73,6 +73,9 @@ pub struct RuntimeArgs {
     /// Context length in tokens (0: the model's own).
     #[arg(short = 'c', long = "ctx-size", default_value_t = 0)]
     pub ctx: usize,
+    /// GPU: keep the KV cache in f16 (half the memory; logits drift by ~5e-3). Needs shader-f16.
+    #[arg(long)]
+    pub kv_f16: bool,
 }
 
 impl RuntimeArgs {
@@ -95,7 +98,7 @@ impl RuntimeArgs {
         let gpu = |choice| -> Result<Box<dyn LanguageModel>> {
             Ok(Box::new(Model::new(
                 file,
-                GpuBackend::new(choice)?,
+                GpuBackend::new_with_kv_f16(choice, self.kv_f16)?,
                 self.ctx,
             )?))
         };

@@ -121,11 +121,20 @@ pub struct GpuOptions {
 
 impl GpuOptions {
     /// Every fast path the context's device supports.
-    pub fn best(ctx: &GpuContext) -> GpuOptions {
+    pub fn fastest(ctx: &GpuContext) -> GpuOptions {
         GpuOptions {
             f16_kv: ctx.report.shader_f16,
             subgroups: ctx.report.subgroups,
             max_binding: None,
+        }
+    }
+
+    /// The default: fast paths that keep f32 accuracy (subgroup reductions); the f16 KV cache
+    /// trades about 5e-3 in the logits for half the cache memory, so it is opt-in.
+    pub fn accurate(ctx: &GpuContext) -> GpuOptions {
+        GpuOptions {
+            f16_kv: false,
+            ..Self::fastest(ctx)
         }
     }
 }
@@ -153,11 +162,20 @@ fn linear_groups(n: usize) -> (u32, u32) {
 }
 
 impl GpuBackend {
-    /// A backend on the best adapter `choice` allows.
+    /// A backend on the best adapter `choice` allows, with the accurate fast paths.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn new(choice: GpuChoice) -> Result<GpuBackend> {
+        Self::new_with_kv_f16(choice, false)
+    }
+
+    /// As [`GpuBackend::new`], keeping the KV cache in f16 if asked and the adapter can.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn new_with_kv_f16(choice: GpuChoice, kv_f16: bool) -> Result<GpuBackend> {
         let ctx = GpuContext::new(choice)?;
-        let options = GpuOptions::best(&ctx);
+        let options = GpuOptions {
+            f16_kv: kv_f16,
+            ..GpuOptions::accurate(&ctx)
+        };
         Self::with_context(ctx, options)
     }
 
