@@ -34,3 +34,4 @@ pub fn default_model_path() -> std::path::PathBuf {
     }
     std::path::Path::new("assets").join(DEFAULT_MODEL_FILE)
 }
+pub mod eval;

@@ -4,6 +4,7 @@ pub mod args;
 pub mod chat;
 pub mod devices;
 pub mod info;
+pub mod perplexity;
 pub mod run;
 pub mod tokenize;
 
@@ -32,6 +33,8 @@ pub enum Command {
     Info(info::InfoArgs),
     /// List the GPU adapters and their limits.
     Devices(devices::DevicesArgs),
+    /// Perplexity of a model on a text (non-overlapping windows).
+    Perplexity(perplexity::PerplexityArgs),
 }
 
 impl Cli {
@@ -44,6 +47,7 @@ impl Cli {
             Command::Tokenize(a) => tokenize::run(a),
             Command::Info(a) => info::run(a),
             Command::Devices(a) => devices::run(a),
+            Command::Perplexity(a) => perplexity::run(a),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Unquantized element types. A "block" is one element.
 
-use super::BlockFormat;
+use super::{BlockFormat, Quantize};
 
 /// 32-bit IEEE float.
 pub struct F32;
@@ -30,5 +30,24 @@ impl BlockFormat for Bf16 {
     const BYTES: usize = 2;
     fn dequantize_block(b: &[u8], out: &mut [f32]) {
         out[0] = f32::from_bits(u32::from(u16::from_le_bytes([b[0], b[1]])) << 16);
+    }
+}
+
+impl Quantize for F32 {
+    fn quantize_block(x: &[f32], out: &mut [u8]) {
+        out.copy_from_slice(&x[0].to_le_bytes());
+    }
+}
+
+impl Quantize for F16 {
+    fn quantize_block(x: &[f32], out: &mut [u8]) {
+        out.copy_from_slice(&half::f16::from_f32(x[0]).to_le_bytes());
+    }
+}
+
+impl Quantize for Bf16 {
+    fn quantize_block(x: &[f32], out: &mut [u8]) {
+        // Round to nearest even, as converters do (not truncation).
+        out.copy_from_slice(&half::bf16::from_f32(x[0]).to_le_bytes());
     }
 }

@@ -15,6 +15,7 @@ mod q5_1;
 mod q5_k;
 mod q6_k;
 mod q8_0;
+mod search;
 
 pub use float::{Bf16, F16, F32};
 pub use q2_k::Q2K;
@@ -39,6 +40,33 @@ pub trait BlockFormat {
     const BYTES: usize;
     /// Decodes one block (`block.len() == BYTES`) into `out` (`out.len() == ELEMS`).
     fn dequantize_block(block: &[u8], out: &mut [f32]);
+}
+
+/// A block format Ember can also write.
+pub trait Quantize: BlockFormat {
+    /// Encodes `x` (`ELEMS` values) into `out` (`BYTES` bytes).
+    fn quantize_block(x: &[f32], out: &mut [u8]);
+}
+
+/// Writes `v` as a little-endian f16 at `b[i..i + 2]`.
+#[inline]
+pub(crate) fn put_f16(b: &mut [u8], i: usize, v: f32) {
+    b[i..i + 2].copy_from_slice(&half::f16::from_f32(v).to_le_bytes());
+}
+
+/// The value of largest magnitude, with its sign.
+pub(crate) fn signed_absmax(x: &[f32]) -> f32 {
+    x.iter()
+        .copied()
+        .fold(0.0f32, |m, v| if v.abs() > m.abs() { v } else { m })
+}
+
+fn quantize_blocks<B: Quantize>(x: &[f32]) -> Vec<u8> {
+    let mut out = vec![0u8; x.len() / B::ELEMS * B::BYTES];
+    for (src, dst) in x.chunks_exact(B::ELEMS).zip(out.chunks_exact_mut(B::BYTES)) {
+        B::quantize_block(src, dst);
+    }
+    out
 }
 
 /// Reads the little-endian f16 at `b[i..i + 2]` as f32.
@@ -167,6 +195,36 @@ impl GgmlType {
             .iter()
             .copied()
             .find(|t| t.name().eq_ignore_ascii_case(name))
+    }
+
+    /// Encodes `x` (a whole number of blocks) in this format.
+    pub fn quantize(self, x: &[f32]) -> Result<Vec<u8>, String> {
+        if x.len() % self.block_elems() != 0 {
+            return Err(format!(
+                "{} values are not whole {} blocks",
+                x.len(),
+                self.name()
+            ));
+        }
+        Ok(match self {
+            GgmlType::F32 => quantize_blocks::<F32>(x),
+            GgmlType::F16 => quantize_blocks::<F16>(x),
+            GgmlType::Bf16 => quantize_blocks::<Bf16>(x),
+            GgmlType::Q4_0 => quantize_blocks::<Q4_0>(x),
+            GgmlType::Q4_1 => quantize_blocks::<Q4_1>(x),
+            GgmlType::Q5_0 => quantize_blocks::<Q5_0>(x),
+            GgmlType::Q5_1 => quantize_blocks::<Q5_1>(x),
+            GgmlType::Q8_0 => quantize_blocks::<Q8_0>(x),
+            GgmlType::Q4K => quantize_blocks::<Q4K>(x),
+            GgmlType::Q5K => quantize_blocks::<Q5K>(x),
+            GgmlType::Q6K => quantize_blocks::<Q6K>(x),
+            GgmlType::Q2K | GgmlType::Q3K => {
+                return Err(format!(
+                    "writing {} is not supported (reading is)",
+                    self.name()
+                ));
+            }
+        })
     }
 
     /// Whether this is a plain float type rather than a quantized block format.

@@ -1,7 +1,7 @@
 //! Q4_0: 32 weights as 4-bit integers with one f16 scale. Layout: `d: f16, qs: [u8; 16]`;
 //! element `j` is the low nibble of `qs[j]`, element `j + 16` the high nibble; value `d * (q - 8)`.
 
-use super::{BlockFormat, f16_at};
+use super::{BlockFormat, Quantize, f16_at, put_f16, signed_absmax};
 
 /// The Q4_0 block format.
 pub struct Q4_0;
@@ -14,6 +14,19 @@ impl BlockFormat for Q4_0 {
         for (j, &q) in b[2..18].iter().enumerate() {
             out[j] = d * ((q & 0x0f) as i32 - 8) as f32;
             out[j + 16] = d * ((q >> 4) as i32 - 8) as f32;
+        }
+    }
+}
+
+impl Quantize for Q4_0 {
+    fn quantize_block(x: &[f32], out: &mut [u8]) {
+        // The value of largest magnitude maps to -8, so the full range [-8, 7] is used.
+        let d = signed_absmax(x) / -8.0;
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        put_f16(out, 0, d);
+        let q = |v: f32| ((v * id + 8.5) as i8).min(15) as u8;
+        for j in 0..16 {
+            out[2 + j] = q(x[j]) | (q(x[j + 16]) << 4);
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Q4_1: 32 weights as 4-bit integers with an f16 scale and an f16 minimum. Layout:
 //! `d: f16, m: f16, qs: [u8; 16]` (nibbles as in Q4_0); value `d * q + m`.
 
-use super::{BlockFormat, f16_at};
+use super::{BlockFormat, Quantize, f16_at, put_f16};
 
 /// The Q4_1 block format.
 pub struct Q4_1;
@@ -14,6 +14,21 @@ impl BlockFormat for Q4_1 {
         for (j, &q) in b[4..20].iter().enumerate() {
             out[j] = d * (q & 0x0f) as f32 + m;
             out[j + 16] = d * (q >> 4) as f32 + m;
+        }
+    }
+}
+
+impl Quantize for Q4_1 {
+    fn quantize_block(x: &[f32], out: &mut [u8]) {
+        let min = x.iter().copied().fold(f32::INFINITY, f32::min);
+        let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let d = (max - min) / 15.0;
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        put_f16(out, 0, d);
+        put_f16(out, 2, min);
+        let q = |v: f32| (((v - min) * id + 0.5) as i8).min(15) as u8;
+        for j in 0..16 {
+            out[4 + j] = q(x[j]) | (q(x[j + 16]) << 4);
         }
     }
 }

@@ -3,7 +3,8 @@
 //! chunk of `qs` holds two groups: low nibbles first, then high nibbles. Value
 //! `d * scale * q - dmin * min`.
 
-use super::{BlockFormat, f16_at};
+use super::search::{make_qkx2_quants, nearest_int};
+use super::{BlockFormat, Quantize, f16_at, put_f16};
 
 /// The Q4_K block format.
 pub struct Q4K;
@@ -34,6 +35,87 @@ impl BlockFormat for Q4K {
             let shift = 4 * (g % 2);
             for (o, &q) in group.iter_mut().zip(chunk) {
                 *o = dl * ((q >> shift) & 0x0f) as f32 - ml;
+            }
+        }
+    }
+}
+
+/// Packs eight 6-bit scales and mins into the 12 bytes Q4_K and Q5_K use (inverse of
+/// [`k_scale_min`]).
+pub(super) fn pack_scale_min(ls: &[u8; 8], lm: &[u8; 8], s: &mut [u8]) {
+    s[..12].fill(0);
+    for j in 0..8 {
+        if j < 4 {
+            s[j] = ls[j];
+            s[j + 4] = lm[j];
+        } else {
+            s[j + 4] = (ls[j] & 0x0f) | ((lm[j] & 0x0f) << 4);
+            s[j - 4] |= (ls[j] >> 4) << 6;
+            s[j] |= (lm[j] >> 4) << 6;
+        }
+    }
+}
+
+/// The 4- or 5-bit integers (`nmax` 15 or 31) of one Q4_K/Q5_K super-block, writing `d`, `dmin`
+/// and the packed scales into `out[0..16]`. Shared by both formats.
+pub(super) fn k_quantize_groups(
+    x: &[f32],
+    nmax: i32,
+    rmin: f32,
+    nstep: i32,
+    out: &mut [u8],
+) -> [u8; 256] {
+    let mut l = [0u8; 256];
+    let (mut scales, mut mins) = ([0.0f32; 8], [0.0f32; 8]);
+    for j in 0..8 {
+        let g = &x[32 * j..32 * j + 32];
+        let av_x = (g.iter().map(|v| v * v).sum::<f32>() / 32.0).sqrt();
+        let weights: Vec<f32> = g.iter().map(|v| av_x + v.abs()).collect();
+        (scales[j], mins[j]) = make_qkx2_quants(
+            nmax,
+            g,
+            &weights,
+            &mut l[32 * j..32 * j + 32],
+            rmin,
+            0.1,
+            nstep,
+        );
+    }
+    let max_scale = scales.iter().copied().fold(0.0f32, f32::max);
+    let max_min = mins.iter().copied().fold(0.0f32, f32::max);
+    let inv_scale = if max_scale > 0.0 {
+        63.0 / max_scale
+    } else {
+        0.0
+    };
+    let inv_min = if max_min > 0.0 { 63.0 / max_min } else { 0.0 };
+    let ls: [u8; 8] = std::array::from_fn(|j| nearest_int(inv_scale * scales[j]).min(63) as u8);
+    let lm: [u8; 8] = std::array::from_fn(|j| nearest_int(inv_min * mins[j]).min(63) as u8);
+    put_f16(out, 0, max_scale / 63.0);
+    put_f16(out, 2, max_min / 63.0);
+    pack_scale_min(&ls, &lm, &mut out[4..16]);
+    // Re-round every value against the scales as stored (f16 and 6-bit).
+    let (d, dmin) = (f16_at(out, 0), f16_at(out, 2));
+    for j in 0..8 {
+        let (sc, m) = k_scale_min(j, &out[4..16]);
+        let dl = d * sc as f32;
+        if dl == 0.0 {
+            continue;
+        }
+        let ml = dmin * m as f32;
+        for i in 32 * j..32 * j + 32 {
+            l[i] = nearest_int((x[i] + ml) / dl).clamp(0, nmax) as u8;
+        }
+    }
+    l
+}
+
+impl Quantize for Q4K {
+    fn quantize_block(x: &[f32], out: &mut [u8]) {
+        let l = k_quantize_groups(x, 15, -1.0, 20, out);
+        for (c, chunk) in l.chunks_exact(64).enumerate() {
+            for i in 0..32 {
+                out[16 + 32 * c + i] = chunk[i] | (chunk[i + 32] << 4);
             }
         }
     }

@@ -2,7 +2,7 @@
 //! the low four bits come from nibbles as in Q4_0, bit 4 of element `i` is bit `i` of `qh`;
 //! value `d * (q - 16)`.
 
-use super::{BlockFormat, f16_at};
+use super::{BlockFormat, Quantize, f16_at, put_f16, signed_absmax};
 
 /// The Q5_0 block format.
 pub struct Q5_0;
@@ -26,5 +26,26 @@ impl BlockFormat for Q5_0 {
         for (o, q) in out.iter_mut().zip(five_bit_values(b, 2)) {
             *o = d * (q as i32 - 16) as f32;
         }
+    }
+}
+
+/// Packs 32 five-bit integers as Q5_0/Q5_1 store them (`qh` then `qs` at `out[at..]`).
+pub(super) fn pack_five_bit(q: &[u8; 32], out: &mut [u8], at: usize) {
+    let mut qh = 0u32;
+    for j in 0..16 {
+        out[at + 4 + j] = (q[j] & 0x0f) | ((q[j + 16] & 0x0f) << 4);
+        qh |= u32::from(q[j] >> 4) << j;
+        qh |= u32::from(q[j + 16] >> 4) << (j + 16);
+    }
+    out[at..at + 4].copy_from_slice(&qh.to_le_bytes());
+}
+
+impl Quantize for Q5_0 {
+    fn quantize_block(x: &[f32], out: &mut [u8]) {
+        let d = signed_absmax(x) / -16.0;
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        put_f16(out, 0, d);
+        let q: [u8; 32] = std::array::from_fn(|i| ((x[i] * id + 16.5) as i8).min(31) as u8);
+        pack_five_bit(&q, out, 2);
     }
 }

@@ -1,8 +1,8 @@
 //! Q5_1: 32 weights as 5-bit integers with an f16 scale and minimum. Layout:
 //! `d: f16, m: f16, qh: u32, qs: [u8; 16]` (bits as in Q5_0); value `d * q + m`.
 
-use super::q5_0::five_bit_values;
-use super::{BlockFormat, f16_at};
+use super::q5_0::{five_bit_values, pack_five_bit};
+use super::{BlockFormat, Quantize, f16_at, put_f16};
 
 /// The Q5_1 block format.
 pub struct Q5_1;
@@ -15,5 +15,18 @@ impl BlockFormat for Q5_1 {
         for (o, q) in out.iter_mut().zip(five_bit_values(b, 4)) {
             *o = d * q as f32 + m;
         }
+    }
+}
+
+impl Quantize for Q5_1 {
+    fn quantize_block(x: &[f32], out: &mut [u8]) {
+        let min = x.iter().copied().fold(f32::INFINITY, f32::min);
+        let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let d = (max - min) / 31.0;
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        put_f16(out, 0, d);
+        put_f16(out, 2, min);
+        let q: [u8; 32] = std::array::from_fn(|i| (((x[i] - min) * id + 0.5) as i8).min(31) as u8);
+        pack_five_bit(&q, out, 4);
     }
 }

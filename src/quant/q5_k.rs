@@ -1,8 +1,8 @@
 //! Q5_K: Q4_K plus a fifth bit. Layout: `d: f16, dmin: f16, scales: [u8; 12], qh: [u8; 32],
 //! qs: [u8; 128]`; bit `g` of `qh[l]` is the high bit of weight `l` of group `g`.
 
-use super::q4_k::k_scale_min;
-use super::{BlockFormat, f16_at};
+use super::q4_k::{k_quantize_groups, k_scale_min};
+use super::{BlockFormat, Quantize, f16_at};
 
 /// The Q5_K block format.
 pub struct Q5K;
@@ -21,6 +21,20 @@ impl BlockFormat for Q5K {
             for (l, o) in group.iter_mut().enumerate() {
                 let q = ((chunk[l] >> shift) & 0x0f) | (((qh[l] >> g) & 1) << 4);
                 *o = dl * q as f32 - ml;
+            }
+        }
+    }
+}
+
+impl Quantize for Q5K {
+    fn quantize_block(x: &[f32], out: &mut [u8]) {
+        let l = k_quantize_groups(x, 31, -0.5, 15, out);
+        out[16..48].fill(0);
+        for (c, chunk) in l.chunks_exact(64).enumerate() {
+            for i in 0..32 {
+                let (lo, hi) = (chunk[i], chunk[i + 32]);
+                out[16 + i] |= ((lo >> 4) << (2 * c)) | ((hi >> 4) << (2 * c + 1));
+                out[48 + 32 * c + i] = (lo & 0x0f) | ((hi & 0x0f) << 4);
             }
         }
     }

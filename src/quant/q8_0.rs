@@ -1,6 +1,6 @@
 //! Q8_0: 32 weights as signed bytes with one f16 scale. Layout: `d: f16, qs: [i8; 32]`; value `d * q`.
 
-use super::{BlockFormat, f16_at};
+use super::{BlockFormat, Quantize, f16_at, put_f16};
 
 /// The Q8_0 block format.
 pub struct Q8_0;
@@ -12,6 +12,18 @@ impl BlockFormat for Q8_0 {
         let d = f16_at(b, 0);
         for (o, &q) in out.iter_mut().zip(&b[2..34]) {
             *o = d * (q as i8) as f32;
+        }
+    }
+}
+
+impl Quantize for Q8_0 {
+    fn quantize_block(x: &[f32], out: &mut [u8]) {
+        let amax = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let d = amax / 127.0;
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        put_f16(out, 0, d);
+        for (o, &v) in out[2..34].iter_mut().zip(x) {
+            *o = (v * id).round() as i8 as u8;
         }
     }
 }

@@ -1,0 +1,90 @@
+//! Ember's quantizers against llama.cpp's on the quant-zoo tensors: an error no worse than
+//! llama-quantize's, and in fact the very bytes it wrote.
+
+mod common;
+
+use ember::quant::GgmlType;
+use serde_json::Value;
+
+const WRITABLE: &[&str] = &[
+    "F16", "BF16", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q4_K", "Q5_K", "Q6_K",
+];
+
+fn floats(v: &Value) -> Vec<f32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect()
+}
+
+fn hex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+#[test]
+fn error_is_no_worse_than_llama_cpp() {
+    let mut identical = Vec::new();
+    for name in WRITABLE {
+        let zoo = common::json(&format!("quant-zoo/zoo_{name}.json"));
+        let t = GgmlType::from_name(name).unwrap();
+        for tensor in zoo["tensors"].as_array().unwrap() {
+            let original = floats(&tensor["original_f32"]);
+            let bytes = t.quantize(&original).unwrap();
+            assert_eq!(
+                bytes.len(),
+                tensor["n_bytes"].as_u64().unwrap() as usize,
+                "{name}: layout size"
+            );
+            let mut back = vec![0.0f32; original.len()];
+            t.dequantize(&bytes, &mut back);
+            let rms = (back
+                .iter()
+                .zip(&original)
+                .map(|(a, b)| ((a - b) as f64).powi(2))
+                .sum::<f64>()
+                / original.len() as f64)
+                .sqrt();
+            let llama = tensor["rms_error"].as_f64().unwrap();
+            assert!(
+                rms <= llama * 1.0001 + 1e-12,
+                "{name} {}: rms error {rms:e}, llama.cpp {llama:e}",
+                tensor["name"]
+            );
+            if bytes == hex(tensor["raw_hex"].as_str().unwrap()) {
+                identical.push(format!("{name} {}", tensor["name"]));
+            }
+        }
+    }
+    // The quantizers follow llama.cpp's reference procedures, so the bytes match exactly.
+    assert_eq!(
+        identical.len(),
+        WRITABLE.len() * 3,
+        "byte-identical only: {identical:?}"
+    );
+}
+
+#[test]
+fn round_trip_on_random_rows() {
+    let mut rng = common::Rng::fresh("quantize");
+    for name in WRITABLE {
+        let t = GgmlType::from_name(name).unwrap();
+        let x = rng.vec(t.block_elems().max(32) * 7);
+        let mut back = vec![0.0f32; x.len()];
+        t.dequantize(&t.quantize(&x).unwrap(), &mut back);
+        let rms = (back
+            .iter()
+            .zip(&x)
+            .map(|(a, b)| (a - b).powi(2))
+            .sum::<f32>()
+            / x.len() as f32)
+            .sqrt();
+        // Uniform values in [-1, 1]: 4-bit formats land near 0.04, 8-bit near 0.002.
+        assert!(rms < 0.1, "{name}: rms {rms}");
+    }
+    assert!(GgmlType::Q2K.quantize(&[0.0; 256]).is_err());
+    assert!(GgmlType::Q4_0.quantize(&[0.0; 31]).is_err());
+}
