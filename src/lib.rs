@@ -14,6 +14,7 @@ pub use error::{Error, Result};
 pub use format::ModelFile;
 pub mod backend;
 pub mod model;
+pub mod quantize;
 pub mod sample;
 pub mod session;
 

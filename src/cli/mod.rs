@@ -5,6 +5,7 @@ pub mod chat;
 pub mod devices;
 pub mod info;
 pub mod perplexity;
+pub mod quantize;
 pub mod run;
 pub mod tokenize;
 
@@ -35,6 +36,8 @@ pub enum Command {
     Devices(devices::DevicesArgs),
     /// Perplexity of a model on a text (non-overlapping windows).
     Perplexity(perplexity::PerplexityArgs),
+    /// Re-encode a model (GGUF or Hugging Face folder) into a GGUF file of another type.
+    Quantize(quantize::QuantizeArgs),
 }
 
 impl Cli {
@@ -48,6 +51,7 @@ impl Cli {
             Command::Info(a) => info::run(a),
             Command::Devices(a) => devices::run(a),
             Command::Perplexity(a) => perplexity::run(a),
+            Command::Quantize(a) => quantize::run(a),
         }
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod gguf;
+pub mod gguf_write;
 pub mod safetensors;
 pub mod storage;
 pub mod tensor;
