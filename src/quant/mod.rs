@@ -199,7 +199,7 @@ impl GgmlType {
 
     /// Encodes `x` (a whole number of blocks) in this format.
     pub fn quantize(self, x: &[f32]) -> Result<Vec<u8>, String> {
-        if x.len() % self.block_elems() != 0 {
+        if !x.len().is_multiple_of(self.block_elems()) {
             return Err(format!(
                 "{} values are not whole {} blocks",
                 x.len(),

@@ -91,18 +91,18 @@ pub struct QuantizeOptions {
 /// llama.cpp's layers that get more bits in the _M presets: the first and last eighth, and every
 /// third one between.
 fn use_more_bits(i: usize, n: usize) -> bool {
-    i < n / 8 || i >= 7 * n / 8 || (i >= n / 8 && (i - n / 8) % 3 == 2)
+    i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2
 }
 
 /// K-quants need rows that are whole 256-element super-blocks; llama.cpp falls back to these.
 fn fallback(t: GgmlType, cols: usize) -> GgmlType {
-    if cols % t.block_elems() == 0 {
+    if cols.is_multiple_of(t.block_elems()) {
         return t;
     }
     match t {
         GgmlType::Q4K => GgmlType::Q5_0,
         GgmlType::Q5K => GgmlType::Q5_1,
-        _ if cols % 32 == 0 => GgmlType::Q8_0,
+        _ if cols.is_multiple_of(32) => GgmlType::Q8_0,
         _ => GgmlType::F16,
     }
 }
@@ -127,7 +127,7 @@ pub fn plan(
         (true, Some(t), _) => t,
         (_, _, Some(t)) if name == "token_embd.weight" => t,
         _ if base.is_float() => base,
-        (true, _, _) if shape[0] % QK_K != 0 => GgmlType::Q8_0,
+        (true, _, _) if !shape[0].is_multiple_of(QK_K) => GgmlType::Q8_0,
         (true, _, _) if base == GgmlType::Q8_0 => base,
         (true, _, _) => GgmlType::Q6K,
         _ => {
