@@ -194,6 +194,9 @@ fn bad_flags_and_requests_fail_cleanly() {
     assert_fails(&["info", "-m", "/no/such/model.gguf"], "no such file");
     assert_fails(&["run", "-f", "/no/such/prompt.txt"], "prompt file");
     assert_fails(&["score", "--top", "0", "hi"], "--top");
+    assert_fails(&["run", "--backend", "metal", "hi"], "no Metal adapter");
+    assert_fails(&["run", "--backend", "dx12", "hi"], "no DX12 adapter");
+    assert_fails(&["run", "--backend", "tpu", "hi"], "tpu");
 }
 
 #[test]
@@ -240,4 +243,27 @@ fn info_describes_the_default_model() {
     ] {
         assert!(text.contains(needle), "info lacks {needle:?}:\n{text}");
     }
+}
+
+#[test]
+fn devices_lists_the_adapters() {
+    let out = ember(&["devices", "--json"]);
+    assert!(out.status.success());
+    let adapters: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for choice in gpu_choices() {
+        let backend = format!("{choice:?}");
+        let a = adapters
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["backend"] == backend.as_str())
+            .unwrap_or_else(|| panic!("{backend} not listed"));
+        assert!(a["max_storage_buffer_binding_size"].as_u64().unwrap() >= 1 << 20);
+        assert!(a["name"].as_str().is_some_and(|n| !n.is_empty()));
+    }
+    let text = String::from_utf8_lossy(&ember(&["devices"]).stdout).into_owned();
+    assert!(
+        text.contains("max storage binding") || text.contains("no GPU adapters"),
+        "{text}"
+    );
 }
