@@ -35,4 +35,5 @@ pub fn default_model_path() -> std::path::PathBuf {
     }
     std::path::Path::new("assets").join(DEFAULT_MODEL_FILE)
 }
+pub mod bench;
 pub mod eval;

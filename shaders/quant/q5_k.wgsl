@@ -3,9 +3,9 @@
 fn dequant_chunk(row_off: u32, c: u32, dst: ptr<function, array<f32, 32>>) {
     let b = row_off + (c / 8u) * 176u;
     let g = c % 8u;
-    let sm = k_scale_min(b + 4u, g);
-    let dl = wf16(b) * sm.x;
-    let ml = wf16(b + 2u) * sm.y;
+    let dm = k_group(b, g);
+    let dl = dm.x;
+    let ml = dm.y;
     let qs = b + 48u + (g / 2u) * 32u;
     let shift = 4u * (g % 2u);
     for (var l = 0u; l < 32u; l++) {

@@ -69,6 +69,11 @@ pub trait Backend {
     fn add(&mut self, x: &mut Self::Act, y: &Self::Act);
     /// Rows `start..start + count` of `x`.
     fn rows(&mut self, x: &Self::Act, start: usize, count: usize) -> Self::Act;
+    /// Bytes of device memory the backend holds (weights, caches, activations); 0 on the CPU,
+    /// whose weights stay in the model file's memory map.
+    fn device_bytes(&self) -> u64 {
+        0
+    }
     /// Waits for the recorded work and returns `x` row-major.
     fn read(&mut self, x: &Self::Act) -> Result<Vec<f32>>;
 }

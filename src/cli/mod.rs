@@ -1,6 +1,7 @@
 //! The `ember` command line.
 
 pub mod args;
+pub mod bench;
 pub mod chat;
 pub mod devices;
 pub mod info;
@@ -38,6 +39,8 @@ pub enum Command {
     Perplexity(perplexity::PerplexityArgs),
     /// Re-encode a model (GGUF or Hugging Face folder) into a GGUF file of another type.
     Quantize(quantize::QuantizeArgs),
+    /// Measure prompt processing and generation speed per model and backend.
+    Bench(bench::BenchArgs),
 }
 
 impl Cli {
@@ -52,6 +55,7 @@ impl Cli {
             Command::Devices(a) => devices::run(a),
             Command::Perplexity(a) => perplexity::run(a),
             Command::Quantize(a) => quantize::run(a),
+            Command::Bench(a) => bench::run(a),
         }
     }
 }

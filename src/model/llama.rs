@@ -103,6 +103,10 @@ impl<B: Backend> LanguageModel for Model<B> {
         self.backend.name()
     }
 
+    fn device_bytes(&self) -> u64 {
+        self.backend.device_bytes()
+    }
+
     fn forward(&mut self, ids: &[u32], pos0: usize, all_logits: bool) -> Result<Vec<f32>> {
         let cfg = &self.config;
         if ids.is_empty() {

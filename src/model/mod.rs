@@ -20,6 +20,8 @@ pub trait LanguageModel {
     fn context_len(&self) -> usize;
     /// The backend's name.
     fn backend_name(&self) -> String;
+    /// Device memory the backend holds, in bytes.
+    fn device_bytes(&self) -> u64;
     /// Runs `ids` at positions `pos0..` through the model, appending to the KV cache. Returns
     /// the logits of every position when `all_logits`, else of the last one only
     /// (`vocab_size` floats per position).

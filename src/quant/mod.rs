@@ -54,6 +54,14 @@ pub(crate) fn put_f16(b: &mut [u8], i: usize, v: f32) {
     b[i..i + 2].copy_from_slice(&half::f16::from_f32(v).to_le_bytes());
 }
 
+/// Smallest and largest value.
+pub(crate) fn min_max(x: &[f32]) -> (f32, f32) {
+    x.iter()
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
+            (lo.min(v), hi.max(v))
+        })
+}
+
 /// The value of largest magnitude, with its sign.
 pub(crate) fn signed_absmax(x: &[f32]) -> f32 {
     x.iter()
@@ -85,13 +93,18 @@ fn dequantize_blocks<B: BlockFormat>(bytes: &[u8], out: &mut [f32]) {
     }
 }
 
-/// Dot product of consecutive blocks of `B` with `x`, decoding one block at a time on the stack.
+/// Dot product of consecutive blocks of `B` with `x`, decoding at least 64 values at a time
+/// into a stack buffer (one-element "blocks" of float types would otherwise defeat SIMD).
 fn dot_blocks<B: BlockFormat>(bytes: &[u8], x: &[f32]) -> f32 {
+    let per_step = (64 / B::ELEMS).max(1);
     let mut buf = [0.0f32; QK_K];
-    let buf = &mut buf[..B::ELEMS];
     let mut sum = 0.0f32;
-    for (block, xs) in bytes.chunks_exact(B::BYTES).zip(x.chunks_exact(B::ELEMS)) {
-        B::dequantize_block(block, buf);
+    for (blocks, xs) in bytes
+        .chunks(per_step * B::BYTES)
+        .zip(x.chunks(per_step * B::ELEMS))
+    {
+        let buf = &mut buf[..xs.len()];
+        dequantize_blocks::<B>(blocks, buf);
         sum += dot_f32(buf, xs);
     }
     sum

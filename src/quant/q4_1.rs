@@ -1,7 +1,7 @@
 //! Q4_1: 32 weights as 4-bit integers with an f16 scale and an f16 minimum. Layout:
 //! `d: f16, m: f16, qs: [u8; 16]` (nibbles as in Q4_0); value `d * q + m`.
 
-use super::{BlockFormat, Quantize, f16_at, put_f16};
+use super::{BlockFormat, Quantize, f16_at, min_max, put_f16};
 
 /// The Q4_1 block format.
 pub struct Q4_1;
@@ -20,8 +20,7 @@ impl BlockFormat for Q4_1 {
 
 impl Quantize for Q4_1 {
     fn quantize_block(x: &[f32], out: &mut [u8]) {
-        let min = x.iter().copied().fold(f32::INFINITY, f32::min);
-        let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let (min, max) = min_max(x);
         let d = (max - min) / 15.0;
         let id = if d != 0.0 { 1.0 / d } else { 0.0 };
         put_f16(out, 0, d);

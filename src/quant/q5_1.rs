@@ -2,7 +2,7 @@
 //! `d: f16, m: f16, qh: u32, qs: [u8; 16]` (bits as in Q5_0); value `d * q + m`.
 
 use super::q5_0::{five_bit_values, pack_five_bit};
-use super::{BlockFormat, Quantize, f16_at, put_f16};
+use super::{BlockFormat, Quantize, f16_at, min_max, put_f16};
 
 /// The Q5_1 block format.
 pub struct Q5_1;
@@ -20,8 +20,7 @@ impl BlockFormat for Q5_1 {
 
 impl Quantize for Q5_1 {
     fn quantize_block(x: &[f32], out: &mut [u8]) {
-        let min = x.iter().copied().fold(f32::INFINITY, f32::min);
-        let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let (min, max) = min_max(x);
         let d = (max - min) / 31.0;
         let id = if d != 0.0 { 1.0 / d } else { 0.0 };
         put_f16(out, 0, d);

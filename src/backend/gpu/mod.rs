@@ -103,6 +103,7 @@ pub struct GpuBackend {
     weight_bytes: u64,
     submits: u64,
     bind_groups_made: u64,
+    kv_bytes: u64,
     f16_kv: bool,
     subgroups: bool,
 }
@@ -207,6 +208,7 @@ impl GpuBackend {
             weight_bytes: 0,
             submits: 0,
             bind_groups_made: 0,
+            kv_bytes: 0,
             f16_kv: options.f16_kv && ctx_f16,
             subgroups: options.subgroups && ctx_subgroups,
         })
@@ -222,9 +224,9 @@ impl GpuBackend {
         (self.submits, self.bind_groups_made, self.pipelines.len())
     }
 
-    /// Bytes of GPU memory held by weights, plus pooled activations.
+    /// Bytes of GPU memory held by weights, KV caches and pooled activations.
     pub fn gpu_bytes(&self) -> u64 {
-        self.weight_bytes + self.pool.free_bytes()
+        self.weight_bytes + self.kv_bytes + self.pool.free_bytes()
     }
 
     fn pipeline(&mut self, kernel: Kernel, v: Variant) -> Result<Rc<Pipeline>> {
@@ -426,6 +428,7 @@ impl GpuBackend {
                 enc.copy_buffer_to_buffer(src, 0, dst, 0, copy);
             }
         }
+        self.kv_bytes += 2 * cache.keys.len() as u64 * (size - (old * cache.kv_dim) as u64 * elem);
         cache.keys = keys;
         cache.values = values;
         cache.capacity = cap;
@@ -517,6 +520,10 @@ impl Backend for GpuBackend {
     type Weight = GpuWeight;
     type Act = GpuAct;
     type Cache = GpuKvCache;
+
+    fn device_bytes(&self) -> u64 {
+        self.gpu_bytes()
+    }
 
     fn name(&self) -> String {
         format!(

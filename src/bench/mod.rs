@@ -1,0 +1,164 @@
+//! The measurements behind `ember bench`: prompt processing (pp) and generation (tg) speed, time
+//! to first token, load time and memory, per model and backend, as llama-bench reports them.
+
+mod chart;
+mod report;
+
+use std::time::{Duration, Instant};
+
+pub use chart::svg_chart;
+pub use report::{Record, to_csv, to_markdown};
+
+use crate::error::Result;
+use crate::format::ModelFile;
+use crate::model::LanguageModel;
+
+/// What to measure.
+#[derive(Clone, Debug)]
+pub struct BenchConfig {
+    /// Prompt tokens for the pp test (0: skip).
+    pub n_prompt: usize,
+    /// Generated tokens for the tg test (0: skip).
+    pub n_gen: usize,
+    /// Repetitions after the warm-up.
+    pub reps: usize,
+}
+
+/// Timings of one test's repetitions.
+#[derive(Clone, Debug)]
+pub struct Samples {
+    /// Wall time of each repetition.
+    pub times: Vec<Duration>,
+    /// Tokens each repetition processed.
+    pub tokens: usize,
+}
+
+impl Samples {
+    /// Tokens per second of each repetition.
+    pub fn rates(&self) -> Vec<f64> {
+        self.times
+            .iter()
+            .map(|t| self.tokens as f64 / t.as_secs_f64().max(1e-12))
+            .collect()
+    }
+}
+
+/// Mean and sample standard deviation.
+pub fn mean_std(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    if v.is_empty() {
+        return (0.0, 0.0);
+    }
+    let mean = v.iter().sum::<f64>() / n;
+    let var = if v.len() > 1 {
+        v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
+    } else {
+        0.0
+    };
+    (mean, var.sqrt())
+}
+
+/// Token ids for the synthetic prompt: spread over the vocabulary, the same every run.
+fn prompt_tokens(n: usize, vocab: usize) -> Vec<u32> {
+    (0..n)
+        .map(|i| ((i as u64 * 2654435761 + 12345) % vocab as u64) as u32)
+        .collect()
+}
+
+/// Evaluates `tokens` from position 0 in chunks, as a session's prefill would.
+fn prefill(model: &mut dyn LanguageModel, tokens: &[u32]) -> Result<()> {
+    for (i, chunk) in tokens.chunks(512).enumerate() {
+        model.forward(chunk, i * 512, false)?;
+    }
+    Ok(())
+}
+
+/// Results for one model on one backend.
+#[derive(Clone, Debug)]
+pub struct BenchRun {
+    /// pp test (empty when skipped).
+    pub pp: Option<Samples>,
+    /// tg test.
+    pub tg: Option<Samples>,
+    /// Mean time to the first token of a generation: the prefill of `n_prompt` tokens plus
+    /// one decode step.
+    pub ttft: Duration,
+}
+
+/// Runs the pp and tg tests on a loaded model: one warm-up of each, then `reps` repetitions.
+pub fn run_tests(model: &mut dyn LanguageModel, cfg: &BenchConfig) -> Result<BenchRun> {
+    let vocab = model.config().vocab_size;
+    let prompt = prompt_tokens(cfg.n_prompt.max(1), vocab);
+    let mut run = BenchRun {
+        pp: None,
+        tg: None,
+        ttft: Duration::ZERO,
+    };
+    // Warm-up: pipelines, caches, page faults.
+    prefill(model, &prompt[..prompt.len().min(16)])?;
+    model.forward(&prompt[..1], 0, false)?;
+    if cfg.n_prompt > 0 {
+        let mut times = Vec::new();
+        let mut ttfts = Vec::new();
+        for _ in 0..cfg.reps {
+            let t = Instant::now();
+            prefill(model, &prompt)?;
+            times.push(t.elapsed());
+            model.forward(&prompt[..1], prompt.len(), false)?;
+            ttfts.push(t.elapsed());
+        }
+        run.ttft = ttfts.iter().sum::<Duration>() / ttfts.len().max(1) as u32;
+        run.pp = Some(Samples {
+            times,
+            tokens: cfg.n_prompt,
+        });
+    }
+    if cfg.n_gen > 0 {
+        let mut times = Vec::new();
+        for _ in 0..cfg.reps {
+            let t = Instant::now();
+            for pos in 0..cfg.n_gen {
+                model.forward(
+                    &prompt[pos % prompt.len()..pos % prompt.len() + 1],
+                    pos,
+                    false,
+                )?;
+            }
+            times.push(t.elapsed());
+        }
+        run.tg = Some(Samples {
+            times,
+            tokens: cfg.n_gen,
+        });
+    }
+    Ok(run)
+}
+
+/// Peak resident memory of this process so far, in bytes (0 where unknown).
+pub fn peak_rss_bytes() -> u64 {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: getrusage only writes into the struct it is given.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } == 0 {
+            return usage.ru_maxrss as u64 * 1024;
+        }
+    }
+    0
+}
+
+/// llama-bench's `model_type`: architecture, size class and main tensor type.
+pub fn model_type(file: &ModelFile) -> String {
+    let params: usize = file.weights.all().iter().map(|t| t.elements()).sum();
+    let size = if params >= 1_000_000_000 {
+        format!("{:.1}B", params as f64 / 1e9)
+    } else {
+        format!("{}M", params / 1_000_000)
+    };
+    let main = file
+        .bytes_by_type()
+        .first()
+        .map(|(t, _, _)| t.name())
+        .unwrap_or("?");
+    format!("{} {size} {main}", file.config.arch.name())
+}
