@@ -10,6 +10,7 @@ use std::process::Command;
 use common::*;
 use ember::ModelFile;
 use ember::backend::cpu::CpuBackend;
+use ember::bench::{BenchConfig, measure};
 use ember::eval::perplexity;
 use ember::model::{LanguageModel, Model};
 use ember::quantize::{Preset, QuantizeOptions, quantize};
@@ -91,6 +92,23 @@ fn every_type_from_the_default_model() {
             "{ty} wrote {said:?}"
         );
         assert!(p < base * 1.5, "{ty}: perplexity {p} vs {base}");
+        // `ember bench` measures every type written.
+        let recs = measure(
+            &out,
+            None,
+            &BenchConfig {
+                n_prompt: 8,
+                n_gen: 2,
+                reps: 1,
+            },
+            2,
+            false,
+        )
+        .unwrap();
+        assert!(
+            recs.len() == 2 && recs.iter().all(|r| r.avg_ts > 0.0),
+            "{ty}: bench"
+        );
         results.insert(ty, p);
     }
     let r = |t: &str| results[t];

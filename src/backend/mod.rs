@@ -74,6 +74,15 @@ pub trait Backend {
     fn device_bytes(&self) -> u64 {
         0
     }
+    /// Starts or stops timing every op; timings accumulate until [`Backend::take_profile`].
+    fn set_profiling(&mut self, on: bool) {
+        let _ = on;
+    }
+    /// Time spent per kind of op since profiling started (resets the totals). GPU backends
+    /// report device time from timestamp queries where the adapter has them.
+    fn take_profile(&mut self) -> Vec<(String, std::time::Duration)> {
+        Vec::new()
+    }
     /// Waits for the recorded work and returns `x` row-major.
     fn read(&mut self, x: &Self::Act) -> Result<Vec<f32>>;
 }

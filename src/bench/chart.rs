@@ -11,7 +11,22 @@ fn escape(s: &str) -> String {
 /// Two panels (prompt processing, generation), one bar per model x backend with its value and
 /// standard deviation written on it.
 pub fn svg_chart(records: &[Record]) -> String {
-    let (bar_h, gap, label_w, plot_w) = (26.0, 8.0, 330.0, 420.0);
+    let label = |r: &Record| {
+        format!(
+            "{} · {} ({}) · {}",
+            r.model_type,
+            r.backends,
+            r.gpu_info,
+            r.test()
+        )
+    };
+    // Wide enough for the longest label at ~7.5 px per character of the 13 px font.
+    let longest = records
+        .iter()
+        .map(|r| label(r).chars().count())
+        .max()
+        .unwrap_or(10);
+    let (bar_h, gap, label_w, plot_w) = (26.0, 8.0, 20.0 + 7.5 * longest as f64, 420.0);
     let panels: Vec<(&str, Vec<&Record>)> = vec![
         (
             "Prompt processing (tokens/s)",
@@ -49,13 +64,6 @@ pub fn svg_chart(records: &[Record]) -> String {
             .max(1e-9);
         let mut backends: Vec<&str> = Vec::new();
         for r in &recs {
-            let label = format!(
-                "{} · {} ({}) · {}",
-                r.model_type,
-                r.backends,
-                r.gpu_info,
-                r.test()
-            );
             let bi = backends
                 .iter()
                 .position(|b| *b == r.backends)
@@ -69,7 +77,7 @@ pub fn svg_chart(records: &[Record]) -> String {
                 "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>\n<rect x=\"{label_w}\" y=\"{y}\" width=\"{w:.1}\" height=\"{bar_h}\" fill=\"{}\"/>\n",
                 label_w - 8.0,
                 y + 18.0,
-                escape(&label),
+                escape(&label(r)),
                 colors[bi % colors.len()]
             ));
             if err > 0.5 {

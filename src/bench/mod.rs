@@ -2,11 +2,15 @@
 //! to first token, load time and memory, per model and backend, as llama-bench reports them.
 
 mod chart;
+#[cfg(not(target_arch = "wasm32"))]
+mod measure;
 mod report;
 
 use std::time::{Duration, Instant};
 
 pub use chart::svg_chart;
+#[cfg(not(target_arch = "wasm32"))]
+pub use measure::{measure, parse_backends};
 pub use report::{Record, to_csv, to_markdown};
 
 use crate::error::Result;
@@ -161,4 +165,71 @@ pub fn model_type(file: &ModelFile) -> String {
         .map(|(t, _, _)| t.name())
         .unwrap_or("?");
     format!("{} {size} {main}", file.config.arch.name())
+}
+
+/// Where a decode step's time goes: per kind of op, its time per token and share of the step.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ProfileEntry {
+    /// The op (kernel) name.
+    pub op: String,
+    /// Milliseconds per decode step.
+    pub ms_per_token: f64,
+    /// Fraction of the measured step time.
+    pub share: f64,
+}
+
+/// A profile of `steps` decode steps after a prompt of `context` tokens.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Profile {
+    /// Wall time of one decode step, ms.
+    pub step_ms: f64,
+    /// Sum of the ops' times as a fraction of the step time.
+    pub covered: f64,
+    /// Per op, slowest first.
+    pub ops: Vec<ProfileEntry>,
+}
+
+/// Times each op of decode steps (device time from timestamp queries on GPUs that have them).
+pub fn profile_decode(
+    model: &mut dyn LanguageModel,
+    context: usize,
+    steps: usize,
+) -> Result<Profile> {
+    let vocab = model.config().vocab_size;
+    let prompt = prompt_tokens(context.max(1), vocab);
+    prefill(model, &prompt)?;
+    let decode = |model: &mut dyn LanguageModel| -> Result<f64> {
+        let start = Instant::now();
+        for s in 0..steps {
+            model.forward(
+                &prompt[s % prompt.len()..s % prompt.len() + 1],
+                prompt.len() + s,
+                false,
+            )?;
+        }
+        Ok(start.elapsed().as_secs_f64() / steps as f64)
+    };
+    // The step time comes from unprofiled steps: reading timestamps back costs time of its own.
+    let step = decode(model)?;
+    model.set_profiling(true);
+    decode(model)?;
+    let totals = model.take_profile();
+    model.set_profiling(false);
+    let mut ops: Vec<ProfileEntry> = totals
+        .into_iter()
+        .map(|(op, t)| {
+            let per = t.as_secs_f64() / steps as f64;
+            ProfileEntry {
+                op,
+                ms_per_token: per * 1e3,
+                share: per / step,
+            }
+        })
+        .collect();
+    ops.sort_by(|a, b| b.ms_per_token.total_cmp(&a.ms_per_token));
+    Ok(Profile {
+        step_ms: step * 1e3,
+        covered: ops.iter().map(|o| o.share).sum(),
+        ops,
+    })
 }

@@ -58,6 +58,9 @@ pub struct Record {
     pub peak_rss_bytes: u64,
     /// GPU memory held by weights and activations.
     pub gpu_buffer_bytes: u64,
+    /// Per-op profile of a decode step (tg records, with `--profile`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<super::Profile>,
 }
 
 impl Record {
@@ -105,6 +108,32 @@ pub fn to_markdown(records: &[Record]) -> String {
             mib(r.peak_rss_bytes),
             mib(r.gpu_buffer_bytes),
         ));
+    }
+    for r in records {
+        let Some(p) = &r.profile else { continue };
+        s.push_str(&format!(
+            "\nProfile of a decode step on {} ({}): {:.2} ms per token, ops cover {:.0}% of it\n\n| op | ms/token | share |\n| --- | ---: | ---: |\n",
+            r.backends,
+            r.gpu_info,
+            p.step_ms,
+            p.covered * 100.0
+        ));
+        for o in &p.ops {
+            s.push_str(&format!(
+                "| {} | {:.3} | {:.1}% |\n",
+                o.op,
+                o.ms_per_token,
+                o.share * 100.0
+            ));
+        }
+        if p.covered < 1.0 {
+            let rest = 1.0 - p.covered;
+            s.push_str(&format!(
+                "| (outside kernels: recording, submission, read-back) | {:.3} | {:.1}% |\n",
+                p.step_ms * rest,
+                rest * 100.0
+            ));
+        }
     }
     s
 }

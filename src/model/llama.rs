@@ -107,6 +107,14 @@ impl<B: Backend> LanguageModel for Model<B> {
         self.backend.device_bytes()
     }
 
+    fn set_profiling(&mut self, on: bool) {
+        self.backend.set_profiling(on);
+    }
+
+    fn take_profile(&mut self) -> Vec<(String, std::time::Duration)> {
+        self.backend.take_profile()
+    }
+
     fn forward(&mut self, ids: &[u32], pos0: usize, all_logits: bool) -> Result<Vec<f32>> {
         let cfg = &self.config;
         if ids.is_empty() {

@@ -22,6 +22,10 @@ pub trait LanguageModel {
     fn backend_name(&self) -> String;
     /// Device memory the backend holds, in bytes.
     fn device_bytes(&self) -> u64;
+    /// Starts or stops per-op timing (see [`crate::backend::Backend::set_profiling`]).
+    fn set_profiling(&mut self, on: bool);
+    /// Time per kind of op since profiling started.
+    fn take_profile(&mut self) -> Vec<(String, std::time::Duration)>;
     /// Runs `ids` at positions `pos0..` through the model, appending to the KV cache. Returns
     /// the logits of every position when `all_logits`, else of the last one only
     /// (`vocab_size` floats per position).

@@ -5,6 +5,7 @@ mod attention;
 mod kernels;
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 pub use attention::KvCache;
 
@@ -50,6 +51,7 @@ impl CpuWeight {
 /// CPU backend over a thread pool.
 pub struct CpuBackend {
     pool: Arc<rayon::ThreadPool>,
+    profile: Option<Vec<(&'static str, Duration)>>,
 }
 
 impl CpuBackend {
@@ -61,12 +63,31 @@ impl CpuBackend {
             .map_err(|e| Error::Backend(format!("cannot start {threads} threads: {e}")))?;
         Ok(CpuBackend {
             pool: Arc::new(pool),
+            profile: None,
         })
     }
 
     /// Threads in the pool.
     pub fn threads(&self) -> usize {
         self.pool.current_num_threads()
+    }
+}
+
+impl CpuBackend {
+    /// Runs `f`, adding its time to `op`'s total when profiling.
+    fn timed<T>(&mut self, op: &'static str, f: impl FnOnce(&mut Self) -> T) -> T {
+        if self.profile.is_none() {
+            return f(self);
+        }
+        let start = Instant::now();
+        let out = f(self);
+        let spent = start.elapsed();
+        let totals = self.profile.get_or_insert_with(Vec::new);
+        match totals.iter_mut().find(|(name, _)| *name == op) {
+            Some((_, t)) => *t += spent,
+            None => totals.push((op, spent)),
+        }
+        out
     }
 }
 
@@ -100,34 +121,38 @@ impl Backend for CpuBackend {
     }
 
     fn embed(&mut self, table: &CpuWeight, ids: &[u32]) -> CpuAct {
-        let t = &table.view;
-        let (cols, rb) = (t.cols(), t.row_bytes());
-        let mut data = vec![0.0; ids.len() * cols];
-        for (dst, &id) in data.chunks_exact_mut(cols).zip(ids) {
-            let at = id as usize * rb;
-            t.dtype.dequantize(&t.bytes()[at..at + rb], dst);
-        }
-        CpuAct::new(data, ids.len())
+        self.timed("embed", |_| {
+            let t = &table.view;
+            let (cols, rb) = (t.cols(), t.row_bytes());
+            let mut data = vec![0.0; ids.len() * cols];
+            for (dst, &id) in data.chunks_exact_mut(cols).zip(ids) {
+                let at = id as usize * rb;
+                t.dtype.dequantize(&t.bytes()[at..at + rb], dst);
+            }
+            CpuAct::new(data, ids.len())
+        })
     }
 
     fn rms_norm(&mut self, x: &CpuAct, w: &CpuWeight, eps: f32) -> CpuAct {
-        let mut out = x.clone();
-        for row in out.data.chunks_exact_mut(x.cols) {
-            kernels::rms_norm(row, w.vector(), eps);
-        }
-        out
+        self.timed("rms_norm", |_| {
+            let mut out = x.clone();
+            for row in out.data.chunks_exact_mut(x.cols) {
+                kernels::rms_norm(row, w.vector(), eps);
+            }
+            out
+        })
     }
 
     fn matmul(&mut self, x: &CpuAct, w: &CpuWeight, bias: Option<&CpuWeight>) -> CpuAct {
-        let mut out = self
-            .pool
-            .install(|| kernels::matmul(&x.data, x.rows, &w.view));
-        if let Some(b) = bias {
-            for row in out.chunks_exact_mut(w.view.rows()) {
-                row.iter_mut().zip(b.vector()).for_each(|(o, b)| *o += b);
+        self.timed("matmul", |b| {
+            let mut out = b.pool.install(|| kernels::matmul(&x.data, x.rows, &w.view));
+            if let Some(bias) = bias {
+                for row in out.chunks_exact_mut(w.view.rows()) {
+                    row.iter_mut().zip(bias.vector()).for_each(|(o, b)| *o += b);
+                }
             }
-        }
-        CpuAct::new(out, x.rows)
+            CpuAct::new(out, x.rows)
+        })
     }
 
     fn rope(
@@ -138,10 +163,12 @@ impl Backend for CpuBackend {
         inv_freq: &CpuWeight,
         layout: RopeLayout,
     ) {
-        let cols = x.cols;
-        for (r, row) in x.data.chunks_exact_mut(cols).enumerate() {
-            kernels::rope(row, heads, pos0 + r, inv_freq.vector(), layout);
-        }
+        self.timed("rope", |_| {
+            let cols = x.cols;
+            for (r, row) in x.data.chunks_exact_mut(cols).enumerate() {
+                kernels::rope(row, heads, pos0 + r, inv_freq.vector(), layout);
+            }
+        })
     }
 
     fn attention(
@@ -154,32 +181,56 @@ impl Backend for CpuBackend {
         pos0: usize,
         shape: AttentionShape,
     ) -> CpuAct {
-        cache.store(layer, pos0, &k.data, &v.data);
-        let out = self
-            .pool
-            .install(|| cache.attend(layer, pos0, &q.data, q.rows, shape));
-        CpuAct::new(out, q.rows)
+        self.timed("attention", |b| {
+            cache.store(layer, pos0, &k.data, &v.data);
+            let out = b
+                .pool
+                .install(|| cache.attend(layer, pos0, &q.data, q.rows, shape));
+            CpuAct::new(out, q.rows)
+        })
     }
 
     fn silu_mul(&mut self, gate: &CpuAct, up: &CpuAct) -> CpuAct {
-        let data = gate
-            .data
-            .iter()
-            .zip(&up.data)
-            .map(|(&g, &u)| kernels::silu(g) * u)
-            .collect();
-        CpuAct::new(data, gate.rows)
+        self.timed("silu_mul", |_| {
+            let data = gate
+                .data
+                .iter()
+                .zip(&up.data)
+                .map(|(&g, &u)| kernels::silu(g) * u)
+                .collect();
+            CpuAct::new(data, gate.rows)
+        })
     }
 
     fn add(&mut self, x: &mut CpuAct, y: &CpuAct) {
-        x.data.iter_mut().zip(&y.data).for_each(|(a, b)| *a += b);
+        self.timed("add", |_| {
+            x.data.iter_mut().zip(&y.data).for_each(|(a, b)| *a += b)
+        })
     }
 
     fn rows(&mut self, x: &CpuAct, start: usize, count: usize) -> CpuAct {
-        CpuAct::new(
-            x.data[start * x.cols..(start + count) * x.cols].to_vec(),
-            count,
-        )
+        self.timed("rows", |_| {
+            CpuAct::new(
+                x.data[start * x.cols..(start + count) * x.cols].to_vec(),
+                count,
+            )
+        })
+    }
+
+    fn set_profiling(&mut self, on: bool) {
+        self.profile = on.then(Vec::new);
+    }
+
+    fn take_profile(&mut self) -> Vec<(String, Duration)> {
+        let totals = self
+            .profile
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default();
+        totals
+            .into_iter()
+            .map(|(n, t)| (n.to_string(), t))
+            .collect()
     }
 
     fn read(&mut self, x: &CpuAct) -> Result<Vec<f32>> {

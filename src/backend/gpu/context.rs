@@ -175,7 +175,10 @@ impl GpuContext {
         let adapters = instance().enumerate_adapters(choice.backends()).await;
         let adapter = adapters
             .into_iter()
-            .max_by_key(|a| rank(a.get_info().device_type))
+            .enumerate()
+            // Best device type; among equals, the first listed (wgpu lists Vulkan before GL).
+            .max_by_key(|(i, a)| (rank(a.get_info().device_type), std::cmp::Reverse(*i)))
+            .map(|(_, a)| a)
             .ok_or_else(|| {
                 Error::Backend(format!(
                     "no {} adapter found on this machine (see `ember devices`)",
@@ -188,7 +191,9 @@ impl GpuContext {
             label: Some("ember"),
             // The optional fast paths, where the adapter has them.
             required_features: adapter.features()
-                & (wgpu::Features::SHADER_F16 | wgpu::Features::SUBGROUP),
+                & (wgpu::Features::SHADER_F16
+                    | wgpu::Features::SUBGROUP
+                    | wgpu::Features::TIMESTAMP_QUERY),
             required_limits: limits.clone(),
             ..Default::default()
         };

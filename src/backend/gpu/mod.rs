@@ -104,6 +104,7 @@ pub struct GpuBackend {
     submits: u64,
     bind_groups_made: u64,
     kv_bytes: u64,
+    profiler: Option<Profiler>,
     f16_kv: bool,
     subgroups: bool,
 }
@@ -209,6 +210,7 @@ impl GpuBackend {
             submits: 0,
             bind_groups_made: 0,
             kv_bytes: 0,
+            profiler: None,
             f16_kv: options.f16_kv && ctx_f16,
             subgroups: options.subgroups && ctx_subgroups,
         })
@@ -362,9 +364,22 @@ impl GpuBackend {
                 label: Some("step"),
             })
         });
+        let timestamp_writes = self
+            .profiler
+            .as_mut()
+            .filter(|p| (p.labels.len() as u32) < PROFILED_DISPATCHES)
+            .map(|p| {
+                let i = 2 * p.labels.len() as u32;
+                p.labels.push(kernel.name);
+                wgpu::ComputePassTimestampWrites {
+                    query_set: &p.set,
+                    beginning_of_pass_write_index: Some(i),
+                    end_of_pass_write_index: Some(i + 1),
+                }
+            });
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some(kernel.name),
-            timestamp_writes: None,
+            timestamp_writes,
         });
         pass.set_pipeline(&pipeline.pipeline);
         pass.set_bind_group(0, &*bind_group, &[offset as u32]);
@@ -483,9 +498,37 @@ impl GpuBackend {
         }
         let staging = self.staging.clone().expect("staging buffer was just made");
         encoder.copy_buffer_to_buffer(x.buffer(), 0, &staging, 0, size);
+        let timed = self.profiler.as_ref().map_or(0, |p| p.labels.len() as u64);
+        if let Some(p) = self.profiler.as_ref().filter(|_| timed > 0) {
+            encoder.resolve_query_set(&p.set, 0..2 * timed as u32, &p.resolve, 0);
+            encoder.copy_buffer_to_buffer(&p.resolve, 0, &p.readback, 0, 16 * timed);
+        }
         self.ctx.queue.submit([encoder.finish()]);
         self.submits += 1;
-        let slice = staging.slice(..size);
+        let bytes = self.map_read(&staging, size).await?;
+        if let Some(p) = self.profiler.as_mut().filter(|_| timed > 0) {
+            let readback = p.readback.clone();
+            let ticks = self.map_read(&readback, 16 * timed).await?;
+            let period = self.ctx.queue.get_timestamp_period() as f64;
+            let p = self.profiler.as_mut().expect("profiler checked above");
+            for (label, pair) in p
+                .labels
+                .drain(..)
+                .zip(bytemuck::cast_slice::<u8, u64>(&ticks).chunks_exact(2))
+            {
+                let ns = pair[1].saturating_sub(pair[0]) as f64 * period;
+                match p.totals.iter_mut().find(|(l, _)| *l == label) {
+                    Some((_, t)) => *t += ns,
+                    None => p.totals.push((label, ns)),
+                }
+            }
+        }
+        Ok(bytemuck::cast_slice::<u8, f32>(&bytes).to_vec())
+    }
+
+    /// Maps the first `size` bytes of `buffer` (after the work submitted so far) and copies them out.
+    async fn map_read(&self, buffer: &wgpu::Buffer, size: u64) -> Result<Vec<u8>> {
+        let slice = buffer.slice(..size);
         let state: Arc<Mutex<MapState>> = Arc::new(Mutex::new((None, None)));
         let shared = state.clone();
         slice.map_async(wgpu::MapMode::Read, move |r| {
@@ -509,10 +552,55 @@ impl GpuBackend {
         let data = slice
             .get_mapped_range()
             .map_err(|e| Error::Backend(format!("reading results back: {e}")))?;
-        let out = bytemuck::cast_slice::<u8, f32>(&data).to_vec();
+        let out = data.to_vec();
         drop(data);
-        staging.unmap();
+        buffer.unmap();
         Ok(out)
+    }
+}
+
+/// Timestamp queries around every dispatch of a step, summed per kernel.
+struct Profiler {
+    set: wgpu::QuerySet,
+    /// Kernels timed in the step being recorded (two queries each).
+    labels: Vec<&'static str>,
+    resolve: wgpu::Buffer,
+    readback: wgpu::Buffer,
+    /// Nanoseconds per kernel since profiling started.
+    totals: Vec<(&'static str, f64)>,
+}
+
+/// Dispatches per step that can be timed.
+const PROFILED_DISPATCHES: u32 = 2048;
+
+impl Profiler {
+    fn new(device: &wgpu::Device) -> Profiler {
+        let n = 2 * PROFILED_DISPATCHES;
+        let buffer = |label, usage| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: 8 * n as u64,
+                usage,
+                mapped_at_creation: false,
+            })
+        };
+        Profiler {
+            set: device.create_query_set(&wgpu::QuerySetDescriptor {
+                label: Some("kernel times"),
+                ty: wgpu::QueryType::Timestamp,
+                count: n,
+            }),
+            labels: Vec::new(),
+            resolve: buffer(
+                "timestamps",
+                wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+            ),
+            readback: buffer(
+                "timestamps read",
+                wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            ),
+            totals: Vec::new(),
+        }
     }
 }
 
@@ -523,6 +611,22 @@ impl Backend for GpuBackend {
 
     fn device_bytes(&self) -> u64 {
         self.gpu_bytes()
+    }
+
+    fn set_profiling(&mut self, on: bool) {
+        // Device times need timestamp queries; without them nothing is reported.
+        self.profiler =
+            (on && self.ctx.report.timestamp_query).then(|| Profiler::new(&self.ctx.device));
+    }
+
+    fn take_profile(&mut self) -> Vec<(String, std::time::Duration)> {
+        let Some(p) = self.profiler.as_mut() else {
+            return Vec::new();
+        };
+        std::mem::take(&mut p.totals)
+            .into_iter()
+            .map(|(l, ns)| (l.to_string(), std::time::Duration::from_nanos(ns as u64)))
+            .collect()
     }
 
     fn name(&self) -> String {

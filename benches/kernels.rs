@@ -1,0 +1,120 @@
+//! Kernel micro-benchmarks: mat-vec per block format and attention at several context lengths,
+//! on the CPU and the default GPU adapter, as effective GB/s against the bytes each kernel must
+//! read. `cargo bench --bench kernels` (EMBER_BENCH_QUICK=1 for a short run).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::time::Instant;
+
+use common::{Rng, random_tensor};
+use ember::backend::cpu::CpuBackend;
+use ember::backend::gpu::{GpuBackend, GpuChoice};
+use ember::backend::{AttentionShape, Backend};
+use ember::quant::GgmlType;
+
+/// Median seconds of `reps` runs of `f` after one warm-up.
+fn time(reps: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    let mut t: Vec<f64> = (0..reps)
+        .map(|_| {
+            let s = Instant::now();
+            f();
+            s.elapsed().as_secs_f64()
+        })
+        .collect();
+    t.sort_by(f64::total_cmp);
+    t[t.len() / 2]
+}
+
+fn matvec<B: Backend>(name: &str, b: &mut B, rng: &mut Rng, rows: usize, cols: usize, reps: usize) {
+    for &t in &[
+        GgmlType::F32,
+        GgmlType::F16,
+        GgmlType::Q8_0,
+        GgmlType::Q6K,
+        GgmlType::Q5K,
+        GgmlType::Q5_1,
+        GgmlType::Q5_0,
+        GgmlType::Q4K,
+        GgmlType::Q4_1,
+        GgmlType::Q4_0,
+    ] {
+        let w = random_tensor(rng, t, cols, rows);
+        let bytes = w.bytes().len() + cols * 4 + rows * 4;
+        let wt = b.upload(&w).expect("upload");
+        let x = b.load_act(&rng.vec(cols), 1, cols);
+        let secs = time(reps, || {
+            let y = b.matmul(&x, &wt, None);
+            b.read(&y).expect("read");
+        });
+        println!(
+            "{name:<28} matvec {:<5} {rows}x{cols}: {:8.3} ms  {:7.2} GB/s",
+            t.name(),
+            secs * 1e3,
+            bytes as f64 / secs / 1e9
+        );
+    }
+}
+
+fn attention<B: Backend>(name: &str, b: &mut B, rng: &mut Rng, contexts: &[usize], reps: usize) {
+    let s = AttentionShape {
+        heads: 9,
+        kv_heads: 3,
+        head_dim: 64,
+    };
+    let kv_dim = s.kv_heads * s.head_dim;
+    for &ctx in contexts {
+        let mut cache = b.new_cache(1, kv_dim, ctx + 1).expect("cache");
+        let k = b.load_act(&rng.vec(ctx * kv_dim), ctx, kv_dim);
+        let v = b.load_act(&rng.vec(ctx * kv_dim), ctx, kv_dim);
+        let q = b.load_act(
+            &rng.vec(ctx * s.heads * s.head_dim),
+            ctx,
+            s.heads * s.head_dim,
+        );
+        let out = b.attention(&q, &k, &v, &mut cache, 0, 0, s);
+        b.read(&out).expect("fill the cache");
+        let q1 = b.load_act(&rng.vec(s.heads * s.head_dim), 1, s.heads * s.head_dim);
+        let k1 = b.load_act(&rng.vec(kv_dim), 1, kv_dim);
+        let v1 = b.load_act(&rng.vec(kv_dim), 1, kv_dim);
+        // Each query head reads its group's keys and values for every position.
+        let bytes = s.heads * (ctx + 1) * s.head_dim * 2 * 4;
+        let secs = time(reps, || {
+            let o = b.attention(&q1, &k1, &v1, &mut cache, 0, ctx, s);
+            b.read(&o).expect("read");
+        });
+        println!(
+            "{name:<28} attention ctx {ctx:>5}: {:8.3} ms  {:7.2} GB/s",
+            secs * 1e3,
+            bytes as f64 / secs / 1e9
+        );
+    }
+}
+
+fn main() {
+    let quick = std::env::var("EMBER_BENCH_QUICK").is_ok();
+    let (rows, cols, reps) = if quick {
+        (512, 512, 3)
+    } else {
+        (2048, 2048, 10)
+    };
+    let contexts: &[usize] = if quick {
+        &[128, 512]
+    } else {
+        &[128, 512, 2048]
+    };
+    let mut rng = Rng(0xbe7c4);
+    let mut cpu = CpuBackend::new(0).expect("cpu");
+    let label = format!("cpu ({} threads)", cpu.threads());
+    matvec(&label, &mut cpu, &mut rng, rows, cols, reps);
+    attention(&label, &mut cpu, &mut rng, contexts, reps);
+    match GpuBackend::new(GpuChoice::Any) {
+        Ok(mut gpu) => {
+            let label = format!("{} ({})", gpu.adapter().name, gpu.adapter().backend);
+            matvec(&label, &mut gpu, &mut rng, rows, cols, reps);
+            attention(&label, &mut gpu, &mut rng, contexts, reps);
+        }
+        Err(e) => println!("no GPU adapter: {e}"),
+    }
+}

@@ -1,0 +1,200 @@
+//! `ember bench`: records for the CPU and every GPU API with every field filled; markdown and CSV
+//! say what the JSON says; the chart shows every record; the profile accounts for the step.
+
+mod common;
+
+use common::*;
+use ember::backend::gpu::GpuChoice;
+use ember::bench::{BenchConfig, Record, measure, svg_chart, to_csv, to_markdown};
+use serde_json::Value;
+
+/// Timing tests in this file run one at a time, so they do not slow each other down.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn records(backend: Option<GpuChoice>, profile: bool) -> Vec<Record> {
+    let cfg = BenchConfig {
+        n_prompt: 16,
+        n_gen: 4,
+        reps: 2,
+    };
+    measure(default_model().as_ref(), backend, &cfg, 2, profile).expect("bench runs")
+}
+
+fn check_filled(r: &Record) {
+    let v = serde_json::to_value(r).unwrap();
+    for key in [
+        "model_filename",
+        "model_type",
+        "backends",
+        "gpu_info",
+        "test_time",
+        "build_commit",
+        "build_version",
+        "cpu_info",
+    ] {
+        assert!(
+            v[key].as_str().is_some_and(|s| !s.is_empty()),
+            "{key} empty in {v}"
+        );
+    }
+    for key in [
+        "model_size",
+        "model_n_params",
+        "n_threads",
+        "avg_ns",
+        "peak_rss_bytes",
+    ] {
+        assert!(v[key].as_u64().is_some_and(|n| n > 0), "{key} in {v}");
+    }
+    for key in ["avg_ts", "ttft_ms", "load_ms"] {
+        assert!(
+            v[key].as_f64().is_some_and(|x| x > 0.0 && x.is_finite()),
+            "{key} in {v}"
+        );
+    }
+    assert_eq!(r.samples_ns.len(), 2);
+    assert_eq!(r.samples_ts.len(), 2);
+    assert!(r.model_size > 90 << 20 && r.model_n_params > 130_000_000);
+    assert!((r.n_prompt == 16) ^ (r.n_gen == 4));
+    // tokens/s and ns per repetition describe the same runs.
+    let tokens = (r.n_prompt + r.n_gen) as f64;
+    for (ns, ts) in r.samples_ns.iter().zip(&r.samples_ts) {
+        assert!((tokens / (*ns as f64 / 1e9) / ts - 1.0).abs() < 1e-6);
+    }
+    if r.backends != "CPU" {
+        assert!(
+            r.gpu_buffer_bytes > 90 << 20,
+            "GPU bytes {}",
+            r.gpu_buffer_bytes
+        );
+    }
+}
+
+/// Splits one CSV line (fields may be quoted, with doubled quotes inside).
+fn csv_fields(line: &str) -> Vec<String> {
+    let (mut out, mut cur, mut quoted, mut chars) =
+        (Vec::new(), String::new(), false, line.chars().peekable());
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                cur.push('"');
+                chars.next();
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => out.push(std::mem::take(&mut cur)),
+            _ => cur.push(c),
+        }
+    }
+    out.push(cur);
+    out
+}
+
+#[test]
+fn cpu_and_gpu_records_are_complete_and_formats_agree() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut all = records(None, false);
+    for choice in gpu_choices() {
+        all.extend(records(Some(choice), false));
+    }
+    assert_eq!(all.len(), 2 * (1 + gpu_choices().len()));
+    all.iter().for_each(check_filled);
+
+    let json: Value = serde_json::to_value(&all).unwrap();
+    let csv = to_csv(&all);
+    let mut lines = csv.lines();
+    let header = csv_fields(lines.next().unwrap());
+    for (row, rec) in lines.zip(json.as_array().unwrap()) {
+        for (key, field) in header.iter().zip(csv_fields(row)) {
+            let want = match &rec[key.as_str()] {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            assert_eq!(field, want, "csv column {key}");
+        }
+    }
+    let md = to_markdown(&all);
+    for r in &all {
+        let cell = format!("| {} | {:.2} ± {:.2} |", r.test(), r.avg_ts, r.stddev_ts);
+        assert!(
+            md.lines()
+                .any(|l| l.contains(&cell) && l.contains(&r.backends) && l.contains(&r.gpu_info)),
+            "{cell} missing:\n{md}"
+        );
+    }
+    let svg = svg_chart(&all);
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+    assert_eq!(
+        svg.matches("<rect x=").count(),
+        all.len(),
+        "one bar per record"
+    );
+}
+
+#[test]
+fn profile_shares_account_for_the_step() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut targets = vec![None];
+    targets.extend(gpu_choices().into_iter().map(Some));
+    for backend in targets {
+        let recs = records(backend, true);
+        let p = recs
+            .iter()
+            .find_map(|r| r.profile.clone())
+            .expect("tg record carries the profile");
+        assert!(
+            p.ops.iter().any(|o| o.op == "matmul") && p.ops.iter().any(|o| o.op == "attention"),
+            "{p:?}"
+        );
+        assert!(
+            (p.covered - 1.0).abs() <= 0.1,
+            "{backend:?}: ops cover {:.0}% of the step",
+            p.covered * 100.0
+        );
+    }
+}
+
+#[test]
+fn cli_json_and_chart() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = std::env::temp_dir().join(format!("ember-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let chart = dir.join("bench.svg");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ember"))
+        .args([
+            "bench",
+            "-p",
+            "8",
+            "-n",
+            "2",
+            "-r",
+            "1",
+            "--backend",
+            "cpu",
+            "--format",
+            "json",
+            "--chart",
+            chart.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 2);
+    assert!(
+        std::fs::read_to_string(&chart)
+            .unwrap()
+            .contains("Generation")
+    );
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_ember"))
+        .args(["bench", "--backend", "npu"])
+        .output()
+        .unwrap();
+    assert!(
+        !bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("unknown backend")
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
