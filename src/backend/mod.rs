@@ -18,6 +18,16 @@ pub struct AttentionShape {
     pub head_dim: usize,
 }
 
+/// Per-op times collected while profiling.
+#[derive(Clone, Debug, Default)]
+pub struct OpTimes {
+    /// Time per kind of op.
+    pub ops: Vec<(String, std::time::Duration)>,
+    /// Device time from each step's first op start to its last op end, summed over steps
+    /// (GPUs with timestamp queries; the host's recording and read-back are outside it).
+    pub device_span: Option<std::time::Duration>,
+}
+
 /// The handful of operations a transformer forward pass needs.
 pub trait Backend {
     /// A weight tensor after upload, still in its file encoding.
@@ -80,8 +90,8 @@ pub trait Backend {
     }
     /// Time spent per kind of op since profiling started (resets the totals). GPU backends
     /// report device time from timestamp queries where the adapter has them.
-    fn take_profile(&mut self) -> Vec<(String, std::time::Duration)> {
-        Vec::new()
+    fn take_profile(&mut self) -> OpTimes {
+        OpTimes::default()
     }
     /// Waits for the recorded work and returns `x` row-major.
     fn read(&mut self, x: &Self::Act) -> Result<Vec<f32>>;

@@ -181,9 +181,12 @@ pub struct ProfileEntry {
 /// A profile of `steps` decode steps after a prompt of `context` tokens.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Profile {
-    /// Wall time of one decode step, ms.
+    /// Wall time of one decode step (without profiling), ms.
     pub step_ms: f64,
-    /// Sum of the ops' times as a fraction of the step time.
+    /// GPU: device time of one step, first kernel start to last kernel end, ms.
+    pub device_ms: Option<f64>,
+    /// Sum of the ops' times as a fraction of the step: of the device time on GPUs, of the wall
+    /// time on the CPU.
     pub covered: f64,
     /// Per op, slowest first.
     pub ops: Vec<ProfileEntry>,
@@ -213,22 +216,26 @@ pub fn profile_decode(
     let step = decode(model)?;
     model.set_profiling(true);
     decode(model)?;
-    let totals = model.take_profile();
+    let times = model.take_profile();
     model.set_profiling(false);
-    let mut ops: Vec<ProfileEntry> = totals
+    let device = times.device_span.map(|d| d.as_secs_f64() / steps as f64);
+    let base = device.unwrap_or(step);
+    let mut ops: Vec<ProfileEntry> = times
+        .ops
         .into_iter()
         .map(|(op, t)| {
             let per = t.as_secs_f64() / steps as f64;
             ProfileEntry {
                 op,
                 ms_per_token: per * 1e3,
-                share: per / step,
+                share: per / base,
             }
         })
         .collect();
     ops.sort_by(|a, b| b.ms_per_token.total_cmp(&a.ms_per_token));
     Ok(Profile {
         step_ms: step * 1e3,
+        device_ms: device.map(|d| d * 1e3),
         covered: ops.iter().map(|o| o.share).sum(),
         ops,
     })

@@ -111,13 +111,22 @@ pub fn to_markdown(records: &[Record]) -> String {
     }
     for r in records {
         let Some(p) = &r.profile else { continue };
+        let base = p.device_ms.unwrap_or(p.step_ms);
+        let of = if p.device_ms.is_some() {
+            "device time"
+        } else {
+            "wall time"
+        };
         s.push_str(&format!(
-            "\nProfile of a decode step on {} ({}): {:.2} ms per token, ops cover {:.0}% of it\n\n| op | ms/token | share |\n| --- | ---: | ---: |\n",
-            r.backends,
-            r.gpu_info,
-            p.step_ms,
-            p.covered * 100.0
+            "\nProfile of a decode step on {} ({}): {:.2} ms per token",
+            r.backends, r.gpu_info, p.step_ms
         ));
+        if let Some(d) = p.device_ms {
+            s.push_str(&format!(
+                ", {d:.2} ms of it on the device (the rest: recording, submission, read-back)"
+            ));
+        }
+        s.push_str(&format!("; ops cover {:.0}% of the {of}\n\n| op | ms/token | share of {of} |\n| --- | ---: | ---: |\n", p.covered * 100.0));
         for o in &p.ops {
             s.push_str(&format!(
                 "| {} | {:.3} | {:.1}% |\n",
@@ -129,8 +138,8 @@ pub fn to_markdown(records: &[Record]) -> String {
         if p.covered < 1.0 {
             let rest = 1.0 - p.covered;
             s.push_str(&format!(
-                "| (outside kernels: recording, submission, read-back) | {:.3} | {:.1}% |\n",
-                p.step_ms * rest,
+                "| (between ops) | {:.3} | {:.1}% |\n",
+                base * rest,
                 rest * 100.0
             ));
         }

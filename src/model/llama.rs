@@ -111,7 +111,7 @@ impl<B: Backend> LanguageModel for Model<B> {
         self.backend.set_profiling(on);
     }
 
-    fn take_profile(&mut self) -> Vec<(String, std::time::Duration)> {
+    fn take_profile(&mut self) -> crate::backend::OpTimes {
         self.backend.take_profile()
     }
 

@@ -25,7 +25,7 @@ pub trait LanguageModel {
     /// Starts or stops per-op timing (see [`crate::backend::Backend::set_profiling`]).
     fn set_profiling(&mut self, on: bool);
     /// Time per kind of op since profiling started.
-    fn take_profile(&mut self) -> Vec<(String, std::time::Duration)>;
+    fn take_profile(&mut self) -> crate::backend::OpTimes;
     /// Runs `ids` at positions `pos0..` through the model, appending to the KV cache. Returns
     /// the logits of every position when `all_logits`, else of the last one only
     /// (`vocab_size` floats per position).

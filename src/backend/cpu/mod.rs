@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 pub use attention::KvCache;
 
-use super::{AttentionShape, Backend};
+use super::{AttentionShape, Backend, OpTimes};
 use crate::error::{Error, Result};
 use crate::format::{RopeLayout, TensorView};
 
@@ -221,16 +221,19 @@ impl Backend for CpuBackend {
         self.profile = on.then(Vec::new);
     }
 
-    fn take_profile(&mut self) -> Vec<(String, Duration)> {
+    fn take_profile(&mut self) -> OpTimes {
         let totals = self
             .profile
             .as_mut()
             .map(std::mem::take)
             .unwrap_or_default();
-        totals
-            .into_iter()
-            .map(|(n, t)| (n.to_string(), t))
-            .collect()
+        OpTimes {
+            ops: totals
+                .into_iter()
+                .map(|(n, t)| (n.to_string(), t))
+                .collect(),
+            device_span: None,
+        }
     }
 
     fn read(&mut self, x: &CpuAct) -> Result<Vec<f32>> {

@@ -18,7 +18,7 @@ pub use buffers::{GpuKvCache, GpuWeight};
 pub use context::list_adapters;
 pub use context::{AdapterReport, GpuChoice, GpuContext, list_adapters_async};
 
-use super::{AttentionShape, Backend};
+use super::{AttentionShape, Backend, OpTimes};
 use crate::error::{Error, Result};
 use crate::format::{RopeLayout, TensorView};
 use buffers::{ActPool, PooledBuffer, buffer_with, upload_matrix};
@@ -46,11 +46,15 @@ struct Pipeline {
     layout: wgpu::BindGroupLayout,
 }
 
-/// A growable buffer written slot by slot with `queue.write_buffer` (dispatch parameters, ids).
+/// A growable buffer of per-dispatch data (parameters, token ids), filled slot by slot while a
+/// step is recorded and uploaded with one `queue.write_buffer` before the step is submitted.
 struct Arena {
     buffer: wgpu::Buffer,
     used: u64,
     slot: u64,
+    /// Bytes not yet written to `buffer`, starting at `pending_at`.
+    pending: Vec<u8>,
+    pending_at: u64,
 }
 
 impl Arena {
@@ -65,25 +69,47 @@ impl Arena {
             buffer,
             used: 0,
             slot,
+            pending: Vec::new(),
+            pending_at: 0,
         }
     }
 
-    /// Writes `bytes` into fresh slots; returns the offset and whether the buffer was replaced.
+    /// Places `bytes` in fresh slots; returns the offset and whether the buffer was replaced.
     fn push(&mut self, ctx: &GpuContext, bytes: &[u8]) -> (u64, bool) {
         let need = (bytes.len() as u64).div_ceil(self.slot).max(1) * self.slot;
         let mut replaced = false;
         if self.used + need > self.buffer.size() {
-            // Earlier slots stay valid: the old buffer lives on in the bind groups that use it.
+            // Earlier slots stay valid: the old buffer gets its data now and lives on in the
+            // bind groups that use it.
+            self.flush(ctx);
             let size = (self.buffer.size() * 2).max(need * 2);
             *self = Arena::new(&ctx.device, size, self.slot);
             replaced = true;
         }
         let at = self.used;
-        let mut padded = bytes.to_vec();
-        padded.resize(padded.len().div_ceil(4) * 4, 0);
-        ctx.queue.write_buffer(&self.buffer, at, &padded);
+        if self.pending.is_empty() {
+            self.pending_at = at;
+        }
+        self.pending.extend_from_slice(bytes);
+        self.pending
+            .resize((at + need - self.pending_at) as usize, 0);
         self.used += need;
         (at, replaced)
+    }
+
+    /// Queues the pending bytes for upload (applied before the next submission).
+    fn flush(&mut self, ctx: &GpuContext) {
+        if !self.pending.is_empty() {
+            ctx.queue
+                .write_buffer(&self.buffer, self.pending_at, &self.pending);
+            self.pending.clear();
+        }
+    }
+
+    /// Uploads what is pending and starts a new step.
+    fn finish_step(&mut self, ctx: &GpuContext) {
+        self.flush(ctx);
+        self.used = 0;
     }
 }
 
@@ -191,7 +217,8 @@ impl GpuBackend {
             .max_storage_buffer_binding_size
             .min(ctx.limits.max_buffer_size);
         let max_binding = max_binding.map_or(limit, |m| m.min(limit));
-        let params = Arena::new(&ctx.device, 64 * 1024, slot);
+        // Room for 4096 dispatches per step before the arena has to grow.
+        let params = Arena::new(&ctx.device, 4096 * slot, slot);
         let ids = Arena::new(&ctx.device, 16 * 1024, slot);
         let dummy = buffer_with(&ctx.device, "dummy", &[0; 4]);
         Ok(GpuBackend {
@@ -480,8 +507,8 @@ impl GpuBackend {
     /// Submits the recorded step (one command buffer) and reads `x` back.
     pub async fn read_async(&mut self, x: &GpuAct) -> Result<Vec<f32>> {
         let encoder = self.encoder.take();
-        self.params.used = 0;
-        self.ids.used = 0;
+        self.params.finish_step(&self.ctx);
+        self.ids.finish_step(&self.ctx);
         if let Some(e) = self.deferred.take() {
             return Err(e);
         }
@@ -511,6 +538,10 @@ impl GpuBackend {
             let ticks = self.map_read(&readback, 16 * timed).await?;
             let period = self.ctx.queue.get_timestamp_period() as f64;
             let p = self.profiler.as_mut().expect("profiler checked above");
+            let stamps = bytemuck::cast_slice::<u8, u64>(&ticks);
+            let first = stamps.iter().step_by(2).copied().min().unwrap_or(0);
+            let last = stamps.iter().skip(1).step_by(2).copied().max().unwrap_or(0);
+            p.span_ns += last.saturating_sub(first) as f64 * period;
             for (label, pair) in p
                 .labels
                 .drain(..)
@@ -568,6 +599,8 @@ struct Profiler {
     readback: wgpu::Buffer,
     /// Nanoseconds per kernel since profiling started.
     totals: Vec<(&'static str, f64)>,
+    /// Nanoseconds from each step's first kernel start to its last kernel end, summed.
+    span_ns: f64,
 }
 
 /// Dispatches per step that can be timed.
@@ -600,6 +633,7 @@ impl Profiler {
                 wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             ),
             totals: Vec::new(),
+            span_ns: 0.0,
         }
     }
 }
@@ -619,14 +653,19 @@ impl Backend for GpuBackend {
             (on && self.ctx.report.timestamp_query).then(|| Profiler::new(&self.ctx.device));
     }
 
-    fn take_profile(&mut self) -> Vec<(String, std::time::Duration)> {
+    fn take_profile(&mut self) -> OpTimes {
         let Some(p) = self.profiler.as_mut() else {
-            return Vec::new();
+            return OpTimes::default();
         };
-        std::mem::take(&mut p.totals)
+        let ops = std::mem::take(&mut p.totals)
             .into_iter()
             .map(|(l, ns)| (l.to_string(), std::time::Duration::from_nanos(ns as u64)))
-            .collect()
+            .collect();
+        let span = std::mem::take(&mut p.span_ns);
+        OpTimes {
+            ops,
+            device_span: Some(std::time::Duration::from_nanos(span as u64)),
+        }
     }
 
     fn name(&self) -> String {
