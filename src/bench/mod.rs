@@ -181,18 +181,28 @@ pub struct ProfileEntry {
 /// A profile of `steps` decode steps after a prompt of `context` tokens.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Profile {
-    /// Wall time of one decode step (without profiling), ms.
+    /// Wall time of one decode step without profiling, ms.
     pub step_ms: f64,
+    /// Wall time of one decode step while profiling (what the shares are of), ms.
+    pub profiled_step_ms: f64,
     /// GPU: device time of one step, first kernel start to last kernel end, ms.
     pub device_ms: Option<f64>,
-    /// Sum of the ops' times as a fraction of the step: of the device time on GPUs, of the wall
-    /// time on the CPU.
+    /// Sum of the ops' times as a fraction of the profiled step's wall time.
     pub covered: f64,
     /// Per op, slowest first.
     pub ops: Vec<ProfileEntry>,
 }
 
+impl Profile {
+    /// GPU: the step's time outside the device span (recording, submission, read-back), ms.
+    pub fn host_ms(&self) -> Option<f64> {
+        self.device_ms.map(|d| (self.profiled_step_ms - d).max(0.0))
+    }
+}
+
 /// Times each op of decode steps (device time from timestamp queries on GPUs that have them).
+/// On GPUs a kernel's time runs from the end of the kernel before it, so the kernels tile the
+/// device span and the host's part of the step is what remains of the wall time.
 pub fn profile_decode(
     model: &mut dyn LanguageModel,
     context: usize,
@@ -212,14 +222,12 @@ pub fn profile_decode(
         }
         Ok(start.elapsed().as_secs_f64() / steps as f64)
     };
-    // The step time comes from unprofiled steps: reading timestamps back costs time of its own.
     let step = decode(model)?;
     model.set_profiling(true);
-    decode(model)?;
+    let profiled = decode(model)?;
     let times = model.take_profile();
     model.set_profiling(false);
     let device = times.device_span.map(|d| d.as_secs_f64() / steps as f64);
-    let base = device.unwrap_or(step);
     let mut ops: Vec<ProfileEntry> = times
         .ops
         .into_iter()
@@ -228,13 +236,14 @@ pub fn profile_decode(
             ProfileEntry {
                 op,
                 ms_per_token: per * 1e3,
-                share: per / base,
+                share: per / profiled,
             }
         })
         .collect();
     ops.sort_by(|a, b| b.ms_per_token.total_cmp(&a.ms_per_token));
     Ok(Profile {
         step_ms: step * 1e3,
+        profiled_step_ms: profiled * 1e3,
         device_ms: device.map(|d| d * 1e3),
         covered: ops.iter().map(|o| o.share).sum(),
         ops,

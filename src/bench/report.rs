@@ -110,39 +110,46 @@ pub fn to_markdown(records: &[Record]) -> String {
         ));
     }
     for r in records {
-        let Some(p) = &r.profile else { continue };
-        let base = p.device_ms.unwrap_or(p.step_ms);
-        let of = if p.device_ms.is_some() {
-            "device time"
-        } else {
-            "wall time"
-        };
+        if let Some(p) = &r.profile {
+            s.push_str(&profile_table(r, p));
+        }
+    }
+    s
+}
+
+/// The markdown of one decode-step profile: ops slowest first, then the host's part of a GPU
+/// step and whatever no op accounts for.
+fn profile_table(r: &Record, p: &super::Profile) -> String {
+    let mut s = format!(
+        "\nProfile of a decode step on {} ({}): {:.2} ms per token ({:.2} ms while profiled",
+        r.backends, r.gpu_info, p.step_ms, p.profiled_step_ms
+    );
+    if let Some(d) = p.device_ms {
+        s.push_str(&format!(", {d:.2} ms of it on the device"));
+    }
+    s.push_str(&format!(
+        "); ops cover {:.1}% of the profiled step\n\n| op | ms/token | share of step |\n| --- | ---: | ---: |\n",
+        p.covered * 100.0
+    ));
+    let mut row = |name: &str, ms: f64| {
         s.push_str(&format!(
-            "\nProfile of a decode step on {} ({}): {:.2} ms per token",
-            r.backends, r.gpu_info, p.step_ms
+            "| {name} | {ms:.3} | {:.1}% |\n",
+            100.0 * ms / p.profiled_step_ms
         ));
-        if let Some(d) = p.device_ms {
-            s.push_str(&format!(
-                ", {d:.2} ms of it on the device (the rest: recording, submission, read-back)"
-            ));
+    };
+    for o in &p.ops {
+        row(&o.op, o.ms_per_token);
+    }
+    let rest = p.profiled_step_ms * (1.0 - p.covered);
+    if let Some(host) = p.host_ms() {
+        row("(host: recording, submission, read-back)", host);
+        // What neither the kernels nor the host account for (the clocks differ slightly).
+        let unaccounted = rest - host;
+        if unaccounted.abs() >= 0.0005 * p.profiled_step_ms {
+            row("(unaccounted)", unaccounted);
         }
-        s.push_str(&format!("; ops cover {:.0}% of the {of}\n\n| op | ms/token | share of {of} |\n| --- | ---: | ---: |\n", p.covered * 100.0));
-        for o in &p.ops {
-            s.push_str(&format!(
-                "| {} | {:.3} | {:.1}% |\n",
-                o.op,
-                o.ms_per_token,
-                o.share * 100.0
-            ));
-        }
-        if p.covered < 1.0 {
-            let rest = 1.0 - p.covered;
-            s.push_str(&format!(
-                "| (between ops) | {:.3} | {:.1}% |\n",
-                base * rest,
-                rest * 100.0
-            ));
-        }
+    } else if rest.abs() >= 0.0005 * p.profiled_step_ms {
+        row("(outside ops)", rest);
     }
     s
 }

@@ -193,7 +193,8 @@ impl GpuContext {
             required_features: adapter.features()
                 & (wgpu::Features::SHADER_F16
                     | wgpu::Features::SUBGROUP
-                    | wgpu::Features::TIMESTAMP_QUERY),
+                    | wgpu::Features::TIMESTAMP_QUERY
+                    | wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES),
             required_limits: limits.clone(),
             ..Default::default()
         };

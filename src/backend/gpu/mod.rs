@@ -121,6 +121,8 @@ pub struct GpuBackend {
     pool: ActPool,
     params: Arena,
     ids: Arena,
+    /// The compute pass open on `encoder`, if any (declared first: it is dropped first).
+    pass: Option<wgpu::ComputePass<'static>>,
     encoder: Option<wgpu::CommandEncoder>,
     staging: Option<wgpu::Buffer>,
     dummy: wgpu::Buffer,
@@ -228,6 +230,7 @@ impl GpuBackend {
             pool: ActPool::default(),
             params,
             ids,
+            pass: None,
             encoder: None,
             staging: None,
             dummy,
@@ -386,31 +389,50 @@ impl GpuBackend {
                 entries: &entries,
             })
         });
-        let encoder = self.encoder.get_or_insert_with(|| {
-            device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("step"),
-            })
-        });
-        let timestamp_writes = self
-            .profiler
-            .as_mut()
-            .filter(|p| (p.labels.len() as u32) < PROFILED_DISPATCHES)
-            .map(|p| {
-                let i = 2 * p.labels.len() as u32;
-                p.labels.push(kernel.name);
-                wgpu::ComputePassTimestampWrites {
-                    query_set: &p.set,
-                    beginning_of_pass_write_index: Some(i),
-                    end_of_pass_write_index: Some(i + 1),
-                }
+        let bind_group = bind_group.clone();
+        // All dispatches between two copies share one compute pass (wgpu still orders dependent
+        // dispatches inside it). Without timestamps inside passes, a timed dispatch needs a pass
+        // of its own, timed at its boundaries.
+        let own_pass = self.profiler.as_ref().is_some_and(|p| !p.inside_passes);
+        if own_pass {
+            self.end_pass();
+        }
+        if self.pass.is_none() {
+            let timestamp_writes = self
+                .profiler
+                .as_mut()
+                .filter(|_| own_pass)
+                .and_then(|p| p.pass_writes(kernel.name));
+            let device = &self.ctx.device;
+            let encoder = self.encoder.get_or_insert_with(|| {
+                device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("step"),
+                })
             });
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some(kernel.name),
-            timestamp_writes,
-        });
+            let pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("step"),
+                timestamp_writes,
+            });
+            self.pass = Some(pass.forget_lifetime());
+        }
+        let pass = self.pass.as_mut().expect("a pass is open");
+        if let Some(p) = self.profiler.as_mut().filter(|p| p.inside_passes) {
+            p.mark_start(pass);
+        }
         pass.set_pipeline(&pipeline.pipeline);
-        pass.set_bind_group(0, &*bind_group, &[offset as u32]);
+        pass.set_bind_group(0, &bind_group, &[offset as u32]);
         pass.dispatch_workgroups(groups.0, groups.1, 1);
+        if let Some(p) = self.profiler.as_mut().filter(|p| p.inside_passes) {
+            p.mark_end(pass, kernel.name);
+        }
+    }
+
+    /// Ends the compute pass being recorded, if any.
+    fn end_pass(&mut self) {
+        self.pass = None;
+        if let Some(p) = self.profiler.as_mut() {
+            p.start = None;
+        }
     }
 
     fn act(&self, rows: usize, cols: usize) -> GpuAct {
@@ -421,7 +443,9 @@ impl GpuBackend {
         }
     }
 
+    /// The step's command encoder, for copies: ends the open compute pass.
     fn encoder(&mut self) -> &mut wgpu::CommandEncoder {
+        self.end_pass();
         let device = &self.ctx.device;
         self.encoder.get_or_insert_with(|| {
             device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
@@ -506,6 +530,7 @@ impl Future for MapFuture {
 impl GpuBackend {
     /// Submits the recorded step (one command buffer) and reads `x` back.
     pub async fn read_async(&mut self, x: &GpuAct) -> Result<Vec<f32>> {
+        self.end_pass();
         let encoder = self.encoder.take();
         self.params.finish_step(&self.ctx);
         self.ids.finish_step(&self.ctx);
@@ -525,33 +550,24 @@ impl GpuBackend {
         }
         let staging = self.staging.clone().expect("staging buffer was just made");
         encoder.copy_buffer_to_buffer(x.buffer(), 0, &staging, 0, size);
-        let timed = self.profiler.as_ref().map_or(0, |p| p.labels.len() as u64);
-        if let Some(p) = self.profiler.as_ref().filter(|_| timed > 0) {
-            encoder.resolve_query_set(&p.set, 0..2 * timed as u32, &p.resolve, 0);
-            encoder.copy_buffer_to_buffer(&p.resolve, 0, &p.readback, 0, 16 * timed);
+        let written = self.profiler.as_ref().map_or(0, |p| p.written);
+        if let Some(p) = self.profiler.as_ref().filter(|_| written > 0) {
+            encoder.resolve_query_set(&p.set, 0..written, &p.resolve, 0);
+            encoder.copy_buffer_to_buffer(&p.resolve, 0, &p.readback, 0, 8 * written as u64);
         }
         self.ctx.queue.submit([encoder.finish()]);
         self.submits += 1;
         let bytes = self.map_read(&staging, size).await?;
-        if let Some(p) = self.profiler.as_mut().filter(|_| timed > 0) {
-            let readback = p.readback.clone();
-            let ticks = self.map_read(&readback, 16 * timed).await?;
+        if let Some(readback) = self
+            .profiler
+            .as_ref()
+            .filter(|_| written > 0)
+            .map(|p| p.readback.clone())
+        {
+            let ticks = self.map_read(&readback, 8 * written as u64).await?;
             let period = self.ctx.queue.get_timestamp_period() as f64;
-            let p = self.profiler.as_mut().expect("profiler checked above");
-            let stamps = bytemuck::cast_slice::<u8, u64>(&ticks);
-            let first = stamps.iter().step_by(2).copied().min().unwrap_or(0);
-            let last = stamps.iter().skip(1).step_by(2).copied().max().unwrap_or(0);
-            p.span_ns += last.saturating_sub(first) as f64 * period;
-            for (label, pair) in p
-                .labels
-                .drain(..)
-                .zip(bytemuck::cast_slice::<u8, u64>(&ticks).chunks_exact(2))
-            {
-                let ns = pair[1].saturating_sub(pair[0]) as f64 * period;
-                match p.totals.iter_mut().find(|(l, _)| *l == label) {
-                    Some((_, t)) => *t += ns,
-                    None => p.totals.push((label, ns)),
-                }
+            if let Some(p) = self.profiler.as_mut() {
+                p.add_step(bytemuck::cast_slice(&ticks), period);
             }
         }
         Ok(bytemuck::cast_slice::<u8, f32>(&bytes).to_vec())
@@ -591,10 +607,20 @@ impl GpuBackend {
 }
 
 /// Timestamp queries around every dispatch of a step, summed per kernel.
+///
+/// Where the adapter can write timestamps inside a compute pass, one timestamp goes between
+/// consecutive dispatches, so a kernel's time runs from the end of the one before it (its
+/// barrier and binding included) to its own end and the kernels tile the step. Elsewhere
+/// (WebGPU) each timed dispatch gets a pass of its own, timed at its boundaries.
 struct Profiler {
     set: wgpu::QuerySet,
-    /// Kernels timed in the step being recorded (two queries each).
-    labels: Vec<&'static str>,
+    inside_passes: bool,
+    /// Queries written in the step being recorded.
+    written: u32,
+    /// The step's timed dispatches: kernel, start query, end query.
+    timed: Vec<(&'static str, u32, u32)>,
+    /// The query the next dispatch in the open pass starts from (the previous one's end).
+    start: Option<u32>,
     resolve: wgpu::Buffer,
     readback: wgpu::Buffer,
     /// Nanoseconds per kernel since profiling started.
@@ -603,16 +629,15 @@ struct Profiler {
     span_ns: f64,
 }
 
-/// Dispatches per step that can be timed.
-const PROFILED_DISPATCHES: u32 = 2048;
+/// Timestamp queries per step (two per dispatch at most).
+const PROFILE_QUERIES: u32 = 4096;
 
 impl Profiler {
     fn new(device: &wgpu::Device) -> Profiler {
-        let n = 2 * PROFILED_DISPATCHES;
         let buffer = |label, usage| {
             device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(label),
-                size: 8 * n as u64,
+                size: 8 * PROFILE_QUERIES as u64,
                 usage,
                 mapped_at_creation: false,
             })
@@ -621,9 +646,14 @@ impl Profiler {
             set: device.create_query_set(&wgpu::QuerySetDescriptor {
                 label: Some("kernel times"),
                 ty: wgpu::QueryType::Timestamp,
-                count: n,
+                count: PROFILE_QUERIES,
             }),
-            labels: Vec::new(),
+            inside_passes: device
+                .features()
+                .contains(wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES),
+            written: 0,
+            timed: Vec::new(),
+            start: None,
             resolve: buffer(
                 "timestamps",
                 wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
@@ -635,6 +665,65 @@ impl Profiler {
             totals: Vec::new(),
             span_ns: 0.0,
         }
+    }
+
+    /// Takes `n` query indices if the set has room.
+    fn take(&mut self, n: u32) -> Option<u32> {
+        let at = self.written;
+        (at + n <= PROFILE_QUERIES).then(|| {
+            self.written += n;
+            at
+        })
+    }
+
+    /// Timestamps at the boundaries of a pass holding one dispatch of `kernel`.
+    fn pass_writes(
+        &mut self,
+        kernel: &'static str,
+    ) -> Option<wgpu::ComputePassTimestampWrites<'_>> {
+        let at = self.take(2)?;
+        self.timed.push((kernel, at, at + 1));
+        Some(wgpu::ComputePassTimestampWrites {
+            query_set: &self.set,
+            beginning_of_pass_write_index: Some(at),
+            end_of_pass_write_index: Some(at + 1),
+        })
+    }
+
+    /// Before a dispatch: the first of a pass writes the timestamp it starts from.
+    fn mark_start(&mut self, pass: &mut wgpu::ComputePass) {
+        if self.start.is_none() {
+            self.start = self.take(1);
+            if let Some(at) = self.start {
+                pass.write_timestamp(&self.set, at);
+            }
+        }
+    }
+
+    /// After a dispatch of `kernel`: its end, which the next dispatch starts from.
+    fn mark_end(&mut self, pass: &mut wgpu::ComputePass, kernel: &'static str) {
+        let (Some(start), Some(end)) = (self.start, self.take(1)) else {
+            return;
+        };
+        pass.write_timestamp(&self.set, end);
+        self.timed.push((kernel, start, end));
+        self.start = Some(end);
+    }
+
+    /// Adds a finished step's timestamps (`ticks`, one u64 per query written) to the totals.
+    fn add_step(&mut self, ticks: &[u64], period: f64) {
+        let first = ticks.iter().copied().min().unwrap_or(0);
+        let last = ticks.iter().copied().max().unwrap_or(0);
+        self.span_ns += last.saturating_sub(first) as f64 * period;
+        for (kernel, start, end) in self.timed.drain(..) {
+            let ns = ticks[end as usize].saturating_sub(ticks[start as usize]) as f64 * period;
+            match self.totals.iter_mut().find(|(k, _)| *k == kernel) {
+                Some((_, t)) => *t += ns,
+                None => self.totals.push((kernel, ns)),
+            }
+        }
+        self.written = 0;
+        self.start = None;
     }
 }
 
