@@ -4,8 +4,10 @@
 mod common;
 
 use common::*;
-use ember::backend::gpu::GpuChoice;
-use ember::bench::{BenchConfig, Record, measure, svg_chart, to_csv, to_markdown};
+use ember::backend::gpu::{GpuBackend, GpuChoice, GpuContext, GpuOptions};
+use ember::bench::{BenchConfig, Record, measure, profile_decode, svg_chart, to_csv, to_markdown};
+use ember::format::ModelFile;
+use ember::model::Model;
 use serde_json::Value;
 
 /// Timing tests in this file run one at a time, so they do not slow each other down.
@@ -161,6 +163,31 @@ fn profile_shares_account_for_the_step() {
                 "{backend:?}: kernels {kernels} ms vs device span {device} ms"
             );
         }
+    }
+}
+
+/// Where timestamps cannot go inside a pass (WebGPU), each timed dispatch gets a pass of its own:
+/// the kernels then sit inside the device span with the gaps between passes outside them.
+#[test]
+fn profile_with_a_pass_per_dispatch() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let file = ModelFile::open(default_model().as_ref()).unwrap();
+    for choice in gpu_choices() {
+        let ctx = GpuContext::new(choice).unwrap();
+        let options = GpuOptions {
+            timestamps_inside_passes: false,
+            ..GpuOptions::accurate(&ctx)
+        };
+        let gpu = GpuBackend::with_context(ctx, options).unwrap();
+        let mut model = Model::new(&file, gpu, 32).unwrap();
+        let p = profile_decode(&mut model, 16, 2).unwrap();
+        let kernels: f64 = p.ops.iter().map(|o| o.ms_per_token).sum();
+        let device = p.device_ms.expect("device span");
+        assert!(p.ops.iter().any(|o| o.op == "matmul"), "{p:?}");
+        assert!(
+            kernels <= device * 1.001 && kernels >= 0.5 * device,
+            "{choice:?}: kernels {kernels} ms in a device span of {device} ms"
+        );
     }
 }
 

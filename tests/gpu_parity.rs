@@ -42,6 +42,7 @@ fn option_sets(choice: GpuChoice) -> Vec<GpuOptions> {
         f16_kv: false,
         subgroups: false,
         max_binding: None,
+        timestamps_inside_passes: false,
     };
     if best.f16_kv || best.subgroups {
         vec![plain, best]

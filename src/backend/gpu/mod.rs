@@ -135,6 +135,8 @@ pub struct GpuBackend {
     profiler: Option<Profiler>,
     f16_kv: bool,
     subgroups: bool,
+    /// Profile with timestamps inside passes.
+    inside_passes: bool,
 }
 
 /// Optional fast paths; each defaults to on when the adapter has the feature.
@@ -147,6 +149,10 @@ pub struct GpuOptions {
     pub subgroups: bool,
     /// Lower the storage-binding limit used to split weights (tests).
     pub max_binding: Option<u64>,
+    /// When profiling, write timestamps between the dispatches of one compute pass (needs
+    /// timestamp-query-inside-passes); otherwise each timed dispatch gets a pass of its own, as
+    /// WebGPU requires.
+    pub timestamps_inside_passes: bool,
 }
 
 impl GpuOptions {
@@ -156,6 +162,10 @@ impl GpuOptions {
             f16_kv: ctx.report.shader_f16,
             subgroups: ctx.report.subgroups,
             max_binding: None,
+            timestamps_inside_passes: ctx
+                .device
+                .features()
+                .contains(wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES),
         }
     }
 
@@ -212,6 +222,11 @@ impl GpuBackend {
     /// A backend on an opened device with the given fast paths (those the device lacks are off).
     pub fn with_context(ctx: GpuContext, options: GpuOptions) -> Result<GpuBackend> {
         let (ctx_f16, ctx_subgroups) = (ctx.report.shader_f16, ctx.report.subgroups);
+        let inside_passes = options.timestamps_inside_passes
+            && ctx
+                .device
+                .features()
+                .contains(wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES);
         let max_binding = options.max_binding;
         let slot = (ctx.limits.min_storage_buffer_offset_alignment as u64).max(MIN_SLOT);
         let limit = ctx
@@ -242,6 +257,7 @@ impl GpuBackend {
             kv_bytes: 0,
             profiler: None,
             f16_kv: options.f16_kv && ctx_f16,
+            inside_passes,
             subgroups: options.subgroups && ctx_subgroups,
         })
     }
@@ -633,7 +649,7 @@ struct Profiler {
 const PROFILE_QUERIES: u32 = 4096;
 
 impl Profiler {
-    fn new(device: &wgpu::Device) -> Profiler {
+    fn new(device: &wgpu::Device, inside_passes: bool) -> Profiler {
         let buffer = |label, usage| {
             device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(label),
@@ -648,9 +664,7 @@ impl Profiler {
                 ty: wgpu::QueryType::Timestamp,
                 count: PROFILE_QUERIES,
             }),
-            inside_passes: device
-                .features()
-                .contains(wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES),
+            inside_passes,
             written: 0,
             timed: Vec::new(),
             start: None,
@@ -738,8 +752,8 @@ impl Backend for GpuBackend {
 
     fn set_profiling(&mut self, on: bool) {
         // Device times need timestamp queries; without them nothing is reported.
-        self.profiler =
-            (on && self.ctx.report.timestamp_query).then(|| Profiler::new(&self.ctx.device));
+        self.profiler = (on && self.ctx.report.timestamp_query)
+            .then(|| Profiler::new(&self.ctx.device, self.inside_passes));
     }
 
     fn take_profile(&mut self) -> OpTimes {
