@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use common::{Rng, random_tensor};
 use ember::backend::cpu::CpuBackend;
-use ember::backend::gpu::{GpuBackend, GpuChoice};
+use ember::backend::gpu::{GpuBackend, GpuChoice, GpuContext, GpuOptions};
 use ember::backend::{AttentionShape, Backend};
 use ember::quant::GgmlType;
 
@@ -109,11 +109,34 @@ fn main() {
     let label = format!("cpu ({} threads)", cpu.threads());
     matvec(&label, &mut cpu, &mut rng, rows, cols, reps);
     attention(&label, &mut cpu, &mut rng, contexts, reps);
-    match GpuBackend::new(GpuChoice::Any) {
-        Ok(mut gpu) => {
-            let label = format!("{} ({})", gpu.adapter().name, gpu.adapter().backend);
-            matvec(&label, &mut gpu, &mut rng, rows, cols, reps);
+    match GpuContext::new(GpuChoice::Any) {
+        Ok(ctx) => {
+            let label = format!("{} ({})", ctx.report.name, ctx.report.backend);
+            let fastest = GpuOptions::fastest(&ctx);
+            let mut gpu = GpuBackend::with_context(ctx, fastest).expect("gpu backend");
             attention(&label, &mut gpu, &mut rng, contexts, reps);
+            // Both mat-vec layouts: the adapter's default first.
+            for split_rows in [fastest.split_rows, !fastest.split_rows] {
+                let ctx = GpuContext::new(GpuChoice::Any).expect("gpu context");
+                let options = GpuOptions {
+                    split_rows,
+                    ..fastest
+                };
+                let mut gpu = GpuBackend::with_context(ctx, options).expect("gpu backend");
+                let layout = if split_rows {
+                    "split rows"
+                } else {
+                    "whole rows"
+                };
+                matvec(
+                    &format!("{label}, {layout}"),
+                    &mut gpu,
+                    &mut rng,
+                    rows,
+                    cols,
+                    reps,
+                );
+            }
         }
         Err(e) => println!("no GPU adapter: {e}"),
     }

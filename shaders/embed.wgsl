@@ -28,9 +28,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (id < p.row_start || id >= p.row_start + p.rows) {
         return;
     }
-    var chunk: array<f32, 32>;
-    dequant_chunk((id - p.row_start) * p.row_bytes, c, &chunk);
-    for (var i = 0u; i < 32u; i++) {
-        out[t * p.cols + c * 32u + i] = chunk[i];
+    let ch = chunk_at((id - p.row_start) * p.row_bytes, c);
+    let base = t * p.cols + c * 32u;
+    for (var i = 0u; i < 8u; i++) {
+        let v = chunk_vec4(ch, i);
+        for (var j = 0u; j < 4u; j++) {
+            out[base + 4u * i + j] = v[j];
+        }
     }
 }

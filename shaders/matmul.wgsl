@@ -1,7 +1,8 @@
 // y[t, out_off + n] = sum_k x[t, k] * W[n, k] (+ bias[out_off + n]) for one weight part.
-// One invocation per weight row and tile of TILE tokens: each 32-element chunk of the row is
-// decoded once and used for every token of the tile. TILE = 1 is the decode mat-vec; larger
-// tiles are the prefill mat-mat. The block format's `dequant_chunk` is spliced in below.
+// One invocation per weight row and tile of TILE tokens: each four weights of the row are
+// decoded once and used for every token of the tile. Larger tiles are the prefill mat-mat;
+// TILE = 1 is the decode mat-vec where whole rows per thread suit the adapter (software
+// rasterizers); GPUs split rows over threads in matvec.wgsl. The block format's `chunk_at`/`chunk_vec4` are spliced in below.
 // Loop counts per invocation stay near K * TILE / 4, under llvmpipe's 65535-iteration cap for
 // rows up to 32k elements.
 
@@ -35,20 +36,21 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         return;
     }
     var acc: array<f32, TILE>;
-    var chunk: array<f32, 32>;
     let row_off = n * p.row_bytes;
     let chunks = p.k / 32u;
     for (var c = 0u; c < chunks; c++) {
-        dequant_chunk(row_off, c, &chunk);
+        let ch = chunk_at(row_off, c);
+        var wv: array<vec4<f32>, 8>;
+        for (var i = 0u; i < 8u; i++) {
+            wv[i] = chunk_vec4(ch, i);
+        }
         for (var t = 0u; t < TILE; t++) {
             let tt = t0 + t;
             if (tt < p.tokens) {
-                // In vec4s: fewer loop iterations (software rasterizers cap them) and wider loads.
                 let xb = (tt * p.k + c * 32u) / 4u;
                 var s = 0.0;
                 for (var i = 0u; i < 8u; i++) {
-                    let wv = vec4<f32>(chunk[4u * i], chunk[4u * i + 1u], chunk[4u * i + 2u], chunk[4u * i + 3u]);
-                    s += dot(wv, x[xb + i]);
+                    s += dot(wv[i], x[xb + i]);
                 }
                 acc[t] += s;
             }

@@ -35,20 +35,25 @@ fn check(what: &str, gpu: &[f32], cpu: &[f32], tol: f32) {
     assert!(e <= tol, "{what}: relative error {e:e} > {tol:e}");
 }
 
-/// The option sets to test on `choice`: the plain path, and the fast paths if it has any.
+/// The option sets to test on `choice`: the plain path, and every fast path it has.
 fn option_sets(choice: GpuChoice) -> Vec<GpuOptions> {
     let best = GpuOptions::fastest(&GpuContext::new(choice).unwrap());
     let plain = GpuOptions {
         f16_kv: false,
         subgroups: false,
         max_binding: None,
+        split_rows: false,
         timestamps_inside_passes: false,
     };
-    if best.f16_kv || best.subgroups {
-        vec![plain, best]
-    } else {
-        vec![plain]
-    }
+    // Every fast path at once, with the decode mat-vec split over threads (software adapters
+    // default to whole rows per thread, real GPUs to split rows).
+    vec![
+        plain,
+        GpuOptions {
+            split_rows: true,
+            ..best
+        },
+    ]
 }
 
 type Compare<'a> = &'a mut dyn FnMut(&str, &[f32], &[f32]);
@@ -108,7 +113,7 @@ fn matmul_every_type_and_shape() {
                 let bias = random_tensor(&mut rng, GgmlType::F32, rows, 1);
                 for tokens in [1, 3, 9, 17] {
                     let x = rng.vec(tokens * cols);
-                    let with_bias = tokens == 3;
+                    let with_bias = tokens < 5;
                     let bias = with_bias.then_some(&bias);
                     let label = format!(
                         "{} {cols}x{rows} tokens {tokens} bias {with_bias}",
@@ -122,6 +127,22 @@ fn matmul_every_type_and_shape() {
                 }
             }
         }
+    });
+}
+
+/// More rows than 65535 workgroups of the mat-vec cover: the groups fold into two dimensions.
+#[test]
+fn matvec_over_many_rows() {
+    parity("matvec rows", |cmp, gpu| {
+        let mut rng = Rng::fresh("matvec rows");
+        let (cols, rows) = (64, 65535 * 4 + 37);
+        let w = random_tensor(&mut rng, GgmlType::Q4_0, cols, rows);
+        let x = rng.vec(cols);
+        cmp(
+            "Q4_0 64 x 262177",
+            &matmul_case(&mut gpu(), &w, None, &x, 1),
+            &matmul_case(&mut CpuBackend::new(2).unwrap(), &w, None, &x, 1),
+        );
     });
 }
 

@@ -7,7 +7,7 @@ use common::*;
 use ember::ModelFile;
 use ember::backend::Backend;
 use ember::backend::cpu::CpuBackend;
-use ember::backend::gpu::GpuBackend;
+use ember::backend::gpu::{GpuBackend, GpuContext, GpuOptions};
 use ember::model::{LanguageModel, Model};
 use ember::sample::argmax;
 
@@ -101,7 +101,17 @@ fn small_models_match_reference_on_cpu() {
 
 #[test]
 fn small_models_match_reference_on_gpu() {
+    // Both decode mat-vec layouts: whole rows per thread and rows split over threads.
     for choice in gpu_choices() {
-        small_models(|| GpuBackend::new(choice).unwrap());
+        for split_rows in [false, true] {
+            small_models(|| {
+                let ctx = GpuContext::new(choice).unwrap();
+                let options = GpuOptions {
+                    split_rows,
+                    ..GpuOptions::accurate(&ctx)
+                };
+                GpuBackend::with_context(ctx, options).unwrap()
+            });
+        }
     }
 }

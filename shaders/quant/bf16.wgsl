@@ -1,7 +1,14 @@
-// BF16: the top half of an f32.
-fn dequant_chunk(row_off: u32, c: u32, dst: ptr<function, array<f32, 32>>) {
-    let base = row_off + c * 64u;
-    for (var i = 0u; i < 32u; i++) {
-        (*dst)[i] = bitcast<f32>(wu16(base + i * 2u) << 16u);
-    }
+// BF16: the top half of an f32, two to a word (rows are word-aligned).
+struct Chunk {
+    word: u32,
+}
+
+fn chunk_at(row_off: u32, c: u32) -> Chunk {
+    return Chunk((row_off + c * 64u) / 4u);
+}
+
+fn chunk_vec4(ch: Chunk, i: u32) -> vec4<f32> {
+    let j = ch.word + 2u * i;
+    let v = vec4<u32>(w[j], w[j], w[j + 1u], w[j + 1u]);
+    return bitcast<vec4<f32>>(select(v & vec4<u32>(0xffff0000u), v << vec4<u32>(16u), vec4<bool>(true, false, true, false)));
 }

@@ -27,3 +27,23 @@ fn wu32(off: u32) -> u32 {
     }
     return wu16(off) | (wu16(off + 2u) << 16u);
 }
+
+// Four bytes at any offset, as a little-endian u32.
+fn wword(off: u32) -> u32 {
+    let i = off >> 2u;
+    let shift = (off & 3u) * 8u;
+    if (shift == 0u) {
+        return w[i];
+    }
+    return (w[i] >> shift) | (w[i + 1u] << (32u - shift));
+}
+
+// The four bytes of a word, lowest first.
+fn bytes4(v: u32) -> vec4<u32> {
+    return (vec4<u32>(v) >> vec4<u32>(0u, 8u, 16u, 24u)) & vec4<u32>(0xffu);
+}
+
+// The four bytes of a word as signed values, lowest first.
+fn sbytes4(v: u32) -> vec4<f32> {
+    return vec4<f32>(bitcast<vec4<i32>>(vec4<u32>(v) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u));
+}

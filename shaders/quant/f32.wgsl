@@ -1,7 +1,13 @@
-// F32: chunk c of a row is elements 32c..32c+32, four bytes each.
-fn dequant_chunk(row_off: u32, c: u32, dst: ptr<function, array<f32, 32>>) {
-    let base = row_off + c * 128u;
-    for (var i = 0u; i < 32u; i++) {
-        (*dst)[i] = bitcast<f32>(wu32(base + i * 4u));
-    }
+// F32: chunk c of a row is elements 32c..32c+32, four bytes each (rows are word-aligned).
+struct Chunk {
+    word: u32,
+}
+
+fn chunk_at(row_off: u32, c: u32) -> Chunk {
+    return Chunk((row_off + c * 128u) / 4u);
+}
+
+fn chunk_vec4(ch: Chunk, i: u32) -> vec4<f32> {
+    let j = ch.word + 4u * i;
+    return bitcast<vec4<f32>>(vec4<u32>(w[j], w[j + 1u], w[j + 2u], w[j + 3u]));
 }

@@ -1,14 +1,29 @@
 // Q2_K, 84-byte blocks of 256 (8 chunks): scales[16] (nibbles: scale, min), qs[64], d, dmin.
-fn dequant_chunk(row_off: u32, c: u32, dst: ptr<function, array<f32, 32>>) {
+// Chunk `sub` takes bit pair sub % 4 of the 32 bytes qs[32 * (sub / 4)..]; each 16 elements
+// have their own scale and min.
+struct Chunk {
+    qs: u32,
+    shift: u32,
+    scale: vec2<f32>,
+    dmin: vec2<f32>,
+}
+
+fn chunk_at(row_off: u32, c: u32) -> Chunk {
     let b = row_off + (c / 8u) * 84u;
     let sub = c % 8u;
-    let half = sub / 4u;
-    let shift = 2u * (sub % 4u);
     let d = wf16(b + 80u);
     let dmin = wf16(b + 82u);
-    for (var l = 0u; l < 32u; l++) {
-        let q = (wbyte(b + 16u + half * 32u + l) >> shift) & 3u;
-        let sc = wbyte(b + sub * 2u + l / 16u);
-        (*dst)[l] = d * f32(sc & 15u) * f32(q) - dmin * f32(sc >> 4u);
-    }
+    let sc = vec2<u32>(wbyte(b + sub * 2u), wbyte(b + sub * 2u + 1u));
+    return Chunk(
+        b + 16u + (sub / 4u) * 32u,
+        2u * (sub % 4u),
+        d * vec2<f32>(sc & vec2<u32>(15u)),
+        dmin * vec2<f32>(sc >> vec2<u32>(4u)),
+    );
+}
+
+fn chunk_vec4(ch: Chunk, i: u32) -> vec4<f32> {
+    let q = (bytes4(wword(ch.qs + 4u * i)) >> vec4<u32>(ch.shift)) & vec4<u32>(3u);
+    let g = i / 4u;
+    return ch.scale[g] * vec4<f32>(q) - ch.dmin[g];
 }

@@ -10,21 +10,33 @@ fn q3k_scale(b: u32, j: u32) -> f32 {
     return f32(i32(low | (high << 4u)) - 32);
 }
 
-fn dequant_chunk(row_off: u32, c: u32, dst: ptr<function, array<f32, 32>>) {
+// Chunk `sub` takes bit pair sub % 4 of the 32 bytes qs[32 * (sub / 4)..] and bit
+// 4 * (sub / 4) + sub % 4 of hmask (clear: subtract 4); each 16 elements have their own scale.
+struct Chunk {
+    qs: u32,
+    hmask: u32,
+    shift: u32,
+    bit: u32,
+    scale: vec2<f32>,
+}
+
+fn chunk_at(row_off: u32, c: u32) -> Chunk {
     let b = row_off + (c / 8u) * 110u;
     let sub = c % 8u;
     let half = sub / 4u;
     let k = sub % 4u;
-    let bit = 1u << (4u * half + k);
     let d = wf16(b + 108u);
-    let s0 = d * q3k_scale(b, sub * 2u);
-    let s1 = d * q3k_scale(b, sub * 2u + 1u);
-    for (var l = 0u; l < 32u; l++) {
-        var q = i32((wbyte(b + 32u + half * 32u + l) >> (2u * k)) & 3u);
-        if ((wbyte(b + l) & bit) == 0u) {
-            q -= 4;
-        }
-        let s = select(s1, s0, l < 16u);
-        (*dst)[l] = s * f32(q);
-    }
+    return Chunk(
+        b + 32u + half * 32u,
+        b,
+        2u * k,
+        4u * half + k,
+        d * vec2<f32>(q3k_scale(b, sub * 2u), q3k_scale(b, sub * 2u + 1u)),
+    );
+}
+
+fn chunk_vec4(ch: Chunk, i: u32) -> vec4<f32> {
+    let q = (bytes4(wword(ch.qs + 4u * i)) >> vec4<u32>(ch.shift)) & vec4<u32>(3u);
+    let h = (bytes4(wword(ch.hmask + 4u * i)) >> vec4<u32>(ch.bit)) & vec4<u32>(1u);
+    return ch.scale[i / 4u] * (vec4<f32>(q) - 4.0 * vec4<f32>(1u - h));
 }

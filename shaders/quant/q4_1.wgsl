@@ -1,11 +1,17 @@
 // Q4_1, 20-byte blocks of 32: d, m (f16), 16 bytes of nibbles; value d * q + m.
-fn dequant_chunk(row_off: u32, c: u32, dst: ptr<function, array<f32, 32>>) {
+struct Chunk {
+    qs: u32,
+    d: f32,
+    m: f32,
+}
+
+fn chunk_at(row_off: u32, c: u32) -> Chunk {
     let b = row_off + c * 20u;
-    let d = wf16(b);
-    let m = wf16(b + 2u);
-    for (var j = 0u; j < 16u; j++) {
-        let q = wbyte(b + 4u + j);
-        (*dst)[j] = d * f32(q & 15u) + m;
-        (*dst)[j + 16u] = d * f32(q >> 4u) + m;
-    }
+    return Chunk(b + 4u, wf16(b), wf16(b + 2u));
+}
+
+// Elements 4i..4i+4: low nibbles of bytes 4i.. for i < 4, high nibbles of bytes 4(i - 4).. after.
+fn chunk_vec4(ch: Chunk, i: u32) -> vec4<f32> {
+    let q = (bytes4(wword(ch.qs + 4u * (i % 4u))) >> vec4<u32>(4u * (i / 4u))) & vec4<u32>(15u);
+    return ch.d * vec4<f32>(q) + ch.m;
 }

@@ -1,14 +1,21 @@
 // Q4_K, 144-byte blocks of 256 (8 chunks = 8 groups): d, dmin, scales[12], qs[128].
+// Group g takes nibble g % 2 of the 32 bytes qs[32 * (g / 2)..].
 //!include quant/k_scale_min.wgsl
-fn dequant_chunk(row_off: u32, c: u32, dst: ptr<function, array<f32, 32>>) {
+struct Chunk {
+    qs: u32,
+    shift: u32,
+    scale: f32,
+    dmin: f32,
+}
+
+fn chunk_at(row_off: u32, c: u32) -> Chunk {
     let b = row_off + (c / 8u) * 144u;
     let g = c % 8u;
     let dm = k_group(b, g);
-    let dl = dm.x;
-    let ml = dm.y;
-    let qs = b + 16u + (g / 2u) * 32u;
-    let shift = 4u * (g % 2u);
-    for (var l = 0u; l < 32u; l++) {
-        (*dst)[l] = dl * f32((wbyte(qs + l) >> shift) & 15u) - ml;
-    }
+    return Chunk(b + 16u + (g / 2u) * 32u, 4u * (g % 2u), dm.x, dm.y);
+}
+
+fn chunk_vec4(ch: Chunk, i: u32) -> vec4<f32> {
+    let q = (bytes4(wword(ch.qs + 4u * i)) >> vec4<u32>(ch.shift)) & vec4<u32>(15u);
+    return ch.scale * vec4<f32>(q) - ch.dmin;
 }

@@ -1,14 +1,19 @@
 // Q5_1, 24-byte blocks of 32: d, m (f16), qh (u32), 16 bytes of nibbles; value d * q + m.
-fn dequant_chunk(row_off: u32, c: u32, dst: ptr<function, array<f32, 32>>) {
+struct Chunk {
+    qs: u32,
+    qh: u32,
+    d: f32,
+    m: f32,
+}
+
+fn chunk_at(row_off: u32, c: u32) -> Chunk {
     let b = row_off + c * 24u;
-    let d = wf16(b);
-    let m = wf16(b + 2u);
-    let qh = wu32(b + 4u);
-    for (var j = 0u; j < 16u; j++) {
-        let q = wbyte(b + 8u + j);
-        let lo = (q & 15u) | (((qh >> j) & 1u) << 4u);
-        let hi = (q >> 4u) | (((qh >> (j + 16u)) & 1u) << 4u);
-        (*dst)[j] = d * f32(lo) + m;
-        (*dst)[j + 16u] = d * f32(hi) + m;
-    }
+    return Chunk(b + 8u, wu32(b + 4u), wf16(b), wf16(b + 2u));
+}
+
+// Elements 4i..4i+4: nibbles as in Q4_1; element e's fifth bit is bit e of qh.
+fn chunk_vec4(ch: Chunk, i: u32) -> vec4<f32> {
+    let lo = (bytes4(wword(ch.qs + 4u * (i % 4u))) >> vec4<u32>(4u * (i / 4u))) & vec4<u32>(15u);
+    let hi = (vec4<u32>(ch.qh >> (4u * i)) >> vec4<u32>(0u, 1u, 2u, 3u)) & vec4<u32>(1u);
+    return ch.d * vec4<f32>(lo | (hi << vec4<u32>(4u))) + ch.m;
 }

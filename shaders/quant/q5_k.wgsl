@@ -1,15 +1,24 @@
 // Q5_K, 176-byte blocks of 256 (8 chunks = 8 groups): d, dmin, scales[12], qh[32], qs[128].
+// Group g takes nibble g % 2 of the 32 bytes qs[32 * (g / 2)..] and bit g of qh as fifth bit.
 //!include quant/k_scale_min.wgsl
-fn dequant_chunk(row_off: u32, c: u32, dst: ptr<function, array<f32, 32>>) {
+struct Chunk {
+    qs: u32,
+    qh: u32,
+    shift: u32,
+    g: u32,
+    scale: f32,
+    dmin: f32,
+}
+
+fn chunk_at(row_off: u32, c: u32) -> Chunk {
     let b = row_off + (c / 8u) * 176u;
     let g = c % 8u;
     let dm = k_group(b, g);
-    let dl = dm.x;
-    let ml = dm.y;
-    let qs = b + 48u + (g / 2u) * 32u;
-    let shift = 4u * (g % 2u);
-    for (var l = 0u; l < 32u; l++) {
-        let q = ((wbyte(qs + l) >> shift) & 15u) | (((wbyte(b + 16u + l) >> g) & 1u) << 4u);
-        (*dst)[l] = dl * f32(q) - ml;
-    }
+    return Chunk(b + 48u + (g / 2u) * 32u, b + 16u, 4u * (g % 2u), g, dm.x, dm.y);
+}
+
+fn chunk_vec4(ch: Chunk, i: u32) -> vec4<f32> {
+    let lo = (bytes4(wword(ch.qs + 4u * i)) >> vec4<u32>(ch.shift)) & vec4<u32>(15u);
+    let hi = (bytes4(wword(ch.qh + 4u * i)) >> vec4<u32>(ch.g)) & vec4<u32>(1u);
+    return ch.scale * vec4<f32>(lo | (hi << vec4<u32>(4u))) - ch.dmin;
 }

@@ -1,16 +1,31 @@
 // Q6_K, 210-byte blocks of 256 (8 chunks): ql[128], qh[64], scales[16] (i8), d.
-fn dequant_chunk(row_off: u32, c: u32, dst: ptr<function, array<f32, 32>>) {
+// Chunk sub = 4 * half + k: low nibble k / 2 of ql[64 * half + 32 * (k % 2)..], high bit pair k
+// of qh[32 * half..]; value scale * (q - 32), one scale per 16 elements.
+struct Chunk {
+    ql: u32,
+    qh: u32,
+    lshift: u32,
+    hshift: u32,
+    scale: vec2<f32>,
+}
+
+fn chunk_at(row_off: u32, c: u32) -> Chunk {
     let b = row_off + (c / 8u) * 210u;
     let sub = c % 8u;
     let half = sub / 4u;
     let k = sub % 4u;
     let d = wf16(b + 208u);
-    let s0 = d * f32(wi8(b + 192u + sub * 2u));
-    let s1 = d * f32(wi8(b + 192u + sub * 2u + 1u));
-    for (var l = 0u; l < 32u; l++) {
-        let low = (wbyte(b + half * 64u + l + 32u * (k % 2u)) >> (4u * (k / 2u))) & 15u;
-        let high = (wbyte(b + 128u + half * 32u + l) >> (2u * k)) & 3u;
-        let q = i32(low | (high << 4u)) - 32;
-        (*dst)[l] = select(s1, s0, l < 16u) * f32(q);
-    }
+    return Chunk(
+        b + half * 64u + 32u * (k % 2u),
+        b + 128u + half * 32u,
+        4u * (k / 2u),
+        2u * k,
+        d * vec2<f32>(f32(wi8(b + 192u + sub * 2u)), f32(wi8(b + 192u + sub * 2u + 1u))),
+    );
+}
+
+fn chunk_vec4(ch: Chunk, i: u32) -> vec4<f32> {
+    let lo = (bytes4(wword(ch.ql + 4u * i)) >> vec4<u32>(ch.lshift)) & vec4<u32>(15u);
+    let hi = (bytes4(wword(ch.qh + 4u * i)) >> vec4<u32>(ch.hshift)) & vec4<u32>(3u);
+    return ch.scale[i / 4u] * (vec4<f32>(lo | (hi << vec4<u32>(4u))) - 32.0);
 }

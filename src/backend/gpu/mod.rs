@@ -137,6 +137,8 @@ pub struct GpuBackend {
     subgroups: bool,
     /// Profile with timestamps inside passes.
     inside_passes: bool,
+    /// Decode mat-vecs with several threads per row.
+    split_rows: bool,
 }
 
 /// Optional fast paths; each defaults to on when the adapter has the feature.
@@ -149,6 +151,10 @@ pub struct GpuOptions {
     pub subgroups: bool,
     /// Lower the storage-binding limit used to split weights (tests).
     pub max_binding: Option<u64>,
+    /// Decode mat-vecs split each weight row over several threads (shaders/matvec.wgsl), as GPUs
+    /// want; off, each thread computes whole rows, which suits software rasterizers whose
+    /// "threads" are SIMD lanes of a few CPU cores.
+    pub split_rows: bool,
     /// When profiling, write timestamps between the dispatches of one compute pass (needs
     /// timestamp-query-inside-passes); otherwise each timed dispatch gets a pass of its own, as
     /// WebGPU requires.
@@ -162,6 +168,7 @@ impl GpuOptions {
             f16_kv: ctx.report.shader_f16,
             subgroups: ctx.report.subgroups,
             max_binding: None,
+            split_rows: ctx.report.device_type != "Cpu",
             timestamps_inside_passes: ctx
                 .device
                 .features()
@@ -259,6 +266,7 @@ impl GpuBackend {
             f16_kv: options.f16_kv && ctx_f16,
             inside_passes,
             subgroups: options.subgroups && ctx_subgroups,
+            split_rows: options.split_rows,
         })
     }
 
@@ -929,7 +937,6 @@ impl Backend for GpuBackend {
             return self.act(x.rows, 1);
         };
         let out = self.act(x.rows, *rows);
-        let tile = if x.rows == 1 { 1 } else { PREFILL_TILE };
         let bias_buf = bias.map(Self::vector).unwrap_or(&self.dummy).clone();
         for part in parts {
             let params = [
@@ -942,12 +949,20 @@ impl Backend for GpuBackend {
                 bias.is_some() as u32,
                 0,
             ];
-            let groups = (
-                part.rows.div_ceil(64) as u32,
-                x.rows.div_ceil(tile as usize) as u32,
-            );
+            // One token: several threads per row. More: each row's chunks decoded once per tile.
+            let (kernel, tile, groups) = if x.rows == 1 && self.split_rows {
+                let groups = linear_groups(part.rows * shaders::MATVEC_LANES);
+                (shaders::MATVEC, 1, groups)
+            } else {
+                let tile = if x.rows == 1 { 1 } else { PREFILL_TILE };
+                let groups = (
+                    part.rows.div_ceil(64) as u32,
+                    x.rows.div_ceil(tile as usize) as u32,
+                );
+                (shaders::MATMUL, tile, groups)
+            };
             self.dispatch(
-                shaders::MATMUL,
+                kernel,
                 Variant {
                     dtype: Some(*dtype),
                     tile,

@@ -27,8 +27,10 @@ macro_rules! kernel {
     };
 }
 
-/// Quantized matrix product (decode mat-vec with tile 1, prefill mat-mat with larger tiles).
+/// Quantized matrix product over tiles of tokens (prefill).
 pub const MATMUL: Kernel = kernel!("matmul", &[false, false, true, false]);
+/// Quantized matrix-vector product for one token (decode): several threads per weight row.
+pub const MATVEC: Kernel = kernel!("matvec", &[false, false, true, false]);
 /// Embedding lookup from a quantized table.
 pub const EMBED: Kernel = kernel!("embed", &[false, false, true]);
 /// RMSNorm.
@@ -46,11 +48,14 @@ pub const ADD: Kernel = kernel!("add", &[true, false]);
 
 /// Every kernel.
 pub const KERNELS: &[Kernel] = &[
-    MATMUL, EMBED, RMS_NORM, ROPE, ATTENTION, KV_STORE, SILU_MUL, ADD,
+    MATMUL, MATVEC, EMBED, RMS_NORM, ROPE, ATTENTION, KV_STORE, SILU_MUL, ADD,
 ];
 
-/// Token tiles the matmul kernel is built for: 1 (decode) and this (prefill).
+/// Tokens per invocation of the matmul kernel for prefill (decode without split rows uses 1).
 pub const PREFILL_TILE: u32 = 8;
+
+/// Threads per weight row in the matvec kernel (see shaders/matvec.wgsl).
+pub const MATVEC_LANES: usize = 16;
 
 /// Which build of a kernel: block format, token tile, and the optional fast paths.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -74,6 +79,10 @@ const INCLUDES: &[(&str, &str)] = &[
     (
         "quant/k_scale_min.wgsl",
         include_str!("../../../shaders/quant/k_scale_min.wgsl"),
+    ),
+    (
+        "quant/chunk_dot.wgsl",
+        include_str!("../../../shaders/quant/chunk_dot.wgsl"),
     ),
     (
         "quant/f32.wgsl",
@@ -216,7 +225,7 @@ pub fn variants(kernel: Kernel) -> Vec<Variant> {
                 })
             })
             .collect(),
-        "embed" => GgmlType::ALL
+        "matvec" | "embed" => GgmlType::ALL
             .iter()
             .map(|&t| Variant {
                 dtype: Some(t),

@@ -1,0 +1,61 @@
+// y[out_off + n] = sum_k x[k] * W[n, k] (+ bias[out_off + n]) for one token: the decode mat-vec
+// over one weight part. A 64-thread workgroup computes ROWS rows with LANES threads each: lane l
+// decodes chunks l, l + LANES, ... of its row, so neighbouring threads read neighbouring blocks
+// (coalesced loads) and a short row still keeps many threads busy. The lanes' partial sums meet
+// in workgroup memory. The block format's `chunk_at`/`chunk_vec4` are spliced in below.
+
+struct Params {
+    rows: u32,
+    k: u32,
+    tokens: u32,
+    row_bytes: u32,
+    out_stride: u32,
+    out_off: u32,
+    has_bias: u32,
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<storage, read> p: Params;
+@group(0) @binding(1) var<storage, read> w: array<u32>;
+@group(0) @binding(2) var<storage, read> x: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+@group(0) @binding(4) var<storage, read> bias: array<f32>;
+
+//!include quant/bytes.wgsl
+//!include QUANT
+//!include quant/chunk_dot.wgsl
+
+const LANES: u32 = 16u;
+const ROWS: u32 = 64u / LANES;
+
+var<workgroup> partial: array<f32, 64>;
+
+@compute @workgroup_size(64)
+fn main(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    // Workgroups fold into two dimensions when a row count needs more than 65535 of them.
+    let n = (wg.y * groups.x + wg.x) * ROWS + lid / LANES;
+    let lane = lid % LANES;
+    var s = 0.0;
+    if (n < p.rows) {
+        let row_off = n * p.row_bytes;
+        for (var c = lane; c < p.k / 32u; c += LANES) {
+            s += chunk_dot(row_off, c, c * 8u);
+        }
+    }
+    partial[lid] = s;
+    workgroupBarrier();
+    if (lane == 0u && n < p.rows) {
+        var total = 0.0;
+        for (var i = 0u; i < LANES; i++) {
+            total += partial[lid + i];
+        }
+        if (p.has_bias != 0u) {
+            total += bias[p.out_off + n];
+        }
+        y[p.out_off + n] = total;
+    }
+}
