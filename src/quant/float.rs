@@ -12,6 +12,7 @@ pub struct Bf16;
 impl BlockFormat for F32 {
     const ELEMS: usize = 1;
     const BYTES: usize = 4;
+    #[inline(always)]
     fn dequantize_block(b: &[u8], out: &mut [f32]) {
         out[0] = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
     }
@@ -20,14 +21,31 @@ impl BlockFormat for F32 {
 impl BlockFormat for F16 {
     const ELEMS: usize = 1;
     const BYTES: usize = 2;
+    #[inline(always)]
     fn dequantize_block(b: &[u8], out: &mut [f32]) {
         out[0] = super::f16_at(b, 0);
+    }
+
+    /// Converts 64 values at a time with `half`'s slice conversion (F16C/NEON where present):
+    /// element by element, each conversion would check the CPU's features again.
+    #[inline(always)]
+    fn dequantize_run(bytes: &[u8], out: &mut [f32]) {
+        use half::slice::HalfFloatSliceExt;
+        let mut h = [half::f16::ZERO; 64];
+        for (bytes, out) in bytes.chunks(128).zip(out.chunks_mut(64)) {
+            let h = &mut h[..out.len()];
+            for (v, b) in h.iter_mut().zip(bytes.chunks_exact(2)) {
+                *v = half::f16::from_le_bytes([b[0], b[1]]);
+            }
+            h.convert_to_f32_slice(out);
+        }
     }
 }
 
 impl BlockFormat for Bf16 {
     const ELEMS: usize = 1;
     const BYTES: usize = 2;
+    #[inline(always)]
     fn dequantize_block(b: &[u8], out: &mut [f32]) {
         out[0] = f32::from_bits(u32::from(u16::from_le_bytes([b[0], b[1]])) << 16);
     }

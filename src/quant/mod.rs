@@ -40,6 +40,34 @@ pub trait BlockFormat {
     const BYTES: usize;
     /// Decodes one block (`block.len() == BYTES`) into `out` (`out.len() == ELEMS`).
     fn dequantize_block(block: &[u8], out: &mut [f32]);
+
+    /// Adds the dot product of consecutive blocks with `x` into eight partial sums. The default
+    /// decodes up to 256 values at a time into a stack buffer (one-element "blocks" of float
+    /// types would otherwise defeat SIMD); formats override it with a fused decode-and-multiply.
+    #[inline(always)]
+    fn dot_run(bytes: &[u8], x: &[f32], acc: &mut [f32; 8]) {
+        let per_step = (QK_K / Self::ELEMS).max(1);
+        let mut buf = [0.0f32; QK_K];
+        for (blocks, xs) in bytes
+            .chunks(per_step * Self::BYTES)
+            .zip(x.chunks(per_step * Self::ELEMS))
+        {
+            let buf = &mut buf[..xs.len()];
+            Self::dequantize_run(blocks, buf);
+            dot_accumulate(acc, buf, xs);
+        }
+    }
+
+    /// Decodes consecutive blocks into `out`; formats with a faster bulk decoder override it.
+    #[inline(always)]
+    fn dequantize_run(bytes: &[u8], out: &mut [f32]) {
+        for (block, dst) in bytes
+            .chunks_exact(Self::BYTES)
+            .zip(out.chunks_exact_mut(Self::ELEMS))
+        {
+            Self::dequantize_block(block, dst);
+        }
+    }
 }
 
 /// A block format Ember can also write.
@@ -52,6 +80,61 @@ pub trait Quantize: BlockFormat {
 #[inline]
 pub(crate) fn put_f16(b: &mut [u8], i: usize, v: f32) {
     b[i..i + 2].copy_from_slice(&half::f16::from_f32(v).to_le_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::GgmlType;
+
+    /// The portable build of the decoders (what CPUs without AVX2 run) agrees with the dispatched
+    /// one on random blocks of every type.
+    #[test]
+    fn portable_and_dispatched_decoders_agree() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for &t in GgmlType::ALL {
+            let n = 3 * t.block_elems().max(256);
+            // Random bytes, with every f16 that is a scale kept finite and small.
+            let values: Vec<f32> = (0..n)
+                .map(|_| (next() % 2001) as f32 / 1000.0 - 1.0)
+                .collect();
+            let bytes = match t.quantize(&values) {
+                Ok(b) => b,
+                Err(_) => (0..n / t.block_elems() * t.block_bytes())
+                    .map(|i| if i % 2 == 1 { 0x3c } else { next() as u8 })
+                    .collect(),
+            };
+            let x: Vec<f32> = (0..n)
+                .map(|_| (next() % 2001) as f32 / 1000.0 - 1.0)
+                .collect();
+            let (a, b) = (t.dot(&bytes, &x), t.dot_portable(&bytes, &x));
+            assert!(
+                (a - b).abs() <= 1e-4 * a.abs().max(1.0),
+                "{}: {a} vs {b}",
+                t.name()
+            );
+            let (mut da, mut db) = (vec![0.0; n], vec![0.0; n]);
+            t.dequantize(&bytes, &mut da);
+            t.dequantize_portable(&bytes, &mut db);
+            assert_eq!(da, db, "{}", t.name());
+        }
+    }
+    #[test]
+    fn f16_conversion_is_exact_for_every_value() {
+        for h in 0..=u16::MAX {
+            let want = half::f16::from_bits(h).to_f32();
+            let got = super::f16_bits_to_f32(h);
+            assert!(
+                got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
+                "{h:#06x}: {got} vs {want}"
+            );
+        }
+    }
 }
 
 /// Smallest and largest value.
@@ -78,42 +161,57 @@ fn quantize_blocks<B: Quantize>(x: &[f32]) -> Vec<u8> {
 }
 
 /// Reads the little-endian f16 at `b[i..i + 2]` as f32.
-#[inline]
+#[inline(always)]
 pub(crate) fn f16_at(b: &[u8], i: usize) -> f32 {
-    half::f16::from_le_bytes([b[i], b[i + 1]]).to_f32()
+    f16_bits_to_f32(u16::from_le_bytes([b[i], b[i + 1]]))
+}
+
+/// Exact f16 -> f32 without branches on the value's class (block scales are read in the hot
+/// loops; `half`'s conversion checks the CPU's features on every call). The f16 exponent and
+/// mantissa shifted into f32 position, times 2^112 (the difference of the exponent biases),
+/// is the value for normal and subnormal inputs alike; infinities and NaNs keep an all-ones
+/// exponent.
+#[inline(always)]
+pub(crate) fn f16_bits_to_f32(h: u16) -> f32 {
+    let h = u32::from(h);
+    let magnitude = (h & 0x7fff) << 13;
+    let scaled = f32::from_bits(magnitude) * f32::from_bits(0x7780_0000);
+    let bits = if h & 0x7c00 == 0x7c00 {
+        magnitude | 0x7f80_0000
+    } else {
+        scaled.to_bits()
+    };
+    f32::from_bits(bits | ((h & 0x8000) << 16))
+}
+
+/// Whether this CPU has AVX2, FMA and F16C. Portable x86-64 builds target SSE2; the hot decoding
+/// loops also exist compiled for these (checked at run time, the answer is cached), so one binary
+/// is fast on current CPUs and still runs on old ones. AArch64's NEON needs no check.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn avx2_fma_f16c() -> bool {
+    std::is_x86_feature_detected!("avx2")
+        && std::is_x86_feature_detected!("fma")
+        && std::is_x86_feature_detected!("f16c")
 }
 
 /// Decodes consecutive blocks of `B` from `bytes` into `out`.
+#[inline(always)]
 fn dequantize_blocks<B: BlockFormat>(bytes: &[u8], out: &mut [f32]) {
-    for (block, dst) in bytes
-        .chunks_exact(B::BYTES)
-        .zip(out.chunks_exact_mut(B::ELEMS))
-    {
-        B::dequantize_block(block, dst);
-    }
+    B::dequantize_run(bytes, out);
 }
 
-/// Dot product of consecutive blocks of `B` with `x`, decoding at least 64 values at a time
-/// into a stack buffer (one-element "blocks" of float types would otherwise defeat SIMD).
+/// Dot product of consecutive blocks of `B` with `x`.
+#[inline(always)]
 fn dot_blocks<B: BlockFormat>(bytes: &[u8], x: &[f32]) -> f32 {
-    let per_step = (64 / B::ELEMS).max(1);
-    let mut buf = [0.0f32; QK_K];
-    let mut sum = 0.0f32;
-    for (blocks, xs) in bytes
-        .chunks(per_step * B::BYTES)
-        .zip(x.chunks(per_step * B::ELEMS))
-    {
-        let buf = &mut buf[..xs.len()];
-        dequantize_blocks::<B>(blocks, buf);
-        sum += dot_f32(buf, xs);
-    }
-    sum
+    let mut acc = [0.0f32; 8];
+    B::dot_run(bytes, x, &mut acc);
+    acc.iter().sum()
 }
 
-/// f32 dot product with eight independent accumulators, so the compiler can vectorise it.
-#[inline]
-pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 8];
+/// Adds `a · b` into eight independent partial sums, so the compiler can vectorise it.
+#[inline(always)]
+pub(crate) fn dot_accumulate(acc: &mut [f32; 8], a: &[f32], b: &[f32]) {
     let (a8, a_rest) = a.split_at(a.len() / 8 * 8);
     let (b8, b_rest) = b.split_at(a8.len());
     for (ca, cb) in a8.chunks_exact(8).zip(b8.chunks_exact(8)) {
@@ -121,11 +219,45 @@ pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
             acc[i] += ca[i] * cb[i];
         }
     }
-    let mut sum = acc.iter().sum::<f32>();
     for (x, y) in a_rest.iter().zip(b_rest) {
-        sum += x * y;
+        acc[0] += x * y;
     }
-    sum
+}
+
+/// Adds `scale * Σ q·x + offset * Σ x` — the dot product of `x` with weights `scale * q + offset`
+/// — into eight partial sums (`q` and `x`: a multiple of 8 values). The small integers meet `x`
+/// without a decoded f32 copy, which is what makes the fused `dot_run`s fast.
+#[inline(always)]
+pub(crate) fn affine_dot(q: &[u8], x: &[f32], scale: f32, offset: f32, acc: &mut [f32; 8]) {
+    let (mut qx, mut sx) = ([0.0f32; 8], [0.0f32; 8]);
+    for (q8, x8) in q.chunks_exact(8).zip(x.chunks_exact(8)) {
+        for i in 0..8 {
+            qx[i] += q8[i] as f32 * x8[i];
+            sx[i] += x8[i];
+        }
+    }
+    for i in 0..8 {
+        acc[i] += scale * qx[i] + offset * sx[i];
+    }
+}
+
+/// The 32 nibbles of Q4_0/Q4_1 `qs` bytes in element order: low nibbles, then high nibbles.
+#[inline(always)]
+pub(crate) fn nibbles(qs: &[u8]) -> [u8; 32] {
+    let mut q = [0u8; 32];
+    for j in 0..16 {
+        q[j] = qs[j] & 0x0f;
+        q[j + 16] = qs[j] >> 4;
+    }
+    q
+}
+
+/// f32 dot product with eight independent accumulators, so the compiler can vectorise it.
+#[inline(always)]
+pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    dot_accumulate(&mut acc, a, b);
+    acc.iter().sum()
 }
 
 macro_rules! ggml_types {
@@ -174,12 +306,46 @@ macro_rules! ggml_types {
             /// Decodes whole blocks from `bytes` into `out` (lengths must match).
             pub fn dequantize(self, bytes: &[u8], out: &mut [f32]) {
                 debug_assert_eq!(bytes.len() / self.block_bytes() * self.block_elems(), out.len());
+                #[cfg(target_arch = "x86_64")]
+                if avx2_fma_f16c() {
+                    // SAFETY: the CPU has the features the function was compiled for.
+                    return unsafe { self.dequantize_avx2(bytes, out) };
+                }
+                self.dequantize_portable(bytes, out)
+            }
+
+            #[inline(always)]
+            fn dequantize_portable(self, bytes: &[u8], out: &mut [f32]) {
                 match self { $(GgmlType::$variant => dequantize_blocks::<$block>(bytes, out),)* }
+            }
+
+            /// [`GgmlType::dequantize`] with its inlined decoding loops compiled for AVX2.
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2,fma,f16c")]
+            fn dequantize_avx2(self, bytes: &[u8], out: &mut [f32]) {
+                self.dequantize_portable(bytes, out)
             }
 
             /// Dot product of one encoded row with `x` (`x.len()` elements).
             pub fn dot(self, row: &[u8], x: &[f32]) -> f32 {
+                #[cfg(target_arch = "x86_64")]
+                if avx2_fma_f16c() {
+                    // SAFETY: the CPU has the features the function was compiled for.
+                    return unsafe { self.dot_avx2(row, x) };
+                }
+                self.dot_portable(row, x)
+            }
+
+            #[inline(always)]
+            fn dot_portable(self, row: &[u8], x: &[f32]) -> f32 {
                 match self { $(GgmlType::$variant => dot_blocks::<$block>(row, x),)* }
+            }
+
+            /// [`GgmlType::dot`] with its inlined decoding loops compiled for AVX2.
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2,fma,f16c")]
+            fn dot_avx2(self, row: &[u8], x: &[f32]) -> f32 {
+                self.dot_portable(row, x)
             }
         }
     };

@@ -11,6 +11,7 @@ pub struct Q2K;
 impl BlockFormat for Q2K {
     const ELEMS: usize = 256;
     const BYTES: usize = 84;
+    #[inline(always)]
     fn dequantize_block(b: &[u8], out: &mut [f32]) {
         let (scales, qs) = (&b[0..16], &b[16..80]);
         let (d, dmin) = (f16_at(b, 80), f16_at(b, 82));

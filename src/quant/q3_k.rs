@@ -22,6 +22,7 @@ fn scales(s: &[u8]) -> [i32; 16] {
 impl BlockFormat for Q3K {
     const ELEMS: usize = 256;
     const BYTES: usize = 110;
+    #[inline(always)]
     fn dequantize_block(b: &[u8], out: &mut [f32]) {
         let (hmask, qs) = (&b[0..32], &b[32..96]);
         let sc = scales(&b[96..108]);

@@ -1,7 +1,7 @@
 //! Q4_1: 32 weights as 4-bit integers with an f16 scale and an f16 minimum. Layout:
 //! `d: f16, m: f16, qs: [u8; 16]` (nibbles as in Q4_0); value `d * q + m`.
 
-use super::{BlockFormat, Quantize, f16_at, min_max, put_f16};
+use super::{BlockFormat, Quantize, affine_dot, f16_at, min_max, nibbles, put_f16};
 
 /// The Q4_1 block format.
 pub struct Q4_1;
@@ -9,11 +9,19 @@ pub struct Q4_1;
 impl BlockFormat for Q4_1 {
     const ELEMS: usize = 32;
     const BYTES: usize = 20;
+    #[inline(always)]
     fn dequantize_block(b: &[u8], out: &mut [f32]) {
         let (d, m) = (f16_at(b, 0), f16_at(b, 2));
         for (j, &q) in b[4..20].iter().enumerate() {
             out[j] = d * (q & 0x0f) as f32 + m;
             out[j + 16] = d * (q >> 4) as f32 + m;
+        }
+    }
+
+    #[inline(always)]
+    fn dot_run(bytes: &[u8], x: &[f32], acc: &mut [f32; 8]) {
+        for (b, xs) in bytes.chunks_exact(Self::BYTES).zip(x.chunks_exact(32)) {
+            affine_dot(&nibbles(&b[4..20]), xs, f16_at(b, 0), f16_at(b, 2), acc);
         }
     }
 }

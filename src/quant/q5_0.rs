@@ -2,12 +2,13 @@
 //! the low four bits come from nibbles as in Q4_0, bit 4 of element `i` is bit `i` of `qh`;
 //! value `d * (q - 16)`.
 
-use super::{BlockFormat, Quantize, f16_at, put_f16, signed_absmax};
+use super::{BlockFormat, Quantize, affine_dot, f16_at, put_f16, signed_absmax};
 
 /// The Q5_0 block format.
 pub struct Q5_0;
 
 /// Decodes the 32 five-bit integers shared by Q5_0 and Q5_1 (`qh` then `qs` at `b[at..]`).
+#[inline(always)]
 pub(super) fn five_bit_values(b: &[u8], at: usize) -> [u8; 32] {
     let qh = u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
     let mut q = [0u8; 32];
@@ -21,10 +22,19 @@ pub(super) fn five_bit_values(b: &[u8], at: usize) -> [u8; 32] {
 impl BlockFormat for Q5_0 {
     const ELEMS: usize = 32;
     const BYTES: usize = 22;
+    #[inline(always)]
     fn dequantize_block(b: &[u8], out: &mut [f32]) {
         let d = f16_at(b, 0);
         for (o, q) in out.iter_mut().zip(five_bit_values(b, 2)) {
             *o = d * (q as i32 - 16) as f32;
+        }
+    }
+
+    #[inline(always)]
+    fn dot_run(bytes: &[u8], x: &[f32], acc: &mut [f32; 8]) {
+        for (b, xs) in bytes.chunks_exact(Self::BYTES).zip(x.chunks_exact(32)) {
+            let d = f16_at(b, 0);
+            affine_dot(&five_bit_values(b, 2), xs, d, -16.0 * d, acc);
         }
     }
 }

@@ -2,7 +2,7 @@
 //! `d: f16, m: f16, qh: u32, qs: [u8; 16]` (bits as in Q5_0); value `d * q + m`.
 
 use super::q5_0::{five_bit_values, pack_five_bit};
-use super::{BlockFormat, Quantize, f16_at, min_max, put_f16};
+use super::{BlockFormat, Quantize, affine_dot, f16_at, min_max, put_f16};
 
 /// The Q5_1 block format.
 pub struct Q5_1;
@@ -10,10 +10,18 @@ pub struct Q5_1;
 impl BlockFormat for Q5_1 {
     const ELEMS: usize = 32;
     const BYTES: usize = 24;
+    #[inline(always)]
     fn dequantize_block(b: &[u8], out: &mut [f32]) {
         let (d, m) = (f16_at(b, 0), f16_at(b, 2));
         for (o, q) in out.iter_mut().zip(five_bit_values(b, 4)) {
             *o = d * q as f32 + m;
+        }
+    }
+
+    #[inline(always)]
+    fn dot_run(bytes: &[u8], x: &[f32], acc: &mut [f32; 8]) {
+        for (b, xs) in bytes.chunks_exact(Self::BYTES).zip(x.chunks_exact(32)) {
+            affine_dot(&five_bit_values(b, 4), xs, f16_at(b, 0), f16_at(b, 2), acc);
         }
     }
 }

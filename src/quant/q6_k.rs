@@ -4,23 +4,57 @@
 //! `ql[l + 32 * (k % 2)]` and bit pair `k` of `qh[l]`.
 
 use super::search::{GROUP_MAX_EPS, make_qx_quants, nearest_int};
-use super::{BlockFormat, Quantize, f16_at, put_f16};
+use super::{BlockFormat, Quantize, affine_dot, f16_at, put_f16};
 
 /// The Q6_K block format.
 pub struct Q6K;
 
+/// Calls `f(g, q, scale)` for each group `g` of 16 of the block at `b`: its 6-bit integers
+/// (weights are `scale * (q - 32)`).
+#[inline(always)]
+fn q6k_groups(b: &[u8], mut f: impl FnMut(usize, &[u8], f32)) {
+    let d = f16_at(b, 208);
+    let scales = &b[192..208];
+    let mut q = [0u8; 16];
+    for half in 0..2 {
+        let ql = &b[64 * half..64 * half + 64];
+        let qh = &b[128 + 32 * half..160 + 32 * half];
+        for k in 0..4 {
+            let low = &ql[32 * (k % 2)..32 * (k % 2) + 32];
+            let (lshift, hshift) = (4 * (k / 2), 2 * k);
+            for part in 0..2 {
+                let (low, high) = (
+                    &low[16 * part..16 * part + 16],
+                    &qh[16 * part..16 * part + 16],
+                );
+                for ((q, &l), &h) in q.iter_mut().zip(low).zip(high) {
+                    *q = ((l >> lshift) & 0x0f) | (((h >> hshift) & 3) << 4);
+                }
+                let g = 8 * half + 2 * k + part;
+                f(g, &q, d * (scales[g] as i8) as f32);
+            }
+        }
+    }
+}
+
 impl BlockFormat for Q6K {
     const ELEMS: usize = 256;
     const BYTES: usize = 210;
+    #[inline(always)]
     fn dequantize_block(b: &[u8], out: &mut [f32]) {
-        let (ql, qh, scales) = (&b[0..128], &b[128..192], &b[192..208]);
-        let d = f16_at(b, 208);
-        for (i, o) in out.iter_mut().enumerate() {
-            let (half, k, l) = (i / 128, (i % 128) / 32, i % 32);
-            let low = (ql[half * 64 + l + 32 * (k % 2)] >> (4 * (k / 2))) & 0x0f;
-            let high = (qh[half * 32 + l] >> (2 * k)) & 3;
-            let q = (low | (high << 4)) as i32 - 32;
-            *o = d * (scales[i / 16] as i8) as f32 * q as f32;
+        q6k_groups(b, |g, q, scale| {
+            for (o, &q) in out[16 * g..16 * g + 16].iter_mut().zip(q) {
+                *o = scale * (q as i32 - 32) as f32;
+            }
+        });
+    }
+
+    #[inline(always)]
+    fn dot_run(bytes: &[u8], x: &[f32], acc: &mut [f32; 8]) {
+        for (b, xs) in bytes.chunks_exact(Self::BYTES).zip(x.chunks_exact(256)) {
+            q6k_groups(b, |g, q, scale| {
+                affine_dot(q, &xs[16 * g..16 * g + 16], scale, -32.0 * scale, acc)
+            });
         }
     }
 }
