@@ -171,3 +171,26 @@ fn unknown_architecture_is_named() {
     std::fs::remove_file(&path).ok();
     assert!(e.contains("mamba9"), "{e}");
 }
+
+/// A model from bytes in memory (how a browser page loads one) is the model the file gives;
+/// cut short, it is refused with the name the caller gave.
+#[test]
+fn model_from_bytes() {
+    let path = common::default_model();
+    let bytes = std::fs::read(&path).unwrap();
+    let from_file = ModelFile::open(path.as_ref()).unwrap();
+    let from_bytes = ModelFile::from_gguf_bytes("page.gguf", bytes.clone()).unwrap();
+    assert_eq!(
+        format!("{:?}", from_file.config),
+        format!("{:?}", from_bytes.config)
+    );
+    let ids = from_bytes
+        .tokenizer
+        .encode("Once upon a time", true)
+        .unwrap();
+    assert_eq!(ids, [6403, 1980, 253, 655]);
+    let e = ModelFile::from_gguf_bytes("page.gguf", bytes[..bytes.len() / 2].to_vec())
+        .err()
+        .expect("truncated model refused");
+    assert!(e.to_string().contains("page.gguf"), "{e}");
+}

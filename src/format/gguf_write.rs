@@ -145,9 +145,11 @@ pub fn write_gguf(
     }
     let end = written.div_ceil(alignment) * alignment;
     w.write_all(&vec![0u8; end - written]).map_err(io)?;
-    let file = w.into_inner().map_err(|e| io(e.into_error()))?;
-    file.sync_all().map_err(io)?;
-    drop(file);
+    // Flushed, synced and closed (the handle ends with this statement) before the rename.
+    w.into_inner()
+        .map_err(|e| io(e.into_error()))?
+        .sync_all()
+        .map_err(io)?;
     std::fs::rename(&tmp_path, path).map_err(|e| Error::io(path, e))?;
     guard.0 = None;
     Ok(())

@@ -63,7 +63,21 @@ impl ModelFile {
     }
 
     fn open_gguf(path: &Path) -> Result<ModelFile> {
-        let g = GgufFile::open(path)?;
+        Self::from_gguf(path, GgufFile::open(path)?)
+    }
+
+    /// A GGUF model from bytes already in memory (a browser's fetched file); `name` stands in
+    /// for its path in reports.
+    pub fn from_gguf_bytes(name: &str, bytes: Vec<u8>) -> Result<ModelFile> {
+        let path = Path::new(name);
+        let g = GgufFile::from_bytes(bytes).map_err(|e| match e {
+            Error::Format(m) => Error::Format(format!("{name}: {m}")),
+            other => other,
+        })?;
+        Self::from_gguf(path, g)
+    }
+
+    fn from_gguf(path: &Path, g: GgufFile) -> Result<ModelFile> {
         // Check the architecture before building a tokenizer: it is the more useful error.
         let arch = g
             .get("general.architecture")

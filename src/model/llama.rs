@@ -2,6 +2,7 @@
 //! [`ModelConfig`] data — biases, tied output, rope layout and theta, GQA ratio.
 
 use super::{LanguageModel, f32_tensor};
+use crate::backend::gpu::GpuBackend;
 use crate::backend::{AttentionShape, Backend};
 use crate::error::{Error, Result};
 use crate::format::{ModelConfig, ModelFile};
@@ -88,34 +89,11 @@ impl<B: Backend> Model<B> {
     pub fn backend(&mut self) -> &mut B {
         &mut self.backend
     }
-}
 
-impl<B: Backend> LanguageModel for Model<B> {
-    fn config(&self) -> &ModelConfig {
-        &self.config
-    }
-
-    fn context_len(&self) -> usize {
-        self.ctx
-    }
-
-    fn backend_name(&self) -> String {
-        self.backend.name()
-    }
-
-    fn device_bytes(&self) -> u64 {
-        self.backend.device_bytes()
-    }
-
-    fn set_profiling(&mut self, on: bool) {
-        self.backend.set_profiling(on);
-    }
-
-    fn take_profile(&mut self) -> crate::backend::OpTimes {
-        self.backend.take_profile()
-    }
-
-    fn forward(&mut self, ids: &[u32], pos0: usize, all_logits: bool) -> Result<Vec<f32>> {
+    /// Records the forward pass of `ids` at `pos0..` (see [`LanguageModel::forward`]) and
+    /// returns the logits without reading them back: reading is the one step that differs
+    /// between blocking hosts and the browser.
+    fn record(&mut self, ids: &[u32], pos0: usize, all_logits: bool) -> Result<B::Act> {
         let cfg = &self.config;
         if ids.is_empty() {
             return Err(Error::Invalid("nothing to evaluate: no tokens".into()));
@@ -161,7 +139,50 @@ impl<B: Backend> LanguageModel for Model<B> {
             x = b.rows(&x, ids.len() - 1, 1);
         }
         let h = b.rms_norm(&x, &self.output_norm, cfg.rms_eps);
-        let logits = b.matmul(&h, self.output.as_ref().unwrap_or(&self.token_embd), None);
-        b.read(&logits)
+        Ok(b.matmul(&h, self.output.as_ref().unwrap_or(&self.token_embd), None))
+    }
+}
+
+impl Model<GpuBackend> {
+    /// [`LanguageModel::forward`] without blocking on the GPU: what a browser page awaits.
+    pub async fn forward_async(
+        &mut self,
+        ids: &[u32],
+        pos0: usize,
+        all_logits: bool,
+    ) -> Result<Vec<f32>> {
+        let logits = self.record(ids, pos0, all_logits)?;
+        self.backend.read_async(&logits).await
+    }
+}
+
+impl<B: Backend> LanguageModel for Model<B> {
+    fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    fn context_len(&self) -> usize {
+        self.ctx
+    }
+
+    fn backend_name(&self) -> String {
+        self.backend.name()
+    }
+
+    fn device_bytes(&self) -> u64 {
+        self.backend.device_bytes()
+    }
+
+    fn set_profiling(&mut self, on: bool) {
+        self.backend.set_profiling(on);
+    }
+
+    fn take_profile(&mut self) -> crate::backend::OpTimes {
+        self.backend.take_profile()
+    }
+
+    fn forward(&mut self, ids: &[u32], pos0: usize, all_logits: bool) -> Result<Vec<f32>> {
+        let logits = self.record(ids, pos0, all_logits)?;
+        self.backend.read(&logits)
     }
 }
