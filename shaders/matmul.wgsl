@@ -2,26 +2,12 @@
 // One invocation per weight row and tile of TILE tokens: each four weights of the row are
 // decoded once and used for every token of the tile. Larger tiles are the prefill mat-mat;
 // TILE = 1 is the decode mat-vec where whole rows per thread suit the adapter (software
-// rasterizers); GPUs split rows over threads in matvec.wgsl. The block format's `chunk_at`/`chunk_vec4` are spliced in below.
+// rasterizers); GPUs split rows over threads in matvec.wgsl. The block format's `chunk_at` and
+// `chunk_vec4` are spliced in below.
 // Loop counts per invocation stay near K * TILE / 4, under llvmpipe's 65535-iteration cap for
 // rows up to 32k elements.
 
-struct Params {
-    rows: u32,
-    k: u32,
-    tokens: u32,
-    row_bytes: u32,
-    out_stride: u32,
-    out_off: u32,
-    has_bias: u32,
-    _pad: u32,
-}
-
-@group(0) @binding(0) var<storage, read> p: Params;
-@group(0) @binding(1) var<storage, read> w: array<u32>;
-@group(0) @binding(2) var<storage, read> x: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> y: array<f32>;
-@group(0) @binding(4) var<storage, read> bias: array<f32>;
+//!include matmul_io.wgsl
 
 //!include quant/bytes.wgsl
 //!include QUANT

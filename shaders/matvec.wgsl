@@ -4,22 +4,7 @@
 // (coalesced loads) and a short row still keeps many threads busy. The lanes' partial sums meet
 // in workgroup memory. The block format's `chunk_at`/`chunk_vec4` are spliced in below.
 
-struct Params {
-    rows: u32,
-    k: u32,
-    tokens: u32,
-    row_bytes: u32,
-    out_stride: u32,
-    out_off: u32,
-    has_bias: u32,
-    _pad: u32,
-}
-
-@group(0) @binding(0) var<storage, read> p: Params;
-@group(0) @binding(1) var<storage, read> w: array<u32>;
-@group(0) @binding(2) var<storage, read> x: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> y: array<f32>;
-@group(0) @binding(4) var<storage, read> bias: array<f32>;
+//!include matmul_io.wgsl
 
 //!include quant/bytes.wgsl
 //!include QUANT

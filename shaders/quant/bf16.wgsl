@@ -1,11 +1,5 @@
-// BF16: the top half of an f32, two to a word (rows are word-aligned).
-struct Chunk {
-    word: u32,
-}
-
-fn chunk_at(row_off: u32, c: u32) -> Chunk {
-    return Chunk((row_off + c * 64u) / 4u);
-}
+// BF16: the top half of an f32, two to a word.
+//!include quant/two_byte.wgsl
 
 fn chunk_vec4(ch: Chunk, i: u32) -> vec4<f32> {
     let j = ch.word + 2u * i;

@@ -1,11 +1,5 @@
-// F16: chunk c of a row is elements 32c..32c+32, two bytes each (rows are word-aligned).
-struct Chunk {
-    word: u32,
-}
-
-fn chunk_at(row_off: u32, c: u32) -> Chunk {
-    return Chunk((row_off + c * 64u) / 4u);
-}
+// F16: two to a word.
+//!include quant/two_byte.wgsl
 
 fn chunk_vec4(ch: Chunk, i: u32) -> vec4<f32> {
     let j = ch.word + 2u * i;

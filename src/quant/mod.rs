@@ -241,6 +241,56 @@ pub(crate) fn affine_dot(q: &[u8], x: &[f32], scale: f32, offset: f32, acc: &mut
     }
 }
 
+/// A block format whose blocks are groups of small integers, each group with an affine map to
+/// weights (`scale * q + offset`): decoding and dot products over groups are written once, here.
+pub(crate) trait AffineGroups: BlockFormat {
+    /// Elements per group.
+    const GROUP: usize;
+    /// Calls `f(g, q, scale, offset)` for each group `g` of the block `b`.
+    fn groups(b: &[u8], f: impl FnMut(usize, &[u8], f32, f32));
+}
+
+/// `BlockFormat` for an [`AffineGroups`] format of `$elems` elements in `$bytes` bytes: decoding
+/// and dot products both go through its groups.
+macro_rules! affine_block_format {
+    ($t:ty, $elems:expr, $bytes:expr) => {
+        impl BlockFormat for $t {
+            const ELEMS: usize = $elems;
+            const BYTES: usize = $bytes;
+            #[inline(always)]
+            fn dequantize_block(b: &[u8], out: &mut [f32]) {
+                $crate::quant::dequantize_groups::<Self>(b, out);
+            }
+
+            #[inline(always)]
+            fn dot_run(bytes: &[u8], x: &[f32], acc: &mut [f32; 8]) {
+                $crate::quant::dot_groups::<Self>(bytes, x, acc);
+            }
+        }
+    };
+}
+pub(crate) use affine_block_format;
+
+/// [`BlockFormat::dequantize_block`] of an [`AffineGroups`] format.
+#[inline(always)]
+pub(crate) fn dequantize_groups<B: AffineGroups>(b: &[u8], out: &mut [f32]) {
+    B::groups(b, |g, q, scale, offset| {
+        for (o, &q) in out[B::GROUP * g..B::GROUP * (g + 1)].iter_mut().zip(q) {
+            *o = scale * q as f32 + offset;
+        }
+    });
+}
+
+/// [`BlockFormat::dot_run`] of an [`AffineGroups`] format.
+#[inline(always)]
+pub(crate) fn dot_groups<B: AffineGroups>(bytes: &[u8], x: &[f32], acc: &mut [f32; 8]) {
+    for (b, xs) in bytes.chunks_exact(B::BYTES).zip(x.chunks_exact(B::ELEMS)) {
+        B::groups(b, |g, q, scale, offset| {
+            affine_dot(q, &xs[B::GROUP * g..B::GROUP * (g + 1)], scale, offset, acc)
+        });
+    }
+}
+
 /// The 32 nibbles of Q4_0/Q4_1 `qs` bytes in element order: low nibbles, then high nibbles.
 #[inline(always)]
 pub(crate) fn nibbles(qs: &[u8]) -> [u8; 32] {

@@ -4,7 +4,7 @@
 //! `d * scale * q - dmin * min`.
 
 use super::search::{make_qkx2_quants, nearest_int};
-use super::{BlockFormat, Quantize, affine_dot, f16_at, put_f16};
+use super::{AffineGroups, BlockFormat, Quantize, affine_block_format, f16_at, put_f16};
 
 /// The Q4_K block format.
 pub struct Q4K;
@@ -22,45 +22,27 @@ pub fn k_scale_min(j: usize, s: &[u8]) -> (u8, u8) {
     }
 }
 
-/// Calls `f(g, q, scale, offset)` for each group `g` of 32 of the block at `b`: its 4-bit
-/// integers and the affine map to weights (`scale * q + offset`).
-#[inline(always)]
-fn q4k_groups(b: &[u8], mut f: impl FnMut(usize, &[u8], f32, f32)) {
-    let (d, dmin) = (f16_at(b, 0), f16_at(b, 2));
-    let (scales, qs) = (&b[4..16], &b[16..144]);
-    let mut q = [0u8; 32];
-    for g in 0..8 {
-        let (sc, m) = k_scale_min(g, scales);
-        let chunk = &qs[(g / 2) * 32..(g / 2) * 32 + 32];
-        let shift = 4 * (g % 2);
-        for (q, &byte) in q.iter_mut().zip(chunk) {
-            *q = (byte >> shift) & 0x0f;
-        }
-        f(g, &q, d * sc as f32, -dmin * m as f32);
-    }
-}
-
-impl BlockFormat for Q4K {
-    const ELEMS: usize = 256;
-    const BYTES: usize = 144;
+/// Eight groups of 32 four-bit integers, each with its scale and `-dmin * min` as offset.
+impl AffineGroups for Q4K {
+    const GROUP: usize = 32;
     #[inline(always)]
-    fn dequantize_block(b: &[u8], out: &mut [f32]) {
-        q4k_groups(b, |g, q, scale, offset| {
-            for (o, &q) in out[32 * g..32 * g + 32].iter_mut().zip(q) {
-                *o = scale * q as f32 + offset;
+    fn groups(b: &[u8], mut f: impl FnMut(usize, &[u8], f32, f32)) {
+        let (d, dmin) = (f16_at(b, 0), f16_at(b, 2));
+        let (scales, qs) = (&b[4..16], &b[16..144]);
+        let mut q = [0u8; 32];
+        for g in 0..8 {
+            let (sc, m) = k_scale_min(g, scales);
+            let chunk = &qs[(g / 2) * 32..(g / 2) * 32 + 32];
+            let shift = 4 * (g % 2);
+            for (q, &byte) in q.iter_mut().zip(chunk) {
+                *q = (byte >> shift) & 0x0f;
             }
-        });
-    }
-
-    #[inline(always)]
-    fn dot_run(bytes: &[u8], x: &[f32], acc: &mut [f32; 8]) {
-        for (b, xs) in bytes.chunks_exact(Self::BYTES).zip(x.chunks_exact(256)) {
-            q4k_groups(b, |g, q, scale, offset| {
-                affine_dot(q, &xs[32 * g..32 * g + 32], scale, offset, acc)
-            });
+            f(g, &q, d * sc as f32, -dmin * m as f32);
         }
     }
 }
+
+affine_block_format!(Q4K, 256, 144);
 
 /// Packs eight 6-bit scales and mins into the 12 bytes Q4_K and Q5_K use (inverse of
 /// [`k_scale_min`]).

@@ -2,50 +2,32 @@
 //! qs: [u8; 128]`; bit `g` of `qh[l]` is the high bit of weight `l` of group `g`.
 
 use super::q4_k::{k_quantize_groups, k_scale_min};
-use super::{BlockFormat, Quantize, affine_dot, f16_at};
+use super::{AffineGroups, BlockFormat, Quantize, affine_block_format, f16_at};
 
 /// The Q5_K block format.
 pub struct Q5K;
 
-/// Calls `f(g, q, scale, offset)` for each group `g` of 32 of the block at `b`: its 5-bit
-/// integers and the affine map to weights (`scale * q + offset`).
-#[inline(always)]
-fn q5k_groups(b: &[u8], mut f: impl FnMut(usize, &[u8], f32, f32)) {
-    let (d, dmin) = (f16_at(b, 0), f16_at(b, 2));
-    let (scales, qh, qs) = (&b[4..16], &b[16..48], &b[48..176]);
-    let mut q = [0u8; 32];
-    for g in 0..8 {
-        let (sc, m) = k_scale_min(g, scales);
-        let chunk = &qs[(g / 2) * 32..(g / 2) * 32 + 32];
-        let shift = 4 * (g % 2);
-        for ((q, &low), &high) in q.iter_mut().zip(chunk).zip(qh) {
-            *q = ((low >> shift) & 0x0f) | (((high >> g) & 1) << 4);
-        }
-        f(g, &q, d * sc as f32, -dmin * m as f32);
-    }
-}
-
-impl BlockFormat for Q5K {
-    const ELEMS: usize = 256;
-    const BYTES: usize = 176;
+/// Eight groups of 32 five-bit integers, each with its scale and `-dmin * min` as offset.
+impl AffineGroups for Q5K {
+    const GROUP: usize = 32;
     #[inline(always)]
-    fn dequantize_block(b: &[u8], out: &mut [f32]) {
-        q5k_groups(b, |g, q, scale, offset| {
-            for (o, &q) in out[32 * g..32 * g + 32].iter_mut().zip(q) {
-                *o = scale * q as f32 + offset;
+    fn groups(b: &[u8], mut f: impl FnMut(usize, &[u8], f32, f32)) {
+        let (d, dmin) = (f16_at(b, 0), f16_at(b, 2));
+        let (scales, qh, qs) = (&b[4..16], &b[16..48], &b[48..176]);
+        let mut q = [0u8; 32];
+        for g in 0..8 {
+            let (sc, m) = k_scale_min(g, scales);
+            let chunk = &qs[(g / 2) * 32..(g / 2) * 32 + 32];
+            let shift = 4 * (g % 2);
+            for ((q, &low), &high) in q.iter_mut().zip(chunk).zip(qh) {
+                *q = ((low >> shift) & 0x0f) | (((high >> g) & 1) << 4);
             }
-        });
-    }
-
-    #[inline(always)]
-    fn dot_run(bytes: &[u8], x: &[f32], acc: &mut [f32; 8]) {
-        for (b, xs) in bytes.chunks_exact(Self::BYTES).zip(x.chunks_exact(256)) {
-            q5k_groups(b, |g, q, scale, offset| {
-                affine_dot(q, &xs[32 * g..32 * g + 32], scale, offset, acc)
-            });
+            f(g, &q, d * sc as f32, -dmin * m as f32);
         }
     }
 }
+
+affine_block_format!(Q5K, 256, 176);
 
 impl Quantize for Q5K {
     fn quantize_block(x: &[f32], out: &mut [u8]) {

@@ -4,34 +4,38 @@
 //! `ql[l + 32 * (k % 2)]` and bit pair `k` of `qh[l]`.
 
 use super::search::{GROUP_MAX_EPS, make_qx_quants, nearest_int};
-use super::{BlockFormat, Quantize, affine_dot, f16_at, put_f16};
+use super::{AffineGroups, BlockFormat, Quantize, dot_groups, f16_at, put_f16};
 
 /// The Q6_K block format.
 pub struct Q6K;
 
-/// Calls `f(g, q, scale)` for each group `g` of 16 of the block at `b`: its 6-bit integers
-/// (weights are `scale * (q - 32)`).
-#[inline(always)]
-fn q6k_groups(b: &[u8], mut f: impl FnMut(usize, &[u8], f32)) {
-    let d = f16_at(b, 208);
-    let scales = &b[192..208];
-    let mut q = [0u8; 16];
-    for half in 0..2 {
-        let ql = &b[64 * half..64 * half + 64];
-        let qh = &b[128 + 32 * half..160 + 32 * half];
-        for k in 0..4 {
-            let low = &ql[32 * (k % 2)..32 * (k % 2) + 32];
-            let (lshift, hshift) = (4 * (k / 2), 2 * k);
-            for part in 0..2 {
-                let (low, high) = (
-                    &low[16 * part..16 * part + 16],
-                    &qh[16 * part..16 * part + 16],
-                );
-                for ((q, &l), &h) in q.iter_mut().zip(low).zip(high) {
-                    *q = ((l >> lshift) & 0x0f) | (((h >> hshift) & 3) << 4);
+/// Sixteen groups of 16 six-bit integers; weights are `scale * (q - 32)`, so the offset is
+/// `-32 * scale`.
+impl AffineGroups for Q6K {
+    const GROUP: usize = 16;
+    #[inline(always)]
+    fn groups(b: &[u8], mut f: impl FnMut(usize, &[u8], f32, f32)) {
+        let d = f16_at(b, 208);
+        let scales = &b[192..208];
+        let mut q = [0u8; 16];
+        for half in 0..2 {
+            let ql = &b[64 * half..64 * half + 64];
+            let qh = &b[128 + 32 * half..160 + 32 * half];
+            for k in 0..4 {
+                let low = &ql[32 * (k % 2)..32 * (k % 2) + 32];
+                let (lshift, hshift) = (4 * (k / 2), 2 * k);
+                for part in 0..2 {
+                    let (low, high) = (
+                        &low[16 * part..16 * part + 16],
+                        &qh[16 * part..16 * part + 16],
+                    );
+                    for ((q, &l), &h) in q.iter_mut().zip(low).zip(high) {
+                        *q = ((l >> lshift) & 0x0f) | (((h >> hshift) & 3) << 4);
+                    }
+                    let g = 8 * half + 2 * k + part;
+                    let scale = d * (scales[g] as i8) as f32;
+                    f(g, &q, scale, -32.0 * scale);
                 }
-                let g = 8 * half + 2 * k + part;
-                f(g, &q, d * (scales[g] as i8) as f32);
             }
         }
     }
@@ -42,7 +46,8 @@ impl BlockFormat for Q6K {
     const BYTES: usize = 210;
     #[inline(always)]
     fn dequantize_block(b: &[u8], out: &mut [f32]) {
-        q6k_groups(b, |g, q, scale| {
+        // Not `scale * q + offset`: one rounding, as the reference decoders do.
+        Self::groups(b, |g, q, scale, _| {
             for (o, &q) in out[16 * g..16 * g + 16].iter_mut().zip(q) {
                 *o = scale * (q as i32 - 32) as f32;
             }
@@ -51,11 +56,7 @@ impl BlockFormat for Q6K {
 
     #[inline(always)]
     fn dot_run(bytes: &[u8], x: &[f32], acc: &mut [f32; 8]) {
-        for (b, xs) in bytes.chunks_exact(Self::BYTES).zip(x.chunks_exact(256)) {
-            q6k_groups(b, |g, q, scale| {
-                affine_dot(q, &xs[16 * g..16 * g + 16], scale, -32.0 * scale, acc)
-            });
-        }
+        dot_groups::<Self>(bytes, x, acc);
     }
 }
 

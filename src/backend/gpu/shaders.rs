@@ -73,6 +73,14 @@ pub struct Variant {
 /// The files `//!include` may name.
 const INCLUDES: &[(&str, &str)] = &[
     (
+        "matmul_io.wgsl",
+        include_str!("../../../shaders/matmul_io.wgsl"),
+    ),
+    (
+        "quant/two_byte.wgsl",
+        include_str!("../../../shaders/quant/two_byte.wgsl"),
+    ),
+    (
         "quant/bytes.wgsl",
         include_str!("../../../shaders/quant/bytes.wgsl"),
     ),
