@@ -122,6 +122,8 @@ mod tests {
             t.dequantize(&bytes, &mut da);
             t.dequantize_portable(&bytes, &mut db);
             assert_eq!(da, db, "{}", t.name());
+            let (a, b) = (super::dot_f32(&da, &x), super::dot_f32_portable(&da, &x));
+            assert!((a - b).abs() <= 1e-4 * a.abs().max(1.0), "f32: {a} vs {b}");
         }
     }
     #[test]
@@ -302,12 +304,29 @@ pub(crate) fn nibbles(qs: &[u8]) -> [u8; 32] {
     q
 }
 
-/// f32 dot product with eight independent accumulators, so the compiler can vectorise it.
-#[inline(always)]
+/// f32 dot product with eight independent accumulators, so the compiler can vectorise it
+/// (compiled for AVX2 where the CPU has it).
 pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if avx2_fma_f16c() {
+        // SAFETY: the CPU has the features the function was compiled for.
+        return unsafe { dot_f32_avx2(a, b) };
+    }
+    dot_f32_portable(a, b)
+}
+
+#[inline(always)]
+fn dot_f32_portable(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0.0f32; 8];
     dot_accumulate(&mut acc, a, b);
     acc.iter().sum()
+}
+
+/// [`dot_f32`] compiled for AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_f32_avx2(a: &[f32], b: &[f32]) -> f32 {
+    dot_f32_portable(a, b)
 }
 
 macro_rules! ggml_types {
