@@ -169,10 +169,7 @@ impl GpuOptions {
             subgroups: ctx.report.subgroups,
             max_binding: None,
             split_rows: ctx.report.device_type != "Cpu",
-            timestamps_inside_passes: ctx
-                .device
-                .features()
-                .contains(wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES),
+            timestamps_inside_passes: timestamps_inside_passes(ctx),
         }
     }
 
@@ -184,6 +181,13 @@ impl GpuOptions {
             ..Self::fastest(ctx)
         }
     }
+}
+
+/// Whether the device can write timestamps between the dispatches of a compute pass.
+fn timestamps_inside_passes(ctx: &GpuContext) -> bool {
+    ctx.device
+        .features()
+        .contains(wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES)
 }
 
 /// The variant of kernels without options.
@@ -229,11 +233,7 @@ impl GpuBackend {
     /// A backend on an opened device with the given fast paths (those the device lacks are off).
     pub fn with_context(ctx: GpuContext, options: GpuOptions) -> Result<GpuBackend> {
         let (ctx_f16, ctx_subgroups) = (ctx.report.shader_f16, ctx.report.subgroups);
-        let inside_passes = options.timestamps_inside_passes
-            && ctx
-                .device
-                .features()
-                .contains(wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES);
+        let inside_passes = options.timestamps_inside_passes && timestamps_inside_passes(&ctx);
         let max_binding = options.max_binding;
         let slot = (ctx.limits.min_storage_buffer_offset_alignment as u64).max(MIN_SLOT);
         let limit = ctx
