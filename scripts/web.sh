@@ -9,6 +9,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cmd=${1:-build}
 port=${PORT:-8765}
+case "$cmd" in
+  build|serve|test) ;;
+  *) echo "usage: scripts/web.sh [build|serve|test]" >&2; exit 2 ;;
+esac
 
 cargo build --release --example web --target wasm32-unknown-unknown
 wasm-bindgen --target web --no-typescript --out-dir examples/web/pkg \
@@ -31,5 +35,4 @@ case "$cmd" in
     done
     node examples/web/test.mjs "http://127.0.0.1:$port"
     ;;
-  *) echo "usage: scripts/web.sh [build|serve|test]" >&2; exit 2 ;;
 esac
