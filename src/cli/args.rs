@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 
 use ember::ModelFile;
-use ember::backend::cpu::CpuBackend;
+use ember::backend::cpu::{CpuBackend, Precision};
 use ember::backend::gpu::{GpuBackend, GpuChoice, context::has_hardware_adapter};
 use ember::model::{LanguageModel, Model};
 use ember::sample::SamplerConfig;
@@ -76,6 +76,29 @@ pub struct RuntimeArgs {
     /// GPU: keep the KV cache in f16 (half the memory; logits drift by ~5e-3). Needs shader-f16.
     #[arg(long)]
     pub kv_f16: bool,
+    /// CPU: how activations meet quantized weights — `fast` (8-bit activations, integer dot
+    /// products) or `f32` (exact f32 activations, the reference).
+    #[arg(long, value_enum, default_value = "fast")]
+    pub precision: PrecisionChoice,
+}
+
+/// `--precision` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PrecisionChoice {
+    /// 8-bit activations and integer dot products (the default).
+    Fast,
+    /// f32 activations: exact, slower.
+    F32,
+}
+
+impl PrecisionChoice {
+    /// The CPU backend's setting.
+    pub fn cpu(self) -> Precision {
+        match self {
+            PrecisionChoice::Fast => Precision::Fast,
+            PrecisionChoice::F32 => Precision::F32,
+        }
+    }
 }
 
 impl RuntimeArgs {
@@ -91,7 +114,7 @@ impl RuntimeArgs {
         let cpu = || -> Result<Box<dyn LanguageModel>> {
             Ok(Box::new(Model::new(
                 file,
-                CpuBackend::new(self.threads)?,
+                CpuBackend::with_precision(self.threads, self.precision.cpu())?,
                 self.ctx,
             )?))
         };

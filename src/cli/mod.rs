@@ -3,6 +3,7 @@
 pub mod args;
 pub mod bench;
 pub mod chat;
+pub mod compare;
 pub mod devices;
 pub mod info;
 pub mod perplexity;
@@ -41,6 +42,9 @@ pub enum Command {
     Quantize(quantize::QuantizeArgs),
     /// Measure prompt processing and generation speed per model and backend.
     Bench(bench::BenchArgs),
+    /// How far one model's predictions are from another's on a text: KL divergence, top-1
+    /// agreement, perplexities (two files, or one file under two settings).
+    Compare(compare::CompareArgs),
 }
 
 impl Cli {
@@ -56,6 +60,7 @@ impl Cli {
             Command::Perplexity(a) => perplexity::run(a),
             Command::Quantize(a) => quantize::run(a),
             Command::Bench(a) => bench::run(a),
+            Command::Compare(a) => compare::run(a),
         }
     }
 }

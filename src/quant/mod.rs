@@ -5,6 +5,7 @@
 //! encoded row with f32 activations — is written once here, generic over the block type.
 
 mod float;
+pub mod int_dot;
 mod q2_k;
 mod q3_k;
 mod q4_0;
@@ -15,6 +16,7 @@ mod q5_1;
 mod q5_k;
 mod q6_k;
 mod q8_0;
+pub mod q8_act;
 mod search;
 
 pub use float::{Bf16, F16, F32};
@@ -246,8 +248,11 @@ pub(crate) fn affine_dot(q: &[u8], x: &[f32], scale: f32, offset: f32, acc: &mut
 /// A block format whose blocks are groups of small integers, each group with an affine map to
 /// weights (`scale * q + offset`): decoding and dot products over groups are written once, here.
 pub(crate) trait AffineGroups: BlockFormat {
-    /// Elements per group.
+    /// Elements per group (16 or 32).
     const GROUP: usize;
+    /// Codes are signed bytes stored as `u8` (Q8_0) rather than small unsigned integers; only
+    /// the integer dot products read such groups.
+    const SIGNED: bool = false;
     /// Calls `f(g, q, scale, offset)` for each group `g` of the block `b`.
     fn groups(b: &[u8], f: impl FnMut(usize, &[u8], f32, f32));
 }

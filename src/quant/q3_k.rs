@@ -3,7 +3,7 @@
 //! scales), `d: f16`. Value `d * (scale - 32) * (q - 4)`, where `q` has its high bit *cleared*
 //! when the mask bit is 0 (hence the `- 4` only then).
 
-use super::{BlockFormat, f16_at};
+use super::{AffineGroups, BlockFormat, f16_at};
 
 /// The Q3_K block format.
 pub struct Q3K;
@@ -37,6 +37,30 @@ impl BlockFormat for Q3K {
                 low - 4
             };
             *o = d * sc[i / 16] as f32 * q as f32;
+        }
+    }
+}
+
+/// Sixteen groups of 16 three-bit codes `low + 4 * mask bit` (0..8), each worth
+/// `d * scale * (code - 4)`.
+impl AffineGroups for Q3K {
+    const GROUP: usize = 16;
+    #[inline(always)]
+    fn groups(b: &[u8], mut f: impl FnMut(usize, &[u8], f32, f32)) {
+        let (hmask, qs) = (&b[0..32], &b[32..96]);
+        let sc = scales(&b[96..108]);
+        let d = f16_at(b, 108);
+        let mut q = [0u8; 16];
+        for (g, &s) in sc.iter().enumerate() {
+            let l0 = 16 * (g % 2);
+            let (at, k) = (32 * (g / 8) + l0, (g % 8) / 2);
+            let bit = 4 * (g / 8) + k;
+            for (i, q) in q.iter_mut().enumerate() {
+                let low = (qs[at + i] >> (2 * k)) & 3;
+                *q = low | (((hmask[l0 + i] >> bit) & 1) << 2);
+            }
+            let scale = d * s as f32;
+            f(g, &q, scale, -4.0 * scale);
         }
     }
 }

@@ -1,7 +1,9 @@
 //! Q4_0: 32 weights as 4-bit integers with one f16 scale. Layout: `d: f16, qs: [u8; 16]`;
 //! element `j` is the low nibble of `qs[j]`, element `j + 16` the high nibble; value `d * (q - 8)`.
 
-use super::{BlockFormat, Quantize, affine_dot, f16_at, nibbles, put_f16, signed_absmax};
+use super::{
+    AffineGroups, BlockFormat, Quantize, affine_dot, f16_at, nibbles, put_f16, signed_absmax,
+};
 
 /// The Q4_0 block format.
 pub struct Q4_0;
@@ -37,5 +39,14 @@ impl Quantize for Q4_0 {
         for j in 0..16 {
             out[2 + j] = q(x[j]) | (q(x[j + 16]) << 4);
         }
+    }
+}
+
+impl AffineGroups for Q4_0 {
+    const GROUP: usize = 32;
+    #[inline(always)]
+    fn groups(b: &[u8], mut f: impl FnMut(usize, &[u8], f32, f32)) {
+        let d = f16_at(b, 0);
+        f(0, &nibbles(&b[2..18]), d, -8.0 * d);
     }
 }

@@ -1,7 +1,7 @@
 //! Q4_1: 32 weights as 4-bit integers with an f16 scale and an f16 minimum. Layout:
 //! `d: f16, m: f16, qs: [u8; 16]` (nibbles as in Q4_0); value `d * q + m`.
 
-use super::{BlockFormat, Quantize, affine_dot, f16_at, min_max, nibbles, put_f16};
+use super::{AffineGroups, BlockFormat, Quantize, affine_dot, f16_at, min_max, nibbles, put_f16};
 
 /// The Q4_1 block format.
 pub struct Q4_1;
@@ -37,5 +37,13 @@ impl Quantize for Q4_1 {
         for j in 0..16 {
             out[4 + j] = q(x[j]) | (q(x[j + 16]) << 4);
         }
+    }
+}
+
+impl AffineGroups for Q4_1 {
+    const GROUP: usize = 32;
+    #[inline(always)]
+    fn groups(b: &[u8], mut f: impl FnMut(usize, &[u8], f32, f32)) {
+        f(0, &nibbles(&b[4..20]), f16_at(b, 0), f16_at(b, 2));
     }
 }

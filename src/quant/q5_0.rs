@@ -2,7 +2,7 @@
 //! the low four bits come from nibbles as in Q4_0, bit 4 of element `i` is bit `i` of `qh`;
 //! value `d * (q - 16)`.
 
-use super::{BlockFormat, Quantize, affine_dot, f16_at, put_f16, signed_absmax};
+use super::{AffineGroups, BlockFormat, Quantize, affine_dot, f16_at, put_f16, signed_absmax};
 
 /// The Q5_0 block format.
 pub struct Q5_0;
@@ -57,5 +57,14 @@ impl Quantize for Q5_0 {
         put_f16(out, 0, d);
         let q: [u8; 32] = std::array::from_fn(|i| ((x[i] * id + 16.5) as i8).min(31) as u8);
         pack_five_bit(&q, out, 2);
+    }
+}
+
+impl AffineGroups for Q5_0 {
+    const GROUP: usize = 32;
+    #[inline(always)]
+    fn groups(b: &[u8], mut f: impl FnMut(usize, &[u8], f32, f32)) {
+        let d = f16_at(b, 0);
+        f(0, &five_bit_values(b, 2), d, -16.0 * d);
     }
 }

@@ -2,7 +2,7 @@
 //! `d: f16, m: f16, qh: u32, qs: [u8; 16]` (bits as in Q5_0); value `d * q + m`.
 
 use super::q5_0::{five_bit_values, pack_five_bit};
-use super::{BlockFormat, Quantize, affine_dot, f16_at, min_max, put_f16};
+use super::{AffineGroups, BlockFormat, Quantize, affine_dot, f16_at, min_max, put_f16};
 
 /// The Q5_1 block format.
 pub struct Q5_1;
@@ -35,5 +35,13 @@ impl Quantize for Q5_1 {
         put_f16(out, 2, min);
         let q: [u8; 32] = std::array::from_fn(|i| (((x[i] - min) * id + 0.5) as i8).min(31) as u8);
         pack_five_bit(&q, out, 4);
+    }
+}
+
+impl AffineGroups for Q5_1 {
+    const GROUP: usize = 32;
+    #[inline(always)]
+    fn groups(b: &[u8], mut f: impl FnMut(usize, &[u8], f32, f32)) {
+        f(0, &five_bit_values(b, 4), f16_at(b, 0), f16_at(b, 2));
     }
 }

@@ -1,7 +1,6 @@
 //! The CPU key/value cache and causal attention over it.
 
-use rayon::prelude::*;
-
+use super::pool::Pool;
 use crate::backend::AttentionShape;
 use crate::quant::dot_f32;
 
@@ -44,6 +43,7 @@ impl KvCache {
     /// Attention of `rows` query rows (row `i` at position `pos0 + i`) over positions `0..=pos`.
     pub fn attend(
         &self,
+        pool: &Pool,
         layer: usize,
         pos0: usize,
         q: &[f32],
@@ -55,7 +55,7 @@ impl KvCache {
         let scale = 1.0 / (hd as f32).sqrt();
         let (keys, values) = (&self.keys[layer], &self.values[layer]);
         let mut out = vec![0.0f32; rows * s.heads * hd];
-        out.par_chunks_mut(hd).enumerate().for_each(|(idx, o)| {
+        pool.for_chunks(&mut out, hd, |idx, o| {
             let (i, h) = (idx / s.heads, idx % s.heads);
             let pos = pos0 + i;
             let qv = &q[idx * hd..(idx + 1) * hd];

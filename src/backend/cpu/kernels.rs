@@ -1,9 +1,10 @@
 //! CPU reference kernels: plain loops over f32, weights decoded block by block from the file.
 
-use rayon::prelude::*;
-
+use super::pool::Pool;
 use crate::format::{RopeLayout, TensorView};
 use crate::quant::dot_f32;
+use crate::quant::int_dot::{self, CpuLevel, TILE};
+use crate::quant::q8_act::{Q8Act, Q8Row};
 
 /// Weight rows handled by one parallel task.
 const ROWS_PER_TASK: usize = 16;
@@ -12,30 +13,52 @@ const ROWS_PER_TASK: usize = 16;
 ///
 /// One token: each weight row is dotted with `x` block by block. Several tokens (prefill): each
 /// weight row is decoded once into a scratch row and reused for every token.
-pub fn matmul(x: &[f32], t: usize, w: &TensorView) -> Vec<f32> {
+pub fn matmul(pool: &Pool, x: &[f32], t: usize, w: &TensorView) -> Vec<f32> {
     let (n, k, rb) = (w.rows(), w.cols(), w.row_bytes());
     debug_assert_eq!(x.len(), t * k);
     let bytes = w.bytes();
     // Computed feature-major ([n][t]) so each task writes one contiguous slice.
     let mut out_t = vec![0.0f32; n * t];
-    out_t
-        .par_chunks_mut(ROWS_PER_TASK * t)
-        .enumerate()
-        .for_each(|(task, chunk)| {
-            let mut scratch = vec![0.0f32; if t > 1 { k } else { 0 }];
-            for (j, outs) in chunk.chunks_exact_mut(t).enumerate() {
-                let r = task * ROWS_PER_TASK + j;
-                let row = &bytes[r * rb..(r + 1) * rb];
-                if t == 1 {
-                    outs[0] = w.dtype.dot(row, x);
-                } else {
-                    w.dtype.dequantize(row, &mut scratch);
-                    for (o, xr) in outs.iter_mut().zip(x.chunks_exact(k)) {
-                        *o = dot_f32(&scratch, xr);
-                    }
+    pool.for_chunks(&mut out_t, ROWS_PER_TASK * t, |task, chunk| {
+        let mut scratch = vec![0.0f32; if t > 1 { k } else { 0 }];
+        for (j, outs) in chunk.chunks_exact_mut(t).enumerate() {
+            let r = task * ROWS_PER_TASK + j;
+            let row = &bytes[r * rb..(r + 1) * rb];
+            if t == 1 {
+                outs[0] = w.dtype.dot(row, x);
+            } else {
+                w.dtype.dequantize(row, &mut scratch);
+                for (o, xr) in outs.iter_mut().zip(x.chunks_exact(k)) {
+                    *o = dot_f32(&scratch, xr);
                 }
             }
-        });
+        }
+    });
+    token_major(out_t, n, t)
+}
+
+/// `y = x · wᵀ` with `x` quantized to bytes ([`Q8Act`]) and integer dot products at `level`:
+/// the fast path for quantized weights. Each weight block is unpacked once per [`TILE`] tokens.
+pub fn matmul_q8(pool: &Pool, x: &Q8Act, w: &TensorView, level: CpuLevel) -> Vec<f32> {
+    let (n, rb, t) = (w.rows(), w.row_bytes(), x.rows());
+    debug_assert_eq!(x.cols, w.cols());
+    let bytes = w.bytes();
+    let rows: Vec<Q8Row> = (0..t).map(|i| x.row(i)).collect();
+    let mut out_t = vec![0.0f32; n * t];
+    pool.for_chunks(&mut out_t, ROWS_PER_TASK * t, |task, chunk| {
+        for (j, outs) in chunk.chunks_exact_mut(t).enumerate() {
+            let r = task * ROWS_PER_TASK + j;
+            let row = &bytes[r * rb..(r + 1) * rb];
+            for (xs, o) in rows.chunks(TILE).zip(outs.chunks_mut(TILE)) {
+                int_dot::dot_rows(level, w.dtype, row, xs, o);
+            }
+        }
+    });
+    token_major(out_t, n, t)
+}
+
+/// Transposes feature-major results (`n` features x `t` tokens) to token-major rows.
+fn token_major(out_t: Vec<f32>, n: usize, t: usize) -> Vec<f32> {
     if t == 1 {
         return out_t;
     }

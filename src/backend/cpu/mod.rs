@@ -1,17 +1,23 @@
-//! The CPU backend: f32 arithmetic over weights read in place from the memory map, on a rayon
-//! thread pool. It is also the reference every GPU kernel is checked against.
+//! The CPU backend: weights read in place from the memory map, on a spinning thread pool
+//! ([`pool`]). Quantized weights meet 8-bit activations in integer dot products by default
+//! ([`Precision::Fast`]); [`Precision::F32`] keeps f32 activations and is the reference every
+//! GPU kernel and the fast path are checked against.
 
 mod attention;
 mod kernels;
+pub mod pool;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use attention::KvCache;
+use pool::Pool;
 
 use super::{AttentionShape, Backend, OpTimes};
 use crate::error::{Error, Result};
 use crate::format::{RopeLayout, TensorView};
+use crate::quant::int_dot::{self, CpuLevel};
+use crate::quant::q8_act::Q8Act;
 
 /// Activations on the CPU: `rows` x `cols`, row-major.
 #[derive(Clone, Debug)]
@@ -48,28 +54,67 @@ impl CpuWeight {
     }
 }
 
+/// How the CPU multiplies activations with quantized weights.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Precision {
+    /// Activations quantized to 8-bit blocks, integer dot products (llama.cpp's numerics class):
+    /// the default.
+    #[default]
+    Fast,
+    /// f32 activations against weights decoded exactly: the reference the fast path is measured
+    /// against.
+    F32,
+}
+
 /// CPU backend over a thread pool.
 pub struct CpuBackend {
-    pool: Arc<rayon::ThreadPool>,
+    pool: Arc<Pool>,
     profile: Option<Vec<(&'static str, Duration)>>,
+    precision: Precision,
+    level: CpuLevel,
+    /// Quantized activations, reused by every matmul.
+    q8: Q8Act,
 }
 
 impl CpuBackend {
-    /// A backend using `threads` threads (0: one per core).
+    /// A backend using `threads` threads (0: one per core), at the default precision.
     pub fn new(threads: usize) -> Result<CpuBackend> {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
+        CpuBackend::with_precision(threads, Precision::default())
+    }
+
+    /// A backend using `threads` threads (0: one per core) at `precision`. The integer kernels'
+    /// instruction set is the best this CPU has, or `EMBER_CPU_LEVEL`'s.
+    pub fn with_precision(threads: usize, precision: Precision) -> Result<CpuBackend> {
+        let level = CpuLevel::current().map_err(Error::Backend)?;
+        let threads = if threads == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            threads
+        };
+        let pool = Pool::new(threads)
             .map_err(|e| Error::Backend(format!("cannot start {threads} threads: {e}")))?;
         Ok(CpuBackend {
             pool: Arc::new(pool),
             profile: None,
+            precision,
+            level,
+            q8: Q8Act::default(),
         })
+    }
+
+    /// The precision of matrix products.
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    /// The instruction set of the integer kernels.
+    pub fn level(&self) -> CpuLevel {
+        self.level
     }
 
     /// Threads in the pool.
     pub fn threads(&self) -> usize {
-        self.pool.current_num_threads()
+        self.pool.threads()
     }
 }
 
@@ -145,7 +190,14 @@ impl Backend for CpuBackend {
 
     fn matmul(&mut self, x: &CpuAct, w: &CpuWeight, bias: Option<&CpuWeight>) -> CpuAct {
         self.timed("matmul", |b| {
-            let mut out = b.pool.install(|| kernels::matmul(&x.data, x.rows, &w.view));
+            let v = &w.view;
+            let mut out = if b.precision == Precision::Fast && int_dot::has_int_dot(v.dtype) {
+                b.q8.quantize_into(&x.data, x.cols);
+                let (q8, level) = (&b.q8, b.level);
+                kernels::matmul_q8(&b.pool, q8, v, level)
+            } else {
+                kernels::matmul(&b.pool, &x.data, x.rows, v)
+            };
             if let Some(bias) = bias {
                 for row in out.chunks_exact_mut(w.view.rows()) {
                     row.iter_mut().zip(bias.vector()).for_each(|(o, b)| *o += b);
@@ -183,9 +235,7 @@ impl Backend for CpuBackend {
     ) -> CpuAct {
         self.timed("attention", |b| {
             cache.store(layer, pos0, &k.data, &v.data);
-            let out = b
-                .pool
-                .install(|| cache.attend(layer, pos0, &q.data, q.rows, shape));
+            let out = cache.attend(&b.pool, layer, pos0, &q.data, q.rows, shape);
             CpuAct::new(out, q.rows)
         })
     }

@@ -1,0 +1,304 @@
+//! Integer dot products of encoded weight rows with [`Q8Act`] activations: the fast CPU path.
+//!
+//! Every block format is a run of groups of small unsigned codes with an affine map to weights
+//! ([`AffineGroups`]: `scale · code + offset`). Against activations `dx · qx`, a group's dot
+//! product is `scale·dx · Σ code·qx + offset·dx · Σqx`: the first sum is an integer dot of bytes
+//! (one `vpdpbusd`, or `vpmaddubsw` + `vpmaddwd`, per 32 values), the second comes with the
+//! activations. The group loop is written once, generic over the block format and over
+//! [`Lanes`], the SIMD level's byte-dot primitive; each level's entry point is compiled with its
+//! target features so the whole loop inlines into it.
+//!
+//! Several activation rows (tokens) are dotted with each block while it is unpacked, so prefill
+//! decodes every weight block once per [`TILE`] tokens.
+
+mod portable;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+use std::sync::OnceLock;
+
+use super::q8_act::{Q8_BLOCK, Q8Row};
+use super::{AffineGroups, GgmlType, Q2K, Q3K, Q4_0, Q4_1, Q4K, Q5_0, Q5_1, Q5K, Q6K, Q8_0};
+
+/// Tokens dotted with each unpacked weight block in prefill.
+pub const TILE: usize = 4;
+
+/// A SIMD level's primitive: accumulate `Σ code·x` over 32 bytes, times float scales.
+pub(crate) trait Lanes {
+    /// Running float sums.
+    type Acc: Copy;
+    /// All-zero sums.
+    fn zero() -> Self::Acc;
+    /// `acc + s_lo · Σ_{0..16} c·x + s_hi · Σ_{16..32} c·x`; `c` are unsigned codes below 64,
+    /// or signed bytes when `signed` (a constant once inlined).
+    fn dot32(
+        acc: Self::Acc,
+        c: &[u8; 32],
+        x: &[i8; 32],
+        s_lo: f32,
+        s_hi: f32,
+        signed: bool,
+    ) -> Self::Acc;
+    /// The sum of all lanes.
+    fn total(acc: Self::Acc) -> f32;
+}
+
+/// The instruction sets the integer kernels exist for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum CpuLevel {
+    /// Plain Rust, vectorised by the compiler for the build's baseline.
+    Portable,
+    /// AVX2 + FMA: `vpmaddubsw` / `vpmaddwd`.
+    Avx2,
+    /// AVX-512 VNNI (with VL): `vpdpbusd` on 256-bit vectors.
+    Avx512Vnni,
+}
+
+impl CpuLevel {
+    /// Every level, lowest first.
+    pub const ALL: [CpuLevel; 3] = [CpuLevel::Portable, CpuLevel::Avx2, CpuLevel::Avx512Vnni];
+
+    /// The name `EMBER_CPU_LEVEL` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            CpuLevel::Portable => "portable",
+            CpuLevel::Avx2 => "avx2",
+            CpuLevel::Avx512Vnni => "avx512vnni",
+        }
+    }
+
+    /// Whether this CPU can run the level.
+    pub fn supported(self) -> bool {
+        match self {
+            CpuLevel::Portable => true,
+            #[cfg(target_arch = "x86_64")]
+            CpuLevel::Avx2 => {
+                std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+            }
+            #[cfg(target_arch = "x86_64")]
+            CpuLevel::Avx512Vnni => {
+                CpuLevel::Avx2.supported()
+                    && std::is_x86_feature_detected!("avx512f")
+                    && std::is_x86_feature_detected!("avx512bw")
+                    && std::is_x86_feature_detected!("avx512vl")
+                    && std::is_x86_feature_detected!("avx512vnni")
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => false,
+        }
+    }
+
+    /// The best level this CPU has.
+    pub fn best() -> CpuLevel {
+        *CpuLevel::ALL
+            .iter()
+            .rev()
+            .find(|l| l.supported())
+            .expect("portable is always supported")
+    }
+
+    /// The level the kernels use: `EMBER_CPU_LEVEL` if set (an unknown or unsupported level is
+    /// an error), else the best this CPU has. Read once per process.
+    pub fn current() -> Result<CpuLevel, String> {
+        static LEVEL: OnceLock<Result<CpuLevel, String>> = OnceLock::new();
+        LEVEL
+            .get_or_init(|| match std::env::var("EMBER_CPU_LEVEL") {
+                Ok(name) => CpuLevel::parse(&name),
+                Err(_) => Ok(CpuLevel::best()),
+            })
+            .clone()
+    }
+
+    /// Parses a level name, checking the CPU has it.
+    pub fn parse(name: &str) -> Result<CpuLevel, String> {
+        let level = CpuLevel::ALL
+            .into_iter()
+            .find(|l| l.name() == name)
+            .ok_or_else(|| {
+                let names: Vec<_> = CpuLevel::ALL.iter().map(|l| l.name()).collect();
+                format!("EMBER_CPU_LEVEL={name} is not one of {}", names.join(", "))
+            })?;
+        if !level.supported() {
+            return Err(format!("this CPU cannot run EMBER_CPU_LEVEL={name}"));
+        }
+        Ok(level)
+    }
+}
+
+/// Whether `t` has integer kernels (every quantized block format; float types do not).
+pub fn has_int_dot(t: GgmlType) -> bool {
+    !t.is_float()
+}
+
+/// `out[i] = row · xs[i]` for up to [`TILE`] activation rows, at `level` (which the CPU must
+/// support: [`CpuLevel::current`] checks). `t` must have integer kernels.
+pub fn dot_rows(level: CpuLevel, t: GgmlType, row: &[u8], xs: &[Q8Row], out: &mut [f32]) {
+    debug_assert!(has_int_dot(t) && xs.len() <= TILE && out.len() == xs.len());
+    match level {
+        CpuLevel::Portable => dispatch::<portable::Scalar>(t, row, xs, out),
+        #[cfg(target_arch = "x86_64")]
+        CpuLevel::Avx2 => {
+            // SAFETY: callers pass a level the CPU supports.
+            unsafe { x86::dot_rows_avx2(t, row, xs, out) }
+        }
+        #[cfg(target_arch = "x86_64")]
+        CpuLevel::Avx512Vnni => {
+            // SAFETY: as above.
+            unsafe { x86::dot_rows_vnni(t, row, xs, out) }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        _ => dispatch::<portable::Scalar>(t, row, xs, out),
+    }
+}
+
+/// Picks the block format; inlined into each level's entry point.
+#[inline(always)]
+pub(crate) fn dispatch<L: Lanes>(t: GgmlType, row: &[u8], xs: &[Q8Row], out: &mut [f32]) {
+    match t {
+        GgmlType::Q4_0 => tile::<Q4_0, L>(row, xs, out),
+        GgmlType::Q4_1 => tile::<Q4_1, L>(row, xs, out),
+        GgmlType::Q5_0 => tile::<Q5_0, L>(row, xs, out),
+        GgmlType::Q5_1 => tile::<Q5_1, L>(row, xs, out),
+        GgmlType::Q8_0 => tile::<Q8_0, L>(row, xs, out),
+        GgmlType::Q2K => tile::<Q2K, L>(row, xs, out),
+        GgmlType::Q3K => tile::<Q3K, L>(row, xs, out),
+        GgmlType::Q4K => tile::<Q4K, L>(row, xs, out),
+        GgmlType::Q5K => tile::<Q5K, L>(row, xs, out),
+        GgmlType::Q6K => tile::<Q6K, L>(row, xs, out),
+        GgmlType::F32 | GgmlType::F16 | GgmlType::Bf16 => {
+            unreachable!("float types take the f32 path")
+        }
+    }
+}
+
+/// Splits `xs` into a full tile or single rows, so the token loop has a constant count.
+#[inline(always)]
+fn tile<B: AffineGroups, L: Lanes>(row: &[u8], xs: &[Q8Row], out: &mut [f32]) {
+    if let (Ok(xs), Ok(out)) = (
+        <&[Q8Row; TILE]>::try_from(xs),
+        <&mut [f32; TILE]>::try_from(&mut *out),
+    ) {
+        return dot_tile::<B, L, TILE>(row, xs, out);
+    }
+    for (x, o) in xs.iter().zip(out.iter_mut()) {
+        let mut one = [0.0];
+        dot_tile::<B, L, 1>(row, &[*x], &mut one);
+        *o = one[0];
+    }
+}
+
+/// The group loop: each block is unpacked once into codes and per-group scales and offsets,
+/// then dotted with every one of the `T` activation rows.
+#[inline(always)]
+fn dot_tile<B: AffineGroups, L: Lanes, const T: usize>(
+    row: &[u8],
+    xs: &[Q8Row; T],
+    out: &mut [f32; T],
+) {
+    let mut acc = [L::zero(); T];
+    let mut offsets = [0.0f32; T];
+    let mut codes = [0u8; 256];
+    let (mut scale, mut offset) = ([0.0f32; 16], [0.0f32; 16]);
+    for (bi, b) in row.chunks_exact(B::BYTES).enumerate() {
+        B::groups(b, |g, q, s, o| {
+            codes[B::GROUP * g..B::GROUP * (g + 1)].copy_from_slice(q);
+            scale[g] = s;
+            offset[g] = o;
+        });
+        for (j, c) in codes[..B::ELEMS].chunks_exact(Q8_BLOCK).enumerate() {
+            let c: &[u8; 32] = c.try_into().expect("32 codes");
+            // Index of this run of 32 in the activation row, and its groups.
+            let e = bi * B::ELEMS / Q8_BLOCK + j;
+            let (g_lo, g_hi) = if B::GROUP == 32 {
+                (j, j)
+            } else {
+                (2 * j, 2 * j + 1)
+            };
+            for t in 0..T {
+                let x = &xs[t];
+                let dx = x.d[e];
+                let qx: &[i8; 32] = x.qs[32 * e..32 * e + 32].try_into().expect("32 bytes");
+                acc[t] = L::dot32(acc[t], c, qx, scale[g_lo] * dx, scale[g_hi] * dx, B::SIGNED);
+                let (s_lo, s_hi) = (f32::from(x.sums[2 * e]), f32::from(x.sums[2 * e + 1]));
+                offsets[t] += dx * (offset[g_lo] * s_lo + offset[g_hi] * s_hi);
+            }
+        }
+    }
+    for t in 0..T {
+        out[t] = L::total(acc[t]) + offsets[t];
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quant::q8_act::Q8Act;
+
+    /// xorshift values in [-1, 1).
+    fn values(seed: u64, n: usize) -> Vec<f32> {
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                (s % 20011) as f32 / 10005.5 - 1.0
+            })
+            .collect()
+    }
+
+    /// Every level and format against an f64 dot of the dequantized weights with the dequantized
+    /// activations (the integer kernels must compute exactly that, up to f32 rounding), for
+    /// tiles of every size.
+    #[test]
+    fn every_level_matches_the_dequantized_dot() {
+        for &t in GgmlType::ALL.iter().filter(|&&t| has_int_dot(t)) {
+            let cols = 3 * t.block_elems().max(256);
+            let w = values(t.id() as u64 + 1, cols);
+            let bytes = match t.quantize(&w) {
+                Ok(b) => b,
+                // Q2_K/Q3_K cannot be written: random blocks with small f16 scales.
+                Err(_) => values(99, cols / t.block_elems() * t.block_bytes())
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| {
+                        if i % 2 == 1 && (i + 1) % t.block_bytes() >= t.block_bytes() - 4 {
+                            0x2c
+                        } else {
+                            (v.to_bits() >> 7) as u8
+                        }
+                    })
+                    .collect(),
+            };
+            let mut wd = vec![0.0; cols];
+            t.dequantize(&bytes, &mut wd);
+            let x = values(7, TILE * cols);
+            let xq = Q8Act::quantize(&x, cols);
+            for level in CpuLevel::ALL.into_iter().filter(|l| l.supported()) {
+                for n in 1..=TILE {
+                    let rows: Vec<_> = (0..n).map(|i| xq.row(i)).collect();
+                    let mut out = vec![0.0; n];
+                    dot_rows(level, t, &bytes, &rows, &mut out);
+                    for (i, &got) in out.iter().enumerate() {
+                        let r = xq.row(i);
+                        let want: f64 = wd
+                            .iter()
+                            .enumerate()
+                            .map(|(j, &w)| w as f64 * r.qs[j] as f64 * r.d[j / 32] as f64)
+                            .sum();
+                        let norm: f64 = wd
+                            .iter()
+                            .enumerate()
+                            .map(|(j, &w)| (w as f64 * r.qs[j] as f64 * r.d[j / 32] as f64).abs())
+                            .sum();
+                        assert!(
+                            (got as f64 - want).abs() <= 1e-5 * norm.max(1e-3),
+                            "{} {level:?} tile {n} row {i}: {got} vs {want}",
+                            t.name()
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,38 @@
+//! The byte-dot primitive in plain Rust: what CPUs without a SIMD kernel run, and the reference
+//! the SIMD levels are tested against.
+
+use super::Lanes;
+
+/// Scalar lanes: exact integer sums of 16, then two multiply-adds.
+pub(crate) struct Scalar;
+
+impl Lanes for Scalar {
+    type Acc = f32;
+
+    #[inline(always)]
+    fn zero() -> f32 {
+        0.0
+    }
+
+    #[inline(always)]
+    fn dot32(acc: f32, c: &[u8; 32], x: &[i8; 32], s_lo: f32, s_hi: f32, signed: bool) -> f32 {
+        let half = |h: usize| -> i32 {
+            (16 * h..16 * h + 16)
+                .map(|i| {
+                    let code = if signed {
+                        i32::from(c[i] as i8)
+                    } else {
+                        i32::from(c[i])
+                    };
+                    code * i32::from(x[i])
+                })
+                .sum()
+        };
+        acc + s_lo * half(0) as f32 + s_hi * half(1) as f32
+    }
+
+    #[inline(always)]
+    fn total(acc: f32) -> f32 {
+        acc
+    }
+}
