@@ -111,7 +111,8 @@ impl Pool {
             std::hint::spin_loop();
         }
         *s.job.lock().expect("pool lock") = None;
-        if let Some(p) = s.panic.lock().expect("pool lock").take() {
+        let panic = s.panic.lock().expect("pool lock").take();
+        if let Some(p) = panic {
             resume_unwind(p);
         }
     }
