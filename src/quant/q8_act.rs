@@ -17,6 +17,8 @@ pub struct Q8Act {
     pub d: Vec<f32>,
     /// `Σq` of every 16 bytes.
     pub sums: Vec<i16>,
+    /// `d · Σq` of every 32 bytes: the block's sum of activations.
+    pub s: Vec<f32>,
     /// Row width (a multiple of 32).
     pub cols: usize,
 }
@@ -30,6 +32,8 @@ pub struct Q8Row<'a> {
     pub d: &'a [f32],
     /// `cols / 16` sums.
     pub sums: &'a [i16],
+    /// `cols / 32` block sums `d · Σq`.
+    pub s: &'a [f32],
 }
 
 impl Q8Act {
@@ -45,13 +49,16 @@ impl Q8Act {
         self.qs.resize(n, 0);
         self.d.resize(n / Q8_BLOCK, 0.0);
         self.sums.resize(n / 16, 0);
-        for (((xs, qs), d), sums) in x
+        self.s.resize(n / Q8_BLOCK, 0.0);
+        for ((((xs, qs), d), sums), s) in x
             .chunks_exact(Q8_BLOCK)
             .zip(self.qs.chunks_exact_mut(Q8_BLOCK))
             .zip(self.d.iter_mut())
             .zip(self.sums.chunks_exact_mut(2))
+            .zip(self.s.iter_mut())
         {
             *d = quantize_block(xs, qs.try_into().expect("32 bytes"), sums);
+            *s = *d * f32::from(sums[0] + sums[1]);
         }
     }
 
@@ -74,6 +81,7 @@ impl Q8Act {
             qs: &self.qs[r * c..(r + 1) * c],
             d: &self.d[r * c / Q8_BLOCK..(r + 1) * c / Q8_BLOCK],
             sums: &self.sums[r * c / 16..(r + 1) * c / 16],
+            s: &self.s[r * c / Q8_BLOCK..(r + 1) * c / Q8_BLOCK],
         }
     }
 }

@@ -45,9 +45,10 @@ pub fn matmul_q8(pool: &Pool, x: &Q8Act, w: &TensorView, level: CpuLevel) -> Vec
     let bytes = w.bytes();
     let rows: Vec<Q8Row> = (0..t).map(|i| x.row(i)).collect();
     let mut out_t = vec![0.0f32; n * t];
-    pool.for_chunks(&mut out_t, ROWS_PER_TASK * t, |task, chunk| {
+    let per_task = rows_per_task(n, pool.threads());
+    pool.for_chunks(&mut out_t, per_task * t, |task, chunk| {
         for (j, outs) in chunk.chunks_exact_mut(t).enumerate() {
-            let r = task * ROWS_PER_TASK + j;
+            let r = task * per_task + j;
             let row = &bytes[r * rb..(r + 1) * rb];
             for (xs, o) in rows.chunks(TILE).zip(outs.chunks_mut(TILE)) {
                 int_dot::dot_rows(level, w.dtype, row, xs, o);
@@ -55,6 +56,13 @@ pub fn matmul_q8(pool: &Pool, x: &Q8Act, w: &TensorView, level: CpuLevel) -> Vec
         }
     });
     token_major(out_t, n, t)
+}
+
+/// Weight rows per task: a few contiguous ranges per thread, so each thread streams long runs
+/// of the weights (hardware prefetchers follow them) and tasks still balance the load.
+fn rows_per_task(rows: usize, threads: usize) -> usize {
+    const TASKS_PER_THREAD: usize = 2;
+    rows.div_ceil(threads * TASKS_PER_THREAD).next_multiple_of(ROWS_PER_TASK)
 }
 
 /// Transposes feature-major results (`n` features x `t` tokens) to token-major rows.

@@ -23,24 +23,56 @@ use super::{AffineGroups, GgmlType, Q2K, Q3K, Q4_0, Q4_1, Q4K, Q5_0, Q5_1, Q5K, 
 /// Tokens dotted with each unpacked weight block in prefill.
 pub const TILE: usize = 4;
 
-/// A SIMD level's primitive: accumulate `Σ code·x` over 32 bytes, times float scales.
+/// A SIMD level's primitive: accumulate `Σ code·x` over a run of 32 codes, times float scales.
 pub(crate) trait Lanes {
     /// Running float sums.
     type Acc: Copy;
+    /// A run of 32 codes as the level holds it (bytes, or a vector register).
+    type Run: Copy;
     /// All-zero sums.
     fn zero() -> Self::Acc;
+    /// A run from 32 code bytes.
+    fn load_run(c: &[u8; 32]) -> Self::Run;
     /// `acc + s_lo · Σ_{0..16} c·x + s_hi · Σ_{16..32} c·x`; `c` are unsigned codes below 64,
-    /// or signed bytes when `signed` (a constant once inlined).
+    /// or signed bytes when `signed`; `one_group` says `s_lo == s_hi` (both flags are constants
+    /// once inlined).
     fn dot32(
         acc: Self::Acc,
-        c: &[u8; 32],
+        c: Self::Run,
         x: &[i8; 32],
         s_lo: f32,
         s_hi: f32,
         signed: bool,
+        one_group: bool,
     ) -> Self::Acc;
     /// The sum of all lanes.
     fn total(acc: Self::Acc) -> f32;
+}
+
+/// Most runs in a block (K-quants: 256 values).
+const MAX_RUNS: usize = 8;
+
+/// A block format's codes as runs of a SIMD level. The default goes through
+/// [`AffineGroups::groups`] and bytes in memory; the hot formats unpack in registers instead.
+pub(crate) trait Unpack<L: Lanes>: AffineGroups {
+    /// Unpacks block `b`: its runs of 32 codes, and every group's scale and offset.
+    #[inline(always)]
+    fn unpack(
+        b: &[u8],
+        runs: &mut [L::Run; MAX_RUNS],
+        scale: &mut [f32; 16],
+        offset: &mut [f32; 16],
+    ) {
+        let mut codes = [0u8; 256];
+        Self::groups(b, |g, q, s, o| {
+            codes[Self::GROUP * g..Self::GROUP * (g + 1)].copy_from_slice(q);
+            scale[g] = s;
+            offset[g] = o;
+        });
+        for (r, c) in runs.iter_mut().zip(codes[..Self::ELEMS].chunks_exact(32)) {
+            *r = L::load_run(c.try_into().expect("32 codes"));
+        }
+    }
 }
 
 /// The instruction sets the integer kernels exist for.
@@ -48,7 +80,7 @@ pub(crate) trait Lanes {
 pub enum CpuLevel {
     /// Plain Rust, vectorised by the compiler for the build's baseline.
     Portable,
-    /// AVX2 + FMA: `vpmaddubsw` / `vpmaddwd`.
+    /// AVX2 + FMA + F16C: `vpmaddubsw` / `vpmaddwd`.
     Avx2,
     /// AVX-512 VNNI (with VL): `vpdpbusd` on 256-bit vectors.
     Avx512Vnni,
@@ -73,7 +105,9 @@ impl CpuLevel {
             CpuLevel::Portable => true,
             #[cfg(target_arch = "x86_64")]
             CpuLevel::Avx2 => {
-                std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+                std::is_x86_feature_detected!("avx2")
+                    && std::is_x86_feature_detected!("fma")
+                    && std::is_x86_feature_detected!("f16c")
             }
             #[cfg(target_arch = "x86_64")]
             CpuLevel::Avx512Vnni => {
@@ -153,7 +187,19 @@ pub fn dot_rows(level: CpuLevel, t: GgmlType, row: &[u8], xs: &[Q8Row], out: &mu
 
 /// Picks the block format; inlined into each level's entry point.
 #[inline(always)]
-pub(crate) fn dispatch<L: Lanes>(t: GgmlType, row: &[u8], xs: &[Q8Row], out: &mut [f32]) {
+pub(crate) fn dispatch<L: Lanes>(t: GgmlType, row: &[u8], xs: &[Q8Row], out: &mut [f32])
+where
+    Q4_0: Unpack<L>,
+    Q4_1: Unpack<L>,
+    Q5_0: Unpack<L>,
+    Q5_1: Unpack<L>,
+    Q8_0: Unpack<L>,
+    Q2K: Unpack<L>,
+    Q3K: Unpack<L>,
+    Q4K: Unpack<L>,
+    Q5K: Unpack<L>,
+    Q6K: Unpack<L>,
+{
     match t {
         GgmlType::Q4_0 => tile::<Q4_0, L>(row, xs, out),
         GgmlType::Q4_1 => tile::<Q4_1, L>(row, xs, out),
@@ -173,7 +219,7 @@ pub(crate) fn dispatch<L: Lanes>(t: GgmlType, row: &[u8], xs: &[Q8Row], out: &mu
 
 /// Splits `xs` into a full tile or single rows, so the token loop has a constant count.
 #[inline(always)]
-fn tile<B: AffineGroups, L: Lanes>(row: &[u8], xs: &[Q8Row], out: &mut [f32]) {
+fn tile<B: Unpack<L>, L: Lanes>(row: &[u8], xs: &[Q8Row], out: &mut [f32]) {
     if let (Ok(xs), Ok(out)) = (
         <&[Q8Row; TILE]>::try_from(xs),
         <&mut [f32; TILE]>::try_from(&mut *out),
@@ -187,40 +233,66 @@ fn tile<B: AffineGroups, L: Lanes>(row: &[u8], xs: &[Q8Row], out: &mut [f32]) {
     }
 }
 
-/// The group loop: each block is unpacked once into codes and per-group scales and offsets,
-/// then dotted with every one of the `T` activation rows.
+/// The group loop: each block is unpacked once into runs of codes and per-group scales and
+/// offsets, then dotted with every one of the `T` activation rows.
 #[inline(always)]
-fn dot_tile<B: AffineGroups, L: Lanes, const T: usize>(
+fn dot_tile<B: Unpack<L>, L: Lanes, const T: usize>(
     row: &[u8],
     xs: &[Q8Row; T],
     out: &mut [f32; T],
 ) {
+    let per_block = B::ELEMS / Q8_BLOCK;
+    let blocks = row.len() / B::BYTES;
+    for x in xs {
+        assert!(
+            x.qs.len() == blocks * B::ELEMS
+                && x.d.len() == blocks * per_block
+                && x.s.len() == blocks * per_block
+                && x.sums.len() == 2 * blocks * per_block,
+            "activation row does not match the weight row"
+        );
+    }
     let mut acc = [L::zero(); T];
     let mut offsets = [0.0f32; T];
-    let mut codes = [0u8; 256];
+    let mut runs = [L::load_run(&[0; 32]); MAX_RUNS];
     let (mut scale, mut offset) = ([0.0f32; 16], [0.0f32; 16]);
     for (bi, b) in row.chunks_exact(B::BYTES).enumerate() {
-        B::groups(b, |g, q, s, o| {
-            codes[B::GROUP * g..B::GROUP * (g + 1)].copy_from_slice(q);
-            scale[g] = s;
-            offset[g] = o;
-        });
-        for (j, c) in codes[..B::ELEMS].chunks_exact(Q8_BLOCK).enumerate() {
-            let c: &[u8; 32] = c.try_into().expect("32 codes");
+        B::unpack(b, &mut runs, &mut scale, &mut offset);
+        for (j, &run) in runs[..per_block].iter().enumerate() {
             // Index of this run of 32 in the activation row, and its groups.
-            let e = bi * B::ELEMS / Q8_BLOCK + j;
-            let (g_lo, g_hi) = if B::GROUP == 32 {
+            let e = bi * per_block + j;
+            let one_group = B::GROUP == 32;
+            let (g_lo, g_hi) = if one_group {
                 (j, j)
             } else {
                 (2 * j, 2 * j + 1)
             };
             for t in 0..T {
                 let x = &xs[t];
-                let dx = x.d[e];
-                let qx: &[i8; 32] = x.qs[32 * e..32 * e + 32].try_into().expect("32 bytes");
-                acc[t] = L::dot32(acc[t], c, qx, scale[g_lo] * dx, scale[g_hi] * dx, B::SIGNED);
-                let (s_lo, s_hi) = (f32::from(x.sums[2 * e]), f32::from(x.sums[2 * e + 1]));
-                offsets[t] += dx * (offset[g_lo] * s_lo + offset[g_hi] * s_hi);
+                // SAFETY: `e < blocks * per_block`, and the lengths were checked above.
+                let (dx, sx, qx, s_lo, s_hi) = unsafe {
+                    (
+                        *x.d.get_unchecked(e),
+                        *x.s.get_unchecked(e),
+                        &*x.qs.as_ptr().add(32 * e).cast::<[i8; 32]>(),
+                        *x.sums.get_unchecked(2 * e),
+                        *x.sums.get_unchecked(2 * e + 1),
+                    )
+                };
+                acc[t] = L::dot32(
+                    acc[t],
+                    run,
+                    qx,
+                    scale[g_lo] * dx,
+                    scale[g_hi] * dx,
+                    B::SIGNED,
+                    one_group,
+                );
+                offsets[t] += if one_group {
+                    offset[j] * sx
+                } else {
+                    dx * (offset[g_lo] * f32::from(s_lo) + offset[g_hi] * f32::from(s_hi))
+                };
             }
         }
     }

@@ -1,13 +1,20 @@
 //! The byte-dot primitive in plain Rust: what CPUs without a SIMD kernel run, and the reference
 //! the SIMD levels are tested against.
 
-use super::Lanes;
+use super::{Lanes, Unpack};
+use crate::quant::AffineGroups;
 
 /// Scalar lanes: exact integer sums of 16, then two multiply-adds.
 pub(crate) struct Scalar;
 
 impl Lanes for Scalar {
     type Acc = f32;
+    type Run = [u8; 32];
+
+    #[inline(always)]
+    fn load_run(c: &[u8; 32]) -> [u8; 32] {
+        *c
+    }
 
     #[inline(always)]
     fn zero() -> f32 {
@@ -15,7 +22,15 @@ impl Lanes for Scalar {
     }
 
     #[inline(always)]
-    fn dot32(acc: f32, c: &[u8; 32], x: &[i8; 32], s_lo: f32, s_hi: f32, signed: bool) -> f32 {
+    fn dot32(
+        acc: f32,
+        c: [u8; 32],
+        x: &[i8; 32],
+        s_lo: f32,
+        s_hi: f32,
+        signed: bool,
+        _one_group: bool,
+    ) -> f32 {
         let half = |h: usize| -> i32 {
             (16 * h..16 * h + 16)
                 .map(|i| {
@@ -36,3 +51,6 @@ impl Lanes for Scalar {
         acc
     }
 }
+
+/// Every format unpacks through its groups.
+impl<B: AffineGroups> Unpack<Scalar> for B {}

@@ -8,17 +8,16 @@
 
 use std::arch::x86_64::*;
 
-use super::{Lanes, dispatch};
-use crate::quant::GgmlType;
+use super::{Lanes, MAX_RUNS, Unpack, dispatch};
 use crate::quant::q8_act::Q8Row;
+use crate::quant::{GgmlType, Q2K, Q3K, Q4_0, Q4_1, Q4K, Q5_0, Q5_1, Q5K, Q6K, Q8_0, k_scale_min};
 
 /// Unsigned codes and the activation bytes as the operands of a u8·i8 product.
 #[inline(always)]
-fn operands(c: &[u8; 32], x: &[i8; 32], signed: bool) -> (__m256i, __m256i) {
-    // SAFETY: 32-byte unaligned loads from 32-byte arrays; the callers run with AVX2.
+fn operands(c: __m256i, x: &[i8; 32], signed: bool) -> (__m256i, __m256i) {
+    // SAFETY: a 32-byte unaligned load from a 32-byte array; the callers run with AVX2.
     unsafe {
-        let c = _mm256_loadu_si256(c.as_ptr().cast());
-        let x = _mm256_loadu_si256(x.as_ptr().cast());
+        let x = load(x.as_ptr().cast());
         if signed {
             (_mm256_sign_epi8(c, c), _mm256_sign_epi8(x, c))
         } else {
@@ -27,11 +26,26 @@ fn operands(c: &[u8; 32], x: &[i8; 32], signed: bool) -> (__m256i, __m256i) {
     }
 }
 
-/// Two float scales for the low and high 128-bit halves (four i32 lanes each).
+/// Float scales for the low and high 128-bit halves (four i32 lanes each): one broadcast when
+/// the run is one group.
 #[inline(always)]
-fn scales(s_lo: f32, s_hi: f32) -> __m256 {
+fn scales(s_lo: f32, s_hi: f32, one_group: bool) -> __m256 {
     // SAFETY: plain register operations; the callers run with AVX.
-    unsafe { _mm256_set_m128(_mm_set1_ps(s_hi), _mm_set1_ps(s_lo)) }
+    unsafe {
+        if one_group {
+            _mm256_set1_ps(s_lo)
+        } else {
+            _mm256_set_m128(_mm_set1_ps(s_hi), _mm_set1_ps(s_lo))
+        }
+    }
+}
+
+/// The f16 at `b[i..i + 2]`, converted by F16C (two instructions instead of a dozen).
+#[inline(always)]
+fn f16(b: &[u8], i: usize) -> f32 {
+    let h = u16::from_le_bytes([b[i], b[i + 1]]);
+    // SAFETY: register operations; the callers run with F16C.
+    unsafe { _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(h)))) }
 }
 
 #[inline(always)]
@@ -50,6 +64,13 @@ pub(crate) struct Avx2;
 
 impl Lanes for Avx2 {
     type Acc = __m256;
+    type Run = __m256i;
+
+    #[inline(always)]
+    fn load_run(c: &[u8; 32]) -> __m256i {
+        // SAFETY: 32 bytes.
+        unsafe { load(c.as_ptr()) }
+    }
 
     #[inline(always)]
     fn zero() -> __m256 {
@@ -60,18 +81,19 @@ impl Lanes for Avx2 {
     #[inline(always)]
     fn dot32(
         acc: __m256,
-        c: &[u8; 32],
+        c: __m256i,
         x: &[i8; 32],
         s_lo: f32,
         s_hi: f32,
         signed: bool,
+        one_group: bool,
     ) -> __m256 {
         let (c, x) = operands(c, x, signed);
         // SAFETY: the callers run with AVX2 and FMA.
         unsafe {
             let pairs = _mm256_maddubs_epi16(c, x);
             let sums = _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
-            _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), scales(s_lo, s_hi), acc)
+            _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), scales(s_lo, s_hi, one_group), acc)
         }
     }
 
@@ -86,6 +108,12 @@ pub(crate) struct Vnni;
 
 impl Lanes for Vnni {
     type Acc = __m256;
+    type Run = __m256i;
+
+    #[inline(always)]
+    fn load_run(c: &[u8; 32]) -> __m256i {
+        Avx2::load_run(c)
+    }
 
     #[inline(always)]
     fn zero() -> __m256 {
@@ -95,17 +123,18 @@ impl Lanes for Vnni {
     #[inline(always)]
     fn dot32(
         acc: __m256,
-        c: &[u8; 32],
+        c: __m256i,
         x: &[i8; 32],
         s_lo: f32,
         s_hi: f32,
         signed: bool,
+        one_group: bool,
     ) -> __m256 {
         let (c, x) = operands(c, x, signed);
         // SAFETY: the callers run with AVX-512 VNNI and VL.
         unsafe {
             let sums = _mm256_dpbusd_epi32(_mm256_setzero_si256(), c, x);
-            _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), scales(s_lo, s_hi), acc)
+            _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), scales(s_lo, s_hi, one_group), acc)
         }
     }
 
@@ -116,13 +145,229 @@ impl Lanes for Vnni {
 }
 
 /// [`super::dot_rows`] with AVX2.
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 pub(super) fn dot_rows_avx2(t: GgmlType, row: &[u8], xs: &[Q8Row], out: &mut [f32]) {
     dispatch::<Avx2>(t, row, xs, out)
 }
 
 /// [`super::dot_rows`] with AVX-512 VNNI.
-#[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 pub(super) fn dot_rows_vnni(t: GgmlType, row: &[u8], xs: &[Q8Row], out: &mut [f32]) {
     dispatch::<Vnni>(t, row, xs, out)
 }
+
+/// The x86 levels: they share the register form of runs, and so the unpacking below.
+pub(crate) trait X86Lanes: Lanes<Run = __m256i> {}
+impl X86Lanes for Avx2 {}
+impl X86Lanes for Vnni {}
+
+/// 32 bytes at `p` (unaligned).
+///
+/// # Safety
+/// `p` must be valid for 32 bytes; the caller runs with AVX.
+#[inline(always)]
+unsafe fn load(p: *const u8) -> __m256i {
+    unsafe { _mm256_loadu_si256(p.cast()) }
+}
+
+/// The 32 nibbles of 16 bytes at `p` in element order: low nibbles, then high nibbles.
+///
+/// # Safety
+/// `p` must be valid for 16 bytes; the caller runs with AVX2.
+#[inline(always)]
+unsafe fn nibbles(p: *const u8) -> __m256i {
+    unsafe {
+        let q = _mm_loadu_si128(p.cast());
+        let both = _mm256_set_m128i(_mm_srli_epi16(q, 4), q);
+        _mm256_and_si256(both, _mm256_set1_epi8(0x0f))
+    }
+}
+
+/// `0x10` in byte `i` where bit `i` of `bits` is set: the fifth bit of Q5_0/Q5_1 codes.
+#[inline(always)]
+fn fifth_bits(bits: u32) -> __m256i {
+    // SAFETY: register operations; the caller runs with AVX2.
+    unsafe {
+        let spread = _mm256_shuffle_epi8(
+            _mm256_set1_epi32(bits as i32),
+            _mm256_setr_epi64x(
+                0,
+                0x0101_0101_0101_0101,
+                0x0202_0202_0202_0202,
+                0x0303_0303_0303_0303,
+            ),
+        );
+        let bit = _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
+        let set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
+        _mm256_and_si256(set, _mm256_set1_epi8(0x10))
+    }
+}
+
+/// `(v >> shift) & mask` on every byte (`mask` keeps bits that did not cross from the next byte).
+#[inline(always)]
+fn shift_mask(v: __m256i, shift: i32, mask: i8) -> __m256i {
+    // SAFETY: register operations; the caller runs with AVX2.
+    unsafe {
+        let s = _mm256_srl_epi16(v, _mm_cvtsi32_si128(shift));
+        _mm256_and_si256(s, _mm256_set1_epi8(mask))
+    }
+}
+
+impl<L: X86Lanes> Unpack<L> for Q4_0 {
+    #[inline(always)]
+    fn unpack(
+        b: &[u8],
+        runs: &mut [__m256i; MAX_RUNS],
+        scale: &mut [f32; 16],
+        offset: &mut [f32; 16],
+    ) {
+        let d = f16(b, 0);
+        // SAFETY: a block is 18 bytes.
+        runs[0] = unsafe { nibbles(b[2..18].as_ptr()) };
+        (scale[0], offset[0]) = (d, -8.0 * d);
+    }
+}
+
+impl<L: X86Lanes> Unpack<L> for Q4_1 {
+    #[inline(always)]
+    fn unpack(
+        b: &[u8],
+        runs: &mut [__m256i; MAX_RUNS],
+        scale: &mut [f32; 16],
+        offset: &mut [f32; 16],
+    ) {
+        // SAFETY: a block is 20 bytes.
+        runs[0] = unsafe { nibbles(b[4..20].as_ptr()) };
+        (scale[0], offset[0]) = (f16(b, 0), f16(b, 2));
+    }
+}
+
+impl<L: X86Lanes> Unpack<L> for Q5_0 {
+    #[inline(always)]
+    fn unpack(
+        b: &[u8],
+        runs: &mut [__m256i; MAX_RUNS],
+        scale: &mut [f32; 16],
+        offset: &mut [f32; 16],
+    ) {
+        let d = f16(b, 0);
+        let qh = u32::from_le_bytes([b[2], b[3], b[4], b[5]]);
+        // SAFETY: a block is 22 bytes; register operations with AVX2.
+        runs[0] = unsafe { _mm256_or_si256(nibbles(b[6..22].as_ptr()), fifth_bits(qh)) };
+        (scale[0], offset[0]) = (d, -16.0 * d);
+    }
+}
+
+impl<L: X86Lanes> Unpack<L> for Q5_1 {
+    #[inline(always)]
+    fn unpack(
+        b: &[u8],
+        runs: &mut [__m256i; MAX_RUNS],
+        scale: &mut [f32; 16],
+        offset: &mut [f32; 16],
+    ) {
+        let qh = u32::from_le_bytes([b[4], b[5], b[6], b[7]]);
+        // SAFETY: a block is 24 bytes; register operations with AVX2.
+        runs[0] = unsafe { _mm256_or_si256(nibbles(b[8..24].as_ptr()), fifth_bits(qh)) };
+        (scale[0], offset[0]) = (f16(b, 0), f16(b, 2));
+    }
+}
+
+impl<L: X86Lanes> Unpack<L> for Q8_0 {
+    #[inline(always)]
+    fn unpack(
+        b: &[u8],
+        runs: &mut [__m256i; MAX_RUNS],
+        scale: &mut [f32; 16],
+        offset: &mut [f32; 16],
+    ) {
+        // SAFETY: a block is 34 bytes.
+        runs[0] = unsafe { load(b[2..34].as_ptr()) };
+        (scale[0], offset[0]) = (f16(b, 0), 0.0);
+    }
+}
+
+/// Scales and offsets of a Q4_K/Q5_K block's eight groups.
+#[inline(always)]
+fn k_groups(b: &[u8], scale: &mut [f32; 16], offset: &mut [f32; 16]) {
+    let (d, dmin) = (f16(b, 0), f16(b, 2));
+    for g in 0..8 {
+        let (sc, m) = k_scale_min(g, &b[4..16]);
+        (scale[g], offset[g]) = (d * sc as f32, -dmin * m as f32);
+    }
+}
+
+impl<L: X86Lanes> Unpack<L> for Q4K {
+    #[inline(always)]
+    fn unpack(
+        b: &[u8],
+        runs: &mut [__m256i; MAX_RUNS],
+        scale: &mut [f32; 16],
+        offset: &mut [f32; 16],
+    ) {
+        k_groups(b, scale, offset);
+        for (i, pair) in runs.chunks_exact_mut(2).enumerate() {
+            // SAFETY: a block is 144 bytes; the codes are bytes 16..144.
+            let v = unsafe { load(b[16 + 32 * i..48 + 32 * i].as_ptr()) };
+            (pair[0], pair[1]) = (shift_mask(v, 0, 0x0f), shift_mask(v, 4, 0x0f));
+        }
+    }
+}
+
+impl<L: X86Lanes> Unpack<L> for Q5K {
+    #[inline(always)]
+    fn unpack(
+        b: &[u8],
+        runs: &mut [__m256i; MAX_RUNS],
+        scale: &mut [f32; 16],
+        offset: &mut [f32; 16],
+    ) {
+        k_groups(b, scale, offset);
+        // SAFETY: a block is 176 bytes: high bits at 16..48, low nibbles at 48..176.
+        let qh = unsafe { load(b[16..48].as_ptr()) };
+        for (g, run) in runs.iter_mut().enumerate() {
+            let v = unsafe { load(b[48 + 32 * (g / 2)..80 + 32 * (g / 2)].as_ptr()) };
+            let high = shift_mask(qh, g as i32, 1);
+            // SAFETY: register operations with AVX2.
+            *run = unsafe {
+                _mm256_or_si256(
+                    shift_mask(v, 4 * (g as i32 % 2), 0x0f),
+                    _mm256_slli_epi16(high, 4),
+                )
+            };
+        }
+    }
+}
+
+impl<L: X86Lanes> Unpack<L> for Q6K {
+    #[inline(always)]
+    fn unpack(
+        b: &[u8],
+        runs: &mut [__m256i; MAX_RUNS],
+        scale: &mut [f32; 16],
+        offset: &mut [f32; 16],
+    ) {
+        let d = f16(b, 208);
+        for (g, (s, o)) in scale.iter_mut().zip(offset.iter_mut()).enumerate() {
+            *s = d * f32::from(b[192 + g] as i8);
+            *o = -32.0 * *s;
+        }
+        // Run `4 * half + k`: low nibbles of `ql[32 * (k % 2)..]` (shifted by 4 for k >= 2) and
+        // bit pair `k` of `qh`.
+        for (j, run) in runs.iter_mut().enumerate() {
+            let (half, k) = (j / 4, j as i32 % 4);
+            let ql = 64 * half + 32 * (j % 2);
+            let qh = 128 + 32 * half;
+            // SAFETY: a block is 210 bytes; register operations with AVX2.
+            *run = unsafe {
+                let low = shift_mask(load(b[ql..ql + 32].as_ptr()), 4 * (k / 2), 0x0f);
+                let high = shift_mask(load(b[qh..qh + 32].as_ptr()), 2 * k, 3);
+                _mm256_or_si256(low, _mm256_slli_epi16(high, 4))
+            };
+        }
+    }
+}
+
+/// Q2_K and Q3_K unpack through their groups (rare formats; still integer dot products).
+impl<L: X86Lanes> Unpack<L> for Q2K {}
+impl<L: X86Lanes> Unpack<L> for Q3K {}
