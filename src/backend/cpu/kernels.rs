@@ -3,7 +3,7 @@
 use super::pool::Pool;
 use crate::format::{RopeLayout, TensorView};
 use crate::quant::dot_f32;
-use crate::quant::int_dot::{self, CpuLevel, TILE};
+use crate::quant::int_dot::{self, CpuLevel, STRIP, TILE};
 use crate::quant::q8_act::{Q8Act, Q8Row};
 
 /// Weight rows handled by one parallel task.
@@ -42,6 +42,9 @@ pub fn matmul(pool: &Pool, x: &[f32], t: usize, w: &TensorView) -> Vec<f32> {
 pub fn matmul_q8(pool: &Pool, x: &Q8Act, w: &TensorView, level: CpuLevel) -> Vec<f32> {
     let (n, rb, t) = (w.rows(), w.row_bytes(), x.rows());
     debug_assert_eq!(x.cols, w.cols());
+    if t > 1 && int_dot::has_gemm(level) {
+        return gemm_q8(pool, x, w, level);
+    }
     let bytes = w.bytes();
     let rows: Vec<Q8Row> = (0..t).map(|i| x.row(i)).collect();
     let mut out_t = vec![0.0f32; n * t];
@@ -58,11 +61,66 @@ pub fn matmul_q8(pool: &Pool, x: &Q8Act, w: &TensorView, level: CpuLevel) -> Vec
     token_major(out_t, n, t)
 }
 
+/// Prefill: strips of [`STRIP`] weight rows against every token ([`int_dot::gemm_strips`]),
+/// a few contiguous ranges of strips per thread; rows past the last whole strip go through the
+/// mat-vec kernel.
+fn gemm_q8(pool: &Pool, x: &Q8Act, w: &TensorView, level: CpuLevel) -> Vec<f32> {
+    let (n, rb, t) = (w.rows(), w.row_bytes(), x.rows());
+    let bytes = w.bytes();
+    let mut out = vec![0.0f32; n * t];
+    let strips = n / STRIP;
+    let per_task = strips.div_ceil(4 * pool.threads()).max(1);
+    let tasks = strips.div_ceil(per_task);
+    let base = OutPtr(out.as_mut_ptr());
+    pool.run(tasks, &|task| {
+        let s0 = task * per_task;
+        let count = per_task.min(strips - s0);
+        // SAFETY: tasks own disjoint strips, i.e. disjoint columns of `out`; the level is the
+        // backend's, which the CPU supports.
+        unsafe {
+            int_dot::gemm_strips(
+                level,
+                w.dtype,
+                bytes,
+                rb,
+                STRIP * s0,
+                count,
+                x,
+                base.get(),
+                n,
+            )
+        };
+    });
+    let rows: Vec<Q8Row> = (0..t).map(|i| x.row(i)).collect();
+    for r in STRIP * strips..n {
+        let row = &bytes[r * rb..(r + 1) * rb];
+        for (i0, xs) in rows.chunks(TILE).enumerate() {
+            let mut o = [0.0f32; TILE];
+            int_dot::dot_rows(level, w.dtype, row, xs, &mut o[..xs.len()]);
+            for (i, v) in o[..xs.len()].iter().enumerate() {
+                out[(TILE * i0 + i) * n + r] = *v;
+            }
+        }
+    }
+    out
+}
+
+/// The output of [`gemm_q8`], shared by tasks that write disjoint columns.
+struct OutPtr(*mut f32);
+// SAFETY: tasks write disjoint elements (see `gemm_q8`).
+unsafe impl Sync for OutPtr {}
+impl OutPtr {
+    fn get(&self) -> *mut f32 {
+        self.0
+    }
+}
+
 /// Weight rows per task: a few contiguous ranges per thread, so each thread streams long runs
 /// of the weights (hardware prefetchers follow them) and tasks still balance the load.
 fn rows_per_task(rows: usize, threads: usize) -> usize {
     const TASKS_PER_THREAD: usize = 2;
-    rows.div_ceil(threads * TASKS_PER_THREAD).next_multiple_of(ROWS_PER_TASK)
+    rows.div_ceil(threads * TASKS_PER_THREAD)
+        .next_multiple_of(ROWS_PER_TASK)
 }
 
 /// Transposes feature-major results (`n` features x `t` tokens) to token-major rows.

@@ -14,6 +14,14 @@
 mod portable;
 #[cfg(target_arch = "x86_64")]
 mod x86;
+#[cfg(target_arch = "x86_64")]
+mod x86_gemm;
+
+#[cfg(target_arch = "x86_64")]
+pub use x86_gemm::STRIP;
+/// Weight rows per strip of the prefill GEMM (none where the level has no GEMM).
+#[cfg(not(target_arch = "x86_64"))]
+pub const STRIP: usize = 8;
 
 use std::sync::OnceLock;
 
@@ -185,6 +193,104 @@ pub fn dot_rows(level: CpuLevel, t: GgmlType, row: &[u8], xs: &[Q8Row], out: &mu
     }
 }
 
+/// Whether `level` has the strip GEMM for prefill ([`gemm_strips`]).
+pub fn has_gemm(level: CpuLevel) -> bool {
+    level != CpuLevel::Portable
+}
+
+/// Rows `r0..r0 + STRIP * strips` of `x · wᵀ` for every token of `x`, written to
+/// `out[token * ld + row]`, with the strip GEMM of `level` ([`has_gemm`]).
+///
+/// # Safety
+/// `out` must be valid for those writes and no other thread may touch them meanwhile; the CPU
+/// must support `level`.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn gemm_strips(
+    level: CpuLevel,
+    t: GgmlType,
+    w: &[u8],
+    row_bytes: usize,
+    r0: usize,
+    strips: usize,
+    x: &super::q8_act::Q8Act,
+    out: *mut f32,
+    ld: usize,
+) {
+    debug_assert!(has_int_dot(t) && has_gemm(level));
+    assert!(
+        (r0 + STRIP * strips) * row_bytes <= w.len()
+            && row_bytes / t.block_bytes() * t.block_elems() == x.cols,
+        "weights and activations do not match"
+    );
+    match level {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: passed on to the caller.
+        CpuLevel::Avx2 => unsafe {
+            x86_gemm::gemm_strips_avx2(t, w, row_bytes, r0, strips, x, out, ld)
+        },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: passed on to the caller.
+        CpuLevel::Avx512Vnni => unsafe {
+            x86_gemm::gemm_strips_vnni(t, w, row_bytes, r0, strips, x, out, ld)
+        },
+        _ => unreachable!("{level:?} has no GEMM"),
+    }
+}
+
+/// Runs `$body` with `$B` the block type of quantized format `$t` (float types are the caller's
+/// error: they take the f32 path).
+macro_rules! with_block_type {
+    ($t:expr, $B:ident => $body:expr) => {{
+        use $crate::quant::{Q2K, Q3K, Q4_0, Q4_1, Q4K, Q5_0, Q5_1, Q5K, Q6K, Q8_0};
+        match $t {
+            GgmlType::Q4_0 => {
+                type $B = Q4_0;
+                $body
+            }
+            GgmlType::Q4_1 => {
+                type $B = Q4_1;
+                $body
+            }
+            GgmlType::Q5_0 => {
+                type $B = Q5_0;
+                $body
+            }
+            GgmlType::Q5_1 => {
+                type $B = Q5_1;
+                $body
+            }
+            GgmlType::Q8_0 => {
+                type $B = Q8_0;
+                $body
+            }
+            GgmlType::Q2K => {
+                type $B = Q2K;
+                $body
+            }
+            GgmlType::Q3K => {
+                type $B = Q3K;
+                $body
+            }
+            GgmlType::Q4K => {
+                type $B = Q4K;
+                $body
+            }
+            GgmlType::Q5K => {
+                type $B = Q5K;
+                $body
+            }
+            GgmlType::Q6K => {
+                type $B = Q6K;
+                $body
+            }
+            GgmlType::F32 | GgmlType::F16 | GgmlType::Bf16 => {
+                unreachable!("float types take the f32 path")
+            }
+        }
+    }};
+}
+pub(crate) use with_block_type;
+
 /// Picks the block format; inlined into each level's entry point.
 #[inline(always)]
 pub(crate) fn dispatch<L: Lanes>(t: GgmlType, row: &[u8], xs: &[Q8Row], out: &mut [f32])
@@ -200,21 +306,7 @@ where
     Q5K: Unpack<L>,
     Q6K: Unpack<L>,
 {
-    match t {
-        GgmlType::Q4_0 => tile::<Q4_0, L>(row, xs, out),
-        GgmlType::Q4_1 => tile::<Q4_1, L>(row, xs, out),
-        GgmlType::Q5_0 => tile::<Q5_0, L>(row, xs, out),
-        GgmlType::Q5_1 => tile::<Q5_1, L>(row, xs, out),
-        GgmlType::Q8_0 => tile::<Q8_0, L>(row, xs, out),
-        GgmlType::Q2K => tile::<Q2K, L>(row, xs, out),
-        GgmlType::Q3K => tile::<Q3K, L>(row, xs, out),
-        GgmlType::Q4K => tile::<Q4K, L>(row, xs, out),
-        GgmlType::Q5K => tile::<Q5K, L>(row, xs, out),
-        GgmlType::Q6K => tile::<Q6K, L>(row, xs, out),
-        GgmlType::F32 | GgmlType::F16 | GgmlType::Bf16 => {
-            unreachable!("float types take the f32 path")
-        }
-    }
+    with_block_type!(t, B => tile::<B, L>(row, xs, out))
 }
 
 /// Splits `xs` into a full tile or single rows, so the token loop has a constant count.
@@ -319,55 +411,94 @@ mod tests {
             .collect()
     }
 
-    /// Every level and format against an f64 dot of the dequantized weights with the dequantized
-    /// activations (the integer kernels must compute exactly that, up to f32 rounding), for
-    /// tiles of every size.
-    #[test]
-    fn every_level_matches_the_dequantized_dot() {
-        for &t in GgmlType::ALL.iter().filter(|&&t| has_int_dot(t)) {
-            let cols = 3 * t.block_elems().max(256);
-            let w = values(t.id() as u64 + 1, cols);
-            let bytes = match t.quantize(&w) {
-                Ok(b) => b,
-                // Q2_K/Q3_K cannot be written: random blocks with small f16 scales.
-                Err(_) => values(99, cols / t.block_elems() * t.block_bytes())
+    /// `rows` random rows of `cols` values encoded as `t`, and their exact values.
+    fn weights(t: GgmlType, rows: usize, cols: usize) -> (Vec<u8>, Vec<f32>) {
+        let n = rows * cols;
+        let bytes = t
+            .quantize(&values(t.id() as u64 + 1, n))
+            .unwrap_or_else(|_| {
+                // Q2_K/Q3_K cannot be written: random bytes, with every f16 at the block's end
+                // (their scales) kept small and finite.
+                let bb = t.block_bytes();
+                values(99, n / t.block_elems() * bb)
                     .iter()
                     .enumerate()
                     .map(|(i, v)| {
-                        if i % 2 == 1 && (i + 1) % t.block_bytes() >= t.block_bytes() - 4 {
+                        let at = i % bb;
+                        if at >= bb - 4 && at % 2 == 1 {
                             0x2c
                         } else {
                             (v.to_bits() >> 7) as u8
                         }
                     })
-                    .collect(),
-            };
-            let mut wd = vec![0.0; cols];
-            t.dequantize(&bytes, &mut wd);
-            let x = values(7, TILE * cols);
-            let xq = Q8Act::quantize(&x, cols);
+                    .collect()
+            });
+        let mut wd = vec![0.0; n];
+        t.dequantize(&bytes, &mut wd);
+        (bytes, wd)
+    }
+
+    /// Checks `got` against the f64 dot of exact weights `w` with the dequantized activations
+    /// (what the integer kernels compute, up to f32 rounding), relative to the sum of magnitudes.
+    fn check(got: f32, w: &[f32], x: &crate::quant::q8_act::Q8Row, what: &str) {
+        let terms = w
+            .iter()
+            .enumerate()
+            .map(|(j, &w)| w as f64 * x.qs[j] as f64 * x.d[j / 32] as f64);
+        let (want, norm) = terms.fold((0.0, 0.0), |(s, n), v| (s + v, n + v.abs()));
+        assert!(
+            (got as f64 - want).abs() <= 1e-5 * f64::max(norm, 1e-3),
+            "{what}: {got} vs {want}"
+        );
+    }
+
+    /// Every level and format, tiles of every size.
+    #[test]
+    fn every_level_matches_the_dequantized_dot() {
+        for &t in GgmlType::ALL.iter().filter(|&&t| has_int_dot(t)) {
+            let cols = 3 * t.block_elems().max(256);
+            let (bytes, wd) = weights(t, 1, cols);
+            let xq = Q8Act::quantize(&values(7, TILE * cols), cols);
             for level in CpuLevel::ALL.into_iter().filter(|l| l.supported()) {
                 for n in 1..=TILE {
                     let rows: Vec<_> = (0..n).map(|i| xq.row(i)).collect();
                     let mut out = vec![0.0; n];
                     dot_rows(level, t, &bytes, &rows, &mut out);
                     for (i, &got) in out.iter().enumerate() {
-                        let r = xq.row(i);
-                        let want: f64 = wd
-                            .iter()
-                            .enumerate()
-                            .map(|(j, &w)| w as f64 * r.qs[j] as f64 * r.d[j / 32] as f64)
-                            .sum();
-                        let norm: f64 = wd
-                            .iter()
-                            .enumerate()
-                            .map(|(j, &w)| (w as f64 * r.qs[j] as f64 * r.d[j / 32] as f64).abs())
-                            .sum();
-                        assert!(
-                            (got as f64 - want).abs() <= 1e-5 * norm.max(1e-3),
-                            "{} {level:?} tile {n} row {i}: {got} vs {want}",
-                            t.name()
-                        );
+                        let what = format!("{} {level:?} tile {n} row {i}", t.name());
+                        check(got, &wd, &xq.row(i), &what);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The strip GEMM of every level and format: two strips starting at row 8 of a 24-row
+    /// weight, an odd number of tokens (a register tile and a tail), untouched columns kept.
+    #[test]
+    fn gemm_strips_match_the_dequantized_dot() {
+        let (rows, tokens) = (3 * STRIP, 7);
+        for &t in GgmlType::ALL.iter().filter(|&&t| has_int_dot(t)) {
+            let cols = 2 * t.block_elems().max(256) + t.block_elems().max(32);
+            let (bytes, wd) = weights(t, rows, cols);
+            let xq = Q8Act::quantize(&values(5, tokens * cols), cols);
+            let rb = bytes.len() / rows;
+            for level in CpuLevel::ALL
+                .into_iter()
+                .filter(|&l| l.supported() && has_gemm(l))
+            {
+                let mut out = vec![f32::NAN; tokens * rows];
+                // SAFETY: `out` has every row the call writes; the level is supported.
+                unsafe { gemm_strips(level, t, &bytes, rb, STRIP, 2, &xq, out.as_mut_ptr(), rows) };
+                for tok in 0..tokens {
+                    for r in 0..rows {
+                        let got = out[tok * rows + r];
+                        if r < STRIP {
+                            assert!(got.is_nan(), "row {r} is not the GEMM's to write");
+                            continue;
+                        }
+                        let what = format!("{} {level:?} token {tok} row {r}", t.name());
+                        check(got, &wd[r * cols..(r + 1) * cols], &xq.row(tok), &what);
                     }
                 }
             }

@@ -7,21 +7,106 @@
 //! symmetric in ±127).
 
 use std::arch::x86_64::*;
+use std::marker::PhantomData;
 
 use super::{Lanes, MAX_RUNS, Unpack, dispatch};
 use crate::quant::q8_act::Q8Row;
 use crate::quant::{GgmlType, Q2K, Q3K, Q4_0, Q4_1, Q4K, Q5_0, Q5_1, Q5K, Q6K, Q8_0, k_scale_min};
 
-/// Unsigned codes and the activation bytes as the operands of a u8·i8 product.
+/// A u8·i8 product instruction: `acc + Σ_{4 bytes} w·x` in each i32 lane.
+pub(crate) trait Product {
+    /// The product; `w` unsigned (below 64 for `vpmaddubsw`'s sake), `x` signed.
+    fn idot(acc: __m256i, w: __m256i, x: __m256i) -> __m256i;
+}
+
+/// AVX2: `vpmaddubsw` (pairs into i16) then `vpmaddwd` against ones (into i32).
+pub(crate) struct Maddubs;
+
+impl Product for Maddubs {
+    #[inline(always)]
+    fn idot(acc: __m256i, w: __m256i, x: __m256i) -> __m256i {
+        // SAFETY: register operations; the callers run with AVX2.
+        unsafe {
+            let pairs = _mm256_maddubs_epi16(w, x);
+            _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)))
+        }
+    }
+}
+
+/// AVX-512 VNNI (with VL, on 256-bit vectors: no frequency penalty, same layout): `vpdpbusd`.
+pub(crate) struct Dpbusd;
+
+impl Product for Dpbusd {
+    #[inline(always)]
+    fn idot(acc: __m256i, w: __m256i, x: __m256i) -> __m256i {
+        // SAFETY: register operations; the callers run with AVX-512 VNNI and VL.
+        unsafe { _mm256_dpbusd_epi32(acc, w, x) }
+    }
+}
+
+/// `acc + w·x` per i32 lane for codes that are unsigned, or signed bytes when `signed` (the
+/// sign trick moves `w`'s sign onto `x`).
 #[inline(always)]
-fn operands(c: __m256i, x: &[i8; 32], signed: bool) -> (__m256i, __m256i) {
-    // SAFETY: a 32-byte unaligned load from a 32-byte array; the callers run with AVX2.
-    unsafe {
-        let x = load(x.as_ptr().cast());
-        if signed {
-            (_mm256_sign_epi8(c, c), _mm256_sign_epi8(x, c))
-        } else {
-            (c, x)
+pub(crate) fn idot<P: Product>(acc: __m256i, w: __m256i, x: __m256i, signed: bool) -> __m256i {
+    if signed {
+        // SAFETY: register operations; the callers run with AVX2.
+        let (w, x) = unsafe { (_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w)) };
+        P::idot(acc, w, x)
+    } else {
+        P::idot(acc, w, x)
+    }
+}
+
+/// x86 lanes over a product instruction.
+pub(crate) struct X86<P>(PhantomData<P>);
+
+/// The AVX2 level.
+pub(crate) type Avx2 = X86<Maddubs>;
+/// The AVX-512 VNNI level.
+pub(crate) type Vnni = X86<Dpbusd>;
+
+impl<P: Product> Lanes for X86<P> {
+    type Acc = __m256;
+    type Run = __m256i;
+
+    #[inline(always)]
+    fn zero() -> __m256 {
+        // SAFETY: the callers run with AVX.
+        unsafe { _mm256_setzero_ps() }
+    }
+
+    #[inline(always)]
+    fn load_run(c: &[u8; 32]) -> __m256i {
+        // SAFETY: 32 bytes.
+        unsafe { load(c.as_ptr()) }
+    }
+
+    #[inline(always)]
+    fn dot32(
+        acc: __m256,
+        c: __m256i,
+        x: &[i8; 32],
+        s_lo: f32,
+        s_hi: f32,
+        signed: bool,
+        one_group: bool,
+    ) -> __m256 {
+        // SAFETY: a 32-byte load from a 32-byte array; the callers run with AVX2 and FMA.
+        unsafe {
+            let x = load(x.as_ptr().cast());
+            let sums = idot::<P>(_mm256_setzero_si256(), c, x, signed);
+            _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), scales(s_lo, s_hi, one_group), acc)
+        }
+    }
+
+    #[inline(always)]
+    fn total(acc: __m256) -> f32 {
+        // SAFETY: register operations; the callers run with AVX.
+        unsafe {
+            let s = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+            let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+            let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+            _mm_cvtss_f32(s)
         }
     }
 }
@@ -48,102 +133,6 @@ fn f16(b: &[u8], i: usize) -> f32 {
     unsafe { _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(h)))) }
 }
 
-#[inline(always)]
-fn hsum(acc: __m256) -> f32 {
-    // SAFETY: register operations; the callers run with AVX.
-    unsafe {
-        let s = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-        let s = _mm_add_ss(s, _mm_movehdup_ps(s));
-        _mm_cvtss_f32(s)
-    }
-}
-
-/// AVX2 lanes.
-pub(crate) struct Avx2;
-
-impl Lanes for Avx2 {
-    type Acc = __m256;
-    type Run = __m256i;
-
-    #[inline(always)]
-    fn load_run(c: &[u8; 32]) -> __m256i {
-        // SAFETY: 32 bytes.
-        unsafe { load(c.as_ptr()) }
-    }
-
-    #[inline(always)]
-    fn zero() -> __m256 {
-        // SAFETY: the callers run with AVX.
-        unsafe { _mm256_setzero_ps() }
-    }
-
-    #[inline(always)]
-    fn dot32(
-        acc: __m256,
-        c: __m256i,
-        x: &[i8; 32],
-        s_lo: f32,
-        s_hi: f32,
-        signed: bool,
-        one_group: bool,
-    ) -> __m256 {
-        let (c, x) = operands(c, x, signed);
-        // SAFETY: the callers run with AVX2 and FMA.
-        unsafe {
-            let pairs = _mm256_maddubs_epi16(c, x);
-            let sums = _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
-            _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), scales(s_lo, s_hi, one_group), acc)
-        }
-    }
-
-    #[inline(always)]
-    fn total(acc: __m256) -> f32 {
-        hsum(acc)
-    }
-}
-
-/// AVX-512 VNNI lanes (256-bit vectors, so no frequency penalty and the same data layout).
-pub(crate) struct Vnni;
-
-impl Lanes for Vnni {
-    type Acc = __m256;
-    type Run = __m256i;
-
-    #[inline(always)]
-    fn load_run(c: &[u8; 32]) -> __m256i {
-        Avx2::load_run(c)
-    }
-
-    #[inline(always)]
-    fn zero() -> __m256 {
-        Avx2::zero()
-    }
-
-    #[inline(always)]
-    fn dot32(
-        acc: __m256,
-        c: __m256i,
-        x: &[i8; 32],
-        s_lo: f32,
-        s_hi: f32,
-        signed: bool,
-        one_group: bool,
-    ) -> __m256 {
-        let (c, x) = operands(c, x, signed);
-        // SAFETY: the callers run with AVX-512 VNNI and VL.
-        unsafe {
-            let sums = _mm256_dpbusd_epi32(_mm256_setzero_si256(), c, x);
-            _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), scales(s_lo, s_hi, one_group), acc)
-        }
-    }
-
-    #[inline(always)]
-    fn total(acc: __m256) -> f32 {
-        hsum(acc)
-    }
-}
-
 /// [`super::dot_rows`] with AVX2.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(super) fn dot_rows_avx2(t: GgmlType, row: &[u8], xs: &[Q8Row], out: &mut [f32]) {
@@ -155,11 +144,6 @@ pub(super) fn dot_rows_avx2(t: GgmlType, row: &[u8], xs: &[Q8Row], out: &mut [f3
 pub(super) fn dot_rows_vnni(t: GgmlType, row: &[u8], xs: &[Q8Row], out: &mut [f32]) {
     dispatch::<Vnni>(t, row, xs, out)
 }
-
-/// The x86 levels: they share the register form of runs, and so the unpacking below.
-pub(crate) trait X86Lanes: Lanes<Run = __m256i> {}
-impl X86Lanes for Avx2 {}
-impl X86Lanes for Vnni {}
 
 /// 32 bytes at `p` (unaligned).
 ///
@@ -213,7 +197,7 @@ fn shift_mask(v: __m256i, shift: i32, mask: i8) -> __m256i {
     }
 }
 
-impl<L: X86Lanes> Unpack<L> for Q4_0 {
+impl<P: Product> Unpack<X86<P>> for Q4_0 {
     #[inline(always)]
     fn unpack(
         b: &[u8],
@@ -228,7 +212,7 @@ impl<L: X86Lanes> Unpack<L> for Q4_0 {
     }
 }
 
-impl<L: X86Lanes> Unpack<L> for Q4_1 {
+impl<P: Product> Unpack<X86<P>> for Q4_1 {
     #[inline(always)]
     fn unpack(
         b: &[u8],
@@ -242,7 +226,7 @@ impl<L: X86Lanes> Unpack<L> for Q4_1 {
     }
 }
 
-impl<L: X86Lanes> Unpack<L> for Q5_0 {
+impl<P: Product> Unpack<X86<P>> for Q5_0 {
     #[inline(always)]
     fn unpack(
         b: &[u8],
@@ -258,7 +242,7 @@ impl<L: X86Lanes> Unpack<L> for Q5_0 {
     }
 }
 
-impl<L: X86Lanes> Unpack<L> for Q5_1 {
+impl<P: Product> Unpack<X86<P>> for Q5_1 {
     #[inline(always)]
     fn unpack(
         b: &[u8],
@@ -273,7 +257,7 @@ impl<L: X86Lanes> Unpack<L> for Q5_1 {
     }
 }
 
-impl<L: X86Lanes> Unpack<L> for Q8_0 {
+impl<P: Product> Unpack<X86<P>> for Q8_0 {
     #[inline(always)]
     fn unpack(
         b: &[u8],
@@ -297,7 +281,7 @@ fn k_groups(b: &[u8], scale: &mut [f32; 16], offset: &mut [f32; 16]) {
     }
 }
 
-impl<L: X86Lanes> Unpack<L> for Q4K {
+impl<P: Product> Unpack<X86<P>> for Q4K {
     #[inline(always)]
     fn unpack(
         b: &[u8],
@@ -314,7 +298,7 @@ impl<L: X86Lanes> Unpack<L> for Q4K {
     }
 }
 
-impl<L: X86Lanes> Unpack<L> for Q5K {
+impl<P: Product> Unpack<X86<P>> for Q5K {
     #[inline(always)]
     fn unpack(
         b: &[u8],
@@ -339,7 +323,7 @@ impl<L: X86Lanes> Unpack<L> for Q5K {
     }
 }
 
-impl<L: X86Lanes> Unpack<L> for Q6K {
+impl<P: Product> Unpack<X86<P>> for Q6K {
     #[inline(always)]
     fn unpack(
         b: &[u8],
@@ -369,5 +353,5 @@ impl<L: X86Lanes> Unpack<L> for Q6K {
 }
 
 /// Q2_K and Q3_K unpack through their groups (rare formats; still integer dot products).
-impl<L: X86Lanes> Unpack<L> for Q2K {}
-impl<L: X86Lanes> Unpack<L> for Q3K {}
+impl<P: Product> Unpack<X86<P>> for Q2K {}
+impl<P: Product> Unpack<X86<P>> for Q3K {}

@@ -1,0 +1,237 @@
+//! Prefill GEMM on x86: strips of [`STRIP`] weight rows against every token.
+//!
+//! A strip's blocks are unpacked once (through the same [`Unpack`] as the mat-vec) and
+//! transposed so that one 256-bit vector holds four consecutive codes of each of the eight rows.
+//! Against it, four activation bytes of one token broadcast to every lane give, in one
+//! `vpdpbusd`, partial sums for all eight rows — so the float work (convert, scale, offset) is
+//! done for eight rows at once, and the transposed strip (`cols` bytes per row, in L1/L2) is
+//! reused by every token. Tokens go in tiles of [`TOKENS`] so their sums stay in registers.
+
+use std::arch::x86_64::*;
+
+use super::x86::{Dpbusd, Maddubs, Product, X86, idot};
+use super::{MAX_RUNS, Unpack, with_block_type};
+use crate::quant::GgmlType;
+use crate::quant::q8_act::{Q8_BLOCK, Q8Act};
+
+/// Weight rows per strip (the lanes of one vector).
+pub const STRIP: usize = 8;
+/// Tokens per register tile.
+const TOKENS: usize = 4;
+
+/// Per run of 32 codes of a strip: the scales and offsets of its low and high 16 codes, per row.
+#[derive(Clone, Copy)]
+struct RunScales {
+    s_lo: __m256,
+    s_hi: __m256,
+    o_lo: __m256,
+    o_hi: __m256,
+}
+
+/// A strip unpacked and transposed: for run `e`, vectors `codes[8e + q]` hold codes
+/// `4q..4q + 4` of the run for each of the eight rows.
+struct Strip {
+    codes: Vec<__m256i>,
+    scales: Vec<RunScales>,
+}
+
+/// The 8x8 transpose of 32-bit elements: `rows[r]` lane `q` becomes `out[q]` lane `r`.
+#[inline(always)]
+fn transpose(rows: [__m256i; 8]) -> [__m256i; 8] {
+    // SAFETY: register operations; the callers run with AVX2.
+    unsafe {
+        let [r0, r1, r2, r3, r4, r5, r6, r7] = rows;
+        let (t0, t1) = (_mm256_unpacklo_epi32(r0, r1), _mm256_unpackhi_epi32(r0, r1));
+        let (t2, t3) = (_mm256_unpacklo_epi32(r2, r3), _mm256_unpackhi_epi32(r2, r3));
+        let (t4, t5) = (_mm256_unpacklo_epi32(r4, r5), _mm256_unpackhi_epi32(r4, r5));
+        let (t6, t7) = (_mm256_unpacklo_epi32(r6, r7), _mm256_unpackhi_epi32(r6, r7));
+        let (u0, u1) = (_mm256_unpacklo_epi64(t0, t2), _mm256_unpackhi_epi64(t0, t2));
+        let (u2, u3) = (_mm256_unpacklo_epi64(t1, t3), _mm256_unpackhi_epi64(t1, t3));
+        let (u4, u5) = (_mm256_unpacklo_epi64(t4, t6), _mm256_unpackhi_epi64(t4, t6));
+        let (u6, u7) = (_mm256_unpacklo_epi64(t5, t7), _mm256_unpackhi_epi64(t5, t7));
+        [
+            _mm256_permute2x128_si256(u0, u4, 0x20),
+            _mm256_permute2x128_si256(u1, u5, 0x20),
+            _mm256_permute2x128_si256(u2, u6, 0x20),
+            _mm256_permute2x128_si256(u3, u7, 0x20),
+            _mm256_permute2x128_si256(u0, u4, 0x31),
+            _mm256_permute2x128_si256(u1, u5, 0x31),
+            _mm256_permute2x128_si256(u2, u6, 0x31),
+            _mm256_permute2x128_si256(u3, u7, 0x31),
+        ]
+    }
+}
+
+/// Unpacks rows `rows[0..8]` (encoded, `B` blocks) into `strip`.
+#[inline(always)]
+fn unpack_strip<B: Unpack<X86<P>>, P: Product>(rows: [&[u8]; STRIP], strip: &mut Strip) {
+    let per_block = B::ELEMS / Q8_BLOCK;
+    let blocks = rows[0].len() / B::BYTES;
+    strip.codes.clear();
+    strip.scales.clear();
+    // SAFETY (all intrinsics below): register operations; the callers run with AVX2.
+    let zero = unsafe { _mm256_setzero_si256() };
+    let mut runs = [[zero; MAX_RUNS]; STRIP];
+    let mut scale = [[0.0f32; 16]; STRIP];
+    let mut offset = [[0.0f32; 16]; STRIP];
+    for bi in 0..blocks {
+        for r in 0..STRIP {
+            let b = &rows[r][bi * B::BYTES..(bi + 1) * B::BYTES];
+            B::unpack(b, &mut runs[r], &mut scale[r], &mut offset[r]);
+        }
+        for j in 0..per_block {
+            let codes = transpose(runs.map(|r| r[j]));
+            // Codes of signed formats stay signed: `idot` applies the sign trick per product.
+            strip.codes.extend_from_slice(&codes);
+            let (g_lo, g_hi) = if B::GROUP == 32 {
+                (j, j)
+            } else {
+                (2 * j, 2 * j + 1)
+            };
+            let lanes = |v: &[[f32; 16]; STRIP], g: usize| {
+                let a: [f32; STRIP] = std::array::from_fn(|r| v[r][g]);
+                unsafe { _mm256_loadu_ps(a.as_ptr()) }
+            };
+            strip.scales.push(RunScales {
+                s_lo: lanes(&scale, g_lo),
+                s_hi: lanes(&scale, g_hi),
+                o_lo: lanes(&offset, g_lo),
+                o_hi: lanes(&offset, g_hi),
+            });
+        }
+    }
+}
+
+/// Four activation bytes at `p`, broadcast to every lane.
+///
+/// # Safety
+/// `p` must be valid for 4 bytes; the caller runs with AVX2.
+#[inline(always)]
+unsafe fn broadcast4(p: *const i8) -> __m256i {
+    unsafe { _mm256_set1_epi32(std::ptr::read_unaligned(p.cast::<i32>())) }
+}
+
+/// Sums of the strip's eight rows for `T` tokens starting at `tok`, written to
+/// `out[(tok + t) * ld + r0 ..][..8]`.
+///
+/// # Safety
+/// `out` must be valid for those writes, and no other thread may write them.
+#[inline(always)]
+unsafe fn strip_tokens<B: Unpack<X86<P>>, P: Product, const T: usize>(
+    strip: &Strip,
+    x: &Q8Act,
+    tok: usize,
+    out: *mut f32,
+    ld: usize,
+) {
+    // SAFETY (all intrinsics below): register operations and reads inside `x` and `strip`
+    // (every token row holds `runs * 32` bytes); the callers run with AVX2 and FMA.
+    unsafe {
+        let mut acc = [_mm256_setzero_ps(); T];
+        let cols = x.cols;
+        for (e, sc) in strip.scales.iter().enumerate() {
+            let w = &strip.codes[8 * e..8 * e + 8];
+            for (t, acc) in acc.iter_mut().enumerate() {
+                let row = (tok + t) * cols / Q8_BLOCK + e;
+                let xp = x.qs.as_ptr().add(32 * row);
+                let dx = _mm256_set1_ps(*x.d.get_unchecked(row));
+                let mut lo = _mm256_setzero_si256();
+                let mut hi = _mm256_setzero_si256();
+                for q in 0..4 {
+                    lo = idot::<P>(lo, w[q], broadcast4(xp.add(4 * q)), B::SIGNED);
+                    hi = idot::<P>(hi, w[q + 4], broadcast4(xp.add(16 + 4 * q)), B::SIGNED);
+                }
+                if B::GROUP == 32 {
+                    let p = _mm256_cvtepi32_ps(_mm256_add_epi32(lo, hi));
+                    *acc = _mm256_fmadd_ps(p, _mm256_mul_ps(sc.s_lo, dx), *acc);
+                    let sx = _mm256_set1_ps(*x.s.get_unchecked(row));
+                    *acc = _mm256_fmadd_ps(sc.o_lo, sx, *acc);
+                } else {
+                    let (plo, phi) = (_mm256_cvtepi32_ps(lo), _mm256_cvtepi32_ps(hi));
+                    *acc = _mm256_fmadd_ps(plo, _mm256_mul_ps(sc.s_lo, dx), *acc);
+                    *acc = _mm256_fmadd_ps(phi, _mm256_mul_ps(sc.s_hi, dx), *acc);
+                    let sums = x.sums.as_ptr().add(2 * row);
+                    let sx_lo = _mm256_mul_ps(dx, _mm256_set1_ps(f32::from(*sums)));
+                    let sx_hi = _mm256_mul_ps(dx, _mm256_set1_ps(f32::from(*sums.add(1))));
+                    *acc = _mm256_fmadd_ps(sc.o_lo, sx_lo, *acc);
+                    *acc = _mm256_fmadd_ps(sc.o_hi, sx_hi, *acc);
+                }
+            }
+        }
+        for (t, a) in acc.iter().enumerate() {
+            _mm256_storeu_ps(out.add((tok + t) * ld), *a);
+        }
+    }
+}
+
+/// Rows `r0..r0 + 8 * strips` of the product: `out[tok * ld + r]` for every token of `x`.
+#[inline(always)]
+fn strips<B: Unpack<X86<P>>, P: Product>(
+    w: &[u8],
+    row_bytes: usize,
+    r0: usize,
+    strips: usize,
+    x: &Q8Act,
+    out: *mut f32,
+    ld: usize,
+) {
+    let mut strip = Strip {
+        codes: Vec::new(),
+        scales: Vec::new(),
+    };
+    let tokens = x.rows();
+    for s in 0..strips {
+        let r = r0 + STRIP * s;
+        let rows = std::array::from_fn(|i| &w[(r + i) * row_bytes..(r + i + 1) * row_bytes]);
+        unpack_strip::<B, P>(rows, &mut strip);
+        // SAFETY: the caller owns columns `r..r + 8` of every token's output row.
+        unsafe {
+            let out = out.add(r);
+            let full = tokens / TOKENS * TOKENS;
+            for tok in (0..full).step_by(TOKENS) {
+                strip_tokens::<B, P, TOKENS>(&strip, x, tok, out, ld);
+            }
+            for tok in full..tokens {
+                strip_tokens::<B, P, 1>(&strip, x, tok, out, ld);
+            }
+        }
+    }
+}
+
+/// [`super::gemm_strips`] with AVX2.
+///
+/// # Safety
+/// The CPU has AVX2, FMA and F16C; see [`super::gemm_strips`] for `out`.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn gemm_strips_avx2(
+    t: GgmlType,
+    w: &[u8],
+    row_bytes: usize,
+    r0: usize,
+    n: usize,
+    x: &Q8Act,
+    out: *mut f32,
+    ld: usize,
+) {
+    with_block_type!(t, B => strips::<B, Maddubs>(w, row_bytes, r0, n, x, out, ld))
+}
+
+/// [`super::gemm_strips`] with AVX-512 VNNI.
+///
+/// # Safety
+/// The CPU has AVX-512 VNNI, VL and BW; see [`super::gemm_strips`] for `out`.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(super) unsafe fn gemm_strips_vnni(
+    t: GgmlType,
+    w: &[u8],
+    row_bytes: usize,
+    r0: usize,
+    n: usize,
+    x: &Q8Act,
+    out: *mut f32,
+    ld: usize,
+) {
+    with_block_type!(t, B => strips::<B, Dpbusd>(w, row_bytes, r0, n, x, out, ld))
+}
