@@ -1,6 +1,8 @@
-//! Kernel micro-benchmarks: mat-vec per block format and attention at several context lengths,
-//! on the CPU and the default GPU adapter, as effective GB/s against the bytes each kernel must
-//! read. `cargo bench --bench kernels` (EMBER_BENCH_QUICK=1 for a short run).
+//! Kernel micro-benchmarks: mat-vec (decode) per block format as effective GB/s against the bytes
+//! it must read, the prefill matrix product per format as GFLOP/s, and attention at several
+//! context lengths — on the CPU at each precision and on the default GPU adapter.
+//! `cargo bench --bench kernels` (EMBER_BENCH_QUICK=1 for a short run, EMBER_BENCH_GPU=0 to
+//! skip the GPU).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -8,7 +10,7 @@ mod common;
 use std::time::Instant;
 
 use common::{Rng, random_tensor};
-use ember::backend::cpu::CpuBackend;
+use ember::backend::cpu::{CpuBackend, Precision};
 use ember::backend::gpu::{GpuBackend, GpuChoice, GpuContext, GpuOptions};
 use ember::backend::{AttentionShape, Backend};
 use ember::quant::GgmlType;
@@ -27,8 +29,8 @@ fn time(reps: usize, mut f: impl FnMut()) -> f64 {
     t[t.len() / 2]
 }
 
-fn matvec<B: Backend>(name: &str, b: &mut B, rng: &mut Rng, rows: usize, cols: usize, reps: usize) {
-    for &t in &[
+/// The block formats measured.
+const FORMATS: &[GgmlType] = &[
         GgmlType::F32,
         GgmlType::F16,
         GgmlType::Q8_0,
@@ -38,8 +40,11 @@ fn matvec<B: Backend>(name: &str, b: &mut B, rng: &mut Rng, rows: usize, cols: u
         GgmlType::Q5_0,
         GgmlType::Q4K,
         GgmlType::Q4_1,
-        GgmlType::Q4_0,
-    ] {
+    GgmlType::Q4_0,
+];
+
+fn matvec<B: Backend>(name: &str, b: &mut B, rng: &mut Rng, rows: usize, cols: usize, reps: usize) {
+    for &t in FORMATS {
         let w = random_tensor(rng, t, cols, rows);
         let bytes = w.bytes().len() + cols * 4 + rows * 4;
         let wt = b.upload(&w).expect("upload");
@@ -53,6 +58,27 @@ fn matvec<B: Backend>(name: &str, b: &mut B, rng: &mut Rng, rows: usize, cols: u
             t.name(),
             secs * 1e3,
             bytes as f64 / secs / 1e9
+        );
+    }
+}
+
+/// The prefill product: `tokens` rows of activations against each format, as GFLOP/s (two per
+/// multiply-add).
+fn prefill<B: Backend>(name: &str, b: &mut B, rng: &mut Rng, rows: usize, cols: usize, reps: usize) {
+    let tokens = 128;
+    for &t in FORMATS {
+        let w = random_tensor(rng, t, cols, rows);
+        let wt = b.upload(&w).expect("upload");
+        let x = b.load_act(&rng.vec(tokens * cols), tokens, cols);
+        let secs = time(reps, || {
+            let y = b.matmul(&x, &wt, None);
+            b.read(&y).expect("read");
+        });
+        println!(
+            "{name:<28} prefill {:<5} {tokens}x{cols} * {rows}x{cols}: {:8.3} ms  {:7.2} GFLOP/s",
+            t.name(),
+            secs * 1e3,
+            2.0 * (tokens * rows * cols) as f64 / secs / 1e9
         );
     }
 }
@@ -105,10 +131,23 @@ fn main() {
         &[128, 512, 2048]
     };
     let mut rng = Rng(0xbe7c4);
+    for precision in [Precision::I16, Precision::I8, Precision::F32] {
+        let mut cpu = CpuBackend::with_precision(0, precision).expect("cpu");
+        let label = format!(
+            "cpu {} {} ({} threads)",
+            precision.name(),
+            cpu.level().name(),
+            cpu.threads()
+        );
+        matvec(&label, &mut cpu, &mut rng, rows, cols, reps);
+        prefill(&label, &mut cpu, &mut rng, rows, cols, reps);
+    }
     let mut cpu = CpuBackend::new(0).expect("cpu");
     let label = format!("cpu ({} threads)", cpu.threads());
-    matvec(&label, &mut cpu, &mut rng, rows, cols, reps);
     attention(&label, &mut cpu, &mut rng, contexts, reps);
+    if std::env::var("EMBER_BENCH_GPU").is_ok_and(|v| v == "0") {
+        return;
+    }
     match GpuContext::new(GpuChoice::Any) {
         Ok(ctx) => {
             let label = format!("{} ({})", ctx.report.name, ctx.report.backend);

@@ -13,6 +13,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         n_prompt: 64,
         n_gen: 32,
         reps: 3,
+        precision: Default::default(),
     };
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())

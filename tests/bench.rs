@@ -18,6 +18,7 @@ fn records(backend: Option<GpuChoice>, profile: bool) -> Vec<Record> {
         n_prompt: 16,
         n_gen: 4,
         reps: 2,
+        precision: Default::default(),
     };
     measure(default_model().as_ref(), backend, &cfg, 2, profile).expect("bench runs")
 }

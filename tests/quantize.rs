@@ -100,6 +100,7 @@ fn every_type_from_the_default_model() {
                 n_prompt: 8,
                 n_gen: 2,
                 reps: 1,
+                precision: Default::default(),
             },
             2,
             false,

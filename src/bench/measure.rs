@@ -79,9 +79,9 @@ pub fn measure(
     let ctx = (cfg.n_prompt.max(cfg.n_gen) + 8).min(file.config.context_length);
     let (mut model, device): (Box<dyn LanguageModel>, Device) = match backend {
         None => {
-            let cpu = CpuBackend::new(threads)?;
+            let cpu = CpuBackend::with_precision(threads, cfg.precision)?;
             let device = Device {
-                name: "cpu".into(),
+                name: format!("cpu {} {}", cfg.precision.name(), cpu.level().name()),
                 backend: "CPU".into(),
                 driver: String::new(),
                 device_type: "Cpu".into(),

@@ -26,6 +26,8 @@ pub struct BenchConfig {
     pub n_gen: usize,
     /// Repetitions after the warm-up.
     pub reps: usize,
+    /// CPU matrix-product precision.
+    pub precision: crate::backend::cpu::Precision,
 }
 
 /// Timings of one test's repetitions.

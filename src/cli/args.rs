@@ -76,18 +76,19 @@ pub struct RuntimeArgs {
     /// GPU: keep the KV cache in f16 (half the memory; logits drift by ~5e-3). Needs shader-f16.
     #[arg(long)]
     pub kv_f16: bool,
-    /// CPU: how activations meet quantized weights — `fast` (8-bit activations, integer dot
-    /// products) or `f32` (exact f32 activations, the reference).
-    #[arg(long, value_enum, default_value = "fast")]
+    /// CPU: how activations meet quantized weights in matrix products.
+    #[arg(long, value_enum, default_value = "i16")]
     pub precision: PrecisionChoice,
 }
 
 /// `--precision` values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum PrecisionChoice {
-    /// 8-bit activations and integer dot products (the default).
-    Fast,
-    /// f32 activations: exact, slower.
+    /// Two-byte (~15-bit) activations, integer dot products: near-f32 results (the default).
+    I16,
+    /// One-byte activations, integer dot products (llama.cpp's numerics): the fastest.
+    I8,
+    /// f32 activations against exactly decoded weights: the reference, slower.
     F32,
 }
 
@@ -95,7 +96,8 @@ impl PrecisionChoice {
     /// The CPU backend's setting.
     pub fn cpu(self) -> Precision {
         match self {
-            PrecisionChoice::Fast => Precision::Fast,
+            PrecisionChoice::I16 => Precision::I16,
+            PrecisionChoice::I8 => Precision::I8,
             PrecisionChoice::F32 => Precision::F32,
         }
     }

@@ -7,6 +7,7 @@ use anyhow::{Result, bail};
 use clap::{Args, ValueEnum};
 
 use ember::bench::{BenchConfig, measure, parse_backends, svg_chart, to_csv, to_markdown};
+use super::args::PrecisionChoice;
 
 /// Output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -50,6 +51,9 @@ pub struct BenchArgs {
     /// Time every op of a decode step (GPU: timestamp queries) and report each one's share.
     #[arg(long)]
     profile: bool,
+    /// CPU: how activations meet quantized weights in matrix products.
+    #[arg(long, value_enum, default_value = "i16")]
+    precision: PrecisionChoice,
 }
 
 /// Runs every model x backend and prints the report.
@@ -69,6 +73,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         n_prompt: args.n_prompt,
         n_gen: args.n_gen,
         reps: args.reps,
+        precision: args.precision.cpu(),
     };
     let threads = if args.threads == 0 {
         std::thread::available_parallelism()

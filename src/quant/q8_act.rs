@@ -1,24 +1,33 @@
 //! Activations quantized to signed bytes for integer dot products (the fast CPU path).
 //!
-//! Each run of 32 values gets one f32 scale `d = max|x| / 127` and bytes `q = round(x / d)`, as
-//! llama.cpp's Q8_0 activations — but the scale stays f32 (not f16), and the integer sum of every
-//! 16 bytes is kept so that formats with an offset (`scale * code + offset`) need no second pass
-//! over the activations: `Σ offset·x = offset · d · Σq`.
+//! Each run of 32 values gets one f32 scale `s = max|x| / 127` and bytes `q = round(x / s)`, as
+//! llama.cpp's Q8_0 activations (the scale stays f32). That costs ~0.3% of each value, which on a
+//! small model flips a few percent of near-tied next-token choices. So by default a second byte
+//! holds the rounding residual in steps of `s / 256`: `x ≈ s · (q + lo / 256)`, about 15 bits.
+//! Kernels dot both bytes with the same unpacked weights and combine the integer sums as
+//! `256 · Σc·q + Σc·lo`, so the extra cost is one more byte product per weight byte, not a
+//! second pass over the weights.
+//!
+//! The sums of every 16 and 32 activations (scale included) are kept, so formats with an offset
+//! (`scale · code + offset`) need no second pass over the activations: `Σ offset·x = offset · Σx`.
 
 /// Values per scale.
 pub const Q8_BLOCK: usize = 32;
 
-/// `rows` rows of `cols` activations as bytes, scales and sums of 16.
+/// `rows` rows of `cols` activations as bytes, scales and sums.
 #[derive(Clone, Debug, Default)]
 pub struct Q8Act {
     /// The bytes, row-major.
     pub qs: Vec<i8>,
-    /// One scale per 32 bytes.
+    /// The residual bytes (empty for plain 8-bit activations).
+    pub lo: Vec<i8>,
+    /// One scale per 32 bytes: the value of one unit of the run's integer sums (`s`, or `s / 256`
+    /// with residual bytes).
     pub d: Vec<f32>,
-    /// `Σq` of every 16 bytes.
-    pub sums: Vec<i16>,
-    /// `d · Σq` of every 32 bytes: the block's sum of activations.
-    pub s: Vec<f32>,
+    /// The sum of every 16 activations, as quantized.
+    pub s16: Vec<f32>,
+    /// The sum of every 32 activations, as quantized.
+    pub s32: Vec<f32>,
     /// Row width (a multiple of 32).
     pub cols: usize,
 }
@@ -28,18 +37,37 @@ pub struct Q8Act {
 pub struct Q8Row<'a> {
     /// `cols` bytes.
     pub qs: &'a [i8],
+    /// `cols` residual bytes, or none.
+    pub lo: &'a [i8],
     /// `cols / 32` scales.
     pub d: &'a [f32],
     /// `cols / 16` sums.
-    pub sums: &'a [i16],
-    /// `cols / 32` block sums `d · Σq`.
-    pub s: &'a [f32],
+    pub s16: &'a [f32],
+    /// `cols / 32` sums.
+    pub s32: &'a [f32],
+}
+
+impl Q8Row<'_> {
+    /// Whether the row has residual bytes.
+    pub fn wide(&self) -> bool {
+        !self.lo.is_empty()
+    }
+
+    /// The value the kernels see for element `i`.
+    pub fn value(&self, i: usize) -> f32 {
+        let units = if self.wide() {
+            256 * i32::from(self.qs[i]) + i32::from(self.lo[i])
+        } else {
+            i32::from(self.qs[i])
+        };
+        self.d[i / Q8_BLOCK] * units as f32
+    }
 }
 
 impl Q8Act {
     /// Quantizes `x` (`rows` rows of `cols` values; `cols` a multiple of 32) into `self`,
-    /// reusing its buffers.
-    pub fn quantize_into(&mut self, x: &[f32], cols: usize) {
+    /// reusing its buffers; `wide` adds the residual bytes.
+    pub fn quantize_into(&mut self, x: &[f32], cols: usize, wide: bool) {
         assert!(
             cols.is_multiple_of(Q8_BLOCK),
             "activation rows of {cols} are not whole blocks of 32"
@@ -47,25 +75,28 @@ impl Q8Act {
         let n = x.len();
         self.cols = cols;
         self.qs.resize(n, 0);
+        self.lo.resize(if wide { n } else { 0 }, 0);
         self.d.resize(n / Q8_BLOCK, 0.0);
-        self.sums.resize(n / 16, 0);
-        self.s.resize(n / Q8_BLOCK, 0.0);
-        for ((((xs, qs), d), sums), s) in x
-            .chunks_exact(Q8_BLOCK)
-            .zip(self.qs.chunks_exact_mut(Q8_BLOCK))
-            .zip(self.d.iter_mut())
-            .zip(self.sums.chunks_exact_mut(2))
-            .zip(self.s.iter_mut())
-        {
-            *d = quantize_block(xs, qs.try_into().expect("32 bytes"), sums);
-            *s = *d * f32::from(sums[0] + sums[1]);
+        self.s16.resize(n / 16, 0.0);
+        self.s32.resize(n / Q8_BLOCK, 0.0);
+        for (b, xs) in x.chunks_exact(Q8_BLOCK).enumerate() {
+            let at = b * Q8_BLOCK..(b + 1) * Q8_BLOCK;
+            let lo = if wide {
+                Some(&mut self.lo[at.clone()])
+            } else {
+                None
+            };
+            let (d, s16) = quantize_block(xs, &mut self.qs[at], lo);
+            self.d[b] = d;
+            self.s16[2 * b..2 * b + 2].copy_from_slice(&s16);
+            self.s32[b] = s16[0] + s16[1];
         }
     }
 
     /// Quantizes `x` into a new value.
-    pub fn quantize(x: &[f32], cols: usize) -> Q8Act {
+    pub fn quantize(x: &[f32], cols: usize, wide: bool) -> Q8Act {
         let mut a = Q8Act::default();
-        a.quantize_into(x, cols);
+        a.quantize_into(x, cols, wide);
         a
     }
 
@@ -77,29 +108,52 @@ impl Q8Act {
     /// Row `r`.
     pub fn row(&self, r: usize) -> Q8Row<'_> {
         let c = self.cols;
+        let lo = if self.lo.is_empty() {
+            &[][..]
+        } else {
+            &self.lo[r * c..(r + 1) * c]
+        };
         Q8Row {
             qs: &self.qs[r * c..(r + 1) * c],
+            lo,
             d: &self.d[r * c / Q8_BLOCK..(r + 1) * c / Q8_BLOCK],
-            sums: &self.sums[r * c / 16..(r + 1) * c / 16],
-            s: &self.s[r * c / Q8_BLOCK..(r + 1) * c / Q8_BLOCK],
+            s16: &self.s16[r * c / 16..(r + 1) * c / 16],
+            s32: &self.s32[r * c / Q8_BLOCK..(r + 1) * c / Q8_BLOCK],
         }
     }
 }
 
-/// Quantizes 32 values; returns the scale and fills `sums` with the sums of both halves.
+/// Quantizes 32 values into `q` (and the residual into `lo`); returns the unit scale and the
+/// sums of both halves as quantized.
 #[inline]
-fn quantize_block(x: &[f32], q: &mut [i8; 32], sums: &mut [i16]) -> f32 {
+fn quantize_block(x: &[f32], q: &mut [i8], lo: Option<&mut [i8]>) -> (f32, [f32; 2]) {
     let amax = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-    let d = amax / 127.0;
-    let id = if d > 0.0 { 1.0 / d } else { 0.0 };
+    let s = amax / 127.0;
+    let inv = if s > 0.0 { 1.0 / s } else { 0.0 };
     for (q, &v) in q.iter_mut().zip(x) {
-        // |v·id| <= 127 by construction, so the cast never saturates.
-        *q = (v * id).round() as i8;
+        // |v·inv| <= 127 by construction, so the cast never saturates.
+        *q = (v * inv).round() as i8;
     }
-    for (s, half) in sums.iter_mut().zip(q.chunks_exact(16)) {
-        *s = half.iter().map(|&v| i16::from(v)).sum();
-    }
-    d
+    let mut units = [0i32; Q8_BLOCK];
+    let d = match lo {
+        Some(lo) => {
+            for (i, &v) in x.iter().enumerate() {
+                // The residual is within ±0.5 of a step: ±128 units, clamped to a byte.
+                let r = (v * inv - f32::from(q[i])) * 256.0;
+                lo[i] = r.round().clamp(-127.0, 127.0) as i8;
+                units[i] = 256 * i32::from(q[i]) + i32::from(lo[i]);
+            }
+            s / 256.0
+        }
+        None => {
+            for (u, &q) in units.iter_mut().zip(q.iter()) {
+                *u = i32::from(q);
+            }
+            s
+        }
+    };
+    let half = |h: usize| units[16 * h..16 * h + 16].iter().sum::<i32>() as f32 * d;
+    (d, [half(0), half(1)])
 }
 
 #[cfg(test)]
@@ -107,7 +161,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn round_trip_is_within_half_a_step() {
+    fn round_trip_error_is_within_half_a_step() {
         let mut s = 7u32;
         let x: Vec<f32> = (0..96)
             .map(|_| {
@@ -115,16 +169,19 @@ mod tests {
                 (s >> 8) as f32 / (1u32 << 24) as f32 * 6.0 - 3.0
             })
             .collect();
-        let a = Q8Act::quantize(&x, 96);
-        assert_eq!(a.rows(), 1);
-        let r = a.row(0);
-        for (i, &v) in x.iter().enumerate() {
-            let d = r.d[i / 32];
-            assert!((r.qs[i] as f32 * d - v).abs() <= 0.5 * d + 1e-6);
-        }
-        for (j, &s) in r.sums.iter().enumerate() {
-            let want: i16 = r.qs[16 * j..16 * j + 16].iter().map(|&v| v as i16).sum();
-            assert_eq!(s, want);
+        for wide in [false, true] {
+            let a = Q8Act::quantize(&x, 96, wide);
+            assert_eq!(a.rows(), 1);
+            let r = a.row(0);
+            assert_eq!(r.wide(), wide);
+            for (i, &v) in x.iter().enumerate() {
+                let step = r.d[i / 32] * if wide { 1.0 } else { 0.5 };
+                assert!((r.value(i) - v).abs() <= step * 1.0001 + 1e-6, "{wide} {i}");
+            }
+            for (j, &s) in r.s16.iter().enumerate() {
+                let want: f32 = (16 * j..16 * j + 16).map(|i| r.value(i)).sum();
+                assert!((s - want).abs() <= 1e-4, "{s} vs {want}");
+            }
         }
     }
 }

@@ -41,13 +41,15 @@ pub(crate) trait Lanes {
     fn zero() -> Self::Acc;
     /// A run from 32 code bytes.
     fn load_run(c: &[u8; 32]) -> Self::Run;
-    /// `acc + s_lo · Σ_{0..16} c·x + s_hi · Σ_{16..32} c·x`; `c` are unsigned codes below 64,
-    /// or signed bytes when `signed`; `one_group` says `s_lo == s_hi` (both flags are constants
-    /// once inlined).
+    /// `acc + s_lo · Σ_{0..16} c·x + s_hi · Σ_{16..32} c·x`, with `x = 256·q + lo` when there
+    /// are residual bytes `lo`, else `q`; `c` are unsigned codes below 64, or signed bytes when
+    /// `signed`; `one_group` says `s_lo == s_hi` (the flags are constants once inlined).
+    #[allow(clippy::too_many_arguments)]
     fn dot32(
         acc: Self::Acc,
         c: Self::Run,
-        x: &[i8; 32],
+        q: &[i8; 32],
+        lo: Option<&[i8; 32]>,
         s_lo: f32,
         s_hi: f32,
         signed: bool,
@@ -312,15 +314,25 @@ where
 /// Splits `xs` into a full tile or single rows, so the token loop has a constant count.
 #[inline(always)]
 fn tile<B: Unpack<L>, L: Lanes>(row: &[u8], xs: &[Q8Row], out: &mut [f32]) {
+    if xs.first().is_some_and(|x| x.wide()) {
+        tile_as::<B, L, true>(row, xs, out)
+    } else {
+        tile_as::<B, L, false>(row, xs, out)
+    }
+}
+
+/// [`tile`] for activations with (`WIDE`) or without residual bytes.
+#[inline(always)]
+fn tile_as<B: Unpack<L>, L: Lanes, const WIDE: bool>(row: &[u8], xs: &[Q8Row], out: &mut [f32]) {
     if let (Ok(xs), Ok(out)) = (
         <&[Q8Row; TILE]>::try_from(xs),
         <&mut [f32; TILE]>::try_from(&mut *out),
     ) {
-        return dot_tile::<B, L, TILE>(row, xs, out);
+        return dot_tile::<B, L, TILE, WIDE>(row, xs, out);
     }
     for (x, o) in xs.iter().zip(out.iter_mut()) {
         let mut one = [0.0];
-        dot_tile::<B, L, 1>(row, &[*x], &mut one);
+        dot_tile::<B, L, 1, WIDE>(row, &[*x], &mut one);
         *o = one[0];
     }
 }
@@ -328,7 +340,7 @@ fn tile<B: Unpack<L>, L: Lanes>(row: &[u8], xs: &[Q8Row], out: &mut [f32]) {
 /// The group loop: each block is unpacked once into runs of codes and per-group scales and
 /// offsets, then dotted with every one of the `T` activation rows.
 #[inline(always)]
-fn dot_tile<B: Unpack<L>, L: Lanes, const T: usize>(
+fn dot_tile<B: Unpack<L>, L: Lanes, const T: usize, const WIDE: bool>(
     row: &[u8],
     xs: &[Q8Row; T],
     out: &mut [f32; T],
@@ -339,8 +351,9 @@ fn dot_tile<B: Unpack<L>, L: Lanes, const T: usize>(
         assert!(
             x.qs.len() == blocks * B::ELEMS
                 && x.d.len() == blocks * per_block
-                && x.s.len() == blocks * per_block
-                && x.sums.len() == 2 * blocks * per_block,
+                && x.lo.len() == if WIDE { x.qs.len() } else { 0 }
+                && x.s32.len() == blocks * per_block
+                && x.s16.len() == 2 * blocks * per_block,
             "activation row does not match the weight row"
         );
     }
@@ -362,28 +375,29 @@ fn dot_tile<B: Unpack<L>, L: Lanes, const T: usize>(
             for t in 0..T {
                 let x = &xs[t];
                 // SAFETY: `e < blocks * per_block`, and the lengths were checked above.
-                let (dx, sx, qx, s_lo, s_hi) = unsafe {
+                let (dx, qx, lo, s16, s32) = unsafe {
                     (
                         *x.d.get_unchecked(e),
-                        *x.s.get_unchecked(e),
                         &*x.qs.as_ptr().add(32 * e).cast::<[i8; 32]>(),
-                        *x.sums.get_unchecked(2 * e),
-                        *x.sums.get_unchecked(2 * e + 1),
+                        WIDE.then(|| &*x.lo.as_ptr().add(32 * e).cast::<[i8; 32]>()),
+                        [*x.s16.get_unchecked(2 * e), *x.s16.get_unchecked(2 * e + 1)],
+                        *x.s32.get_unchecked(e),
                     )
                 };
                 acc[t] = L::dot32(
                     acc[t],
                     run,
                     qx,
+                    lo,
                     scale[g_lo] * dx,
                     scale[g_hi] * dx,
                     B::SIGNED,
                     one_group,
                 );
                 offsets[t] += if one_group {
-                    offset[j] * sx
+                    offset[j] * s32
                 } else {
-                    dx * (offset[g_lo] * f32::from(s_lo) + offset[g_hi] * f32::from(s_hi))
+                    offset[g_lo] * s16[0] + offset[g_hi] * s16[1]
                 };
             }
         }
@@ -444,7 +458,7 @@ mod tests {
         let terms = w
             .iter()
             .enumerate()
-            .map(|(j, &w)| w as f64 * x.qs[j] as f64 * x.d[j / 32] as f64);
+            .map(|(j, &w)| w as f64 * x.value(j) as f64);
         let (want, norm) = terms.fold((0.0, 0.0), |(s, n), v| (s + v, n + v.abs()));
         assert!(
             (got as f64 - want).abs() <= 1e-5 * f64::max(norm, 1e-3),
@@ -458,7 +472,8 @@ mod tests {
         for &t in GgmlType::ALL.iter().filter(|&&t| has_int_dot(t)) {
             let cols = 3 * t.block_elems().max(256);
             let (bytes, wd) = weights(t, 1, cols);
-            let xq = Q8Act::quantize(&values(7, TILE * cols), cols);
+            for wide in [false, true] {
+            let xq = Q8Act::quantize(&values(7, TILE * cols), cols, wide);
             for level in CpuLevel::ALL.into_iter().filter(|l| l.supported()) {
                 for n in 1..=TILE {
                     let rows: Vec<_> = (0..n).map(|i| xq.row(i)).collect();
@@ -469,6 +484,7 @@ mod tests {
                         check(got, &wd, &xq.row(i), &what);
                     }
                 }
+            }
             }
         }
     }
@@ -481,8 +497,9 @@ mod tests {
         for &t in GgmlType::ALL.iter().filter(|&&t| has_int_dot(t)) {
             let cols = 2 * t.block_elems().max(256) + t.block_elems().max(32);
             let (bytes, wd) = weights(t, rows, cols);
-            let xq = Q8Act::quantize(&values(5, tokens * cols), cols);
             let rb = bytes.len() / rows;
+            for wide in [false, true] {
+            let xq = Q8Act::quantize(&values(5, tokens * cols), cols, wide);
             for level in CpuLevel::ALL
                 .into_iter()
                 .filter(|&l| l.supported() && has_gemm(l))
@@ -501,6 +518,7 @@ mod tests {
                         check(got, &wd[r * cols..(r + 1) * cols], &xq.row(tok), &what);
                     }
                 }
+            }
             }
         }
     }

@@ -25,7 +25,8 @@ impl Lanes for Scalar {
     fn dot32(
         acc: f32,
         c: [u8; 32],
-        x: &[i8; 32],
+        q: &[i8; 32],
+        lo: Option<&[i8; 32]>,
         s_lo: f32,
         s_hi: f32,
         signed: bool,
@@ -39,7 +40,11 @@ impl Lanes for Scalar {
                     } else {
                         i32::from(c[i])
                     };
-                    code * i32::from(x[i])
+                    let x = match lo {
+                        Some(lo) => 256 * i32::from(q[i]) + i32::from(lo[i]),
+                        None => i32::from(q[i]),
+                    };
+                    code * x
                 })
                 .sum()
         };

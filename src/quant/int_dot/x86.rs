@@ -85,16 +85,21 @@ impl<P: Product> Lanes for X86<P> {
     fn dot32(
         acc: __m256,
         c: __m256i,
-        x: &[i8; 32],
+        q: &[i8; 32],
+        lo: Option<&[i8; 32]>,
         s_lo: f32,
         s_hi: f32,
         signed: bool,
         one_group: bool,
     ) -> __m256 {
-        // SAFETY: a 32-byte load from a 32-byte array; the callers run with AVX2 and FMA.
+        // SAFETY: 32-byte loads from 32-byte arrays; the callers run with AVX2 and FMA.
         unsafe {
-            let x = load(x.as_ptr().cast());
-            let sums = idot::<P>(_mm256_setzero_si256(), c, x, signed);
+            let zero = _mm256_setzero_si256();
+            let mut sums = idot::<P>(zero, c, load(q.as_ptr().cast()), signed);
+            if let Some(lo) = lo {
+                let low = idot::<P>(zero, c, load(lo.as_ptr().cast()), signed);
+                sums = _mm256_add_epi32(_mm256_slli_epi32(sums, 8), low);
+            }
             _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), scales(s_lo, s_hi, one_group), acc)
         }
     }

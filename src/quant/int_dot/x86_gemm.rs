@@ -88,10 +88,6 @@ fn unpack_strip<B: Unpack<X86<P>>, P: Product>(rows: [&[u8]; STRIP], strip: &mut
             } else {
                 (2 * j, 2 * j + 1)
             };
-            let lanes = |v: &[[f32; 16]; STRIP], g: usize| {
-                let a: [f32; STRIP] = std::array::from_fn(|r| v[r][g]);
-                unsafe { _mm256_loadu_ps(a.as_ptr()) }
-            };
             strip.scales.push(RunScales {
                 s_lo: lanes(&scale, g_lo),
                 s_hi: lanes(&scale, g_hi),
@@ -100,6 +96,14 @@ fn unpack_strip<B: Unpack<X86<P>>, P: Product>(rows: [&[u8]; STRIP], strip: &mut
             });
         }
     }
+}
+
+/// Group `g`'s values of the eight rows as one vector.
+#[inline(always)]
+fn lanes(v: &[[f32; 16]; STRIP], g: usize) -> __m256 {
+    let a: [f32; STRIP] = std::array::from_fn(|r| v[r][g]);
+    // SAFETY: eight floats; the callers run with AVX.
+    unsafe { _mm256_loadu_ps(a.as_ptr()) }
 }
 
 /// Four activation bytes at `p`, broadcast to every lane.
@@ -111,13 +115,48 @@ unsafe fn broadcast4(p: *const i8) -> __m256i {
     unsafe { _mm256_set1_epi32(std::ptr::read_unaligned(p.cast::<i32>())) }
 }
 
+/// The integer sums of one run of one token against a strip, for the run's low and high 16
+/// codes: `Σ c·q`, or `256 · Σ c·q + Σ c·lo` with residual bytes.
+///
+/// # Safety
+/// `q` (and `lo` when `WIDE`) must be valid for 32 bytes; the caller runs with AVX2.
+#[inline(always)]
+unsafe fn run_sums<P: Product, const WIDE: bool>(
+    w: &[__m256i],
+    q: *const i8,
+    lo: *const i8,
+    signed: bool,
+) -> (__m256i, __m256i) {
+    // No closures here: they would not inherit the caller's target features, and the
+    // intrinsics inside them would become calls.
+    unsafe {
+        let mut sums = [_mm256_setzero_si256(); 4];
+        for k in 0..4 {
+            sums[0] = idot::<P>(sums[0], w[k], broadcast4(q.add(4 * k)), signed);
+            sums[1] = idot::<P>(sums[1], w[k + 4], broadcast4(q.add(16 + 4 * k)), signed);
+            if WIDE {
+                sums[2] = idot::<P>(sums[2], w[k], broadcast4(lo.add(4 * k)), signed);
+                sums[3] = idot::<P>(sums[3], w[k + 4], broadcast4(lo.add(16 + 4 * k)), signed);
+            }
+        }
+        if WIDE {
+            (
+                _mm256_add_epi32(_mm256_slli_epi32(sums[0], 8), sums[2]),
+                _mm256_add_epi32(_mm256_slli_epi32(sums[1], 8), sums[3]),
+            )
+        } else {
+            (sums[0], sums[1])
+        }
+    }
+}
+
 /// Sums of the strip's eight rows for `T` tokens starting at `tok`, written to
 /// `out[(tok + t) * ld + r0 ..][..8]`.
 ///
 /// # Safety
 /// `out` must be valid for those writes, and no other thread may write them.
 #[inline(always)]
-unsafe fn strip_tokens<B: Unpack<X86<P>>, P: Product, const T: usize>(
+unsafe fn strip_tokens<B: Unpack<X86<P>>, P: Product, const T: usize, const WIDE: bool>(
     strip: &Strip,
     x: &Q8Act,
     tok: usize,
@@ -132,29 +171,23 @@ unsafe fn strip_tokens<B: Unpack<X86<P>>, P: Product, const T: usize>(
         for (e, sc) in strip.scales.iter().enumerate() {
             let w = &strip.codes[8 * e..8 * e + 8];
             for (t, acc) in acc.iter_mut().enumerate() {
-                let row = (tok + t) * cols / Q8_BLOCK + e;
-                let xp = x.qs.as_ptr().add(32 * row);
-                let dx = _mm256_set1_ps(*x.d.get_unchecked(row));
-                let mut lo = _mm256_setzero_si256();
-                let mut hi = _mm256_setzero_si256();
-                for q in 0..4 {
-                    lo = idot::<P>(lo, w[q], broadcast4(xp.add(4 * q)), B::SIGNED);
-                    hi = idot::<P>(hi, w[q + 4], broadcast4(xp.add(16 + 4 * q)), B::SIGNED);
-                }
+                let run = (tok + t) * cols / Q8_BLOCK + e;
+                let q = x.qs.as_ptr().add(32 * run);
+                let lo = if WIDE { x.lo.as_ptr().add(32 * run) } else { q };
+                let (a, b) = run_sums::<P, WIDE>(w, q, lo, B::SIGNED);
+                let dx = _mm256_set1_ps(*x.d.get_unchecked(run));
                 if B::GROUP == 32 {
-                    let p = _mm256_cvtepi32_ps(_mm256_add_epi32(lo, hi));
+                    let p = _mm256_cvtepi32_ps(_mm256_add_epi32(a, b));
                     *acc = _mm256_fmadd_ps(p, _mm256_mul_ps(sc.s_lo, dx), *acc);
-                    let sx = _mm256_set1_ps(*x.s.get_unchecked(row));
+                    let sx = _mm256_set1_ps(*x.s32.get_unchecked(run));
                     *acc = _mm256_fmadd_ps(sc.o_lo, sx, *acc);
                 } else {
-                    let (plo, phi) = (_mm256_cvtepi32_ps(lo), _mm256_cvtepi32_ps(hi));
-                    *acc = _mm256_fmadd_ps(plo, _mm256_mul_ps(sc.s_lo, dx), *acc);
-                    *acc = _mm256_fmadd_ps(phi, _mm256_mul_ps(sc.s_hi, dx), *acc);
-                    let sums = x.sums.as_ptr().add(2 * row);
-                    let sx_lo = _mm256_mul_ps(dx, _mm256_set1_ps(f32::from(*sums)));
-                    let sx_hi = _mm256_mul_ps(dx, _mm256_set1_ps(f32::from(*sums.add(1))));
-                    *acc = _mm256_fmadd_ps(sc.o_lo, sx_lo, *acc);
-                    *acc = _mm256_fmadd_ps(sc.o_hi, sx_hi, *acc);
+                    let (pa, pb) = (_mm256_cvtepi32_ps(a), _mm256_cvtepi32_ps(b));
+                    *acc = _mm256_fmadd_ps(pa, _mm256_mul_ps(sc.s_lo, dx), *acc);
+                    *acc = _mm256_fmadd_ps(pb, _mm256_mul_ps(sc.s_hi, dx), *acc);
+                    let s16 = x.s16.as_ptr().add(2 * run);
+                    *acc = _mm256_fmadd_ps(sc.o_lo, _mm256_set1_ps(*s16), *acc);
+                    *acc = _mm256_fmadd_ps(sc.o_hi, _mm256_set1_ps(*s16.add(1)), *acc);
                 }
             }
         }
@@ -179,7 +212,6 @@ fn strips<B: Unpack<X86<P>>, P: Product>(
         codes: Vec::new(),
         scales: Vec::new(),
     };
-    let tokens = x.rows();
     for s in 0..strips {
         let r = r0 + STRIP * s;
         let rows = std::array::from_fn(|i| &w[(r + i) * row_bytes..(r + i + 1) * row_bytes]);
@@ -187,13 +219,35 @@ fn strips<B: Unpack<X86<P>>, P: Product>(
         // SAFETY: the caller owns columns `r..r + 8` of every token's output row.
         unsafe {
             let out = out.add(r);
-            let full = tokens / TOKENS * TOKENS;
-            for tok in (0..full).step_by(TOKENS) {
-                strip_tokens::<B, P, TOKENS>(&strip, x, tok, out, ld);
+            if x.lo.is_empty() {
+                all_tokens::<B, P, false>(&strip, x, out, ld);
+            } else {
+                all_tokens::<B, P, true>(&strip, x, out, ld);
             }
-            for tok in full..tokens {
-                strip_tokens::<B, P, 1>(&strip, x, tok, out, ld);
-            }
+        }
+    }
+}
+
+/// Every token of `x` against `strip`, in register tiles and a tail.
+///
+/// # Safety
+/// As [`strip_tokens`], for every token.
+#[inline(always)]
+unsafe fn all_tokens<B: Unpack<X86<P>>, P: Product, const WIDE: bool>(
+    strip: &Strip,
+    x: &Q8Act,
+    out: *mut f32,
+    ld: usize,
+) {
+    let tokens = x.rows();
+    let full = tokens / TOKENS * TOKENS;
+    // SAFETY: passed on to the caller.
+    unsafe {
+        for tok in (0..full).step_by(TOKENS) {
+            strip_tokens::<B, P, TOKENS, WIDE>(strip, x, tok, out, ld);
+        }
+        for tok in full..tokens {
+            strip_tokens::<B, P, 1, WIDE>(strip, x, tok, out, ld);
         }
     }
 }
