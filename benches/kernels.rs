@@ -31,15 +31,15 @@ fn time(reps: usize, mut f: impl FnMut()) -> f64 {
 
 /// The block formats measured.
 const FORMATS: &[GgmlType] = &[
-        GgmlType::F32,
-        GgmlType::F16,
-        GgmlType::Q8_0,
-        GgmlType::Q6K,
-        GgmlType::Q5K,
-        GgmlType::Q5_1,
-        GgmlType::Q5_0,
-        GgmlType::Q4K,
-        GgmlType::Q4_1,
+    GgmlType::F32,
+    GgmlType::F16,
+    GgmlType::Q8_0,
+    GgmlType::Q6K,
+    GgmlType::Q5K,
+    GgmlType::Q5_1,
+    GgmlType::Q5_0,
+    GgmlType::Q4K,
+    GgmlType::Q4_1,
     GgmlType::Q4_0,
 ];
 
@@ -64,7 +64,14 @@ fn matvec<B: Backend>(name: &str, b: &mut B, rng: &mut Rng, rows: usize, cols: u
 
 /// The prefill product: `tokens` rows of activations against each format, as GFLOP/s (two per
 /// multiply-add).
-fn prefill<B: Backend>(name: &str, b: &mut B, rng: &mut Rng, rows: usize, cols: usize, reps: usize) {
+fn prefill<B: Backend>(
+    name: &str,
+    b: &mut B,
+    rng: &mut Rng,
+    rows: usize,
+    cols: usize,
+    reps: usize,
+) {
     let tokens = 128;
     for &t in FORMATS {
         let w = random_tensor(rng, t, cols, rows);

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use anyhow::{Result, bail};
 use clap::{Args, ValueEnum};
 
-use ember::bench::{BenchConfig, measure, parse_backends, svg_chart, to_csv, to_markdown};
 use super::args::PrecisionChoice;
+use ember::bench::{BenchConfig, measure, parse_backends, svg_chart, to_csv, to_markdown};
 
 /// Output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -215,7 +215,7 @@ fn dot_blocks<B: BlockFormat>(bytes: &[u8], x: &[f32]) -> f32 {
 
 /// Adds `a · b` into eight independent partial sums, so the compiler can vectorise it.
 #[inline(always)]
-pub(crate) fn dot_accumulate(acc: &mut [f32; 8], a: &[f32], b: &[f32]) {
+pub fn dot_accumulate(acc: &mut [f32; 8], a: &[f32], b: &[f32]) {
     let (a8, a_rest) = a.split_at(a.len() / 8 * 8);
     let (b8, b_rest) = b.split_at(a8.len());
     for (ca, cb) in a8.chunks_exact(8).zip(b8.chunks_exact(8)) {

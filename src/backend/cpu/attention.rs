@@ -1,8 +1,9 @@
 //! The CPU key/value cache and causal attention over it.
 
+use super::kernels::exp;
 use super::pool::Pool;
 use crate::backend::AttentionShape;
-use crate::quant::dot_f32;
+use crate::quant::dot_accumulate;
 
 /// Keys and values of every layer, `kv_dim` floats per position. Storage grows with use, so a
 /// large context costs memory only when it is filled.
@@ -55,28 +56,85 @@ impl KvCache {
         let scale = 1.0 / (hd as f32).sqrt();
         let (keys, values) = (&self.keys[layer], &self.values[layer]);
         let mut out = vec![0.0f32; rows * s.heads * hd];
-        pool.for_chunks(&mut out, hd, |idx, o| {
-            let (i, h) = (idx / s.heads, idx % s.heads);
-            let pos = pos0 + i;
-            let qv = &q[idx * hd..(idx + 1) * hd];
-            let off = (h / group) * hd;
-            let mut scores: Vec<f32> = (0..=pos)
-                .map(|p| {
-                    dot_f32(qv, &keys[p * self.kv_dim + off..p * self.kv_dim + off + hd]) * scale
-                })
-                .collect();
-            let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let mut sum = 0.0;
-            for sc in scores.iter_mut() {
-                *sc = (*sc - max).exp();
-                sum += *sc;
+        // A few (row, head) items per task, each task with one score buffer.
+        let items = rows * s.heads;
+        let per_task = items.div_ceil(4 * pool.threads()).max(1);
+        pool.for_chunks(&mut out, per_task * hd, |task, chunk| {
+            let mut scores = Vec::with_capacity(pos0 + rows);
+            for (k, o) in chunk.chunks_exact_mut(hd).enumerate() {
+                let idx = task * per_task + k;
+                let (i, h) = (idx / s.heads, idx % s.heads);
+                let head = Head {
+                    q: &q[idx * hd..(idx + 1) * hd],
+                    keys,
+                    values,
+                    stride: self.kv_dim,
+                    offset: (h / group) * hd,
+                    positions: pos0 + i + 1,
+                    scale,
+                };
+                head.attend(&mut scores, o);
             }
-            for (p, &w) in scores.iter().enumerate() {
-                let vrow = &values[p * self.kv_dim + off..p * self.kv_dim + off + hd];
-                o.iter_mut().zip(vrow).for_each(|(a, &b)| *a += w * b);
-            }
-            o.iter_mut().for_each(|a| *a /= sum);
         });
         out
+    }
+}
+
+/// One query head against its key/value head over `positions` cached positions.
+struct Head<'a> {
+    q: &'a [f32],
+    keys: &'a [f32],
+    values: &'a [f32],
+    /// Floats per cached position.
+    stride: usize,
+    /// Where this head's keys and values start within a position.
+    offset: usize,
+    positions: usize,
+    scale: f32,
+}
+
+impl Head<'_> {
+    /// Softmax-weighted sum of the values into `out` (zeroed), using `scores` as scratch.
+    fn attend(&self, scores: &mut Vec<f32>, out: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if crate::quant::int_dot::CpuLevel::Avx2.supported() {
+            // SAFETY: the CPU has the features the function is compiled for.
+            return unsafe { self.attend_avx2(scores, out) };
+        }
+        self.attend_portable(scores, out)
+    }
+
+    /// [`Head::attend`] compiled for AVX2 and FMA.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn attend_avx2(&self, scores: &mut Vec<f32>, out: &mut [f32]) {
+        self.attend_portable(scores, out)
+    }
+
+    #[inline(always)]
+    fn attend_portable(&self, scores: &mut Vec<f32>, out: &mut [f32]) {
+        let hd = self.q.len();
+        let at = |p: usize| p * self.stride + self.offset..p * self.stride + self.offset + hd;
+        scores.clear();
+        scores.extend((0..self.positions).map(|p| {
+            let mut acc = [0.0f32; 8];
+            dot_accumulate(&mut acc, self.q, &self.keys[at(p)]);
+            acc.iter().sum::<f32>() * self.scale
+        }));
+        let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        // Exponentials in their own loop (vectorised), summed with eight partial sums.
+        scores.iter_mut().for_each(|sc| *sc = exp(*sc - max));
+        let mut parts = [0.0f32; 8];
+        for (i, &w) in scores.iter().enumerate() {
+            parts[i % 8] += w;
+        }
+        let sum: f32 = parts.iter().sum();
+        for (p, &w) in scores.iter().enumerate() {
+            out.iter_mut()
+                .zip(&self.values[at(p)])
+                .for_each(|(a, &b)| *a += w * b);
+        }
+        let inv = 1.0 / sum;
+        out.iter_mut().for_each(|a| *a *= inv);
     }
 }

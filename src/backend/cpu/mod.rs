@@ -255,13 +255,15 @@ impl Backend for CpuBackend {
     }
 
     fn silu_mul(&mut self, gate: &CpuAct, up: &CpuAct) -> CpuAct {
-        self.timed("silu_mul", |_| {
-            let data = gate
-                .data
-                .iter()
-                .zip(&up.data)
-                .map(|(&g, &u)| kernels::silu(g) * u)
-                .collect();
+        self.timed("silu_mul", |b| {
+            let mut data = up.data.clone();
+            let chunk = data.len().div_ceil(4 * b.pool.threads()).max(1024);
+            b.pool.for_chunks(&mut data, chunk, |i, out| {
+                let g = &gate.data[i * chunk..i * chunk + out.len()];
+                out.iter_mut()
+                    .zip(g)
+                    .for_each(|(u, &g)| *u *= kernels::silu(g));
+            });
             CpuAct::new(data, gate.rows)
         })
     }

@@ -473,18 +473,18 @@ mod tests {
             let cols = 3 * t.block_elems().max(256);
             let (bytes, wd) = weights(t, 1, cols);
             for wide in [false, true] {
-            let xq = Q8Act::quantize(&values(7, TILE * cols), cols, wide);
-            for level in CpuLevel::ALL.into_iter().filter(|l| l.supported()) {
-                for n in 1..=TILE {
-                    let rows: Vec<_> = (0..n).map(|i| xq.row(i)).collect();
-                    let mut out = vec![0.0; n];
-                    dot_rows(level, t, &bytes, &rows, &mut out);
-                    for (i, &got) in out.iter().enumerate() {
-                        let what = format!("{} {level:?} tile {n} row {i}", t.name());
-                        check(got, &wd, &xq.row(i), &what);
+                let xq = Q8Act::quantize(&values(7, TILE * cols), cols, wide);
+                for level in CpuLevel::ALL.into_iter().filter(|l| l.supported()) {
+                    for n in 1..=TILE {
+                        let rows: Vec<_> = (0..n).map(|i| xq.row(i)).collect();
+                        let mut out = vec![0.0; n];
+                        dot_rows(level, t, &bytes, &rows, &mut out);
+                        for (i, &got) in out.iter().enumerate() {
+                            let what = format!("{} {level:?} tile {n} row {i}", t.name());
+                            check(got, &wd, &xq.row(i), &what);
+                        }
                     }
                 }
-            }
             }
         }
     }
@@ -499,26 +499,28 @@ mod tests {
             let (bytes, wd) = weights(t, rows, cols);
             let rb = bytes.len() / rows;
             for wide in [false, true] {
-            let xq = Q8Act::quantize(&values(5, tokens * cols), cols, wide);
-            for level in CpuLevel::ALL
-                .into_iter()
-                .filter(|&l| l.supported() && has_gemm(l))
-            {
-                let mut out = vec![f32::NAN; tokens * rows];
-                // SAFETY: `out` has every row the call writes; the level is supported.
-                unsafe { gemm_strips(level, t, &bytes, rb, STRIP, 2, &xq, out.as_mut_ptr(), rows) };
-                for tok in 0..tokens {
-                    for r in 0..rows {
-                        let got = out[tok * rows + r];
-                        if r < STRIP {
-                            assert!(got.is_nan(), "row {r} is not the GEMM's to write");
-                            continue;
+                let xq = Q8Act::quantize(&values(5, tokens * cols), cols, wide);
+                for level in CpuLevel::ALL
+                    .into_iter()
+                    .filter(|&l| l.supported() && has_gemm(l))
+                {
+                    let mut out = vec![f32::NAN; tokens * rows];
+                    // SAFETY: `out` has every row the call writes; the level is supported.
+                    unsafe {
+                        gemm_strips(level, t, &bytes, rb, STRIP, 2, &xq, out.as_mut_ptr(), rows)
+                    };
+                    for tok in 0..tokens {
+                        for r in 0..rows {
+                            let got = out[tok * rows + r];
+                            if r < STRIP {
+                                assert!(got.is_nan(), "row {r} is not the GEMM's to write");
+                                continue;
+                            }
+                            let what = format!("{} {level:?} token {tok} row {r}", t.name());
+                            check(got, &wd[r * cols..(r + 1) * cols], &xq.row(tok), &what);
                         }
-                        let what = format!("{} {level:?} token {tok} row {r}", t.name());
-                        check(got, &wd[r * cols..(r + 1) * cols], &xq.row(tok), &what);
                     }
                 }
-            }
             }
         }
     }
