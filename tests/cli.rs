@@ -9,14 +9,23 @@ use common::*;
 use serde_json::Value;
 
 fn ember(args: &[&str]) -> Output {
+    ember_env(args, &[])
+}
+
+fn ember_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ember"))
         .args(args)
+        .envs(env.iter().copied())
         .output()
         .expect("ember runs")
 }
 
 fn ember_json(args: &[&str]) -> Value {
-    let out = ember(args);
+    ember_json_env(args, &[])
+}
+
+fn ember_json_env(args: &[&str], env: &[(&str, &str)]) -> Value {
+    let out = ember_env(args, env);
     assert!(
         out.status.success(),
         "ember {args:?} failed: {}",
@@ -47,7 +56,11 @@ fn with(base: &[&str], extra: &[String]) -> Vec<String> {
 }
 
 fn run_json(args: Vec<String>) -> Value {
-    ember_json(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    run_json_env(args, &[])
+}
+
+fn run_json_env(args: Vec<String>, env: &[(&str, &str)]) -> Value {
+    ember_json_env(&args.iter().map(String::as_str).collect::<Vec<_>>(), env)
 }
 
 #[test]
@@ -61,9 +74,14 @@ fn tokenize_matches_reference_prompt_ids() {
 
 /// `ember score` and `ember run --temp 0 -n 32` on `backend` match the reference for every prompt.
 fn score_and_greedy_run_match_reference(backend: &str) {
+    score_and_greedy_run_match_reference_with(&["--backend", backend], &[]);
+}
+
+/// [`score_and_greedy_run_match_reference`] with runtime options `runtime` and environment `env`.
+fn score_and_greedy_run_match_reference_with(runtime: &[&str], env: &[(&str, &str)]) {
     let reference = json("reference/smollm2-135m-instruct-q4_1.json");
     for (i, p) in reference["prompts"].as_array().unwrap().iter().enumerate() {
-        let scored = run_json(with(&["score", "--backend", backend], &prompt_args(i)));
+        let scored = run_json_env(with(&[&["score"], runtime].concat(), &prompt_args(i)), env);
         assert_eq!(ids(&scored["prompt_ids"]), ids(&p["prompt_ids"]));
         let top = &scored["top"];
         for (pos, (ours, theirs)) in top
@@ -91,19 +109,13 @@ fn score_and_greedy_run_match_reference(backend: &str) {
                 );
             }
         }
-        let ran = run_json(with(
-            &[
-                "run",
-                "--backend",
-                backend,
-                "--temp",
-                "0",
-                "-n",
-                "32",
-                "--json",
-            ],
-            &prompt_args(i),
-        ));
+        let ran = run_json_env(
+            with(
+                &[&["run"], runtime, &["--temp", "0", "-n", "32", "--json"]].concat(),
+                &prompt_args(i),
+            ),
+            env,
+        );
         assert_eq!(
             ids(&ran["ids"]),
             ids(&p["greedy_ids"]),
@@ -113,9 +125,33 @@ fn score_and_greedy_run_match_reference(backend: &str) {
     }
 }
 
+/// The exact f32 path, at the tolerances of the reference.
 #[test]
 fn cpu_matches_reference() {
-    score_and_greedy_run_match_reference("cpu");
+    score_and_greedy_run_match_reference_with(&["--backend", "cpu", "--precision", "f32"], &[]);
+}
+
+/// The default integer path (two-byte activations) stays within the same tolerances, with the
+/// kernels of every instruction set this CPU has, forced through `EMBER_CPU_LEVEL`.
+#[test]
+fn cpu_integer_kernels_match_reference_at_every_level() {
+    for level in ember::quant::int_dot::CpuLevel::ALL {
+        if level.supported() {
+            let env = [("EMBER_CPU_LEVEL", level.name())];
+            score_and_greedy_run_match_reference_with(&["--backend", "cpu"], &env);
+        }
+    }
+}
+
+#[test]
+fn unknown_or_unsupported_cpu_level_is_refused() {
+    let out = ember_env(
+        &["run", "--backend", "cpu", "-n", "1", "-p", "hi"],
+        &[("EMBER_CPU_LEVEL", "sse9")],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("EMBER_CPU_LEVEL=sse9"), "{err}");
 }
 
 #[test]
@@ -266,4 +302,75 @@ fn devices_lists_the_adapters() {
         text.contains("max storage binding") || text.contains("no GPU adapters"),
         "{text}"
     );
+}
+
+/// `ember compare` on one model under two precisions: JSON with the measures, B close to A.
+#[test]
+fn compare_reports_kld_agreement_and_perplexities() {
+    let text = std::env::temp_dir().join(format!("ember-compare-{}.txt", std::process::id()));
+    let ppl_text = json("reference/prompts-public.json")["ppl_text"].clone();
+    std::fs::write(&text, ppl_text.as_str().unwrap()).unwrap();
+    let model = default_model();
+    let v = ember_json(&[
+        "compare",
+        &model,
+        "--backend",
+        "cpu",
+        "--precision-a",
+        "f32",
+        "--precision-b",
+        "i8",
+        "-f",
+        text.to_str().unwrap(),
+        "--window",
+        "64",
+        "--json",
+    ]);
+    std::fs::remove_file(&text).ok();
+    let f = |k: &str| v[k].as_f64().unwrap_or_else(|| panic!("{k} in {v}"));
+    assert!(f("positions") > 400.0);
+    assert!(f("mean_kld") > 0.0 && f("mean_kld") < 0.01, "{v}");
+    assert!(f("max_kld") >= f("p99_kld") && f("p99_kld") >= 0.0);
+    assert!(f("top1_agreement") > 0.9 && f("top1_agreement") <= 1.0);
+    assert!((f("ppl_b") / f("ppl_a") - 1.0).abs() < 0.02);
+    assert!(v["a"].as_str().unwrap().ends_with("(f32)"), "{v}");
+}
+
+/// A copy of the tiny Hugging Face Llama whose tokenizer lower-cases its input: the same
+/// vocabulary size, but other tokens for the same text.
+fn tiny_model_with_other_tokens() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("ember-other-vocab-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = std::path::PathBuf::from(data("hf-tiny/tiny-hf-llama"));
+    for entry in std::fs::read_dir(&src).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
+    }
+    let mut tok: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("tokenizer.json")).unwrap())
+            .unwrap();
+    tok["normalizer"] = serde_json::json!({"type": "Lowercase"});
+    std::fs::write(dir.join("tokenizer.json"), tok.to_string()).unwrap();
+    dir
+}
+
+#[test]
+fn compare_refuses_models_with_different_vocabularies() {
+    let text = std::env::temp_dir().join(format!("ember-compare-bad-{}.txt", std::process::id()));
+    std::fs::write(&text, "Once upon a time there was a Model.").unwrap();
+    let other = tiny_model_with_other_tokens();
+    let out = ember(&[
+        "compare",
+        &default_model(),
+        other.to_str().unwrap(),
+        "--backend",
+        "cpu",
+        "-f",
+        text.to_str().unwrap(),
+    ]);
+    std::fs::remove_file(&text).ok();
+    std::fs::remove_dir_all(&other).ok();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("do not share a vocabulary"), "{err}");
 }

@@ -7,7 +7,7 @@
 mod common;
 
 use common::*;
-use ember::backend::cpu::CpuBackend;
+use ember::backend::cpu::{CpuBackend, Precision};
 use ember::backend::gpu::{GpuBackend, GpuChoice, GpuContext, GpuOptions};
 use ember::backend::{AttentionShape, Backend};
 use ember::format::RopeLayout;
@@ -105,7 +105,7 @@ fn matmul_every_type_and_shape() {
     parity("matmul", |cmp, gpu| {
         let mut rng = Rng::fresh("matmul");
         let mut g = gpu();
-        let mut c = CpuBackend::new(1).unwrap();
+        let mut c = CpuBackend::with_precision(1, Precision::F32).unwrap();
         for &t in GgmlType::ALL {
             let base = t.block_elems().max(32);
             for (cols, rows) in [(base, 37), (base * 3, 5), (base * 2, 129)] {
@@ -141,7 +141,13 @@ fn matvec_over_many_rows() {
         cmp(
             "Q4_0 64 x 262177",
             &matmul_case(&mut gpu(), &w, None, &x, 1),
-            &matmul_case(&mut CpuBackend::new(2).unwrap(), &w, None, &x, 1),
+            &matmul_case(
+                &mut CpuBackend::with_precision(2, Precision::F32).unwrap(),
+                &w,
+                None,
+                &x,
+                1,
+            ),
         );
     });
 }
@@ -157,7 +163,7 @@ fn embed_every_type() {
     parity("embed", |cmp, gpu| {
         let mut rng = Rng::fresh("embed");
         let mut g = gpu();
-        let mut c = CpuBackend::new(1).unwrap();
+        let mut c = CpuBackend::with_precision(1, Precision::F32).unwrap();
         for &t in GgmlType::ALL {
             let cols = t.block_elems().max(32) * 2;
             let table = random_tensor(&mut rng, t, cols, 53);
@@ -185,7 +191,7 @@ fn weights_split_over_bindings_match() {
         let cmp = |label: &str, a: &[f32], b: &[f32]| {
             check(&format!("split {label} on {choice:?}"), a, b, TOL)
         };
-        let mut c = CpuBackend::new(1).unwrap();
+        let mut c = CpuBackend::with_precision(1, Precision::F32).unwrap();
         for &t in &[GgmlType::Q4K, GgmlType::Q8_0, GgmlType::F32] {
             let cols = if t == GgmlType::F32 { 32 } else { 256 };
             let w = random_tensor(&mut rng, t, cols, 23);
@@ -254,7 +260,10 @@ fn norm_rope_silu_add_rows() {
     parity("ops", |cmp, gpu| {
         let seed = Rng::fresh("ops").0;
         let gpu_out = small_ops(&mut gpu(), seed);
-        let cpu_out = small_ops(&mut CpuBackend::new(1).unwrap(), seed);
+        let cpu_out = small_ops(
+            &mut CpuBackend::with_precision(1, Precision::F32).unwrap(),
+            seed,
+        );
         for ((label, g), (_, c)) in gpu_out.iter().zip(&cpu_out) {
             cmp(label, g, c);
         }
@@ -302,7 +311,11 @@ fn attention_gqa_over_a_growing_cache() {
         ] {
             let seed = Rng::fresh("attention").0;
             let g = attention_run(&mut gpu(), seed, s);
-            let c = attention_run(&mut CpuBackend::new(1).unwrap(), seed, s);
+            let c = attention_run(
+                &mut CpuBackend::with_precision(1, Precision::F32).unwrap(),
+                seed,
+                s,
+            );
             for (i, (a, b)) in g.iter().zip(&c).enumerate() {
                 cmp(&format!("{s:?} step {i}"), a, b);
             }

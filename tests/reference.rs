@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use ember::ModelFile;
 use ember::backend::Backend;
-use ember::backend::cpu::CpuBackend;
+use ember::backend::cpu::{CpuBackend, Precision};
 use ember::backend::gpu::{GpuBackend, GpuContext, GpuOptions};
 use ember::model::{LanguageModel, Model};
 use ember::sample::argmax;
@@ -86,7 +86,7 @@ fn small_models<B: Backend>(make: impl Fn() -> B) {
 fn default_model_matches_reference_on_cpu() {
     let reference = json("reference/smollm2-135m-instruct-q4_1.json");
     check(
-        CpuBackend::new(0).unwrap(),
+        CpuBackend::with_precision(0, Precision::F32).unwrap(),
         &default_model(),
         &reference["prompts"],
         2e-3,
@@ -96,7 +96,7 @@ fn default_model_matches_reference_on_cpu() {
 
 #[test]
 fn small_models_match_reference_on_cpu() {
-    small_models(|| CpuBackend::new(0).unwrap());
+    small_models(|| CpuBackend::with_precision(0, Precision::F32).unwrap());
 }
 
 #[test]

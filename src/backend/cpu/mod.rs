@@ -100,6 +100,18 @@ impl CpuBackend {
     /// instruction set is the best this CPU has, or `EMBER_CPU_LEVEL`'s.
     pub fn with_precision(threads: usize, precision: Precision) -> Result<CpuBackend> {
         let level = CpuLevel::current().map_err(Error::Backend)?;
+        CpuBackend::with_level(threads, precision, level)
+    }
+
+    /// [`CpuBackend::with_precision`] with the integer kernels of `level` (which this CPU must
+    /// support).
+    pub fn with_level(threads: usize, precision: Precision, level: CpuLevel) -> Result<CpuBackend> {
+        if !level.supported() {
+            return Err(Error::Backend(format!(
+                "this CPU cannot run the {} kernels",
+                level.name()
+            )));
+        }
         let threads = if threads == 0 {
             std::thread::available_parallelism().map_or(1, |n| n.get())
         } else {
