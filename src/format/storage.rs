@@ -39,6 +39,32 @@ impl Storage {
     }
 }
 
+impl Storage {
+    /// Tells the OS that `range` will not be read again soon: the whole pages inside it leave the
+    /// process's resident memory (they are read back from the file if touched again). Used once
+    /// a tensor has been repacked into memory of its own, so its bytes are not held twice.
+    pub fn release(&self, range: std::ops::Range<usize>) {
+        #[cfg(unix)]
+        if let Storage::Mapped(m) = self {
+            // SAFETY: sysconf has no preconditions.
+            let page =
+                usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+            let start = range.start.next_multiple_of(page);
+            let end = range.end / page * page;
+            if end > start {
+                // SAFETY: the map is private and read-only, so dropped pages are re-read from
+                // the file unchanged; no reference into them is invalidated. A refusal only
+                // means the pages stay resident.
+                let _ = unsafe {
+                    m.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start)
+                };
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = range;
+    }
+}
+
 impl Deref for Storage {
     type Target = [u8];
     fn deref(&self) -> &[u8] {

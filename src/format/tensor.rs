@@ -65,6 +65,12 @@ impl TensorView {
         &self.storage[self.offset..self.offset + self.len]
     }
 
+    /// Releases the resident pages of this tensor's bytes (see [`Storage::release`]); reading it
+    /// again pages it back in.
+    pub fn release_pages(&self) {
+        self.storage.release(self.offset..self.offset + self.len);
+    }
+
     /// Length of one row (`shape[0]`).
     pub fn cols(&self) -> usize {
         self.shape.first().copied().unwrap_or(1)

@@ -3,6 +3,7 @@
 use super::pool::Pool;
 use crate::format::{RopeLayout, TensorView};
 use crate::quant::dot_f32;
+use crate::quant::int_dot::strips::Strips;
 use crate::quant::int_dot::{self, CpuLevel, STRIP, TILE};
 use crate::quant::q8_act::{Q8Act, Q8Row};
 
@@ -39,11 +40,17 @@ pub fn matmul(pool: &Pool, x: &[f32], t: usize, w: &TensorView) -> Vec<f32> {
 
 /// `y = x · wᵀ` with `x` quantized to bytes ([`Q8Act`]) and integer dot products at `level`:
 /// the fast path for quantized weights. Each weight block is unpacked once per [`TILE`] tokens.
-pub fn matmul_q8(pool: &Pool, x: &Q8Act, w: &TensorView, level: CpuLevel) -> Vec<f32> {
+pub fn matmul_q8(
+    pool: &Pool,
+    x: &Q8Act,
+    w: &TensorView,
+    strips: Option<&Strips>,
+    level: CpuLevel,
+) -> Vec<f32> {
     let (n, rb, t) = (w.rows(), w.row_bytes(), x.rows());
     debug_assert_eq!(x.cols, w.cols());
-    if t > 1 && int_dot::has_gemm(level) {
-        return gemm_q8(pool, x, w, level);
+    if strips.is_some() || (t > 1 && int_dot::has_gemm(level)) {
+        return gemm_q8(pool, x, w, strips, level);
     }
     let bytes = w.bytes();
     let rows: Vec<Q8Row> = (0..t).map(|i| x.row(i)).collect();
@@ -61,10 +68,17 @@ pub fn matmul_q8(pool: &Pool, x: &Q8Act, w: &TensorView, level: CpuLevel) -> Vec
     token_major(out_t, n, t)
 }
 
-/// Prefill: strips of [`STRIP`] weight rows against every token ([`int_dot::gemm_strips`]),
-/// a few contiguous ranges of strips per thread; rows past the last whole strip go through the
+/// Strips of [`STRIP`] weight rows against every token — repacked strips (decode and prefill,
+/// [`int_dot::gemm_repacked`]) or strips unpacked as they go (prefill, [`int_dot::gemm_strips`])
+/// — a few contiguous ranges of strips per thread; rows past the last whole strip go through the
 /// mat-vec kernel.
-fn gemm_q8(pool: &Pool, x: &Q8Act, w: &TensorView, level: CpuLevel) -> Vec<f32> {
+fn gemm_q8(
+    pool: &Pool,
+    x: &Q8Act,
+    w: &TensorView,
+    repacked: Option<&Strips>,
+    level: CpuLevel,
+) -> Vec<f32> {
     let (n, rb, t) = (w.rows(), w.row_bytes(), x.rows());
     let bytes = w.bytes();
     let mut out = vec![0.0f32; n * t];
@@ -78,17 +92,20 @@ fn gemm_q8(pool: &Pool, x: &Q8Act, w: &TensorView, level: CpuLevel) -> Vec<f32> 
         // SAFETY: tasks own disjoint strips, i.e. disjoint columns of `out`; the level is the
         // backend's, which the CPU supports.
         unsafe {
-            int_dot::gemm_strips(
-                level,
-                w.dtype,
-                bytes,
-                rb,
-                STRIP * s0,
-                count,
-                x,
-                base.get(),
-                n,
-            )
+            match repacked {
+                Some(r) => int_dot::gemm_repacked(level, r, s0, count, x, base.get(), n),
+                None => int_dot::gemm_strips(
+                    level,
+                    w.dtype,
+                    bytes,
+                    rb,
+                    STRIP * s0,
+                    count,
+                    x,
+                    base.get(),
+                    n,
+                ),
+            }
         };
     });
     let rows: Vec<Q8Row> = (0..t).map(|i| x.row(i)).collect();

@@ -16,6 +16,7 @@ use pool::Pool;
 use super::{AttentionShape, Backend, OpTimes};
 use crate::error::{Error, Result};
 use crate::format::{RopeLayout, TensorView};
+use crate::quant::int_dot::strips::Strips;
 use crate::quant::int_dot::{self, CpuLevel};
 use crate::quant::q8_act::Q8Act;
 
@@ -39,11 +40,13 @@ impl CpuAct {
 }
 
 /// A weight on the CPU: the encoded view, plus a decoded copy for single-row tensors (norms,
-/// biases, rope factors) which are tiny and read on every row.
+/// biases, rope factors) which are tiny and read on every row, and for Q4_0/Q4_1/Q8_0 matrices
+/// on the integer path, their rows repacked into strips ([`Strips`]).
 pub struct CpuWeight {
     /// The encoded tensor, borrowed from the file.
     pub view: TensorView,
     dense: Option<Vec<f32>>,
+    strips: Option<Strips>,
 }
 
 impl CpuWeight {
@@ -173,9 +176,20 @@ impl Backend for CpuBackend {
 
     fn upload(&mut self, t: &TensorView) -> Result<CpuWeight> {
         let dense = (t.rows() == 1).then(|| t.to_f32());
+        let strips = if self.precision != Precision::F32 && int_dot::has_gemm(self.level) {
+            Strips::repack(t.dtype, t.bytes(), t.rows(), t.row_bytes())
+        } else {
+            None
+        };
+        if strips.is_some() {
+            // The strips hold the whole strips' bytes; only a few tail rows (and embedding
+            // look-ups) read the file's copy again.
+            t.release_pages();
+        }
         Ok(CpuWeight {
             view: t.clone(),
             dense,
+            strips,
         })
     }
 
@@ -220,7 +234,7 @@ impl Backend for CpuBackend {
             let mut out = if b.precision != Precision::F32 && int_dot::has_int_dot(v.dtype) {
                 b.q8.quantize_into(&x.data, x.cols, b.precision == Precision::I16);
                 let (q8, level) = (&b.q8, b.level);
-                kernels::matmul_q8(&b.pool, q8, v, level)
+                kernels::matmul_q8(&b.pool, q8, v, w.strips.as_ref(), level)
             } else {
                 kernels::matmul(&b.pool, &x.data, x.rows, v)
             };

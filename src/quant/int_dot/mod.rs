@@ -12,6 +12,7 @@
 //! decodes every weight block once per [`TILE`] tokens.
 
 mod portable;
+pub mod strips;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 #[cfg(target_arch = "x86_64")]
@@ -235,6 +236,35 @@ pub unsafe fn gemm_strips(
         CpuLevel::Avx512Vnni => unsafe {
             x86_gemm::gemm_strips_vnni(t, w, row_bytes, r0, strips, x, out, ld)
         },
+        _ => unreachable!("{level:?} has no GEMM"),
+    }
+}
+
+/// Rows `8 * s0..8 * (s0 + count)` of `x · wᵀ` from repacked strips, for every token of `x`,
+/// written to `out[token * ld + row]` (decode and prefill alike).
+///
+/// # Safety
+/// As [`gemm_strips`].
+pub unsafe fn gemm_repacked(
+    level: CpuLevel,
+    w: &strips::Strips,
+    s0: usize,
+    count: usize,
+    x: &super::q8_act::Q8Act,
+    out: *mut f32,
+    ld: usize,
+) {
+    assert!(
+        s0 + count <= w.strips && w.blocks * w.dtype.block_elems() == x.cols,
+        "weights and activations do not match"
+    );
+    match level {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: passed on to the caller.
+        CpuLevel::Avx2 => unsafe { x86_gemm::gemm_repacked_avx2(w, s0, count, x, out, ld) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: passed on to the caller.
+        CpuLevel::Avx512Vnni => unsafe { x86_gemm::gemm_repacked_vnni(w, s0, count, x, out, ld) },
         _ => unreachable!("{level:?} has no GEMM"),
     }
 }

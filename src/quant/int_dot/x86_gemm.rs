@@ -9,6 +9,7 @@
 
 use std::arch::x86_64::*;
 
+use super::strips::Strips;
 use super::x86::{Dpbusd, Maddubs, Product, X86, idot};
 use super::{MAX_RUNS, Unpack, with_block_type};
 use crate::quant::GgmlType;
@@ -288,4 +289,168 @@ pub(super) unsafe fn gemm_strips_vnni(
     ld: usize,
 ) {
     with_block_type!(t, B => strips::<B, Dpbusd>(w, row_bytes, r0, n, x, out, ld))
+}
+
+/// Repacked strips `s0..s0 + count` of `w` against every token of `x`: rows
+/// `8 * s0..` of `out[tok * ld + row]`.
+///
+/// # Safety
+/// As [`strip_tokens`] for those rows; the caller runs with AVX2, FMA and F16C.
+#[inline(always)]
+unsafe fn repacked<P: Product>(
+    w: &Strips,
+    s0: usize,
+    count: usize,
+    x: &Q8Act,
+    out: *mut f32,
+    ld: usize,
+) {
+    let wide = !x.lo.is_empty();
+    // SAFETY: passed on to the caller.
+    unsafe {
+        for s in s0..s0 + count {
+            let out = out.add(STRIP * s);
+            match (w.dtype, wide) {
+                (GgmlType::Q4_0, false) => repacked_strip::<P, 0, false>(w, s, x, out, ld),
+                (GgmlType::Q4_0, true) => repacked_strip::<P, 0, true>(w, s, x, out, ld),
+                (GgmlType::Q4_1, false) => repacked_strip::<P, 1, false>(w, s, x, out, ld),
+                (GgmlType::Q4_1, true) => repacked_strip::<P, 1, true>(w, s, x, out, ld),
+                (GgmlType::Q8_0, false) => repacked_strip::<P, 2, false>(w, s, x, out, ld),
+                (GgmlType::Q8_0, true) => repacked_strip::<P, 2, true>(w, s, x, out, ld),
+                (t, _) => unreachable!("{} is not repacked", t.name()),
+            }
+        }
+    }
+}
+
+/// Eight f16 at `p` as floats.
+///
+/// # Safety
+/// `p` valid for 16 bytes; the caller runs with F16C.
+#[inline(always)]
+unsafe fn halves8(p: *const u8) -> __m256 {
+    unsafe { _mm256_cvtph_ps(_mm_loadu_si128(p.cast())) }
+}
+
+/// One repacked strip of format `F` (0: Q4_0, 1: Q4_1, 2: Q8_0) against every token, in
+/// register tiles of [`TOKENS`].
+///
+/// # Safety
+/// As [`repacked`].
+#[inline(always)]
+unsafe fn repacked_strip<P: Product, const F: u8, const WIDE: bool>(
+    w: &Strips,
+    s: usize,
+    x: &Q8Act,
+    out: *mut f32,
+    ld: usize,
+) {
+    let tokens = x.rows();
+    let full = tokens / TOKENS * TOKENS;
+    // SAFETY: passed on to the caller.
+    unsafe {
+        for tok in (0..full).step_by(TOKENS) {
+            repacked_tokens::<P, F, WIDE, TOKENS>(w, s, x, tok, out, ld);
+        }
+        for tok in full..tokens {
+            repacked_tokens::<P, F, WIDE, 1>(w, s, x, tok, out, ld);
+        }
+    }
+}
+
+/// `T` tokens from `tok` against repacked strip `s`.
+///
+/// # Safety
+/// As [`repacked`].
+#[inline(always)]
+unsafe fn repacked_tokens<P: Product, const F: u8, const WIDE: bool, const T: usize>(
+    w: &Strips,
+    s: usize,
+    x: &Q8Act,
+    tok: usize,
+    out: *mut f32,
+    ld: usize,
+) {
+    let strip = w.strip(s);
+    let step = w.layout.strip_block_bytes();
+    let signed = F == 2;
+    // SAFETY (all intrinsics below): reads inside `strip` (`blocks` columns of `step` bytes)
+    // and inside `x` (every token row holds `blocks` runs); the caller runs with AVX2.
+    unsafe {
+        let mut acc = [_mm256_setzero_ps(); T];
+        let mask = _mm256_set1_epi8(0x0f);
+        for e in 0..w.blocks {
+            let p = strip.as_ptr().add(e * step);
+            let d = halves8(p);
+            let mut codes = [_mm256_setzero_si256(); 8];
+            if F == 2 {
+                for (k, c) in codes.iter_mut().enumerate() {
+                    *c = _mm256_loadu_si256(p.add(16 + 32 * k).cast());
+                }
+            } else {
+                let at = if F == 1 { 32 } else { 16 };
+                for k in 0..4 {
+                    let v = _mm256_loadu_si256(p.add(at + 32 * k).cast());
+                    codes[k] = _mm256_and_si256(v, mask);
+                    codes[k + 4] = _mm256_and_si256(_mm256_srli_epi16(v, 4), mask);
+                }
+            }
+            // Q4_0's codes are `q + 8`; Q4_1 adds its min; Q8_0 has no offset.
+            let offset = match F {
+                0 => _mm256_mul_ps(d, _mm256_set1_ps(-8.0)),
+                1 => halves8(p.add(16)),
+                _ => _mm256_setzero_ps(),
+            };
+            for (t, acc) in acc.iter_mut().enumerate() {
+                let run = (tok + t) * w.blocks + e;
+                let q = x.qs.as_ptr().add(32 * run);
+                let lo = if WIDE { x.lo.as_ptr().add(32 * run) } else { q };
+                let (a, b) = run_sums::<P, WIDE>(&codes, q, lo, signed);
+                let dx = _mm256_set1_ps(*x.d.get_unchecked(run));
+                let sums = _mm256_cvtepi32_ps(_mm256_add_epi32(a, b));
+                *acc = _mm256_fmadd_ps(sums, _mm256_mul_ps(d, dx), *acc);
+                if F != 2 {
+                    let sx = _mm256_set1_ps(*x.s32.get_unchecked(run));
+                    *acc = _mm256_fmadd_ps(offset, sx, *acc);
+                }
+            }
+        }
+        for (t, a) in acc.iter().enumerate() {
+            _mm256_storeu_ps(out.add((tok + t) * ld), *a);
+        }
+    }
+}
+
+/// [`super::gemm_repacked`] with AVX2.
+///
+/// # Safety
+/// The CPU has AVX2, FMA and F16C; see [`super::gemm_repacked`] for `out`.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn gemm_repacked_avx2(
+    w: &Strips,
+    s0: usize,
+    count: usize,
+    x: &Q8Act,
+    out: *mut f32,
+    ld: usize,
+) {
+    // SAFETY: passed on to the caller.
+    unsafe { repacked::<Maddubs>(w, s0, count, x, out, ld) }
+}
+
+/// [`super::gemm_repacked`] with AVX-512 VNNI.
+///
+/// # Safety
+/// The CPU has AVX-512 VNNI, VL and BW; see [`super::gemm_repacked`] for `out`.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(super) unsafe fn gemm_repacked_vnni(
+    w: &Strips,
+    s0: usize,
+    count: usize,
+    x: &Q8Act,
+    out: *mut f32,
+    ld: usize,
+) {
+    // SAFETY: passed on to the caller.
+    unsafe { repacked::<Dpbusd>(w, s0, count, x, out, ld) }
 }
