@@ -1,4 +1,5 @@
-//! Weights repacked at load into strips of [`STRIP`] interleaved rows (Q4_0, Q4_1, Q8_0).
+//! Weights repacked at load into strips of [`STRIP`] interleaved rows (Q4_0, Q4_1, Q5_0, Q5_1,
+//! Q8_0).
 //!
 //! In the file a row's blocks follow each other; the strip kernels want, for each block column,
 //! the eight rows' scales side by side and their codes in 4-byte units interleaved by row, so
@@ -16,6 +17,8 @@ use crate::quant::GgmlType;
 pub struct StripLayout {
     /// f16 fields at the start of each block (scale; scale and min).
     pub halves: usize,
+    /// Bytes of fifth bits after them (Q5_0/Q5_1: a u32, bit `i` for element `i`).
+    pub high_bytes: usize,
     /// Code bytes per block (16 nibble pairs, or 32 bytes).
     pub code_bytes: usize,
 }
@@ -23,18 +26,24 @@ pub struct StripLayout {
 impl StripLayout {
     /// The layout of `t`, if it is repacked.
     pub fn of(t: GgmlType) -> Option<StripLayout> {
-        let (halves, code_bytes) = match t {
-            GgmlType::Q4_0 => (1, 16),
-            GgmlType::Q4_1 => (2, 16),
-            GgmlType::Q8_0 => (1, 32),
+        let (halves, high_bytes, code_bytes) = match t {
+            GgmlType::Q4_0 => (1, 0, 16),
+            GgmlType::Q4_1 => (2, 0, 16),
+            GgmlType::Q5_0 => (1, 4, 16),
+            GgmlType::Q5_1 => (2, 4, 16),
+            GgmlType::Q8_0 => (1, 0, 32),
             _ => return None,
         };
-        Some(StripLayout { halves, code_bytes })
+        Some(StripLayout {
+            halves,
+            high_bytes,
+            code_bytes,
+        })
     }
 
     /// Bytes of one block of one row.
     pub fn block_bytes(self) -> usize {
-        2 * self.halves + self.code_bytes
+        2 * self.halves + self.high_bytes + self.code_bytes
     }
 
     /// Bytes of one block column of a strip.
@@ -55,7 +64,8 @@ pub struct Strips {
     /// Blocks per row.
     pub blocks: usize,
     /// Strip after strip; in each, block column after block column: the eight rows' f16 fields
-    /// (field-major), then the codes in 4-byte units, unit-major and row-minor.
+    /// (field-major), their fifth-bit words, then the codes in 4-byte units, unit-major and
+    /// row-minor.
     pub bytes: Vec<u8>,
 }
 
@@ -79,7 +89,8 @@ impl Strips {
                 .chunks_exact_mut(layout.strip_block_bytes())
                 .enumerate()
             {
-                let (head, codes) = column.split_at_mut(STRIP * 2 * layout.halves);
+                let (head, rest) = column.split_at_mut(STRIP * 2 * layout.halves);
+                let (high, codes) = rest.split_at_mut(STRIP * layout.high_bytes);
                 for r in 0..STRIP {
                     let at = (s * STRIP + r) * row_bytes + b * bb;
                     let block = &data[at..at + bb];
@@ -87,7 +98,9 @@ impl Strips {
                         let to = 2 * (f * STRIP + r);
                         head[to..to + 2].copy_from_slice(&block[2 * f..2 * f + 2]);
                     }
-                    let src = &block[2 * layout.halves..];
+                    let (hb, h0) = (layout.high_bytes, 2 * layout.halves);
+                    high[hb * r..hb * (r + 1)].copy_from_slice(&block[h0..h0 + hb]);
+                    let src = &block[h0 + hb..];
                     for u in 0..layout.code_bytes / 4 {
                         let to = 4 * (u * STRIP + r);
                         codes[to..to + 4].copy_from_slice(&src[4 * u..4 * u + 4]);
@@ -118,7 +131,13 @@ mod tests {
     /// Repacking is a permutation of the strip's bytes: every byte lands exactly once.
     #[test]
     fn repacking_permutes_bytes() {
-        for t in [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0] {
+        for t in [
+            GgmlType::Q4_0,
+            GgmlType::Q4_1,
+            GgmlType::Q5_0,
+            GgmlType::Q5_1,
+            GgmlType::Q8_0,
+        ] {
             let layout = StripLayout::of(t).unwrap();
             let (rows, blocks) = (2 * STRIP + 3, 3);
             let row_bytes = blocks * layout.block_bytes();

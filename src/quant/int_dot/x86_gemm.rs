@@ -317,9 +317,29 @@ unsafe fn repacked<P: Product>(
                 (GgmlType::Q4_1, true) => repacked_strip::<P, 1, true>(w, s, x, out, ld),
                 (GgmlType::Q8_0, false) => repacked_strip::<P, 2, false>(w, s, x, out, ld),
                 (GgmlType::Q8_0, true) => repacked_strip::<P, 2, true>(w, s, x, out, ld),
+                (GgmlType::Q5_0, false) => repacked_strip::<P, 3, false>(w, s, x, out, ld),
+                (GgmlType::Q5_0, true) => repacked_strip::<P, 3, true>(w, s, x, out, ld),
+                (GgmlType::Q5_1, false) => repacked_strip::<P, 4, false>(w, s, x, out, ld),
+                (GgmlType::Q5_1, true) => repacked_strip::<P, 4, true>(w, s, x, out, ld),
                 (t, _) => unreachable!("{} is not repacked", t.name()),
             }
         }
+    }
+}
+
+/// Bits `4q..4q + 4` of each lane's fifth-bit word, as `0x10` in the lane's bytes `0..4`: the
+/// multiply puts copy `k` of the four bits at bit `7k + 4`, so bit `k` lands at `8k + 4`
+/// (the copies do not overlap, so no carries), and the mask keeps those.
+#[inline(always)]
+fn fifth_bits(qh: __m256i, q: i32) -> __m256i {
+    // SAFETY: register operations; the callers run with AVX2.
+    unsafe {
+        let four = _mm256_and_si256(
+            _mm256_srl_epi32(qh, _mm_cvtsi32_si128(4 * q)),
+            _mm256_set1_epi32(0xf),
+        );
+        let spread = _mm256_mullo_epi32(four, _mm256_set1_epi32(0x0204_0810));
+        _mm256_and_si256(spread, _mm256_set1_epi32(0x1010_1010))
     }
 }
 
@@ -332,8 +352,8 @@ unsafe fn halves8(p: *const u8) -> __m256 {
     unsafe { _mm256_cvtph_ps(_mm_loadu_si128(p.cast())) }
 }
 
-/// One repacked strip of format `F` (0: Q4_0, 1: Q4_1, 2: Q8_0) against every token, in
-/// register tiles of [`TOKENS`].
+/// One repacked strip of format `F` (0: Q4_0, 1: Q4_1, 2: Q8_0, 3: Q5_0, 4: Q5_1) against
+/// every token, in register tiles of [`TOKENS`].
 ///
 /// # Safety
 /// As [`repacked`].
@@ -388,17 +408,26 @@ unsafe fn repacked_tokens<P: Product, const F: u8, const WIDE: bool, const T: us
                     *c = _mm256_loadu_si256(p.add(16 + 32 * k).cast());
                 }
             } else {
-                let at = if F == 1 { 32 } else { 16 };
+                let halves = if F == 1 || F == 4 { 32 } else { 16 };
+                let at = if F >= 3 { halves + 32 } else { halves };
                 for k in 0..4 {
                     let v = _mm256_loadu_si256(p.add(at + 32 * k).cast());
                     codes[k] = _mm256_and_si256(v, mask);
                     codes[k + 4] = _mm256_and_si256(_mm256_srli_epi16(v, 4), mask);
                 }
+                if F >= 3 {
+                    let qh = _mm256_loadu_si256(p.add(halves).cast());
+                    for (q, c) in codes.iter_mut().enumerate() {
+                        *c = _mm256_or_si256(*c, fifth_bits(qh, q as i32));
+                    }
+                }
             }
-            // Q4_0's codes are `q + 8`; Q4_1 adds its min; Q8_0 has no offset.
+            // Q4_0's codes are `q + 8` and Q5_0's `q + 16`; Q4_1/Q5_1 add their min; Q8_0 has
+            // no offset.
             let offset = match F {
                 0 => _mm256_mul_ps(d, _mm256_set1_ps(-8.0)),
-                1 => halves8(p.add(16)),
+                3 => _mm256_mul_ps(d, _mm256_set1_ps(-16.0)),
+                1 | 4 => halves8(p.add(16)),
                 _ => _mm256_setzero_ps(),
             };
             for (t, acc) in acc.iter_mut().enumerate() {
