@@ -52,6 +52,18 @@ pub trait Backend {
     /// `x · wᵀ (+ bias)`: `w` has one row per output feature.
     fn matmul(&mut self, x: &Self::Act, w: &Self::Weight, bias: Option<&Self::Weight>)
     -> Self::Act;
+    /// [`Backend::matmul`] of the same `x` with several weights (q, k and v; gate and up), each
+    /// with its optional bias. Backends that can share work between them (the CPU quantizes `x`
+    /// once and runs one parallel job) override it.
+    fn matmuls(
+        &mut self,
+        x: &Self::Act,
+        ws: &[(&Self::Weight, Option<&Self::Weight>)],
+    ) -> Vec<Self::Act> {
+        ws.iter()
+            .map(|&(w, bias)| self.matmul(x, w, bias))
+            .collect()
+    }
     /// Rotates every head of every row in place; row `r` is at position `pos0 + r`.
     fn rope(
         &mut self,

@@ -120,17 +120,27 @@ impl<B: Backend> Model<B> {
         let mut x = b.embed(&self.token_embd, ids);
         for (i, l) in self.layers.iter().enumerate() {
             let h = b.rms_norm(&x, &l.attn_norm, cfg.rms_eps);
-            let mut q = b.matmul(&h, &l.q, l.q_bias.as_ref());
-            let mut k = b.matmul(&h, &l.k, l.k_bias.as_ref());
-            let v = b.matmul(&h, &l.v, l.v_bias.as_ref());
+            let [mut q, mut k, v]: [B::Act; 3] = b
+                .matmuls(
+                    &h,
+                    &[
+                        (&l.q, l.q_bias.as_ref()),
+                        (&l.k, l.k_bias.as_ref()),
+                        (&l.v, l.v_bias.as_ref()),
+                    ],
+                )
+                .try_into()
+                .map_err(|_| Error::Backend("matmuls returned the wrong count".into()))?;
             b.rope(&mut q, cfg.heads, pos0, &self.inv_freq, cfg.rope_layout);
             b.rope(&mut k, cfg.kv_heads, pos0, &self.inv_freq, cfg.rope_layout);
             let a = b.attention(&q, &k, &v, &mut self.cache, i, pos0, shape);
             let o = b.matmul(&a, &l.o, None);
             b.add(&mut x, &o);
             let h = b.rms_norm(&x, &l.ffn_norm, cfg.rms_eps);
-            let gate = b.matmul(&h, &l.gate, None);
-            let up = b.matmul(&h, &l.up, None);
+            let [gate, up]: [B::Act; 2] = b
+                .matmuls(&h, &[(&l.gate, None), (&l.up, None)])
+                .try_into()
+                .map_err(|_| Error::Backend("matmuls returned the wrong count".into()))?;
             let act = b.silu_mul(&gate, &up);
             let down = b.matmul(&act, &l.down, None);
             b.add(&mut x, &down);

@@ -68,6 +68,15 @@ pub fn matmul_q8(
     token_major(out_t, n, t)
 }
 
+/// One weight of [`gemm_many`]: its encoded view and, if repacked, its strips.
+#[derive(Clone, Copy)]
+pub struct StripWeight<'a> {
+    /// The weight as in the file.
+    pub view: &'a TensorView,
+    /// Its strips, if repacked.
+    pub strips: Option<&'a Strips>,
+}
+
 /// Strips of [`STRIP`] weight rows against every token — repacked strips (decode and prefill,
 /// [`int_dot::gemm_repacked`]) or strips unpacked as they go (prefill, [`int_dot::gemm_strips`])
 /// — a few contiguous ranges of strips per thread; rows past the last whole strip go through the
@@ -79,52 +88,76 @@ fn gemm_q8(
     repacked: Option<&Strips>,
     level: CpuLevel,
 ) -> Vec<f32> {
-    let (n, rb, t) = (w.rows(), w.row_bytes(), x.rows());
-    let bytes = w.bytes();
-    let mut out = vec![0.0f32; n * t];
-    let strips = n / STRIP;
-    let per_task = strips.div_ceil(4 * pool.threads()).max(1);
-    let tasks = strips.div_ceil(per_task);
-    let base = OutPtr(out.as_mut_ptr());
-    pool.run(tasks, &|task| {
-        let s0 = task * per_task;
-        let count = per_task.min(strips - s0);
-        // SAFETY: tasks own disjoint strips, i.e. disjoint columns of `out`; the level is the
-        // backend's, which the CPU supports.
+    let one = StripWeight {
+        view: w,
+        strips: repacked,
+    };
+    gemm_many(pool, x, &[one], level)
+        .pop()
+        .expect("one product")
+}
+
+/// [`gemm_q8`] for several weights sharing the activations `x` (q, k and v; gate and up): one
+/// job on the pool for all of them, so the threads synchronise once.
+pub fn gemm_many(pool: &Pool, x: &Q8Act, ws: &[StripWeight], level: CpuLevel) -> Vec<Vec<f32>> {
+    let t = x.rows();
+    let mut outs: Vec<Vec<f32>> = ws.iter().map(|w| vec![0.0; w.view.rows() * t]).collect();
+    let bases: Vec<OutPtr> = outs.iter_mut().map(|o| OutPtr(o.as_mut_ptr())).collect();
+    let total: usize = ws.iter().map(|w| w.view.rows() / STRIP).sum();
+    let per_task = total.div_ceil(4 * pool.threads()).max(1);
+    // (weight, first strip, strips) of every task.
+    let jobs: Vec<(usize, usize, usize)> = ws
+        .iter()
+        .enumerate()
+        .flat_map(|(i, w)| {
+            let strips = w.view.rows() / STRIP;
+            (0..strips)
+                .step_by(per_task)
+                .map(move |s0| (i, s0, per_task.min(strips - s0)))
+        })
+        .collect();
+    pool.run(jobs.len(), &|task| {
+        let (i, s0, count) = jobs[task];
+        let (w, n) = (ws[i].view, ws[i].view.rows());
+        // SAFETY: tasks own disjoint strips, i.e. disjoint columns of their weight's output;
+        // the level is the backend's, which the CPU supports.
         unsafe {
-            match repacked {
-                Some(r) => int_dot::gemm_repacked(level, r, s0, count, x, base.get(), n),
+            match ws[i].strips {
+                Some(r) => int_dot::gemm_repacked(level, r, s0, count, x, bases[i].get(), n),
                 None => int_dot::gemm_strips(
                     level,
                     w.dtype,
-                    bytes,
-                    rb,
+                    w.bytes(),
+                    w.row_bytes(),
                     STRIP * s0,
                     count,
                     x,
-                    base.get(),
+                    bases[i].get(),
                     n,
                 ),
             }
         };
     });
     let rows: Vec<Q8Row> = (0..t).map(|i| x.row(i)).collect();
-    for r in STRIP * strips..n {
-        let row = &bytes[r * rb..(r + 1) * rb];
-        for (i0, xs) in rows.chunks(TILE).enumerate() {
-            let mut o = [0.0f32; TILE];
-            int_dot::dot_rows(level, w.dtype, row, xs, &mut o[..xs.len()]);
-            for (i, v) in o[..xs.len()].iter().enumerate() {
-                out[(TILE * i0 + i) * n + r] = *v;
+    for (w, out) in ws.iter().zip(outs.iter_mut()) {
+        let (n, rb, bytes) = (w.view.rows(), w.view.row_bytes(), w.view.bytes());
+        for r in n / STRIP * STRIP..n {
+            let row = &bytes[r * rb..(r + 1) * rb];
+            for (i0, xs) in rows.chunks(TILE).enumerate() {
+                let mut o = [0.0f32; TILE];
+                int_dot::dot_rows(level, w.view.dtype, row, xs, &mut o[..xs.len()]);
+                for (i, v) in o[..xs.len()].iter().enumerate() {
+                    out[(TILE * i0 + i) * n + r] = *v;
+                }
             }
         }
     }
-    out
+    outs
 }
 
-/// The output of [`gemm_q8`], shared by tasks that write disjoint columns.
+/// An output of [`gemm_many`], shared by tasks that write disjoint columns.
 struct OutPtr(*mut f32);
-// SAFETY: tasks write disjoint elements (see `gemm_q8`).
+// SAFETY: tasks write disjoint elements (see `gemm_many`).
 unsafe impl Sync for OutPtr {}
 impl OutPtr {
     fn get(&self) -> *mut f32 {

@@ -82,6 +82,17 @@ pub struct CpuBackend {
     q8: Q8Act,
 }
 
+/// `out` (`rows` rows) plus `bias` on every row, as activations.
+fn with_bias(mut out: Vec<f32>, rows: usize, bias: Option<&CpuWeight>) -> CpuAct {
+    if let Some(bias) = bias {
+        let b = bias.vector();
+        for row in out.chunks_exact_mut(b.len()) {
+            row.iter_mut().zip(b).for_each(|(o, b)| *o += b);
+        }
+    }
+    CpuAct::new(out, rows)
+}
+
 impl Precision {
     /// The name `--precision` takes.
     pub fn name(self) -> &'static str {
@@ -129,6 +140,17 @@ impl CpuBackend {
             level,
             q8: Q8Act::default(),
         })
+    }
+
+    /// Whether products with `w` take the integer kernels.
+    fn integer(&self, w: &TensorView) -> bool {
+        self.precision != Precision::F32 && int_dot::has_int_dot(w.dtype)
+    }
+
+    /// Quantizes `x` into the reusable activation buffer, at the backend's precision.
+    fn quantize(&mut self, x: &CpuAct) {
+        self.q8
+            .quantize_into(&x.data, x.cols, self.precision == Precision::I16);
     }
 
     /// The precision of matrix products.
@@ -231,19 +253,42 @@ impl Backend for CpuBackend {
     fn matmul(&mut self, x: &CpuAct, w: &CpuWeight, bias: Option<&CpuWeight>) -> CpuAct {
         self.timed("matmul", |b| {
             let v = &w.view;
-            let mut out = if b.precision != Precision::F32 && int_dot::has_int_dot(v.dtype) {
-                b.q8.quantize_into(&x.data, x.cols, b.precision == Precision::I16);
-                let (q8, level) = (&b.q8, b.level);
-                kernels::matmul_q8(&b.pool, q8, v, w.strips.as_ref(), level)
+            let out = if b.integer(v) {
+                b.quantize(x);
+                kernels::matmul_q8(&b.pool, &b.q8, v, w.strips.as_ref(), b.level)
             } else {
                 kernels::matmul(&b.pool, &x.data, x.rows, v)
             };
-            if let Some(bias) = bias {
-                for row in out.chunks_exact_mut(w.view.rows()) {
-                    row.iter_mut().zip(bias.vector()).for_each(|(o, b)| *o += b);
-                }
-            }
-            CpuAct::new(out, x.rows)
+            with_bias(out, x.rows, bias)
+        })
+    }
+
+    fn matmuls(&mut self, x: &CpuAct, ws: &[(&CpuWeight, Option<&CpuWeight>)]) -> Vec<CpuAct> {
+        // One job for all when every weight takes the strip kernels.
+        let strips = ws.iter().all(|(w, _)| {
+            self.integer(&w.view)
+                && (w.strips.is_some() || (x.rows > 1 && int_dot::has_gemm(self.level)))
+        });
+        if !strips {
+            return ws
+                .iter()
+                .map(|&(w, bias)| self.matmul(x, w, bias))
+                .collect();
+        }
+        self.timed("matmul", |b| {
+            b.quantize(x);
+            let weights: Vec<_> = ws
+                .iter()
+                .map(|(w, _)| kernels::StripWeight {
+                    view: &w.view,
+                    strips: w.strips.as_ref(),
+                })
+                .collect();
+            let outs = kernels::gemm_many(&b.pool, &b.q8, &weights, b.level);
+            outs.into_iter()
+                .zip(ws)
+                .map(|(out, (_, bias))| with_bias(out, x.rows, *bias))
+                .collect()
         })
     }
 
