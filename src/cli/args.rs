@@ -146,6 +146,32 @@ impl RuntimeArgs {
     }
 }
 
+/// A text to evaluate in windows (`perplexity`, `compare`).
+#[derive(Args, Debug, Clone)]
+pub struct TextArgs {
+    /// The text (a UTF-8 file; `-` reads standard input).
+    #[arg(short = 'f', long = "file")]
+    pub file: PathBuf,
+    /// Tokens per window (windows do not overlap; each is evaluated from an empty cache).
+    #[arg(long, default_value_t = 128)]
+    pub window: usize,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl TextArgs {
+    /// The text.
+    pub fn read(&self) -> Result<String> {
+        if self.file.as_os_str() == "-" {
+            std::io::read_to_string(std::io::stdin()).context("cannot read standard input")
+        } else {
+            std::fs::read_to_string(&self.file)
+                .with_context(|| format!("cannot read {}", self.file.display()))
+        }
+    }
+}
+
 /// Where the prompt comes from, and whether it goes through the chat template.
 #[derive(Args, Debug, Clone)]
 pub struct PromptArgs {

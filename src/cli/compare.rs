@@ -4,11 +4,11 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::{Args, ValueEnum};
 use serde_json::json;
 
-use super::args::{PrecisionChoice, RuntimeArgs};
+use super::args::{PrecisionChoice, RuntimeArgs, TextArgs};
 use ember::ModelFile;
 use ember::eval::compare;
 
@@ -19,9 +19,8 @@ pub struct CompareArgs {
     a: PathBuf,
     /// Model B (default: A again, under B's settings).
     b: Option<PathBuf>,
-    /// The text to evaluate (a UTF-8 file; `-` reads standard input).
-    #[arg(short = 'f', long = "file")]
-    file: PathBuf,
+    #[command(flatten)]
+    text: TextArgs,
     #[command(flatten)]
     runtime: RuntimeArgs,
     /// CPU precision for A (default: --precision).
@@ -30,22 +29,11 @@ pub struct CompareArgs {
     /// CPU precision for B (default: --precision).
     #[arg(long, value_enum)]
     precision_b: Option<PrecisionChoice>,
-    /// Tokens per window (non-overlapping; each window is evaluated from an empty cache).
-    #[arg(long, default_value_t = 128)]
-    window: usize,
-    /// Print JSON instead of text.
-    #[arg(long)]
-    json: bool,
 }
 
 /// Runs both models over the text and prints the comparison.
 pub fn run(args: &CompareArgs) -> Result<()> {
-    let text = if args.file.as_os_str() == "-" {
-        std::io::read_to_string(std::io::stdin()).context("cannot read standard input")?
-    } else {
-        std::fs::read_to_string(&args.file)
-            .with_context(|| format!("cannot read {}", args.file.display()))?
-    };
+    let text = args.text.read()?;
     let path_b = args.b.clone().unwrap_or_else(|| args.a.clone());
     let (fa, fb) = (ModelFile::open(&args.a)?, ModelFile::open(&path_b)?);
     let tokens = fa.tokenizer.encode(&text, false)?;
@@ -64,7 +52,7 @@ pub fn run(args: &CompareArgs) -> Result<()> {
     };
     let mut ma = load(&fa, args.precision_a)?;
     let mut mb = load(&fb, args.precision_b)?;
-    let c = compare(ma.as_mut(), mb.as_mut(), &tokens, args.window)?;
+    let c = compare(ma.as_mut(), mb.as_mut(), &tokens, args.text.window)?;
     let label = |p: &PathBuf, pr: Option<PrecisionChoice>| {
         let pr = pr.unwrap_or(args.runtime.precision);
         let name = pr.to_possible_value().expect("no skipped values");
@@ -74,10 +62,10 @@ pub fn run(args: &CompareArgs) -> Result<()> {
         label(&args.a, args.precision_a),
         label(&path_b, args.precision_b),
     );
-    if args.json {
+    if args.text.json {
         let v = json!({
             "a": la, "b": lb, "backend_a": ma.backend_name(), "backend_b": mb.backend_name(),
-            "tokens": tokens.len(), "window": args.window, "positions": c.positions,
+            "tokens": tokens.len(), "window": args.text.window, "positions": c.positions,
             "mean_kld": c.mean_kld, "max_kld": c.max_kld, "p99_kld": c.p99_kld,
             "top1_agreement": c.top1_agreement, "ppl_a": c.ppl_a, "ppl_b": c.ppl_b,
         });
@@ -89,7 +77,7 @@ pub fn run(args: &CompareArgs) -> Result<()> {
             "{} positions ({} tokens, window {})",
             c.positions,
             tokens.len(),
-            args.window
+            args.text.window
         );
         println!(
             "KL divergence: mean {:.6}  p99 {:.6}  max {:.6}",

@@ -2,11 +2,11 @@
 
 use std::io::IsTerminal;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 use serde_json::json;
 
-use super::args::{ModelArgs, RuntimeArgs};
+use super::args::{ModelArgs, RuntimeArgs, TextArgs};
 use ember::eval::perplexity;
 
 /// Arguments of `ember perplexity`.
@@ -16,25 +16,13 @@ pub struct PerplexityArgs {
     model: ModelArgs,
     #[command(flatten)]
     runtime: RuntimeArgs,
-    /// The text to score (a UTF-8 file; `-` reads standard input).
-    #[arg(short = 'f', long = "file")]
-    file: std::path::PathBuf,
-    /// Tokens per window (windows do not overlap; all positions but each window's first are scored).
-    #[arg(long, default_value_t = 128)]
-    window: usize,
-    /// Print JSON instead of text.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    text: TextArgs,
 }
 
 /// Runs the measurement and prints the result.
 pub fn run(args: &PerplexityArgs) -> Result<()> {
-    let text = if args.file.as_os_str() == "-" {
-        std::io::read_to_string(std::io::stdin()).context("cannot read standard input")?
-    } else {
-        std::fs::read_to_string(&args.file)
-            .with_context(|| format!("cannot read {}", args.file.display()))?
-    };
+    let text = args.text.read()?;
     let file = args.model.open()?;
     let tokens = file.tokenizer.encode(&text, false)?;
     let mut model = args.runtime.load(&file)?;
@@ -48,7 +36,7 @@ pub fn run(args: &PerplexityArgs) -> Result<()> {
         );
         bar
     });
-    let result = perplexity(model.as_mut(), &tokens, args.window, &mut |done, _| {
+    let result = perplexity(model.as_mut(), &tokens, args.text.window, &mut |done, _| {
         if let Some(b) = &bar {
             b.set_position(done as u64);
         }
@@ -56,7 +44,7 @@ pub fn run(args: &PerplexityArgs) -> Result<()> {
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    if args.json {
+    if args.text.json {
         let v = json!({
             "model": file.path.display().to_string(),
             "backend": model.backend_name(),
@@ -64,7 +52,7 @@ pub fn run(args: &PerplexityArgs) -> Result<()> {
             "nll": result.total_nll,
             "tokens": result.tokens,
             "scored": result.scored,
-            "window": args.window,
+            "window": args.text.window,
             "seconds": result.elapsed.as_secs_f64(),
             "tokens_per_s": result.tokens_per_second(),
         });
@@ -75,7 +63,7 @@ pub fn run(args: &PerplexityArgs) -> Result<()> {
             result.ppl,
             result.scored,
             result.tokens,
-            args.window,
+            args.text.window,
             model.backend_name(),
             result.tokens_per_second()
         );

@@ -272,49 +272,17 @@ pub unsafe fn gemm_repacked(
 /// Runs `$body` with `$B` the block type of quantized format `$t` (float types are the caller's
 /// error: they take the f32 path).
 macro_rules! with_block_type {
-    ($t:expr, $B:ident => $body:expr) => {{
-        use $crate::quant::{Q2K, Q3K, Q4_0, Q4_1, Q4K, Q5_0, Q5_1, Q5K, Q6K, Q8_0};
+    ($t:expr, $B:ident => $body:expr) => {
+        $crate::quant::int_dot::with_block_type!(
+            @each $t, $B, $body, Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2K Q3K Q4K Q5K Q6K
+        )
+    };
+    (@each $t:expr, $B:ident, $body:expr, $($ty:ident)*) => {{
         match $t {
-            GgmlType::Q4_0 => {
-                type $B = Q4_0;
+            $(GgmlType::$ty => {
+                type $B = $crate::quant::$ty;
                 $body
-            }
-            GgmlType::Q4_1 => {
-                type $B = Q4_1;
-                $body
-            }
-            GgmlType::Q5_0 => {
-                type $B = Q5_0;
-                $body
-            }
-            GgmlType::Q5_1 => {
-                type $B = Q5_1;
-                $body
-            }
-            GgmlType::Q8_0 => {
-                type $B = Q8_0;
-                $body
-            }
-            GgmlType::Q2K => {
-                type $B = Q2K;
-                $body
-            }
-            GgmlType::Q3K => {
-                type $B = Q3K;
-                $body
-            }
-            GgmlType::Q4K => {
-                type $B = Q4K;
-                $body
-            }
-            GgmlType::Q5K => {
-                type $B = Q5K;
-                $body
-            }
-            GgmlType::Q6K => {
-                type $B = Q6K;
-                $body
-            }
+            })*
             GgmlType::F32 | GgmlType::F16 | GgmlType::Bf16 => {
                 unreachable!("float types take the f32 path")
             }

@@ -60,11 +60,6 @@ pub(crate) fn idot<P: Product>(acc: __m256i, w: __m256i, x: __m256i, signed: boo
 /// x86 lanes over a product instruction.
 pub(crate) struct X86<P>(PhantomData<P>);
 
-/// The AVX2 level.
-pub(crate) type Avx2 = X86<Maddubs>;
-/// The AVX-512 VNNI level.
-pub(crate) type Vnni = X86<Dpbusd>;
-
 impl<P: Product> Lanes for X86<P> {
     type Acc = __m256;
     type Run = __m256i;
@@ -138,16 +133,36 @@ fn f16(b: &[u8], i: usize) -> f32 {
     unsafe { _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(h)))) }
 }
 
-/// [`super::dot_rows`] with AVX2.
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(super) fn dot_rows_avx2(t: GgmlType, row: &[u8], xs: &[Q8Row], out: &mut [f32]) {
-    dispatch::<Avx2>(t, row, xs, out)
+/// Defines an entry point twice, `$avx2` and `$vnni`: the body compiled with each level's target
+/// features, `$P` naming its product instruction ([`Maddubs`] or [`Dpbusd`]). Both are unsafe:
+/// callers must run on a CPU with the level's features (and meet the body's own conditions).
+macro_rules! x86_levels {
+    ($(#[$doc:meta])* fn $avx2:ident / $vnni:ident <$P:ident> ($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
+        $(#[$doc])*
+        #[allow(clippy::too_many_arguments)]
+        #[target_feature(enable = "avx2,fma,f16c")]
+        pub(super) unsafe fn $avx2($($arg: $ty),*) {
+            #[allow(dead_code)]
+            type $P = $crate::quant::int_dot::x86::Maddubs;
+            $body
+        }
+        $(#[$doc])*
+        #[allow(clippy::too_many_arguments)]
+        #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+        pub(super) unsafe fn $vnni($($arg: $ty),*) {
+            #[allow(dead_code)]
+            type $P = $crate::quant::int_dot::x86::Dpbusd;
+            $body
+        }
+    };
 }
+pub(crate) use x86_levels;
 
-/// [`super::dot_rows`] with AVX-512 VNNI.
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-pub(super) fn dot_rows_vnni(t: GgmlType, row: &[u8], xs: &[Q8Row], out: &mut [f32]) {
-    dispatch::<Vnni>(t, row, xs, out)
+x86_levels! {
+    /// [`super::dot_rows`] at an x86 level.
+    fn dot_rows_avx2 / dot_rows_vnni<P>(t: GgmlType, row: &[u8], xs: &[Q8Row], out: &mut [f32]) {
+        dispatch::<X86<P>>(t, row, xs, out)
+    }
 }
 
 /// 32 bytes at `p` (unaligned).
@@ -202,78 +217,69 @@ fn shift_mask(v: __m256i, shift: i32, mask: i8) -> __m256i {
     }
 }
 
-impl<P: Product> Unpack<X86<P>> for Q4_0 {
-    #[inline(always)]
-    fn unpack(
-        b: &[u8],
-        runs: &mut [__m256i; MAX_RUNS],
-        scale: &mut [f32; 16],
-        offset: &mut [f32; 16],
-    ) {
-        let d = f16(b, 0);
-        // SAFETY: a block is 18 bytes.
-        runs[0] = unsafe { nibbles(b[2..18].as_ptr()) };
-        (scale[0], offset[0]) = (d, -8.0 * d);
-    }
+/// `Unpack` for formats whose block is one run of 32 codes: `$run(b)` gives the run, its scale
+/// and its offset. (Named functions, not closures: a closure would not inherit the caller's
+/// target features, and its intrinsics would become calls.)
+macro_rules! one_run_unpack {
+    ($($t:ty => $run:ident;)*) => {$(
+        impl<P: Product> Unpack<X86<P>> for $t {
+            #[inline(always)]
+            fn unpack(
+                b: &[u8],
+                runs: &mut [__m256i; MAX_RUNS],
+                scale: &mut [f32; 16],
+                offset: &mut [f32; 16],
+            ) {
+                (runs[0], scale[0], offset[0]) = $run(b);
+            }
+        }
+    )*};
 }
 
-impl<P: Product> Unpack<X86<P>> for Q4_1 {
-    #[inline(always)]
-    fn unpack(
-        b: &[u8],
-        runs: &mut [__m256i; MAX_RUNS],
-        scale: &mut [f32; 16],
-        offset: &mut [f32; 16],
-    ) {
-        // SAFETY: a block is 20 bytes.
-        runs[0] = unsafe { nibbles(b[4..20].as_ptr()) };
-        (scale[0], offset[0]) = (f16(b, 0), f16(b, 2));
-    }
+one_run_unpack! {
+    Q4_0 => q4_0_run;
+    Q4_1 => q4_1_run;
+    Q5_0 => q5_0_run;
+    Q5_1 => q5_1_run;
+    Q8_0 => q8_0_run;
 }
 
-impl<P: Product> Unpack<X86<P>> for Q5_0 {
-    #[inline(always)]
-    fn unpack(
-        b: &[u8],
-        runs: &mut [__m256i; MAX_RUNS],
-        scale: &mut [f32; 16],
-        offset: &mut [f32; 16],
-    ) {
-        let d = f16(b, 0);
-        let qh = u32::from_le_bytes([b[2], b[3], b[4], b[5]]);
-        // SAFETY: a block is 22 bytes; register operations with AVX2.
-        runs[0] = unsafe { _mm256_or_si256(nibbles(b[6..22].as_ptr()), fifth_bits(qh)) };
-        (scale[0], offset[0]) = (d, -16.0 * d);
-    }
+/// The fifth bits of a Q5_0/Q5_1 block, from the u32 at `b[at..]`.
+#[inline(always)]
+fn fifth_bits_at(b: &[u8], at: usize) -> __m256i {
+    fifth_bits(u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]))
 }
 
-impl<P: Product> Unpack<X86<P>> for Q5_1 {
-    #[inline(always)]
-    fn unpack(
-        b: &[u8],
-        runs: &mut [__m256i; MAX_RUNS],
-        scale: &mut [f32; 16],
-        offset: &mut [f32; 16],
-    ) {
-        let qh = u32::from_le_bytes([b[4], b[5], b[6], b[7]]);
-        // SAFETY: a block is 24 bytes; register operations with AVX2.
-        runs[0] = unsafe { _mm256_or_si256(nibbles(b[8..24].as_ptr()), fifth_bits(qh)) };
-        (scale[0], offset[0]) = (f16(b, 0), f16(b, 2));
-    }
+// SAFETY (in each of the following): the block has its format's size, so every load stays
+// inside it; the callers run with AVX2 and F16C.
+
+#[inline(always)]
+fn q4_0_run(b: &[u8]) -> (__m256i, f32, f32) {
+    let d = f16(b, 0);
+    (unsafe { nibbles(b[2..18].as_ptr()) }, d, -8.0 * d)
 }
 
-impl<P: Product> Unpack<X86<P>> for Q8_0 {
-    #[inline(always)]
-    fn unpack(
-        b: &[u8],
-        runs: &mut [__m256i; MAX_RUNS],
-        scale: &mut [f32; 16],
-        offset: &mut [f32; 16],
-    ) {
-        // SAFETY: a block is 34 bytes.
-        runs[0] = unsafe { load(b[2..34].as_ptr()) };
-        (scale[0], offset[0]) = (f16(b, 0), 0.0);
-    }
+#[inline(always)]
+fn q4_1_run(b: &[u8]) -> (__m256i, f32, f32) {
+    (unsafe { nibbles(b[4..20].as_ptr()) }, f16(b, 0), f16(b, 2))
+}
+
+#[inline(always)]
+fn q5_0_run(b: &[u8]) -> (__m256i, f32, f32) {
+    let d = f16(b, 0);
+    let codes = unsafe { _mm256_or_si256(nibbles(b[6..22].as_ptr()), fifth_bits_at(b, 2)) };
+    (codes, d, -16.0 * d)
+}
+
+#[inline(always)]
+fn q5_1_run(b: &[u8]) -> (__m256i, f32, f32) {
+    let codes = unsafe { _mm256_or_si256(nibbles(b[8..24].as_ptr()), fifth_bits_at(b, 4)) };
+    (codes, f16(b, 0), f16(b, 2))
+}
+
+#[inline(always)]
+fn q8_0_run(b: &[u8]) -> (__m256i, f32, f32) {
+    (unsafe { load(b[2..34].as_ptr()) }, f16(b, 0), 0.0)
 }
 
 /// Scales and offsets of a Q4_K/Q5_K block's eight groups.

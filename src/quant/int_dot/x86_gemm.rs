@@ -10,7 +10,7 @@
 use std::arch::x86_64::*;
 
 use super::strips::Strips;
-use super::x86::{Dpbusd, Maddubs, Product, X86, idot};
+use super::x86::{Product, X86, idot, x86_levels};
 use super::{MAX_RUNS, Unpack, with_block_type};
 use crate::quant::GgmlType;
 use crate::quant::q8_act::{Q8_BLOCK, Q8Act};
@@ -19,6 +19,23 @@ use crate::quant::q8_act::{Q8_BLOCK, Q8Act};
 pub const STRIP: usize = 8;
 /// Tokens per register tile.
 const TOKENS: usize = 4;
+
+/// Runs `$call` with `$T` = [`TOKENS`] for every whole register tile of tokens starting at `$tok`,
+/// then with `$T` = 1 for the tokens left over.
+macro_rules! token_tiles {
+    ($tokens:expr, $tok:ident, $T:ident => $call:expr) => {{
+        let tokens = $tokens;
+        let full = tokens / TOKENS * TOKENS;
+        for $tok in (0..full).step_by(TOKENS) {
+            const $T: usize = TOKENS;
+            $call
+        }
+        for $tok in full..tokens {
+            const $T: usize = 1;
+            $call
+        }
+    }};
+}
 
 /// Per run of 32 codes of a strip: the scales and offsets of its low and high 16 codes, per row.
 #[derive(Clone, Copy)]
@@ -240,55 +257,29 @@ unsafe fn all_tokens<B: Unpack<X86<P>>, P: Product, const WIDE: bool>(
     out: *mut f32,
     ld: usize,
 ) {
-    let tokens = x.rows();
-    let full = tokens / TOKENS * TOKENS;
     // SAFETY: passed on to the caller.
     unsafe {
-        for tok in (0..full).step_by(TOKENS) {
-            strip_tokens::<B, P, TOKENS, WIDE>(strip, x, tok, out, ld);
-        }
-        for tok in full..tokens {
-            strip_tokens::<B, P, 1, WIDE>(strip, x, tok, out, ld);
-        }
+        token_tiles!(x.rows(), tok, T => strip_tokens::<B, P, T, WIDE>(strip, x, tok, out, ld))
     }
 }
 
-/// [`super::gemm_strips`] with AVX2.
-///
-/// # Safety
-/// The CPU has AVX2, FMA and F16C; see [`super::gemm_strips`] for `out`.
-#[allow(clippy::too_many_arguments)]
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(super) unsafe fn gemm_strips_avx2(
-    t: GgmlType,
-    w: &[u8],
-    row_bytes: usize,
-    r0: usize,
-    n: usize,
-    x: &Q8Act,
-    out: *mut f32,
-    ld: usize,
-) {
-    with_block_type!(t, B => strips::<B, Maddubs>(w, row_bytes, r0, n, x, out, ld))
-}
-
-/// [`super::gemm_strips`] with AVX-512 VNNI.
-///
-/// # Safety
-/// The CPU has AVX-512 VNNI, VL and BW; see [`super::gemm_strips`] for `out`.
-#[allow(clippy::too_many_arguments)]
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-pub(super) unsafe fn gemm_strips_vnni(
-    t: GgmlType,
-    w: &[u8],
-    row_bytes: usize,
-    r0: usize,
-    n: usize,
-    x: &Q8Act,
-    out: *mut f32,
-    ld: usize,
-) {
-    with_block_type!(t, B => strips::<B, Dpbusd>(w, row_bytes, r0, n, x, out, ld))
+x86_levels! {
+    /// [`super::gemm_strips`] at an x86 level.
+    ///
+    /// # Safety
+    /// See [`super::gemm_strips`] for `out`.
+    fn gemm_strips_avx2 / gemm_strips_vnni<P>(
+        t: GgmlType,
+        w: &[u8],
+        row_bytes: usize,
+        r0: usize,
+        n: usize,
+        x: &Q8Act,
+        out: *mut f32,
+        ld: usize,
+    ) {
+        with_block_type!(t, B => strips::<B, P>(w, row_bytes, r0, n, x, out, ld))
+    }
 }
 
 /// Repacked strips `s0..s0 + count` of `w` against every token of `x`: rows
@@ -365,16 +356,9 @@ unsafe fn repacked_strip<P: Product, const F: u8, const WIDE: bool>(
     out: *mut f32,
     ld: usize,
 ) {
-    let tokens = x.rows();
-    let full = tokens / TOKENS * TOKENS;
     // SAFETY: passed on to the caller.
     unsafe {
-        for tok in (0..full).step_by(TOKENS) {
-            repacked_tokens::<P, F, WIDE, TOKENS>(w, s, x, tok, out, ld);
-        }
-        for tok in full..tokens {
-            repacked_tokens::<P, F, WIDE, 1>(w, s, x, tok, out, ld);
-        }
+        token_tiles!(x.rows(), tok, T => repacked_tokens::<P, F, WIDE, T>(w, s, x, tok, out, ld))
     }
 }
 
@@ -450,36 +434,20 @@ unsafe fn repacked_tokens<P: Product, const F: u8, const WIDE: bool, const T: us
     }
 }
 
-/// [`super::gemm_repacked`] with AVX2.
-///
-/// # Safety
-/// The CPU has AVX2, FMA and F16C; see [`super::gemm_repacked`] for `out`.
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(super) unsafe fn gemm_repacked_avx2(
-    w: &Strips,
-    s0: usize,
-    count: usize,
-    x: &Q8Act,
-    out: *mut f32,
-    ld: usize,
-) {
-    // SAFETY: passed on to the caller.
-    unsafe { repacked::<Maddubs>(w, s0, count, x, out, ld) }
-}
-
-/// [`super::gemm_repacked`] with AVX-512 VNNI.
-///
-/// # Safety
-/// The CPU has AVX-512 VNNI, VL and BW; see [`super::gemm_repacked`] for `out`.
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-pub(super) unsafe fn gemm_repacked_vnni(
-    w: &Strips,
-    s0: usize,
-    count: usize,
-    x: &Q8Act,
-    out: *mut f32,
-    ld: usize,
-) {
-    // SAFETY: passed on to the caller.
-    unsafe { repacked::<Dpbusd>(w, s0, count, x, out, ld) }
+x86_levels! {
+    /// [`super::gemm_repacked`] at an x86 level.
+    ///
+    /// # Safety
+    /// See [`super::gemm_repacked`] for `out`.
+    fn gemm_repacked_avx2 / gemm_repacked_vnni<P>(
+        w: &Strips,
+        s0: usize,
+        count: usize,
+        x: &Q8Act,
+        out: *mut f32,
+        ld: usize,
+    ) {
+        // SAFETY: passed on to the caller.
+        unsafe { repacked::<P>(w, s0, count, x, out, ld) }
+    }
 }
