@@ -11,6 +11,8 @@
 //! Several activation rows (tokens) are dotted with each block while it is unpacked, so prefill
 //! decodes every weight block once per [`TILE`] tokens.
 
+#[cfg(target_arch = "aarch64")]
+mod neon;
 mod portable;
 pub mod strips;
 #[cfg(target_arch = "x86_64")]
@@ -95,11 +97,21 @@ pub enum CpuLevel {
     Avx2,
     /// AVX-512 VNNI (with VL): `vpdpbusd` on 256-bit vectors.
     Avx512Vnni,
+    /// AArch64 NEON: `smull` / `sadalp`.
+    Neon,
+    /// AArch64 NEON with dotprod (Armv8.2): `sdot`.
+    NeonDotprod,
 }
 
 impl CpuLevel {
-    /// Every level, lowest first.
-    pub const ALL: [CpuLevel; 3] = [CpuLevel::Portable, CpuLevel::Avx2, CpuLevel::Avx512Vnni];
+    /// Every level, lowest first within each architecture.
+    pub const ALL: [CpuLevel; 5] = [
+        CpuLevel::Portable,
+        CpuLevel::Avx2,
+        CpuLevel::Avx512Vnni,
+        CpuLevel::Neon,
+        CpuLevel::NeonDotprod,
+    ];
 
     /// The name `EMBER_CPU_LEVEL` takes.
     pub fn name(self) -> &'static str {
@@ -107,6 +119,8 @@ impl CpuLevel {
             CpuLevel::Portable => "portable",
             CpuLevel::Avx2 => "avx2",
             CpuLevel::Avx512Vnni => "avx512vnni",
+            CpuLevel::Neon => "neon",
+            CpuLevel::NeonDotprod => "neon-dotprod",
         }
     }
 
@@ -128,7 +142,11 @@ impl CpuLevel {
                     && std::is_x86_feature_detected!("avx512vl")
                     && std::is_x86_feature_detected!("avx512vnni")
             }
-            #[cfg(not(target_arch = "x86_64"))]
+            #[cfg(target_arch = "aarch64")]
+            CpuLevel::Neon => true,
+            #[cfg(target_arch = "aarch64")]
+            CpuLevel::NeonDotprod => std::arch::is_aarch64_feature_detected!("dotprod"),
+            #[allow(unreachable_patterns)]
             _ => false,
         }
     }
@@ -191,14 +209,20 @@ pub fn dot_rows(level: CpuLevel, t: GgmlType, row: &[u8], xs: &[Q8Row], out: &mu
             // SAFETY: as above.
             unsafe { x86::dot_rows_vnni(t, row, xs, out) }
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        _ => dispatch::<portable::Scalar>(t, row, xs, out),
+        #[cfg(target_arch = "aarch64")]
+        // SAFETY: NEON is part of AArch64.
+        CpuLevel::Neon => unsafe { neon::dot_rows_neon(t, row, xs, out) },
+        #[cfg(target_arch = "aarch64")]
+        // SAFETY: callers pass a level the CPU supports.
+        CpuLevel::NeonDotprod => unsafe { neon::dot_rows_dotprod(t, row, xs, out) },
+        #[allow(unreachable_patterns)]
+        _ => unreachable!("{level:?} is not a level of this architecture"),
     }
 }
 
-/// Whether `level` has the strip GEMM for prefill ([`gemm_strips`]).
+/// Whether `level` has the strip kernels ([`gemm_strips`], [`gemm_repacked`]): the x86 levels.
 pub fn has_gemm(level: CpuLevel) -> bool {
-    level != CpuLevel::Portable
+    matches!(level, CpuLevel::Avx2 | CpuLevel::Avx512Vnni)
 }
 
 /// Rows `r0..r0 + STRIP * strips` of `x · wᵀ` for every token of `x`, written to
@@ -236,7 +260,10 @@ pub unsafe fn gemm_strips(
         CpuLevel::Avx512Vnni => unsafe {
             x86_gemm::gemm_strips_vnni(t, w, row_bytes, r0, strips, x, out, ld)
         },
-        _ => unreachable!("{level:?} has no GEMM"),
+        _ => {
+            let _ = (out, ld);
+            unreachable!("{level:?} has no GEMM")
+        }
     }
 }
 
@@ -265,7 +292,10 @@ pub unsafe fn gemm_repacked(
         #[cfg(target_arch = "x86_64")]
         // SAFETY: passed on to the caller.
         CpuLevel::Avx512Vnni => unsafe { x86_gemm::gemm_repacked_vnni(w, s0, count, x, out, ld) },
-        _ => unreachable!("{level:?} has no GEMM"),
+        _ => {
+            let _ = (out, ld);
+            unreachable!("{level:?} has no GEMM")
+        }
     }
 }
 
@@ -467,6 +497,10 @@ mod tests {
     /// Every level and format, tiles of every size.
     #[test]
     fn every_level_matches_the_dequantized_dot() {
+        let levels: Vec<_> = CpuLevel::ALL.iter().filter(|l| l.supported()).collect();
+        eprintln!("integer kernel levels on this CPU: {levels:?}");
+        #[cfg(target_arch = "aarch64")]
+        assert!(CpuLevel::Neon.supported(), "NEON is part of AArch64");
         for &t in GgmlType::ALL.iter().filter(|&&t| has_int_dot(t)) {
             let cols = 3 * t.block_elems().max(256);
             let (bytes, wd) = weights(t, 1, cols);

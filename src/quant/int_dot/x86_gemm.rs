@@ -18,7 +18,7 @@ use crate::quant::q8_act::{Q8_BLOCK, Q8Act};
 /// Weight rows per strip (the lanes of one vector).
 pub const STRIP: usize = 8;
 /// Tokens per register tile.
-const TOKENS: usize = 4;
+const TOKENS: usize = 8;
 
 /// Runs `$call` with `$T` = [`TOKENS`] for every whole register tile of tokens starting at `$tok`,
 /// then with `$T` = 1 for the tokens left over.
