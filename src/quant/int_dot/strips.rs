@@ -1,49 +1,56 @@
 //! Weights repacked at load into strips of [`STRIP`] interleaved rows (Q4_0, Q4_1, Q5_0, Q5_1,
-//! Q8_0).
+//! Q8_0, Q4_K).
 //!
 //! In the file a row's blocks follow each other; the strip kernels want, for each block column,
 //! the eight rows' scales side by side and their codes in 4-byte units interleaved by row, so
 //! one 32-byte load is four consecutive codes (or nibble pairs) of all eight rows — the operand
 //! `vpdpbusd` multiplies with four broadcast activation bytes. Repacking moves bytes without
-//! changing them, so a strip takes exactly the bytes of its eight rows: the file's pages can be
-//! released once their tensor is repacked, and memory does not double. Decode and prefill then run
+//! changing them (Q4_K's twelve bytes of packed 6-bit scales and mins become sixteen plain
+//! bytes, +3%), so a strip takes the bytes of its eight rows: the file's pages can be released
+//! once their tensor is repacked, and memory does not double. Decode and prefill then run
 //! the same kernel, with no unpacking or transposing per token.
 
 use super::STRIP;
-use crate::quant::GgmlType;
+use crate::quant::{GgmlType, k_scale_min};
 
-/// How a 32-element format is laid out, as the repacking sees it.
+/// How a format is laid out, as the repacking sees it: per row and block, f16 fields, then
+/// `extra` bytes (stored `extra_unit` bytes at a time, unit-major and row-minor), then codes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StripLayout {
     /// f16 fields at the start of each block (scale; scale and min).
     pub halves: usize,
-    /// Bytes of fifth bits after them (Q5_0/Q5_1: a u32, bit `i` for element `i`).
-    pub high_bytes: usize,
-    /// Code bytes per block (16 nibble pairs, or 32 bytes).
+    /// Extra bytes per block: Q5_0/Q5_1's fifth bits (a u32, bit `i` for element `i`); Q4_K's
+    /// eight 6-bit scales then eight mins, one byte each.
+    pub extra: usize,
+    /// Bytes per unit of the extra bytes (4 for the fifth-bit word, 1 for Q4_K's scales).
+    pub extra_unit: usize,
+    /// Code bytes per block (nibble pairs, or bytes).
     pub code_bytes: usize,
 }
 
 impl StripLayout {
     /// The layout of `t`, if it is repacked.
     pub fn of(t: GgmlType) -> Option<StripLayout> {
-        let (halves, high_bytes, code_bytes) = match t {
-            GgmlType::Q4_0 => (1, 0, 16),
-            GgmlType::Q4_1 => (2, 0, 16),
-            GgmlType::Q5_0 => (1, 4, 16),
-            GgmlType::Q5_1 => (2, 4, 16),
-            GgmlType::Q8_0 => (1, 0, 32),
+        let (halves, extra, extra_unit, code_bytes) = match t {
+            GgmlType::Q4_0 => (1, 0, 1, 16),
+            GgmlType::Q4_1 => (2, 0, 1, 16),
+            GgmlType::Q5_0 => (1, 4, 4, 16),
+            GgmlType::Q5_1 => (2, 4, 4, 16),
+            GgmlType::Q8_0 => (1, 0, 1, 32),
+            GgmlType::Q4K => (2, 16, 1, 128),
             _ => return None,
         };
         Some(StripLayout {
             halves,
-            high_bytes,
+            extra,
+            extra_unit,
             code_bytes,
         })
     }
 
-    /// Bytes of one block of one row.
+    /// Bytes of one block of one row, repacked.
     pub fn block_bytes(self) -> usize {
-        2 * self.halves + self.high_bytes + self.code_bytes
+        2 * self.halves + self.extra + self.code_bytes
     }
 
     /// Bytes of one block column of a strip.
@@ -78,7 +85,7 @@ impl Strips {
         if strips == 0 {
             return None;
         }
-        let bb = layout.block_bytes();
+        let bb = t.block_bytes();
         let blocks = row_bytes / bb;
         let mut bytes = vec![0u8; strips * blocks * layout.strip_block_bytes()];
         for (s, strip) in bytes
@@ -90,7 +97,7 @@ impl Strips {
                 .enumerate()
             {
                 let (head, rest) = column.split_at_mut(STRIP * 2 * layout.halves);
-                let (high, codes) = rest.split_at_mut(STRIP * layout.high_bytes);
+                let (extra, codes) = rest.split_at_mut(STRIP * layout.extra);
                 for r in 0..STRIP {
                     let at = (s * STRIP + r) * row_bytes + b * bb;
                     let block = &data[at..at + bb];
@@ -98,9 +105,12 @@ impl Strips {
                         let to = 2 * (f * STRIP + r);
                         head[to..to + 2].copy_from_slice(&block[2 * f..2 * f + 2]);
                     }
-                    let (hb, h0) = (layout.high_bytes, 2 * layout.halves);
-                    high[hb * r..hb * (r + 1)].copy_from_slice(&block[h0..h0 + hb]);
-                    let src = &block[h0 + hb..];
+                    let (own, src) = extra_bytes(t, block);
+                    let unit = layout.extra_unit;
+                    for u in 0..layout.extra / unit {
+                        let to = unit * (u * STRIP + r);
+                        extra[to..to + unit].copy_from_slice(&own[unit * u..unit * (u + 1)]);
+                    }
                     for u in 0..layout.code_bytes / 4 {
                         let to = 4 * (u * STRIP + r);
                         codes[to..to + 4].copy_from_slice(&src[4 * u..4 * u + 4]);
@@ -117,6 +127,11 @@ impl Strips {
         })
     }
 
+    /// Runs of 32 codes per block.
+    pub fn runs_per_block(&self) -> usize {
+        self.dtype.block_elems() / 32
+    }
+
     /// The bytes of strip `s`.
     pub fn strip(&self, s: usize) -> &[u8] {
         let n = self.blocks * self.layout.strip_block_bytes();
@@ -124,11 +139,30 @@ impl Strips {
     }
 }
 
+/// A block's extra bytes as the strip stores them, and its code bytes.
+fn extra_bytes(t: GgmlType, block: &[u8]) -> ([u8; 16], &[u8]) {
+    let mut own = [0u8; 16];
+    match t {
+        GgmlType::Q5_0 => own[..4].copy_from_slice(&block[2..6]),
+        GgmlType::Q5_1 => own[..4].copy_from_slice(&block[4..8]),
+        GgmlType::Q4K => {
+            for g in 0..8 {
+                (own[g], own[8 + g]) = k_scale_min(g, &block[4..16]);
+            }
+            return (own, &block[16..144]);
+        }
+        _ => {}
+    }
+    let layout = StripLayout::of(t).expect("a repacked format");
+    (own, &block[2 * layout.halves + layout.extra..])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Repacking is a permutation of the strip's bytes: every byte lands exactly once.
+    /// Repacking is a permutation of the strip's bytes: every byte lands exactly once (Q4_K,
+    /// whose scales are unpacked, is checked by the kernel tests).
     #[test]
     fn repacking_permutes_bytes() {
         for t in [
@@ -150,6 +184,6 @@ mod tests {
             b.sort_unstable();
             assert_eq!(a, b, "{}", t.name());
         }
-        assert!(Strips::repack(GgmlType::Q4K, &[], 8, 144).is_none());
+        assert!(Strips::repack(GgmlType::Q6K, &[], 8, 210).is_none());
     }
 }

@@ -312,6 +312,8 @@ unsafe fn repacked<P: Product>(
                 (GgmlType::Q5_0, true) => repacked_strip::<P, 3, true>(w, s, x, out, ld),
                 (GgmlType::Q5_1, false) => repacked_strip::<P, 4, false>(w, s, x, out, ld),
                 (GgmlType::Q5_1, true) => repacked_strip::<P, 4, true>(w, s, x, out, ld),
+                (GgmlType::Q4K, false) => repacked_strip::<P, 5, false>(w, s, x, out, ld),
+                (GgmlType::Q4K, true) => repacked_strip::<P, 5, true>(w, s, x, out, ld),
                 (t, _) => unreachable!("{} is not repacked", t.name()),
             }
         }
@@ -334,6 +336,15 @@ fn fifth_bits(qh: __m256i, q: i32) -> __m256i {
     }
 }
 
+/// Eight bytes at `p` as floats.
+///
+/// # Safety
+/// `p` valid for 8 bytes; the caller runs with AVX2.
+#[inline(always)]
+unsafe fn bytes8(p: *const u8) -> __m256 {
+    unsafe { _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(p.cast()))) }
+}
+
 /// Eight f16 at `p` as floats.
 ///
 /// # Safety
@@ -343,8 +354,8 @@ unsafe fn halves8(p: *const u8) -> __m256 {
     unsafe { _mm256_cvtph_ps(_mm_loadu_si128(p.cast())) }
 }
 
-/// One repacked strip of format `F` (0: Q4_0, 1: Q4_1, 2: Q8_0, 3: Q5_0, 4: Q5_1) against
-/// every token, in register tiles of [`TOKENS`].
+/// One repacked strip of format `F` (0: Q4_0, 1: Q4_1, 2: Q8_0, 3: Q5_0, 4: Q5_1, 5: Q4_K)
+/// against every token, in register tiles of [`TOKENS`].
 ///
 /// # Safety
 /// As [`repacked`].
@@ -377,60 +388,93 @@ unsafe fn repacked_tokens<P: Product, const F: u8, const WIDE: bool, const T: us
 ) {
     let strip = w.strip(s);
     let step = w.layout.strip_block_bytes();
-    let signed = F == 2;
+    let runs = w.runs_per_block();
+    let row_runs = w.blocks * runs;
     // SAFETY (all intrinsics below): reads inside `strip` (`blocks` columns of `step` bytes)
-    // and inside `x` (every token row holds `blocks` runs); the caller runs with AVX2.
+    // and inside `x` (every token row holds `row_runs` runs); the caller runs with AVX2.
     unsafe {
         let mut acc = [_mm256_setzero_ps(); T];
-        let mask = _mm256_set1_epi8(0x0f);
+        let mut codes = [_mm256_setzero_si256(); 8];
         for e in 0..w.blocks {
             let p = strip.as_ptr().add(e * step);
-            let d = halves8(p);
-            let mut codes = [_mm256_setzero_si256(); 8];
-            if F == 2 {
-                for (k, c) in codes.iter_mut().enumerate() {
-                    *c = _mm256_loadu_si256(p.add(16 + 32 * k).cast());
-                }
-            } else {
-                let halves = if F == 1 || F == 4 { 32 } else { 16 };
-                let at = if F >= 3 { halves + 32 } else { halves };
-                for k in 0..4 {
-                    let v = _mm256_loadu_si256(p.add(at + 32 * k).cast());
-                    codes[k] = _mm256_and_si256(v, mask);
-                    codes[k + 4] = _mm256_and_si256(_mm256_srli_epi16(v, 4), mask);
-                }
-                if F >= 3 {
-                    let qh = _mm256_loadu_si256(p.add(halves).cast());
-                    for (q, c) in codes.iter_mut().enumerate() {
-                        *c = _mm256_or_si256(*c, fifth_bits(qh, q as i32));
+            for j in 0..runs {
+                let (scale, offset) = strip_run::<F>(p, j, &mut codes);
+                for (t, acc) in acc.iter_mut().enumerate() {
+                    let run = (tok + t) * row_runs + e * runs + j;
+                    let q = x.qs.as_ptr().add(32 * run);
+                    let lo = if WIDE { x.lo.as_ptr().add(32 * run) } else { q };
+                    let (a, b) = run_sums::<P, WIDE>(&codes, q, lo, F == 2);
+                    let dx = _mm256_set1_ps(*x.d.get_unchecked(run));
+                    let sums = _mm256_cvtepi32_ps(_mm256_add_epi32(a, b));
+                    *acc = _mm256_fmadd_ps(sums, _mm256_mul_ps(scale, dx), *acc);
+                    if F != 2 {
+                        let sx = _mm256_set1_ps(*x.s32.get_unchecked(run));
+                        *acc = _mm256_fmadd_ps(offset, sx, *acc);
                     }
-                }
-            }
-            // Q4_0's codes are `q + 8` and Q5_0's `q + 16`; Q4_1/Q5_1 add their min; Q8_0 has
-            // no offset.
-            let offset = match F {
-                0 => _mm256_mul_ps(d, _mm256_set1_ps(-8.0)),
-                3 => _mm256_mul_ps(d, _mm256_set1_ps(-16.0)),
-                1 | 4 => halves8(p.add(16)),
-                _ => _mm256_setzero_ps(),
-            };
-            for (t, acc) in acc.iter_mut().enumerate() {
-                let run = (tok + t) * w.blocks + e;
-                let q = x.qs.as_ptr().add(32 * run);
-                let lo = if WIDE { x.lo.as_ptr().add(32 * run) } else { q };
-                let (a, b) = run_sums::<P, WIDE>(&codes, q, lo, signed);
-                let dx = _mm256_set1_ps(*x.d.get_unchecked(run));
-                let sums = _mm256_cvtepi32_ps(_mm256_add_epi32(a, b));
-                *acc = _mm256_fmadd_ps(sums, _mm256_mul_ps(d, dx), *acc);
-                if F != 2 {
-                    let sx = _mm256_set1_ps(*x.s32.get_unchecked(run));
-                    *acc = _mm256_fmadd_ps(offset, sx, *acc);
                 }
             }
         }
         for (t, a) in acc.iter().enumerate() {
             _mm256_storeu_ps(out.add((tok + t) * ld), *a);
         }
+    }
+}
+
+/// Run `j` of the repacked block column at `p` (format `F`, see [`repacked_strip`]): its codes
+/// for the eight rows into `codes` (quad `k` in `codes[k]`), and the rows' scales and offsets.
+///
+/// # Safety
+/// `p` is a strip block column of format `F`; the caller runs with AVX2 and F16C.
+#[inline(always)]
+unsafe fn strip_run<const F: u8>(
+    p: *const u8,
+    j: usize,
+    codes: &mut [__m256i; 8],
+) -> (__m256, __m256) {
+    // SAFETY: reads inside the block column; register operations.
+    unsafe {
+        let mask = _mm256_set1_epi8(0x0f);
+        let d = halves8(p);
+        if F == 5 {
+            // Q4_K: d, dmin, then eight scale bytes and eight min bytes per group (row-minor),
+            // then the codes of run pair `j / 2` (low nibbles: even run, high: odd).
+            let scale = _mm256_mul_ps(d, bytes8(p.add(32 + 8 * j)));
+            let offset = _mm256_mul_ps(halves8(p.add(16)), bytes8(p.add(96 + 8 * j)));
+            let shift = _mm_cvtsi32_si128(4 * (j as i32 % 2));
+            for (k, c) in codes.iter_mut().enumerate() {
+                let v = _mm256_loadu_si256(p.add(160 + 256 * (j / 2) + 32 * k).cast());
+                *c = _mm256_and_si256(_mm256_srl_epi16(v, shift), mask);
+            }
+            return (scale, _mm256_sub_ps(_mm256_setzero_ps(), offset));
+        }
+        if F == 2 {
+            for (k, c) in codes.iter_mut().enumerate() {
+                *c = _mm256_loadu_si256(p.add(16 + 32 * k).cast());
+            }
+        } else {
+            let halves = if F == 1 || F == 4 { 32 } else { 16 };
+            let at = if F >= 3 { halves + 32 } else { halves };
+            for k in 0..4 {
+                let v = _mm256_loadu_si256(p.add(at + 32 * k).cast());
+                codes[k] = _mm256_and_si256(v, mask);
+                codes[k + 4] = _mm256_and_si256(_mm256_srli_epi16(v, 4), mask);
+            }
+            if F >= 3 {
+                let qh = _mm256_loadu_si256(p.add(halves).cast());
+                for (q, c) in codes.iter_mut().enumerate() {
+                    *c = _mm256_or_si256(*c, fifth_bits(qh, q as i32));
+                }
+            }
+        }
+        // Q4_0's codes are `q + 8` and Q5_0's `q + 16`; Q4_1/Q5_1 add their min; Q8_0 has no
+        // offset.
+        let offset = match F {
+            0 => _mm256_mul_ps(d, _mm256_set1_ps(-8.0)),
+            3 => _mm256_mul_ps(d, _mm256_set1_ps(-16.0)),
+            1 | 4 => halves8(p.add(16)),
+            _ => _mm256_setzero_ps(),
+        };
+        (d, offset)
     }
 }
 
