@@ -1,5 +1,5 @@
 //! Weights repacked at load into strips of [`STRIP`] interleaved rows (Q4_0, Q4_1, Q5_0, Q5_1,
-//! Q8_0, Q4_K).
+//! Q8_0, Q4_K, Q6_K).
 //!
 //! In the file a row's blocks follow each other; the strip kernels want, for each block column,
 //! the eight rows' scales side by side and their codes in 4-byte units interleaved by row, so
@@ -20,7 +20,7 @@ pub struct StripLayout {
     /// f16 fields at the start of each block (scale; scale and min).
     pub halves: usize,
     /// Extra bytes per block: Q5_0/Q5_1's fifth bits (a u32, bit `i` for element `i`); Q4_K's
-    /// eight 6-bit scales then eight mins, one byte each.
+    /// eight 6-bit scales then eight mins, one byte each; Q6_K's sixteen signed scales.
     pub extra: usize,
     /// Bytes per unit of the extra bytes (4 for the fifth-bit word, 1 for Q4_K's scales).
     pub extra_unit: usize,
@@ -38,6 +38,7 @@ impl StripLayout {
             GgmlType::Q5_1 => (2, 4, 4, 16),
             GgmlType::Q8_0 => (1, 0, 1, 32),
             GgmlType::Q4K => (2, 16, 1, 128),
+            GgmlType::Q6K => (1, 16, 1, 192),
             _ => return None,
         };
         Some(StripLayout {
@@ -101,9 +102,10 @@ impl Strips {
                 for r in 0..STRIP {
                     let at = (s * STRIP + r) * row_bytes + b * bb;
                     let block = &data[at..at + bb];
+                    let h0 = if t == GgmlType::Q6K { 208 } else { 0 };
                     for f in 0..layout.halves {
-                        let to = 2 * (f * STRIP + r);
-                        head[to..to + 2].copy_from_slice(&block[2 * f..2 * f + 2]);
+                        let (to, from) = (2 * (f * STRIP + r), h0 + 2 * f);
+                        head[to..to + 2].copy_from_slice(&block[from..from + 2]);
                     }
                     let (own, src) = extra_bytes(t, block);
                     let unit = layout.extra_unit;
@@ -151,6 +153,11 @@ fn extra_bytes(t: GgmlType, block: &[u8]) -> ([u8; 16], &[u8]) {
             }
             return (own, &block[16..144]);
         }
+        // Q6_K keeps its f16 at the end; the strip puts it first, like the others.
+        GgmlType::Q6K => {
+            own.copy_from_slice(&block[192..208]);
+            return (own, &block[..192]);
+        }
         _ => {}
     }
     let layout = StripLayout::of(t).expect("a repacked format");
@@ -184,6 +191,6 @@ mod tests {
             b.sort_unstable();
             assert_eq!(a, b, "{}", t.name());
         }
-        assert!(Strips::repack(GgmlType::Q6K, &[], 8, 210).is_none());
+        assert!(Strips::repack(GgmlType::Q5K, &[], 8, 176).is_none());
     }
 }

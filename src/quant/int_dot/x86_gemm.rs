@@ -314,6 +314,8 @@ unsafe fn repacked<P: Product>(
                 (GgmlType::Q5_1, true) => repacked_strip::<P, 4, true>(w, s, x, out, ld),
                 (GgmlType::Q4K, false) => repacked_strip::<P, 5, false>(w, s, x, out, ld),
                 (GgmlType::Q4K, true) => repacked_strip::<P, 5, true>(w, s, x, out, ld),
+                (GgmlType::Q6K, false) => repacked_strip::<P, 6, false>(w, s, x, out, ld),
+                (GgmlType::Q6K, true) => repacked_strip::<P, 6, true>(w, s, x, out, ld),
                 (t, _) => unreachable!("{} is not repacked", t.name()),
             }
         }
@@ -336,6 +338,15 @@ fn fifth_bits(qh: __m256i, q: i32) -> __m256i {
     }
 }
 
+/// Eight signed bytes at `p` as floats.
+///
+/// # Safety
+/// `p` valid for 8 bytes; the caller runs with AVX2.
+#[inline(always)]
+unsafe fn signed_bytes8(p: *const u8) -> __m256 {
+    unsafe { _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(p.cast()))) }
+}
+
 /// Eight bytes at `p` as floats.
 ///
 /// # Safety
@@ -354,8 +365,8 @@ unsafe fn halves8(p: *const u8) -> __m256 {
     unsafe { _mm256_cvtph_ps(_mm_loadu_si128(p.cast())) }
 }
 
-/// One repacked strip of format `F` (0: Q4_0, 1: Q4_1, 2: Q8_0, 3: Q5_0, 4: Q5_1, 5: Q4_K)
-/// against every token, in register tiles of [`TOKENS`].
+/// One repacked strip of format `F` (0: Q4_0, 1: Q4_1, 2: Q8_0, 3: Q5_0, 4: Q5_1, 5: Q4_K,
+/// 6: Q6_K) against every token, in register tiles of [`TOKENS`].
 ///
 /// # Safety
 /// As [`repacked`].
@@ -398,13 +409,23 @@ unsafe fn repacked_tokens<P: Product, const F: u8, const WIDE: bool, const T: us
         for e in 0..w.blocks {
             let p = strip.as_ptr().add(e * step);
             for j in 0..runs {
-                let (scale, offset) = strip_run::<F>(p, j, &mut codes);
+                let [scale, offset, scale_hi, offset_hi] = strip_run::<F>(p, j, &mut codes);
                 for (t, acc) in acc.iter_mut().enumerate() {
                     let run = (tok + t) * row_runs + e * runs + j;
                     let q = x.qs.as_ptr().add(32 * run);
                     let lo = if WIDE { x.lo.as_ptr().add(32 * run) } else { q };
                     let (a, b) = run_sums::<P, WIDE>(&codes, q, lo, F == 2);
                     let dx = _mm256_set1_ps(*x.d.get_unchecked(run));
+                    if F == 6 {
+                        // Two groups of 16, each with its scale (and offset -32·scale).
+                        let (sa, sb) = (_mm256_cvtepi32_ps(a), _mm256_cvtepi32_ps(b));
+                        *acc = _mm256_fmadd_ps(sa, _mm256_mul_ps(scale, dx), *acc);
+                        *acc = _mm256_fmadd_ps(sb, _mm256_mul_ps(scale_hi, dx), *acc);
+                        let s16 = x.s16.as_ptr().add(2 * run);
+                        *acc = _mm256_fmadd_ps(offset, _mm256_set1_ps(*s16), *acc);
+                        *acc = _mm256_fmadd_ps(offset_hi, _mm256_set1_ps(*s16.add(1)), *acc);
+                        continue;
+                    }
                     let sums = _mm256_cvtepi32_ps(_mm256_add_epi32(a, b));
                     *acc = _mm256_fmadd_ps(sums, _mm256_mul_ps(scale, dx), *acc);
                     if F != 2 {
@@ -421,20 +442,44 @@ unsafe fn repacked_tokens<P: Product, const F: u8, const WIDE: bool, const T: us
 }
 
 /// Run `j` of the repacked block column at `p` (format `F`, see [`repacked_strip`]): its codes
-/// for the eight rows into `codes` (quad `k` in `codes[k]`), and the rows' scales and offsets.
+/// for the eight rows into `codes` (quad `k` in `codes[k]`), and the rows' scale and offset —
+/// for Q6_K, whose runs are two groups of 16, those of the low group then of the high one.
 ///
 /// # Safety
 /// `p` is a strip block column of format `F`; the caller runs with AVX2 and F16C.
 #[inline(always)]
-unsafe fn strip_run<const F: u8>(
-    p: *const u8,
-    j: usize,
-    codes: &mut [__m256i; 8],
-) -> (__m256, __m256) {
+unsafe fn strip_run<const F: u8>(p: *const u8, j: usize, codes: &mut [__m256i; 8]) -> [__m256; 4] {
     // SAFETY: reads inside the block column; register operations.
     unsafe {
         let mask = _mm256_set1_epi8(0x0f);
         let d = halves8(p);
+        if F == 6 {
+            // Q6_K: d, sixteen signed scales (row-minor), then 4-byte units of ql (32 of them)
+            // and qh (16). Run `j = 4·half + k`: low nibbles of ql bytes `64·half + 32·(k % 2)..`
+            // shifted by `4·(k / 2)`, and bit pair `k` of qh bytes `32·half..`.
+            let (half, k) = (j / 4, j % 4);
+            let (lo_shift, hi_shift) = (
+                _mm_cvtsi32_si128(4 * (k as i32 / 2)),
+                _mm_cvtsi32_si128(2 * k as i32),
+            );
+            for (q, c) in codes.iter_mut().enumerate() {
+                let at = |unit: usize| p.add(144 + 32 * unit).cast();
+                let ql = _mm256_loadu_si256(at(16 * half + 8 * (k % 2) + q));
+                let qh = _mm256_loadu_si256(at(32 + 8 * half + q));
+                let low = _mm256_and_si256(_mm256_srl_epi16(ql, lo_shift), mask);
+                let high = _mm256_and_si256(_mm256_srl_epi16(qh, hi_shift), _mm256_set1_epi8(3));
+                *c = _mm256_or_si256(low, _mm256_slli_epi16(high, 4));
+            }
+            let s_lo = _mm256_mul_ps(d, signed_bytes8(p.add(16 + 16 * j)));
+            let s_hi = _mm256_mul_ps(d, signed_bytes8(p.add(24 + 16 * j)));
+            let minus32 = _mm256_set1_ps(-32.0);
+            return [
+                s_lo,
+                _mm256_mul_ps(s_lo, minus32),
+                s_hi,
+                _mm256_mul_ps(s_hi, minus32),
+            ];
+        }
         if F == 5 {
             // Q4_K: d, dmin, then eight scale bytes and eight min bytes per group (row-minor),
             // then the codes of run pair `j / 2` (low nibbles: even run, high: odd).
@@ -445,7 +490,8 @@ unsafe fn strip_run<const F: u8>(
                 let v = _mm256_loadu_si256(p.add(160 + 256 * (j / 2) + 32 * k).cast());
                 *c = _mm256_and_si256(_mm256_srl_epi16(v, shift), mask);
             }
-            return (scale, _mm256_sub_ps(_mm256_setzero_ps(), offset));
+            let zero = _mm256_setzero_ps();
+            return [scale, _mm256_sub_ps(zero, offset), zero, zero];
         }
         if F == 2 {
             for (k, c) in codes.iter_mut().enumerate() {
@@ -474,7 +520,7 @@ unsafe fn strip_run<const F: u8>(
             1 | 4 => halves8(p.add(16)),
             _ => _mm256_setzero_ps(),
         };
-        (d, offset)
+        [d, offset, d, offset]
     }
 }
 
