@@ -9,7 +9,9 @@
 //! target features so the whole loop inlines into it.
 //!
 //! Several activation rows (tokens) are dotted with each block while it is unpacked, so prefill
-//! decodes every weight block once per [`TILE`] tokens.
+//! decodes every weight block once per [`TILE`] tokens. On x86 the hot paths are the strip
+//! kernels instead (`x86_gemm.rs`): eight rows at a time, from weights repacked at load
+//! ([`strips`]) or unpacked per strip; on AArch64 `neon.rs` provides the byte products.
 
 #[cfg(target_arch = "aarch64")]
 mod neon;
@@ -22,7 +24,7 @@ mod x86_gemm;
 
 #[cfg(target_arch = "x86_64")]
 pub use x86_gemm::STRIP;
-/// Weight rows per strip of the prefill GEMM (none where the level has no GEMM).
+/// Weight rows per strip of the strip kernels (which only the x86 levels have).
 #[cfg(not(target_arch = "x86_64"))]
 pub const STRIP: usize = 8;
 
