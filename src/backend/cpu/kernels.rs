@@ -196,6 +196,29 @@ pub fn rms_norm(row: &mut [f32], w: &[f32], eps: f32) {
         .for_each(|(v, &g)| *v = *v * scale * g);
 }
 
+/// `up[i] *= silu(gate[i])`, compiled for AVX2 where the CPU has it (8 lanes instead of the
+/// baseline's 4).
+pub fn silu_mul_into(up: &mut [f32], gate: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if CpuLevel::Avx2.supported() {
+        // SAFETY: the CPU has the features the function is compiled for.
+        return unsafe { silu_mul_avx2(up, gate) };
+    }
+    silu_mul_portable(up, gate)
+}
+
+/// [`silu_mul_into`] compiled for AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn silu_mul_avx2(up: &mut [f32], gate: &[f32]) {
+    silu_mul_portable(up, gate)
+}
+
+#[inline(always)]
+fn silu_mul_portable(up: &mut [f32], gate: &[f32]) {
+    up.iter_mut().zip(gate).for_each(|(u, &g)| *u *= silu(g));
+}
+
 /// SiLU: `x * sigmoid(x)`.
 #[inline(always)]
 pub fn silu(x: f32) -> f32 {

@@ -241,11 +241,15 @@ impl Backend for CpuBackend {
     }
 
     fn rms_norm(&mut self, x: &CpuAct, w: &CpuWeight, eps: f32) -> CpuAct {
-        self.timed("rms_norm", |_| {
+        self.timed("rms_norm", |b| {
             let mut out = x.clone();
-            for row in out.data.chunks_exact_mut(x.cols) {
-                kernels::rms_norm(row, w.vector(), eps);
-            }
+            // Rows are independent: a few per task in prefill, one task in decode.
+            let rows = x.rows.div_ceil(4 * b.pool.threads()).max(1);
+            b.pool.for_chunks(&mut out.data, rows * x.cols, |_, chunk| {
+                for row in chunk.chunks_exact_mut(x.cols) {
+                    kernels::rms_norm(row, w.vector(), eps);
+                }
+            });
             out
         })
     }
@@ -330,10 +334,7 @@ impl Backend for CpuBackend {
             let mut data = up.data.clone();
             let chunk = data.len().div_ceil(4 * b.pool.threads()).max(1024);
             b.pool.for_chunks(&mut data, chunk, |i, out| {
-                let g = &gate.data[i * chunk..i * chunk + out.len()];
-                out.iter_mut()
-                    .zip(g)
-                    .for_each(|(u, &g)| *u *= kernels::silu(g));
+                kernels::silu_mul_into(out, &gate.data[i * chunk..i * chunk + out.len()]);
             });
             CpuAct::new(data, gate.rows)
         })
