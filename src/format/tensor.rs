@@ -65,10 +65,12 @@ impl TensorView {
         &self.storage[self.offset..self.offset + self.len]
     }
 
-    /// Releases the resident pages of this tensor's bytes (see [`Storage::release`]); reading it
-    /// again pages it back in.
-    pub fn release_pages(&self) {
-        self.storage.release(self.offset..self.offset + self.len);
+    /// Releases the resident pages of `range` of this tensor's bytes (see [`Storage::release`]);
+    /// reading them again pages them back in.
+    pub fn release_pages(&self, range: std::ops::Range<usize>) {
+        let end = range.end.min(self.len);
+        self.storage
+            .release(self.offset + range.start.min(end)..self.offset + end);
     }
 
     /// Length of one row (`shape[0]`).

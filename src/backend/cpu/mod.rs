@@ -198,16 +198,15 @@ impl Backend for CpuBackend {
 
     fn upload(&mut self, t: &TensorView) -> Result<CpuWeight> {
         let dense = (t.rows() == 1).then(|| t.to_f32());
+        // The strips hold the whole strips' bytes, so the file's pages are released as they are
+        // repacked; only a few tail rows (and embedding look-ups) read the file's copy again.
         let strips = if self.precision != Precision::F32 && int_dot::has_gemm(self.level) {
-            Strips::repack(t.dtype, t.bytes(), t.rows(), t.row_bytes())
+            Strips::repack(t.dtype, t.bytes(), t.rows(), t.row_bytes(), &mut |range| {
+                t.release_pages(range)
+            })
         } else {
             None
         };
-        if strips.is_some() {
-            // The strips hold the whole strips' bytes; only a few tail rows (and embedding
-            // look-ups) read the file's copy again.
-            t.release_pages();
-        }
         Ok(CpuWeight {
             view: t.clone(),
             dense,

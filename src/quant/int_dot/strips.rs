@@ -79,8 +79,16 @@ pub struct Strips {
 
 impl Strips {
     /// Repacks the whole strips of `rows` rows of `row_bytes` bytes each, or `None` when `t` is
-    /// not repacked or there is no whole strip.
-    pub fn repack(t: GgmlType, data: &[u8], rows: usize, row_bytes: usize) -> Option<Strips> {
+    /// not repacked or there is no whole strip. `done(range)` is told, a megabyte or so at a
+    /// time, which bytes of `data` have been repacked (so their pages can be released while the
+    /// rest is read, and a large tensor never sits in memory twice).
+    pub fn repack(
+        t: GgmlType,
+        data: &[u8],
+        rows: usize,
+        row_bytes: usize,
+        done: &mut dyn FnMut(std::ops::Range<usize>),
+    ) -> Option<Strips> {
         let layout = StripLayout::of(t)?;
         let strips = rows / STRIP;
         if strips == 0 {
@@ -88,6 +96,8 @@ impl Strips {
         }
         let bb = t.block_bytes();
         let blocks = row_bytes / bb;
+        let strip_bytes = STRIP * row_bytes;
+        let per_report = (1 << 20) / strip_bytes.max(1) + 1;
         let mut bytes = vec![0u8; strips * blocks * layout.strip_block_bytes()];
         for (s, strip) in bytes
             .chunks_exact_mut(blocks * layout.strip_block_bytes())
@@ -118,6 +128,10 @@ impl Strips {
                         codes[to..to + 4].copy_from_slice(&src[4 * u..4 * u + 4]);
                     }
                 }
+            }
+            if (s + 1) % per_report == 0 || s + 1 == strips {
+                let first = s / per_report * per_report;
+                done(first * strip_bytes..(s + 1) * strip_bytes);
             }
         }
         Some(Strips {
@@ -183,7 +197,17 @@ mod tests {
             let (rows, blocks) = (2 * STRIP + 3, 3);
             let row_bytes = blocks * layout.block_bytes();
             let data: Vec<u8> = (0..rows * row_bytes).map(|i| (i * 7 % 251) as u8).collect();
-            let s = Strips::repack(t, &data, rows, row_bytes).unwrap();
+            let mut seen = 0;
+            let s = Strips::repack(t, &data, rows, row_bytes, &mut |r| {
+                assert_eq!(r.start, seen);
+                seen = r.end;
+            })
+            .unwrap();
+            assert_eq!(
+                seen,
+                2 * STRIP * row_bytes,
+                "every repacked byte is reported"
+            );
             assert_eq!(s.strips, 2);
             let mut a = s.bytes.clone();
             let mut b = data[..2 * STRIP * row_bytes].to_vec();
@@ -191,6 +215,6 @@ mod tests {
             b.sort_unstable();
             assert_eq!(a, b, "{}", t.name());
         }
-        assert!(Strips::repack(GgmlType::Q5K, &[], 8, 176).is_none());
+        assert!(Strips::repack(GgmlType::Q5K, &[], 8, 176, &mut |_| {}).is_none());
     }
 }
