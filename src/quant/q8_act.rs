@@ -79,18 +79,14 @@ impl Q8Act {
         self.d.resize(n / Q8_BLOCK, 0.0);
         self.s16.resize(n / 16, 0.0);
         self.s32.resize(n / Q8_BLOCK, 0.0);
-        for (b, xs) in x.chunks_exact(Q8_BLOCK).enumerate() {
-            let at = b * Q8_BLOCK..(b + 1) * Q8_BLOCK;
-            let lo = if wide {
-                Some(&mut self.lo[at.clone()])
-            } else {
-                None
-            };
-            let (d, s16) = quantize_block(xs, &mut self.qs[at], lo);
-            self.d[b] = d;
-            self.s16[2 * b..2 * b + 2].copy_from_slice(&s16);
-            self.s32[b] = s16[0] + s16[1];
-        }
+        quantize_blocks(
+            x,
+            &mut self.qs,
+            wide.then_some(&mut self.lo[..]),
+            &mut self.d,
+            &mut self.s16,
+            &mut self.s32,
+        );
     }
 
     /// Quantizes `x` into a new value.
@@ -123,31 +119,106 @@ impl Q8Act {
     }
 }
 
+/// Quantizes every block of 32 values of `x` (see [`quantize_block`]); on x86-64 compiled for
+/// AVX2 where the CPU has it. Both builds give the same bytes: the arithmetic is the same
+/// IEEE operations in the same order (no fused multiply-adds), only wider.
+fn quantize_blocks(
+    x: &[f32],
+    qs: &mut [i8],
+    lo: Option<&mut [i8]>,
+    d: &mut [f32],
+    s16: &mut [f32],
+    s32: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (checked just above).
+        return unsafe { quantize_blocks_avx2(x, qs, lo, d, s16, s32) };
+    }
+    quantize_blocks_with(x, qs, lo, d, s16, s32)
+}
+
+/// [`quantize_blocks_with`] compiled for AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn quantize_blocks_avx2(
+    x: &[f32],
+    qs: &mut [i8],
+    lo: Option<&mut [i8]>,
+    d: &mut [f32],
+    s16: &mut [f32],
+    s32: &mut [f32],
+) {
+    quantize_blocks_with(x, qs, lo, d, s16, s32)
+}
+
+/// The block loop, inlined into each instruction set's entry point.
+#[inline(always)]
+fn quantize_blocks_with(
+    x: &[f32],
+    qs: &mut [i8],
+    mut lo: Option<&mut [i8]>,
+    d: &mut [f32],
+    s16: &mut [f32],
+    s32: &mut [f32],
+) {
+    for (b, xs) in x.chunks_exact(Q8_BLOCK).enumerate() {
+        let at = b * Q8_BLOCK..(b + 1) * Q8_BLOCK;
+        let xs: &[f32; Q8_BLOCK] = xs.try_into().expect("whole block");
+        let q: &mut [i8; Q8_BLOCK] = (&mut qs[at.clone()]).try_into().expect("whole block");
+        let lo = lo
+            .as_deref_mut()
+            .map(|lo| <&mut [i8; Q8_BLOCK]>::try_from(&mut lo[at]).expect("whole block"));
+        let (unit, halves) = quantize_block(xs, q, lo);
+        d[b] = unit;
+        s16[2 * b..2 * b + 2].copy_from_slice(&halves);
+        s32[b] = halves[0] + halves[1];
+    }
+}
+
+/// `v` rounded to the nearest integer, ties to even, for `|v| < 2^22`: adding and taking away
+/// 1.5·2^23 leaves no fraction bits, so the FPU's own rounding does it. Unlike `f32::round`
+/// this is not a libm call on x86-64's baseline, and it vectorizes.
+#[inline(always)]
+fn round_small(v: f32) -> f32 {
+    const MAGIC: f32 = 12_582_912.0;
+    (v + MAGIC) - MAGIC
+}
+
 /// Quantizes 32 values into `q` (and the residual into `lo`); returns the unit scale and the
 /// sums of both halves as quantized.
-#[inline]
-fn quantize_block(x: &[f32], q: &mut [i8], lo: Option<&mut [i8]>) -> (f32, [f32; 2]) {
-    let amax = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+#[inline(always)]
+fn quantize_block(
+    x: &[f32; Q8_BLOCK],
+    q: &mut [i8; Q8_BLOCK],
+    lo: Option<&mut [i8; Q8_BLOCK]>,
+) -> (f32, [f32; 2]) {
+    // A max without NaN handling, so it maps onto `maxps`.
+    let amax = x
+        .iter()
+        .fold(0.0f32, |m, v| if v.abs() > m { v.abs() } else { m });
     let s = amax / 127.0;
     let inv = if s > 0.0 { 1.0 / s } else { 0.0 };
-    for (q, &v) in q.iter_mut().zip(x) {
-        // |v·inv| <= 127 by construction, so the cast never saturates.
-        *q = (v * inv).round() as i8;
-    }
     let mut units = [0i32; Q8_BLOCK];
     let d = match lo {
         Some(lo) => {
-            for (i, &v) in x.iter().enumerate() {
+            for i in 0..Q8_BLOCK {
+                let y = x[i] * inv;
+                let r = round_small(y);
+                // |y| <= 127 by construction, so the cast never saturates.
+                q[i] = r as i8;
                 // The residual is within ±0.5 of a step: ±128 units, clamped to a byte.
-                let r = (v * inv - f32::from(q[i])) * 256.0;
-                lo[i] = r.round().clamp(-127.0, 127.0) as i8;
-                units[i] = 256 * i32::from(q[i]) + i32::from(lo[i]);
+                let l = round_small((y - r) * 256.0).clamp(-127.0, 127.0);
+                lo[i] = l as i8;
+                units[i] = 256 * r as i32 + l as i32;
             }
             s / 256.0
         }
         None => {
-            for (u, &q) in units.iter_mut().zip(q.iter()) {
-                *u = i32::from(q);
+            for i in 0..Q8_BLOCK {
+                let r = round_small(x[i] * inv);
+                q[i] = r as i8;
+                units[i] = r as i32;
             }
             s
         }
@@ -182,6 +253,41 @@ mod tests {
                 let want: f32 = (16 * j..16 * j + 16).map(|i| r.value(i)).sum();
                 assert!((s - want).abs() <= 1e-4, "{s} vs {want}");
             }
+        }
+    }
+
+    #[test]
+    fn every_instruction_set_gives_the_same_bytes() {
+        let mut s = 11u32;
+        // Odd magnitudes per block, exact ties and an all-zero block included.
+        let mut x: Vec<f32> = (0..32 * 13)
+            .map(|i| {
+                s = s.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                let v = (s >> 8) as f32 / (1u32 << 24) as f32 - 0.5;
+                v * (1 + i / 32) as f32 * 3.7
+            })
+            .collect();
+        x[32..64].fill(0.0);
+        x[64..96]
+            .iter_mut()
+            .enumerate()
+            .for_each(|(i, v)| *v = i as f32 - 15.5);
+        for wide in [false, true] {
+            let fast = Q8Act::quantize(&x, 32 * 13, wide);
+            let n = x.len();
+            let (mut qs, mut lo) = (vec![0; n], vec![0; if wide { n } else { 0 }]);
+            let (mut d, mut s16, mut s32) =
+                (vec![0.0; n / 32], vec![0.0; n / 16], vec![0.0; n / 32]);
+            quantize_blocks_with(
+                &x,
+                &mut qs,
+                wide.then_some(&mut lo[..]),
+                &mut d,
+                &mut s16,
+                &mut s32,
+            );
+            assert_eq!((fast.qs, fast.lo), (qs, lo));
+            assert_eq!((fast.d, fast.s16, fast.s32), (d, s16, s32));
         }
     }
 }
