@@ -115,12 +115,19 @@ impl Head<'_> {
     fn attend_portable(&self, scores: &mut Vec<f32>, out: &mut [f32]) {
         let hd = self.q.len();
         let at = |p: usize| p * self.stride + self.offset..p * self.stride + self.offset + hd;
+        // Plain loops rather than iterator adapters: a closure is a function of its own, compiled
+        // without the caller's target features when it is not inlined.
         scores.clear();
-        scores.extend((0..self.positions).map(|p| {
+        scores.resize(self.positions, 0.0);
+        for (p, sc) in scores.iter_mut().enumerate() {
             let mut acc = [0.0f32; 8];
             dot_accumulate(&mut acc, self.q, &self.keys[at(p)]);
-            acc.iter().sum::<f32>() * self.scale
-        }));
+            let mut dot = 0.0;
+            for a in acc {
+                dot += a;
+            }
+            *sc = dot * self.scale;
+        }
         let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         // Exponentials in their own loop (vectorised), summed with eight partial sums.
         scores.iter_mut().for_each(|sc| *sc = exp(*sc - max));
