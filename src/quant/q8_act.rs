@@ -213,7 +213,7 @@ fn quantize_block(
                 let y = x[i] * inv;
                 let r = round_small(y);
                 // The residual is within ±0.5 of a step: ±128 units, clamped to a byte.
-                let l = round_small((y - r) * 256.0).max(-127.0).min(127.0);
+                let l = round_small((y - r) * 256.0).clamp(-127.0, 127.0);
                 let (r, l) = unsafe { (r.to_int_unchecked::<i32>(), l.to_int_unchecked::<i32>()) };
                 q[i] = r as i8;
                 lo[i] = l as i8;
