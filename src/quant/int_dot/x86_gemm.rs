@@ -133,37 +133,137 @@ unsafe fn broadcast4(p: *const i8) -> __m256i {
     unsafe { _mm256_set1_epi32(std::ptr::read_unaligned(p.cast::<i32>())) }
 }
 
-/// The integer sums of one run of one token against a strip, for the run's low and high 16
-/// codes: `Σ c·q`, or `256 · Σ c·q + Σ c·lo` with residual bytes.
+/// The integer sums of one run of `N` tokens against a strip, for the run's low and high 16
+/// codes: `Σ c·q`, or `256 · Σ c·q + Σ c·lo` with residual bytes. The tokens' products are
+/// interleaved: each token alone is only two to four dependency chains of `vpdpbusd`, too few
+/// to keep both of the multiply pipes busy through the instruction's latency.
 ///
 /// # Safety
-/// `q` (and `lo` when `WIDE`) must be valid for 32 bytes; the caller runs with AVX2.
+/// `q[n]` (and `lo[n]` when `WIDE`) must be valid for 32 bytes; the caller runs with AVX2.
 #[inline(always)]
-unsafe fn run_sums<P: Product, const WIDE: bool>(
+unsafe fn run_sums<P: Product, const WIDE: bool, const N: usize>(
     w: &[__m256i],
-    q: *const i8,
-    lo: *const i8,
+    q: [*const i8; N],
+    lo: [*const i8; N],
     signed: bool,
-) -> (__m256i, __m256i) {
+) -> [(__m256i, __m256i); N] {
     // No closures here: they would not inherit the caller's target features, and the
     // intrinsics inside them would become calls.
     unsafe {
-        let mut sums = [_mm256_setzero_si256(); 4];
+        let mut sums = [[_mm256_setzero_si256(); 4]; N];
         for k in 0..4 {
-            sums[0] = idot::<P>(sums[0], w[k], broadcast4(q.add(4 * k)), signed);
-            sums[1] = idot::<P>(sums[1], w[k + 4], broadcast4(q.add(16 + 4 * k)), signed);
-            if WIDE {
-                sums[2] = idot::<P>(sums[2], w[k], broadcast4(lo.add(4 * k)), signed);
-                sums[3] = idot::<P>(sums[3], w[k + 4], broadcast4(lo.add(16 + 4 * k)), signed);
+            for n in 0..N {
+                let s = &mut sums[n];
+                s[0] = idot::<P>(s[0], w[k], broadcast4(q[n].add(4 * k)), signed);
+                s[1] = idot::<P>(s[1], w[k + 4], broadcast4(q[n].add(16 + 4 * k)), signed);
+                if WIDE {
+                    s[2] = idot::<P>(s[2], w[k], broadcast4(lo[n].add(4 * k)), signed);
+                    s[3] = idot::<P>(s[3], w[k + 4], broadcast4(lo[n].add(16 + 4 * k)), signed);
+                }
             }
         }
-        if WIDE {
-            (
-                _mm256_add_epi32(_mm256_slli_epi32(sums[0], 8), sums[2]),
-                _mm256_add_epi32(_mm256_slli_epi32(sums[1], 8), sums[3]),
-            )
+        let mut out = [(_mm256_setzero_si256(), _mm256_setzero_si256()); N];
+        for n in 0..N {
+            let s = sums[n];
+            out[n] = if WIDE {
+                (
+                    _mm256_add_epi32(_mm256_slli_epi32(s[0], 8), s[2]),
+                    _mm256_add_epi32(_mm256_slli_epi32(s[1], 8), s[3]),
+                )
+            } else {
+                (s[0], s[1])
+            };
+        }
+        out
+    }
+}
+
+/// How a run's sums become floats.
+#[derive(Clone, Copy)]
+struct RunKind {
+    /// Signed codes (the sign trick in every product).
+    signed: bool,
+    /// Two groups of 16, each with its scale and offset (else one group of 32).
+    two_groups: bool,
+    /// Groups have an offset (`scale · code + offset`).
+    offset: bool,
+}
+
+/// One run of `T` tokens against a strip's eight rows: `acc[t] += ` the run's share of token
+/// `t`'s dot products, where token `t`'s run is `run0 + t * stride` in `x`.
+///
+/// # Safety
+/// As [`run_sums`] for every token's run; the caller runs with AVX2 and FMA.
+#[inline(always)]
+unsafe fn tile_run<P: Product, const WIDE: bool, const T: usize>(
+    acc: &mut [__m256; T],
+    codes: &[__m256i],
+    x: &Q8Act,
+    run0: usize,
+    stride: usize,
+    sc: &RunScales,
+    kind: RunKind,
+) {
+    let q = |run: usize| x.qs.as_ptr().wrapping_add(32 * run);
+    let lo = |run: usize| if WIDE { x.lo.as_ptr().wrapping_add(32 * run) } else { q(run) };
+    // SAFETY: passed on to the caller.
+    unsafe {
+        // Written out pair by pair: a loop over the tile stays rolled, and then the sums live in
+        // memory, indexed by the loop counter, instead of in registers.
+        macro_rules! pair {
+            ($t:expr) => {{
+                let runs = [run0 + $t * stride, run0 + ($t + 1) * stride];
+                let sums = run_sums::<P, WIDE, 2>(codes, runs.map(q), runs.map(lo), kind.signed);
+                add_run(&mut acc[$t], sums[0], x, runs[0], sc, kind);
+                add_run(&mut acc[$t + 1], sums[1], x, runs[1], sc, kind);
+            }};
+        }
+        if T == TOKENS {
+            const { assert!(TOKENS == 8) };
+            pair!(0);
+            pair!(2);
+            pair!(4);
+            pair!(6);
         } else {
-            (sums[0], sums[1])
+            for (t, acc) in acc.iter_mut().enumerate() {
+                let run = run0 + t * stride;
+                let [sums] = run_sums::<P, WIDE, 1>(codes, [q(run)], [lo(run)], kind.signed);
+                add_run(acc, sums, x, run, sc, kind);
+            }
+        }
+    }
+}
+
+/// `acc += ` one run's integer sums `(low 16, high 16)` of activation run `run`, scaled.
+///
+/// # Safety
+/// `run` is a run of `x`; the caller runs with AVX2 and FMA.
+#[inline(always)]
+unsafe fn add_run(
+    acc: &mut __m256,
+    (a, b): (__m256i, __m256i),
+    x: &Q8Act,
+    run: usize,
+    sc: &RunScales,
+    kind: RunKind,
+) {
+    // SAFETY: reads of run `run`'s scale and sums; register operations.
+    unsafe {
+        let dx = _mm256_set1_ps(*x.d.get_unchecked(run));
+        if kind.two_groups {
+            let (pa, pb) = (_mm256_cvtepi32_ps(a), _mm256_cvtepi32_ps(b));
+            *acc = _mm256_fmadd_ps(pa, _mm256_mul_ps(sc.s_lo, dx), *acc);
+            *acc = _mm256_fmadd_ps(pb, _mm256_mul_ps(sc.s_hi, dx), *acc);
+            let s16 = x.s16.as_ptr().add(2 * run);
+            *acc = _mm256_fmadd_ps(sc.o_lo, _mm256_set1_ps(*s16), *acc);
+            *acc = _mm256_fmadd_ps(sc.o_hi, _mm256_set1_ps(*s16.add(1)), *acc);
+        } else {
+            let p = _mm256_cvtepi32_ps(_mm256_add_epi32(a, b));
+            *acc = _mm256_fmadd_ps(p, _mm256_mul_ps(sc.s_lo, dx), *acc);
+            if kind.offset {
+                let sx = _mm256_set1_ps(*x.s32.get_unchecked(run));
+                *acc = _mm256_fmadd_ps(sc.o_lo, sx, *acc);
+            }
         }
     }
 }
@@ -185,29 +285,16 @@ unsafe fn strip_tokens<B: Unpack<X86<P>>, P: Product, const T: usize, const WIDE
     // (every token row holds `runs * 32` bytes); the callers run with AVX2 and FMA.
     unsafe {
         let mut acc = [_mm256_setzero_ps(); T];
-        let cols = x.cols;
+        let row_runs = x.cols / Q8_BLOCK;
         for (e, sc) in strip.scales.iter().enumerate() {
             let w = &strip.codes[8 * e..8 * e + 8];
-            for (t, acc) in acc.iter_mut().enumerate() {
-                let run = (tok + t) * cols / Q8_BLOCK + e;
-                let q = x.qs.as_ptr().add(32 * run);
-                let lo = if WIDE { x.lo.as_ptr().add(32 * run) } else { q };
-                let (a, b) = run_sums::<P, WIDE>(w, q, lo, B::SIGNED);
-                let dx = _mm256_set1_ps(*x.d.get_unchecked(run));
-                if B::GROUP == 32 {
-                    let p = _mm256_cvtepi32_ps(_mm256_add_epi32(a, b));
-                    *acc = _mm256_fmadd_ps(p, _mm256_mul_ps(sc.s_lo, dx), *acc);
-                    let sx = _mm256_set1_ps(*x.s32.get_unchecked(run));
-                    *acc = _mm256_fmadd_ps(sc.o_lo, sx, *acc);
-                } else {
-                    let (pa, pb) = (_mm256_cvtepi32_ps(a), _mm256_cvtepi32_ps(b));
-                    *acc = _mm256_fmadd_ps(pa, _mm256_mul_ps(sc.s_lo, dx), *acc);
-                    *acc = _mm256_fmadd_ps(pb, _mm256_mul_ps(sc.s_hi, dx), *acc);
-                    let s16 = x.s16.as_ptr().add(2 * run);
-                    *acc = _mm256_fmadd_ps(sc.o_lo, _mm256_set1_ps(*s16), *acc);
-                    *acc = _mm256_fmadd_ps(sc.o_hi, _mm256_set1_ps(*s16.add(1)), *acc);
-                }
-            }
+            let run0 = tok * row_runs + e;
+            let kind = RunKind {
+                signed: B::SIGNED,
+                two_groups: B::GROUP != 32,
+                offset: true,
+            };
+            tile_run::<P, WIDE, T>(&mut acc, w, x, run0, row_runs, sc, kind);
         }
         for (t, a) in acc.iter().enumerate() {
             _mm256_storeu_ps(out.add((tok + t) * ld), *a);
@@ -409,30 +496,20 @@ unsafe fn repacked_tokens<P: Product, const F: u8, const WIDE: bool, const T: us
         for e in 0..w.blocks {
             let p = strip.as_ptr().add(e * step);
             for j in 0..runs {
-                let [scale, offset, scale_hi, offset_hi] = strip_run::<F>(p, j, &mut codes);
-                for (t, acc) in acc.iter_mut().enumerate() {
-                    let run = (tok + t) * row_runs + e * runs + j;
-                    let q = x.qs.as_ptr().add(32 * run);
-                    let lo = if WIDE { x.lo.as_ptr().add(32 * run) } else { q };
-                    let (a, b) = run_sums::<P, WIDE>(&codes, q, lo, F == 2);
-                    let dx = _mm256_set1_ps(*x.d.get_unchecked(run));
-                    if F == 6 {
-                        // Two groups of 16, each with its scale (and offset -32·scale).
-                        let (sa, sb) = (_mm256_cvtepi32_ps(a), _mm256_cvtepi32_ps(b));
-                        *acc = _mm256_fmadd_ps(sa, _mm256_mul_ps(scale, dx), *acc);
-                        *acc = _mm256_fmadd_ps(sb, _mm256_mul_ps(scale_hi, dx), *acc);
-                        let s16 = x.s16.as_ptr().add(2 * run);
-                        *acc = _mm256_fmadd_ps(offset, _mm256_set1_ps(*s16), *acc);
-                        *acc = _mm256_fmadd_ps(offset_hi, _mm256_set1_ps(*s16.add(1)), *acc);
-                        continue;
-                    }
-                    let sums = _mm256_cvtepi32_ps(_mm256_add_epi32(a, b));
-                    *acc = _mm256_fmadd_ps(sums, _mm256_mul_ps(scale, dx), *acc);
-                    if F != 2 {
-                        let sx = _mm256_set1_ps(*x.s32.get_unchecked(run));
-                        *acc = _mm256_fmadd_ps(offset, sx, *acc);
-                    }
-                }
+                let [s_lo, o_lo, s_hi, o_hi] = strip_run::<F>(p, j, &mut codes);
+                let sc = RunScales {
+                    s_lo,
+                    s_hi,
+                    o_lo,
+                    o_hi,
+                };
+                let kind = RunKind {
+                    signed: F == 2,
+                    two_groups: F == 6,
+                    offset: F != 2,
+                };
+                let run0 = tok * row_runs + e * runs + j;
+                tile_run::<P, WIDE, T>(&mut acc, &codes, x, run0, row_runs, &sc, kind);
             }
         }
         for (t, a) in acc.iter().enumerate() {
