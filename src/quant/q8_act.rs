@@ -30,7 +30,13 @@ pub struct Q8Act {
     pub s32: Vec<f32>,
     /// Row width (a multiple of 32).
     pub cols: usize,
+    /// The whole tiles of [`TILE_ROWS`] rows again, interleaved run by run (see
+    /// [`Q8Act::tile_run`]); empty with fewer rows.
+    pub tiles: Vec<u8>,
 }
+
+/// Rows per tile of [`Q8Act::tiles`]: the token tile of the x86 strip kernels.
+pub const TILE_ROWS: usize = 8;
 
 /// One row of a [`Q8Act`].
 #[derive(Clone, Copy, Debug)]
@@ -87,6 +93,55 @@ impl Q8Act {
             &mut self.s16,
             &mut self.s32,
         );
+        self.interleave_tiles();
+    }
+
+    /// Bytes of one run of one tile in [`Q8Act::tiles`]: the [`TILE_ROWS`] rows' 32 bytes each,
+    /// their residual bytes (if any), then their `d`, `s32` and `s16` (two each) as f32.
+    pub fn tile_run_bytes(wide: bool) -> usize {
+        let bytes = TILE_ROWS * Q8_BLOCK * if wide { 2 } else { 1 };
+        bytes + TILE_ROWS * 4 * 4
+    }
+
+    /// Where run `run` of tile `tile` starts in [`Q8Act::tiles`]. A strip kernel reads a whole
+    /// tile's run from one pointer and fixed offsets, instead of computing eight rows' addresses
+    /// of each of five arrays for every run.
+    pub fn tile_run(&self, tile: usize, run: usize) -> usize {
+        (tile * self.cols / Q8_BLOCK + run) * Self::tile_run_bytes(!self.lo.is_empty())
+    }
+
+    /// Fills [`Q8Act::tiles`] from the row-major arrays.
+    fn interleave_tiles(&mut self) {
+        let wide = !self.lo.is_empty();
+        let (tiles, runs) = (self.rows() / TILE_ROWS, self.cols / Q8_BLOCK);
+        let stride = Self::tile_run_bytes(wide);
+        self.tiles.resize(tiles * runs * stride, 0);
+        let bytes = TILE_ROWS * Q8_BLOCK * if wide { 2 } else { 1 };
+        for (i, chunk) in self.tiles.chunks_exact_mut(stride).enumerate() {
+            let (tile, run) = (i / runs, i % runs);
+            let (codes, sums) = chunk.split_at_mut(bytes);
+            for t in 0..TILE_ROWS {
+                let e = (tile * TILE_ROWS + t) * runs + run;
+                let src = &self.qs[Q8_BLOCK * e..Q8_BLOCK * (e + 1)];
+                codes[Q8_BLOCK * t..Q8_BLOCK * (t + 1)].copy_from_slice(bytemuck::cast_slice(src));
+                if wide {
+                    let src = &self.lo[Q8_BLOCK * e..Q8_BLOCK * (e + 1)];
+                    let at = Q8_BLOCK * (TILE_ROWS + t);
+                    codes[at..at + Q8_BLOCK].copy_from_slice(bytemuck::cast_slice(src));
+                }
+                let floats = [
+                    (0, self.d[e]),
+                    (TILE_ROWS, self.s32[e]),
+                    (2 * TILE_ROWS + 2 * t, self.s16[2 * e]),
+                    (2 * TILE_ROWS + 2 * t + 1, self.s16[2 * e + 1]),
+                ];
+                for (k, (slot, v)) in floats.into_iter().enumerate() {
+                    // d and s32 are indexed by row; s16 slots are already per row.
+                    let slot = if k < 2 { slot + t } else { slot };
+                    sums[4 * slot..4 * slot + 4].copy_from_slice(&v.to_ne_bytes());
+                }
+            }
+        }
     }
 
     /// Quantizes `x` into a new value.

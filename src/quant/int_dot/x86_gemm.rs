@@ -13,7 +13,7 @@ use super::strips::Strips;
 use super::x86::{Product, X86, idot, x86_levels};
 use super::{MAX_RUNS, Unpack, with_block_type};
 use crate::quant::GgmlType;
-use crate::quant::q8_act::{Q8_BLOCK, Q8Act};
+use crate::quant::q8_act::{Q8_BLOCK, Q8Act, TILE_ROWS};
 
 /// Weight rows per strip (the lanes of one vector).
 pub const STRIP: usize = 8;
@@ -133,15 +133,16 @@ unsafe fn broadcast4(p: *const i8) -> __m256i {
     unsafe { _mm256_set1_epi32(std::ptr::read_unaligned(p.cast::<i32>())) }
 }
 
-/// The integer sums of one run of `N` tokens against a strip, for the run's low and high 16
-/// codes: `Σ c·q`, or `256 · Σ c·q + Σ c·lo` with residual bytes. The tokens' products are
-/// interleaved: each token alone is only two to four dependency chains of `vpdpbusd`, too few
-/// to keep both of the multiply pipes busy through the instruction's latency.
+/// The integer sums of one run of `N` tokens against a strip: `Σ c·q`, or `256 · Σ c·q + Σ c·lo`
+/// with residual bytes — for the run's low and high 16 codes apart when `SPLIT` (two groups of
+/// 16), else all 32 in the first sum. The tokens' products are interleaved: one token alone is
+/// only one to four dependency chains of `vpdpbusd`, too few to keep both multiply pipes busy
+/// through the instruction's latency.
 ///
 /// # Safety
 /// `q[n]` (and `lo[n]` when `WIDE`) must be valid for 32 bytes; the caller runs with AVX2.
 #[inline(always)]
-unsafe fn run_sums<P: Product, const WIDE: bool, const N: usize>(
+unsafe fn run_sums<P: Product, const WIDE: bool, const SPLIT: bool, const N: usize>(
     w: &[__m256i],
     q: [*const i8; N],
     lo: [*const i8; N],
@@ -150,15 +151,18 @@ unsafe fn run_sums<P: Product, const WIDE: bool, const N: usize>(
     // No closures here: they would not inherit the caller's target features, and the
     // intrinsics inside them would become calls.
     unsafe {
+        // Per token: the low (or only) sum of q, its high sum, then the same of lo.
         let mut sums = [[_mm256_setzero_si256(); 4]; N];
+        let high = if SPLIT { 1 } else { 0 };
         for k in 0..4 {
             for n in 0..N {
                 let s = &mut sums[n];
                 s[0] = idot::<P>(s[0], w[k], broadcast4(q[n].add(4 * k)), signed);
-                s[1] = idot::<P>(s[1], w[k + 4], broadcast4(q[n].add(16 + 4 * k)), signed);
+                s[high] = idot::<P>(s[high], w[k + 4], broadcast4(q[n].add(16 + 4 * k)), signed);
                 if WIDE {
                     s[2] = idot::<P>(s[2], w[k], broadcast4(lo[n].add(4 * k)), signed);
-                    s[3] = idot::<P>(s[3], w[k + 4], broadcast4(lo[n].add(16 + 4 * k)), signed);
+                    let x = broadcast4(lo[n].add(16 + 4 * k));
+                    s[2 + high] = idot::<P>(s[2 + high], w[k + 4], x, signed);
                 }
             }
         }
@@ -189,8 +193,159 @@ struct RunKind {
     offset: bool,
 }
 
+/// Where one run's activations are for each token of a register tile.
+trait RunAct: Copy {
+    /// Token `t`'s 32 bytes.
+    fn q(self, t: usize) -> *const i8;
+    /// Token `t`'s 32 residual bytes (with residual bytes).
+    fn lo(self, t: usize) -> *const i8;
+    /// Token `t`'s scale, sum of 32 and sums of 16.
+    ///
+    /// # Safety
+    /// The cursor points at a run of its activations.
+    unsafe fn sums(self, t: usize) -> (f32, f32, [f32; 2]);
+}
+
+/// A run of one row-major token (the tail of a batch, and decode).
+#[derive(Clone, Copy)]
+struct RowRun<'a> {
+    x: &'a Q8Act,
+    run: usize,
+}
+
+impl RunAct for RowRun<'_> {
+    #[inline(always)]
+    fn q(self, _: usize) -> *const i8 {
+        self.x.qs.as_ptr().wrapping_add(32 * self.run)
+    }
+
+    #[inline(always)]
+    fn lo(self, _: usize) -> *const i8 {
+        self.x.lo.as_ptr().wrapping_add(32 * self.run)
+    }
+
+    #[inline(always)]
+    unsafe fn sums(self, _: usize) -> (f32, f32, [f32; 2]) {
+        let (x, e) = (self.x, self.run);
+        // SAFETY: `e` is a run of `x` (the caller's contract).
+        unsafe {
+            let s16 = x.s16.as_ptr().add(2 * e);
+            (
+                *x.d.get_unchecked(e),
+                *x.s32.get_unchecked(e),
+                [*s16, *s16.add(1)],
+            )
+        }
+    }
+}
+
+/// A run of a whole tile of interleaved tokens ([`Q8Act::tile_run`]): everything at fixed
+/// offsets from one pointer.
+#[derive(Clone, Copy)]
+struct TileRun<const WIDE: bool> {
+    p: *const u8,
+}
+
+impl<const WIDE: bool> TileRun<WIDE> {
+    /// Bytes before the floats.
+    const CODES: usize = TILE_ROWS * Q8_BLOCK * if WIDE { 2 } else { 1 };
+
+    /// Float `i` after the codes.
+    ///
+    /// # Safety
+    /// The cursor points at a tile run.
+    #[inline(always)]
+    unsafe fn float(self, i: usize) -> f32 {
+        // SAFETY: inside the tile run (the caller's contract).
+        unsafe { std::ptr::read_unaligned(self.p.add(Self::CODES + 4 * i).cast::<f32>()) }
+    }
+}
+
+impl<const WIDE: bool> RunAct for TileRun<WIDE> {
+    #[inline(always)]
+    fn q(self, t: usize) -> *const i8 {
+        self.p.wrapping_add(Q8_BLOCK * t).cast()
+    }
+
+    #[inline(always)]
+    fn lo(self, t: usize) -> *const i8 {
+        self.p.wrapping_add(Q8_BLOCK * (TILE_ROWS + t)).cast()
+    }
+
+    #[inline(always)]
+    unsafe fn sums(self, t: usize) -> (f32, f32, [f32; 2]) {
+        // SAFETY: passed on to the caller.
+        unsafe {
+            let s16 = 2 * TILE_ROWS + 2 * t;
+            (
+                self.float(t),
+                self.float(TILE_ROWS + t),
+                [self.float(s16), self.float(s16 + 1)],
+            )
+        }
+    }
+}
+
+/// The cursor of run `run` for `T` tokens from `tok`: interleaved for a whole tile, row-major
+/// for one token.
+#[inline(always)]
+fn run_act<const WIDE: bool, const T: usize>(
+    x: &Q8Act,
+    tok: usize,
+    run: usize,
+) -> impl RunAct + '_ {
+    if T == TOKENS {
+        const { assert!(TOKENS == TILE_ROWS) };
+        let at = x.tile_run(tok / TOKENS, run);
+        Either::Tile(TileRun::<WIDE> {
+            p: x.tiles.as_ptr().wrapping_add(at),
+        })
+    } else {
+        Either::Row(RowRun {
+            x,
+            run: tok * (x.cols / Q8_BLOCK) + run,
+        })
+    }
+}
+
+/// One of the two cursors (`T` picks one at compile time, so the match folds away).
+#[derive(Clone, Copy)]
+enum Either<'a, const WIDE: bool> {
+    Tile(TileRun<WIDE>),
+    Row(RowRun<'a>),
+}
+
+impl<const WIDE: bool> RunAct for Either<'_, WIDE> {
+    #[inline(always)]
+    fn q(self, t: usize) -> *const i8 {
+        match self {
+            Either::Tile(c) => c.q(t),
+            Either::Row(c) => c.q(t),
+        }
+    }
+
+    #[inline(always)]
+    fn lo(self, t: usize) -> *const i8 {
+        match self {
+            Either::Tile(c) => c.lo(t),
+            Either::Row(c) => c.lo(t),
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn sums(self, t: usize) -> (f32, f32, [f32; 2]) {
+        // SAFETY: passed on to the caller.
+        unsafe {
+            match self {
+                Either::Tile(c) => c.sums(t),
+                Either::Row(c) => c.sums(t),
+            }
+        }
+    }
+}
+
 /// One run of `T` tokens against a strip's eight rows: `acc[t] += ` the run's share of token
-/// `t`'s dot products, where token `t`'s run is `run0 + t * stride` in `x`.
+/// `t`'s dot products, with the activations at `x`.
 ///
 /// # Safety
 /// As [`run_sums`] for every token's run; the caller runs with AVX2 and FMA.
@@ -198,71 +353,72 @@ struct RunKind {
 unsafe fn tile_run<P: Product, const WIDE: bool, const T: usize>(
     acc: &mut [__m256; T],
     codes: &[__m256i],
-    x: &Q8Act,
-    run0: usize,
-    stride: usize,
+    x: impl RunAct,
     sc: &RunScales,
     kind: RunKind,
 ) {
-    let q = |run: usize| x.qs.as_ptr().wrapping_add(32 * run);
-    let lo = |run: usize| if WIDE { x.lo.as_ptr().wrapping_add(32 * run) } else { q(run) };
     // SAFETY: passed on to the caller.
     unsafe {
-        // Written out pair by pair: a loop over the tile stays rolled, and then the sums live in
-        // memory, indexed by the loop counter, instead of in registers.
-        macro_rules! pair {
-            ($t:expr) => {{
-                let runs = [run0 + $t * stride, run0 + ($t + 1) * stride];
-                let sums = run_sums::<P, WIDE, 2>(codes, runs.map(q), runs.map(lo), kind.signed);
-                add_run(&mut acc[$t], sums[0], x, runs[0], sc, kind);
-                add_run(&mut acc[$t + 1], sums[1], x, runs[1], sc, kind);
+        // Written out group by group: a loop over the tile stays rolled, and then the sums live
+        // in memory, indexed by the loop counter, instead of in registers. Two tokens at a time
+        // with two groups per run (four sums each), else four.
+        macro_rules! tokens {
+            ($n:literal, $split:literal, $t:expr) => {{
+                let q: [*const i8; $n] = std::array::from_fn(|i| x.q($t + i));
+                let lo: [*const i8; $n] = std::array::from_fn(|i| x.lo($t + i));
+                let sums = run_sums::<P, WIDE, $split, $n>(codes, q, lo, kind.signed);
+                for i in 0..$n {
+                    add_run(&mut acc[$t + i], sums[i], x.sums($t + i), sc, kind);
+                }
             }};
         }
-        if T == TOKENS {
-            const { assert!(TOKENS == 8) };
-            pair!(0);
-            pair!(2);
-            pair!(4);
-            pair!(6);
+        if T == TOKENS && kind.two_groups {
+            tokens!(2, true, 0);
+            tokens!(2, true, 2);
+            tokens!(2, true, 4);
+            tokens!(2, true, 6);
+        } else if T == TOKENS {
+            tokens!(4, false, 0);
+            tokens!(4, false, 4);
+        } else if kind.two_groups {
+            for t in 0..T {
+                tokens!(1, true, t);
+            }
         } else {
-            for (t, acc) in acc.iter_mut().enumerate() {
-                let run = run0 + t * stride;
-                let [sums] = run_sums::<P, WIDE, 1>(codes, [q(run)], [lo(run)], kind.signed);
-                add_run(acc, sums, x, run, sc, kind);
+            for t in 0..T {
+                tokens!(1, false, t);
             }
         }
     }
 }
 
-/// `acc += ` one run's integer sums `(low 16, high 16)` of activation run `run`, scaled.
+/// `acc += ` one run's integer sums `(low 16, high 16)`, scaled, given the activations'
+/// `(d, s32, s16)`.
 ///
 /// # Safety
-/// `run` is a run of `x`; the caller runs with AVX2 and FMA.
+/// The caller runs with AVX2 and FMA.
 #[inline(always)]
 unsafe fn add_run(
     acc: &mut __m256,
     (a, b): (__m256i, __m256i),
-    x: &Q8Act,
-    run: usize,
+    (d, s32, s16): (f32, f32, [f32; 2]),
     sc: &RunScales,
     kind: RunKind,
 ) {
-    // SAFETY: reads of run `run`'s scale and sums; register operations.
+    // SAFETY: register operations.
     unsafe {
-        let dx = _mm256_set1_ps(*x.d.get_unchecked(run));
+        let dx = _mm256_set1_ps(d);
         if kind.two_groups {
             let (pa, pb) = (_mm256_cvtepi32_ps(a), _mm256_cvtepi32_ps(b));
             *acc = _mm256_fmadd_ps(pa, _mm256_mul_ps(sc.s_lo, dx), *acc);
             *acc = _mm256_fmadd_ps(pb, _mm256_mul_ps(sc.s_hi, dx), *acc);
-            let s16 = x.s16.as_ptr().add(2 * run);
-            *acc = _mm256_fmadd_ps(sc.o_lo, _mm256_set1_ps(*s16), *acc);
-            *acc = _mm256_fmadd_ps(sc.o_hi, _mm256_set1_ps(*s16.add(1)), *acc);
+            *acc = _mm256_fmadd_ps(sc.o_lo, _mm256_set1_ps(s16[0]), *acc);
+            *acc = _mm256_fmadd_ps(sc.o_hi, _mm256_set1_ps(s16[1]), *acc);
         } else {
             let p = _mm256_cvtepi32_ps(_mm256_add_epi32(a, b));
             *acc = _mm256_fmadd_ps(p, _mm256_mul_ps(sc.s_lo, dx), *acc);
             if kind.offset {
-                let sx = _mm256_set1_ps(*x.s32.get_unchecked(run));
-                *acc = _mm256_fmadd_ps(sc.o_lo, sx, *acc);
+                *acc = _mm256_fmadd_ps(sc.o_lo, _mm256_set1_ps(s32), *acc);
             }
         }
     }
@@ -285,16 +441,14 @@ unsafe fn strip_tokens<B: Unpack<X86<P>>, P: Product, const T: usize, const WIDE
     // (every token row holds `runs * 32` bytes); the callers run with AVX2 and FMA.
     unsafe {
         let mut acc = [_mm256_setzero_ps(); T];
-        let row_runs = x.cols / Q8_BLOCK;
         for (e, sc) in strip.scales.iter().enumerate() {
             let w = &strip.codes[8 * e..8 * e + 8];
-            let run0 = tok * row_runs + e;
             let kind = RunKind {
                 signed: B::SIGNED,
                 two_groups: B::GROUP != 32,
                 offset: true,
             };
-            tile_run::<P, WIDE, T>(&mut acc, w, x, run0, row_runs, sc, kind);
+            tile_run::<P, WIDE, T>(&mut acc, w, run_act::<WIDE, T>(x, tok, e), sc, kind);
         }
         for (t, a) in acc.iter().enumerate() {
             _mm256_storeu_ps(out.add((tok + t) * ld), *a);
@@ -487,7 +641,6 @@ unsafe fn repacked_tokens<P: Product, const F: u8, const WIDE: bool, const T: us
     let strip = w.strip(s);
     let step = w.layout.strip_block_bytes();
     let runs = w.runs_per_block();
-    let row_runs = w.blocks * runs;
     // SAFETY (all intrinsics below): reads inside `strip` (`blocks` columns of `step` bytes)
     // and inside `x` (every token row holds `row_runs` runs); the caller runs with AVX2.
     unsafe {
@@ -508,8 +661,8 @@ unsafe fn repacked_tokens<P: Product, const F: u8, const WIDE: bool, const T: us
                     two_groups: F == 6,
                     offset: F != 2,
                 };
-                let run0 = tok * row_runs + e * runs + j;
-                tile_run::<P, WIDE, T>(&mut acc, &codes, x, run0, row_runs, &sc, kind);
+                let at = run_act::<WIDE, T>(x, tok, e * runs + j);
+                tile_run::<P, WIDE, T>(&mut acc, &codes, at, &sc, kind);
             }
         }
         for (t, a) in acc.iter().enumerate() {
