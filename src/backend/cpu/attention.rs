@@ -111,37 +111,107 @@ impl Head<'_> {
         self.attend_portable(scores, out)
     }
 
+    /// The common head sizes with their width known at compile time (the output stays in
+    /// registers), others through the general loop.
     #[inline(always)]
     fn attend_portable(&self, scores: &mut Vec<f32>, out: &mut [f32]) {
-        let hd = self.q.len();
-        let at = |p: usize| p * self.stride + self.offset..p * self.stride + self.offset + hd;
+        match self.q.len() {
+            64 => self.attend_fixed::<64>(scores, out),
+            128 => self.attend_fixed::<128>(scores, out),
+            _ => self.attend_any(scores, out),
+        }
+    }
+
+    /// Position `p`'s keys and values.
+    #[inline(always)]
+    fn at(&self, p: usize) -> std::ops::Range<usize> {
+        let start = p * self.stride + self.offset;
+        start..start + self.q.len()
+    }
+
+    /// Turns `scores` into softmax weights; returns `1 / Σ exp`.
+    #[inline(always)]
+    fn softmax(scores: &mut [f32]) -> f32 {
+        let mut max = f32::NEG_INFINITY;
+        for &s in scores.iter() {
+            max = if s > max { s } else { max };
+        }
+        // Exponentials in their own loop (vectorised), summed with eight partial sums.
+        for sc in scores.iter_mut() {
+            *sc = exp(*sc - max);
+        }
+        let mut parts = [0.0f32; 8];
+        for (i, &w) in scores.iter().enumerate() {
+            parts[i % 8] += w;
+        }
+        1.0 / parts.iter().sum::<f32>()
+    }
+
+    /// [`Head::attend`] for heads of `HD` values: four positions' scores at a time (independent
+    /// sums, no single long dependency chain), the output accumulated in a local array.
+    #[inline(always)]
+    fn attend_fixed<const HD: usize>(&self, scores: &mut Vec<f32>, out: &mut [f32]) {
+        let q: &[f32; HD] = self.q.try_into().expect("head width");
+        let key = |p: usize| -> &[f32; HD] { self.keys[self.at(p)].try_into().expect("width") };
+        scores.clear();
+        scores.resize(self.positions, 0.0);
+        let quads = self.positions / 4 * 4;
+        for p in (0..quads).step_by(4) {
+            let k = [key(p), key(p + 1), key(p + 2), key(p + 3)];
+            let mut acc = [[0.0f32; 8]; 4];
+            for c in 0..HD / 8 {
+                for j in 0..4 {
+                    for l in 0..8 {
+                        acc[j][l] += q[8 * c + l] * k[j][8 * c + l];
+                    }
+                }
+            }
+            for j in 0..4 {
+                scores[p + j] = acc[j].iter().sum::<f32>() * self.scale;
+            }
+        }
+        for p in quads..self.positions {
+            let mut acc = [0.0f32; 8];
+            dot_accumulate(&mut acc, q, key(p));
+            scores[p] = acc.iter().sum::<f32>() * self.scale;
+        }
+        let inv = Self::softmax(scores);
+        let mut o = [0.0f32; HD];
+        for (p, &w) in scores.iter().enumerate() {
+            let v: &[f32; HD] = self.values[self.at(p)].try_into().expect("width");
+            for d in 0..HD {
+                o[d] += w * v[d];
+            }
+        }
+        for (dst, v) in out.iter_mut().zip(o) {
+            *dst = v * inv;
+        }
+    }
+
+    /// [`Head::attend`] for any head width.
+    #[inline(always)]
+    fn attend_any(&self, scores: &mut Vec<f32>, out: &mut [f32]) {
         // Plain loops rather than iterator adapters: a closure is a function of its own, compiled
         // without the caller's target features when it is not inlined.
         scores.clear();
         scores.resize(self.positions, 0.0);
         for (p, sc) in scores.iter_mut().enumerate() {
             let mut acc = [0.0f32; 8];
-            dot_accumulate(&mut acc, self.q, &self.keys[at(p)]);
+            dot_accumulate(&mut acc, self.q, &self.keys[self.at(p)]);
             let mut dot = 0.0;
             for a in acc {
                 dot += a;
             }
             *sc = dot * self.scale;
         }
-        let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        // Exponentials in their own loop (vectorised), summed with eight partial sums.
-        scores.iter_mut().for_each(|sc| *sc = exp(*sc - max));
-        let mut parts = [0.0f32; 8];
-        for (i, &w) in scores.iter().enumerate() {
-            parts[i % 8] += w;
-        }
-        let sum: f32 = parts.iter().sum();
+        let inv = Self::softmax(scores);
         for (p, &w) in scores.iter().enumerate() {
-            out.iter_mut()
-                .zip(&self.values[at(p)])
-                .for_each(|(a, &b)| *a += w * b);
+            for (a, &b) in out.iter_mut().zip(&self.values[self.at(p)]) {
+                *a += w * b;
+            }
         }
-        let inv = 1.0 / sum;
-        out.iter_mut().for_each(|a| *a *= inv);
+        for a in out.iter_mut() {
+            *a *= inv;
+        }
     }
 }
