@@ -170,10 +170,10 @@ impl Head<'_> {
                 scores[p + j] = acc[j].iter().sum::<f32>() * self.scale;
             }
         }
-        for p in quads..self.positions {
+        for (p, sc) in scores.iter_mut().enumerate().skip(quads) {
             let mut acc = [0.0f32; 8];
             dot_accumulate(&mut acc, q, key(p));
-            scores[p] = acc.iter().sum::<f32>() * self.scale;
+            *sc = acc.iter().sum::<f32>() * self.scale;
         }
         let inv = Self::softmax(scores);
         let mut o = [0.0f32; HD];
