@@ -15,6 +15,9 @@ use crate::quant::{GgmlType, Q2K, Q3K, Q4_0, Q4_1, Q4K, Q5_0, Q5_1, Q5K, Q6K, Q8
 
 /// A u8·i8 product instruction: `acc + Σ_{4 bytes} w·x` in each i32 lane.
 pub(crate) trait Product {
+    /// Whether `w` may be any unsigned byte (`vpdpbusd` sums in 32 bits); `vpmaddubsw`
+    /// saturates pairs at 16 bits, so its codes must stay below 64 (or 128 with the sign trick).
+    const FULL_BYTES: bool;
     /// The product; `w` unsigned (below 64 for `vpmaddubsw`'s sake), `x` signed.
     fn idot(acc: __m256i, w: __m256i, x: __m256i) -> __m256i;
 }
@@ -23,6 +26,8 @@ pub(crate) trait Product {
 pub(crate) struct Maddubs;
 
 impl Product for Maddubs {
+    const FULL_BYTES: bool = false;
+
     #[inline(always)]
     fn idot(acc: __m256i, w: __m256i, x: __m256i) -> __m256i {
         // SAFETY: register operations; the callers run with AVX2.
@@ -37,6 +42,8 @@ impl Product for Maddubs {
 pub(crate) struct Dpbusd;
 
 impl Product for Dpbusd {
+    const FULL_BYTES: bool = true;
+
     #[inline(always)]
     fn idot(acc: __m256i, w: __m256i, x: __m256i) -> __m256i {
         // SAFETY: register operations; the callers run with AVX-512 VNNI and VL.

@@ -649,7 +649,18 @@ unsafe fn repacked_tokens<P: Product, const F: u8, const WIDE: bool, const T: us
         for e in 0..w.blocks {
             let p = strip.as_ptr().add(e * step);
             for j in 0..runs {
-                let [s_lo, o_lo, s_hi, o_hi] = strip_run::<F>(p, j, &mut codes);
+                let [s_lo, mut o_lo, s_hi, o_hi] = strip_run::<F>(p, j, &mut codes);
+                // Q8_0's codes are signed bytes. Where the product takes every unsigned byte,
+                // they become `c + 128` (flipping the top bit, once per run for all tokens)
+                // with an offset of -128 steps, instead of the sign trick on every product.
+                let biased = F == 2 && P::FULL_BYTES;
+                if biased {
+                    let top = _mm256_set1_epi8(i8::MIN);
+                    for c in codes.iter_mut() {
+                        *c = _mm256_xor_si256(*c, top);
+                    }
+                    o_lo = _mm256_mul_ps(s_lo, _mm256_set1_ps(-128.0));
+                }
                 let sc = RunScales {
                     s_lo,
                     s_hi,
@@ -657,9 +668,9 @@ unsafe fn repacked_tokens<P: Product, const F: u8, const WIDE: bool, const T: us
                     o_hi,
                 };
                 let kind = RunKind {
-                    signed: F == 2,
+                    signed: F == 2 && !biased,
                     two_groups: F == 6,
-                    offset: F != 2,
+                    offset: F != 2 || biased,
                 };
                 let at = run_act::<WIDE, T>(x, tok, e * runs + j);
                 tile_run::<P, WIDE, T>(&mut acc, &codes, at, &sc, kind);
