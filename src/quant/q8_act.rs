@@ -74,8 +74,14 @@ impl Q8Act {
     /// Quantizes `x` (`rows` rows of `cols` values; `cols` a multiple of 32) into `self`,
     /// reusing its buffers; `wide` adds the residual bytes.
     pub fn quantize_into(&mut self, x: &[f32], cols: usize, wide: bool) {
+        self.quantize_with(x, cols, wide, &|tasks, f| (0..tasks).for_each(f));
+    }
+
+    /// [`Q8Act::quantize_into`] with the work split into tasks run by `run(tasks, task)` — a
+    /// thread pool's, so a long prompt's rows are quantized (and interleaved) in parallel.
+    pub fn quantize_with(&mut self, x: &[f32], cols: usize, wide: bool, run: &ParallelFor<'_>) {
         assert!(
-            cols.is_multiple_of(Q8_BLOCK),
+            cols.is_multiple_of(Q8_BLOCK) && x.len().is_multiple_of(cols.max(1)),
             "activation rows of {cols} are not whole blocks of 32"
         );
         let n = x.len();
@@ -85,15 +91,37 @@ impl Q8Act {
         self.d.resize(n / Q8_BLOCK, 0.0);
         self.s16.resize(n / 16, 0.0);
         self.s32.resize(n / Q8_BLOCK, 0.0);
-        quantize_blocks(
-            x,
-            &mut self.qs,
-            wide.then_some(&mut self.lo[..]),
-            &mut self.d,
-            &mut self.s16,
-            &mut self.s32,
-        );
-        self.interleave_tiles();
+        let rows = self.rows();
+        // A few rows per task: rows are independent, and one row is a few microseconds.
+        let per_task = rows.div_ceil(8).max(1);
+        let out = RowsOut {
+            qs: self.qs.as_mut_ptr(),
+            lo: wide.then_some(self.lo.as_mut_ptr()),
+            d: self.d.as_mut_ptr(),
+            s16: self.s16.as_mut_ptr(),
+            s32: self.s32.as_mut_ptr(),
+        };
+        // Captured whole (a closure would otherwise capture the raw-pointer fields one by one).
+        let out = &out;
+        run(rows.div_ceil(per_task), &|task| {
+            let r = task * per_task..((task + 1) * per_task).min(rows);
+            let (v, b) = (r.start * cols..r.end * cols, r.start * cols / Q8_BLOCK);
+            let blocks = r.len() * cols / Q8_BLOCK;
+            // SAFETY: tasks cover disjoint rows, inside the buffers sized above, which stay
+            // borrowed (through `self`) until `run` returns.
+            unsafe {
+                quantize_blocks(
+                    &x[v.clone()],
+                    std::slice::from_raw_parts_mut(out.qs.add(v.start), v.len()),
+                    out.lo
+                        .map(|lo| std::slice::from_raw_parts_mut(lo.add(v.start), v.len())),
+                    std::slice::from_raw_parts_mut(out.d.add(b), blocks),
+                    std::slice::from_raw_parts_mut(out.s16.add(2 * b), 2 * blocks),
+                    std::slice::from_raw_parts_mut(out.s32.add(b), blocks),
+                )
+            }
+        });
+        self.interleave_tiles(run);
     }
 
     /// Bytes of one run of one tile in [`Q8Act::tiles`]: the [`TILE_ROWS`] rows' 32 bytes each,
@@ -110,38 +138,44 @@ impl Q8Act {
         (tile * self.cols / Q8_BLOCK + run) * Self::tile_run_bytes(!self.lo.is_empty())
     }
 
-    /// Fills [`Q8Act::tiles`] from the row-major arrays.
-    fn interleave_tiles(&mut self) {
+    /// Fills [`Q8Act::tiles`] from the row-major arrays, a tile per task.
+    fn interleave_tiles(&mut self, run: &ParallelFor<'_>) {
         let wide = !self.lo.is_empty();
         let (tiles, runs) = (self.rows() / TILE_ROWS, self.cols / Q8_BLOCK);
         let stride = Self::tile_run_bytes(wide);
         self.tiles.resize(tiles * runs * stride, 0);
         let bytes = TILE_ROWS * Q8_BLOCK * if wide { 2 } else { 1 };
-        for (i, chunk) in self.tiles.chunks_exact_mut(stride).enumerate() {
-            let (tile, run) = (i / runs, i % runs);
-            let (codes, sums) = chunk.split_at_mut(bytes);
-            for t in 0..TILE_ROWS {
-                let e = (tile * TILE_ROWS + t) * runs + run;
-                let src = &self.qs[Q8_BLOCK * e..Q8_BLOCK * (e + 1)];
-                codes[Q8_BLOCK * t..Q8_BLOCK * (t + 1)].copy_from_slice(bytemuck::cast_slice(src));
-                if wide {
-                    let src = &self.lo[Q8_BLOCK * e..Q8_BLOCK * (e + 1)];
-                    let at = Q8_BLOCK * (TILE_ROWS + t);
-                    codes[at..at + Q8_BLOCK].copy_from_slice(bytemuck::cast_slice(src));
-                }
-                let floats = [
-                    (0, self.d[e]),
-                    (TILE_ROWS, self.s32[e]),
-                    (2 * TILE_ROWS + 2 * t, self.s16[2 * e]),
-                    (2 * TILE_ROWS + 2 * t + 1, self.s16[2 * e + 1]),
-                ];
-                for (k, (slot, v)) in floats.into_iter().enumerate() {
-                    // d and s32 are indexed by row; s16 slots are already per row.
-                    let slot = if k < 2 { slot + t } else { slot };
-                    sums[4 * slot..4 * slot + 4].copy_from_slice(&v.to_ne_bytes());
+        let out = &SendMut(self.tiles.as_mut_ptr());
+        let this = &*self;
+        run(tiles, &|tile| {
+            // SAFETY: each task writes its own tile's bytes, inside `tiles` (sized above).
+            let dst = unsafe {
+                std::slice::from_raw_parts_mut(out.0.add(tile * runs * stride), runs * stride)
+            };
+            for (run, chunk) in dst.chunks_exact_mut(stride).enumerate() {
+                let (codes, sums) = chunk.split_at_mut(bytes);
+                for t in 0..TILE_ROWS {
+                    let e = (tile * TILE_ROWS + t) * runs + run;
+                    let block = Q8_BLOCK * e..Q8_BLOCK * (e + 1);
+                    codes[Q8_BLOCK * t..Q8_BLOCK * (t + 1)]
+                        .copy_from_slice(bytemuck::cast_slice(&this.qs[block.clone()]));
+                    if wide {
+                        let at = Q8_BLOCK * (TILE_ROWS + t);
+                        codes[at..at + Q8_BLOCK]
+                            .copy_from_slice(bytemuck::cast_slice(&this.lo[block]));
+                    }
+                    let floats = [
+                        (t, this.d[e]),
+                        (TILE_ROWS + t, this.s32[e]),
+                        (2 * TILE_ROWS + 2 * t, this.s16[2 * e]),
+                        (2 * TILE_ROWS + 2 * t + 1, this.s16[2 * e + 1]),
+                    ];
+                    for (slot, v) in floats {
+                        sums[4 * slot..4 * slot + 4].copy_from_slice(&v.to_ne_bytes());
+                    }
                 }
             }
-        }
+        });
     }
 
     /// Quantizes `x` into a new value.
@@ -173,6 +207,28 @@ impl Q8Act {
         }
     }
 }
+
+/// A parallel for: `run(tasks, task)` calls `task(0) .. task(tasks - 1)`, in any order and on
+/// any threads, and returns when all are done.
+pub type ParallelFor<'a> = dyn Fn(usize, &(dyn Fn(usize) + Sync)) + 'a;
+
+/// The row-major buffers being filled by [`Q8Act::quantize_with`]'s tasks.
+struct RowsOut {
+    qs: *mut i8,
+    lo: Option<*mut i8>,
+    d: *mut f32,
+    s16: *mut f32,
+    s32: *mut f32,
+}
+
+// SAFETY: the tasks write disjoint rows through it (see `quantize_with`).
+unsafe impl Sync for RowsOut {}
+
+/// The tile buffer being filled by [`Q8Act::interleave_tiles`]'s tasks.
+struct SendMut(*mut u8);
+
+// SAFETY: the tasks write disjoint tiles through it.
+unsafe impl Sync for SendMut {}
 
 /// Quantizes every block of 32 values of `x` (see [`quantize_block`]); on x86-64 compiled for
 /// AVX2 where the CPU has it. Both builds give the same bytes: the arithmetic is the same

@@ -149,8 +149,10 @@ impl CpuBackend {
 
     /// Quantizes `x` into the reusable activation buffer, at the backend's precision.
     fn quantize(&mut self, x: &CpuAct) {
+        let wide = self.precision == Precision::I16;
+        let pool = &self.pool;
         self.q8
-            .quantize_into(&x.data, x.cols, self.precision == Precision::I16);
+            .quantize_with(&x.data, x.cols, wide, &|tasks, f| pool.run(tasks, f));
     }
 
     /// The precision of matrix products.
@@ -303,11 +305,15 @@ impl Backend for CpuBackend {
         inv_freq: &CpuWeight,
         layout: RopeLayout,
     ) {
-        self.timed("rope", |_| {
+        self.timed("rope", |b| {
             let cols = x.cols;
-            for (r, row) in x.data.chunks_exact_mut(cols).enumerate() {
-                kernels::rope(row, heads, pos0 + r, inv_freq.vector(), layout);
-            }
+            let rows = x.rows.div_ceil(4 * b.pool.threads()).max(1);
+            b.pool.for_chunks(&mut x.data, rows * cols, |i, chunk| {
+                for (r, row) in chunk.chunks_exact_mut(cols).enumerate() {
+                    let pos = pos0 + i * rows + r;
+                    kernels::rope(row, heads, pos, inv_freq.vector(), layout);
+                }
+            });
         })
     }
 
@@ -331,7 +337,8 @@ impl Backend for CpuBackend {
     fn silu_mul(&mut self, gate: &CpuAct, up: &CpuAct) -> CpuAct {
         self.timed("silu_mul", |b| {
             let mut data = up.data.clone();
-            let chunk = data.len().div_ceil(4 * b.pool.threads()).max(1024);
+            // Decode's one row is cheaper done here than handed to the pool.
+            let chunk = data.len().div_ceil(4 * b.pool.threads()).max(16 * 1024);
             b.pool.for_chunks(&mut data, chunk, |i, out| {
                 kernels::silu_mul_into(out, &gate.data[i * chunk..i * chunk + out.len()]);
             });
