@@ -56,10 +56,16 @@ impl KvCache {
         let scale = 1.0 / (hd as f32).sqrt();
         let (keys, values) = (&self.keys[layer], &self.values[layer]);
         let mut out = vec![0.0f32; rows * s.heads * hd];
-        // A few (row, head) items per task, each task with one score buffer.
+        // A few (row, head) items per task, each task with one score buffer: a row per task in
+        // prefill, handed out from the last row (the most positions) to the first, so the
+        // threads end together; heads spread over the threads in decode.
         let items = rows * s.heads;
-        let per_task = items.div_ceil(4 * pool.threads()).max(1);
-        pool.for_chunks(&mut out, per_task * hd, |task, chunk| {
+        let per_task = if rows >= 4 * pool.threads() {
+            s.heads
+        } else {
+            items.div_ceil(4 * pool.threads()).max(1)
+        };
+        pool.for_chunks_from_last(&mut out, per_task * hd, |task, chunk| {
             let mut scores = Vec::with_capacity(pos0 + rows);
             for (k, o) in chunk.chunks_exact_mut(hd).enumerate() {
                 let idx = task * per_task + k;

@@ -104,7 +104,14 @@ pub fn gemm_many(pool: &Pool, x: &Q8Act, ws: &[StripWeight], level: CpuLevel) ->
     let mut outs: Vec<Vec<f32>> = ws.iter().map(|w| vec![0.0; w.view.rows() * t]).collect();
     let bases: Vec<OutPtr> = outs.iter_mut().map(|o| OutPtr(o.as_mut_ptr())).collect();
     let total: usize = ws.iter().map(|w| w.view.rows() / STRIP).sum();
-    let per_task = total.div_ceil(4 * pool.threads()).max(1);
+    // At least four tasks per thread, so a thread that falls behind (a busy neighbour on a
+    // shared host) is made up for; in prefill more, of ~2M multiply-adds each, so the last task
+    // to finish is a small part of the job.
+    let strip_macs = STRIP * x.cols * t;
+    let per_task = total
+        .div_ceil(4 * pool.threads())
+        .min((1_usize << 21).div_ceil(strip_macs))
+        .max(1);
     // (weight, first strip, strips) of every task.
     let jobs: Vec<(usize, usize, usize)> = ws
         .iter()

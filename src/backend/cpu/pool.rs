@@ -163,9 +163,32 @@ impl Pool {
         chunk_len: usize,
         f: impl Fn(usize, &mut [T]) + Sync,
     ) {
+        self.chunks(data, chunk_len, false, f)
+    }
+
+    /// [`Pool::for_chunks`] handing the chunks out from the last to the first: where later
+    /// chunks cost more, the threads then finish together.
+    pub fn for_chunks_from_last<T: Send>(
+        &self,
+        data: &mut [T],
+        chunk_len: usize,
+        f: impl Fn(usize, &mut [T]) + Sync,
+    ) {
+        self.chunks(data, chunk_len, true, f)
+    }
+
+    fn chunks<T: Send>(
+        &self,
+        data: &mut [T],
+        chunk_len: usize,
+        from_last: bool,
+        f: impl Fn(usize, &mut [T]) + Sync,
+    ) {
         let (len, chunk_len) = (data.len(), chunk_len.max(1));
+        let n = len.div_ceil(chunk_len);
         let base = SendPtr(data.as_mut_ptr());
-        self.run(len.div_ceil(chunk_len), &|i| {
+        self.run(n, &|task| {
+            let i = if from_last { n - 1 - task } else { task };
             let start = i * chunk_len;
             let n = chunk_len.min(len - start);
             // SAFETY: tasks have distinct `i`, so the chunks are disjoint and inside `data`,
