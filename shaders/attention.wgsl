@@ -26,9 +26,11 @@ const WG: u32 = 32u;
 // Head sizes up to 128, in vec4s.
 const MAX_D4: u32 = 32u;
 
+// 8.5 KiB in all: WebGPU's default limit, the Raspberry Pi 5's and GLES 3.1's minimum are 16 KiB.
 var<workgroup> sm_max: array<f32, WG>;
 var<workgroup> sm_sum: array<f32, WG>;
-var<workgroup> sm_acc: array<vec4<f32>, 1024>; // WG * MAX_D4
+// The upper half of the threads' partial outputs, halved each round of the merge.
+var<workgroup> sm_acc: array<vec4<f32>, 512>; // WG / 2 * MAX_D4
 
 @compute @workgroup_size(32)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
@@ -75,18 +77,37 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     let f = exp(m - gmax);
     sm_sum[lid.x] = l * f;
     for (var d = 0u; d < d4; d++) {
-        sm_acc[lid.x * MAX_D4 + d] = acc[d] * f;
+        acc[d] = acc[d] * f;
     }
-    workgroupBarrier();
-    var total = 0.0;
-    for (var t = 0u; t < WG; t++) {
-        total += sm_sum[t];
-    }
-    for (var d = lid.x; d < d4; d += WG) {
-        var s = vec4<f32>(0.0);
-        for (var t = 0u; t < WG; t++) {
-            s += sm_acc[t * MAX_D4 + d];
+    // Tree merge of the partial outputs: in each round the upper half of the remaining threads
+    // hands its sums to the lower half through workgroup memory, so only half of them are ever
+    // stored at once. `half` is the same for every thread: the barriers stay in uniform flow.
+    var half = WG / 2u;
+    loop {
+        if (lid.x >= half && lid.x < 2u * half) {
+            for (var d = 0u; d < d4; d++) {
+                sm_acc[(lid.x - half) * MAX_D4 + d] = acc[d];
+            }
         }
-        out[qb + d] = s / total;
+        workgroupBarrier();
+        if (lid.x < half) {
+            for (var d = 0u; d < d4; d++) {
+                acc[d] += sm_acc[lid.x * MAX_D4 + d];
+            }
+        }
+        workgroupBarrier();
+        if (half == 1u) {
+            break;
+        }
+        half = half / 2u;
+    }
+    if (lid.x == 0u) {
+        var total = 0.0;
+        for (var t = 0u; t < WG; t++) {
+            total += sm_sum[t];
+        }
+        for (var d = 0u; d < d4; d++) {
+            out[qb + d] = acc[d] / total;
+        }
     }
 }

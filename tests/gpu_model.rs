@@ -69,3 +69,45 @@ fn limits_become_errors() {
         );
     }
 }
+
+/// Under every device profile the context reports the profile's limits and features, and the
+/// default model's logits still match the CPU's (every kernel fits the smallest limits).
+#[test]
+fn every_device_profile_runs_the_model() {
+    use ember::backend::cpu::{CpuBackend, Precision};
+    use ember::backend::gpu::profile::PROFILES;
+    let file = ModelFile::open(default_model().as_ref()).unwrap();
+    let ids = [1, 504, 3458, 314, 253, 1345];
+    let mut cpu = Model::new(
+        &file,
+        CpuBackend::with_precision(0, Precision::F32).unwrap(),
+        16,
+    )
+    .unwrap();
+    let want = cpu.forward(&ids, 0, false).unwrap();
+    for choice in gpu_choices() {
+        for p in PROFILES {
+            let ctx = pollster::block_on(GpuContext::open(choice, Some(p))).unwrap();
+            let r = &ctx.report;
+            assert_eq!(r.profile.as_deref(), Some(p.name));
+            assert!(r.max_compute_workgroup_storage_size <= p.max_workgroup_storage);
+            assert!(r.max_compute_invocations_per_workgroup <= p.max_invocations);
+            assert!(p.shader_f16 || !r.shader_f16, "{}", p.name);
+            assert!(p.subgroups || !r.subgroups, "{}", p.name);
+            let options = GpuOptions::fastest(&ctx);
+            let g = GpuBackend::with_context(ctx, options).unwrap();
+            let mut gpu = Model::new(&file, g, 16).unwrap();
+            let got = gpu.forward(&ids, 0, false).unwrap();
+            let err = got
+                .iter()
+                .zip(&want)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0f32, f32::max);
+            assert!(
+                err < 0.05,
+                "{choice:?} under {}: max logit error {err}",
+                p.name
+            );
+        }
+    }
+}

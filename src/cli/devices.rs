@@ -4,6 +4,7 @@ use anyhow::Result;
 use clap::Args;
 
 use ember::backend::gpu::list_adapters;
+use ember::backend::gpu::profile::PROFILES;
 
 /// Arguments of `ember devices`.
 #[derive(Args, Debug)]
@@ -54,5 +55,9 @@ pub fn run(args: &DevicesArgs) -> Result<()> {
             .map(|n| n.get())
             .unwrap_or(1)
     );
+    println!("device profiles (EMBER_GPU_PROFILE=NAME imposes one on any adapter):");
+    for p in PROFILES {
+        println!("    {:<7} {}", p.name, p.about);
+    }
     Ok(())
 }

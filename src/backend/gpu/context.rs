@@ -2,6 +2,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use super::profile::DeviceProfile;
 use crate::error::{Error, Result};
 
 /// Which adapters a user asks for (`--backend`).
@@ -66,6 +67,9 @@ pub struct AdapterReport {
     pub subgroups: bool,
     /// Timestamp queries.
     pub timestamp_query: bool,
+    /// The device-limit profile imposed on it, if any (its limits and features are then the
+    /// profile's where those are smaller).
+    pub profile: Option<String>,
 }
 
 fn instance() -> wgpu::Instance {
@@ -91,6 +95,7 @@ fn report(a: &wgpu::Adapter) -> AdapterReport {
         shader_f16: features.contains(wgpu::Features::SHADER_F16),
         subgroups: features.contains(wgpu::Features::SUBGROUP),
         timestamp_query: features.contains(wgpu::Features::TIMESTAMP_QUERY),
+        profile: None,
     }
 }
 
@@ -170,8 +175,19 @@ impl GpuContext {
         pollster::block_on(Self::new_async(choice))
     }
 
-    /// Opens the best adapter `choice` allows, without blocking (the web's way).
+    /// Opens the best adapter `choice` allows, without blocking (the web's way), under the
+    /// profile `EMBER_GPU_PROFILE` names, if any.
     pub async fn new_async(choice: GpuChoice) -> Result<GpuContext> {
+        #[cfg(not(target_arch = "wasm32"))]
+        let profile = DeviceProfile::from_env()?;
+        #[cfg(target_arch = "wasm32")]
+        let profile = None;
+        Self::open(choice, profile).await
+    }
+
+    /// Opens the best adapter `choice` allows, with `profile`'s limits and features imposed
+    /// where they are smaller than the adapter's.
+    pub async fn open(choice: GpuChoice, profile: Option<&DeviceProfile>) -> Result<GpuContext> {
         let adapters = instance().enumerate_adapters(choice.backends()).await;
         let adapter = adapters
             .into_iter()
@@ -185,16 +201,29 @@ impl GpuContext {
                     choice.label()
                 ))
             })?;
-        let report = report(&adapter);
-        let limits = adapter.limits();
+        let mut report = report(&adapter);
+        let mut limits = adapter.limits();
+        // The optional fast paths, where the adapter has them.
+        let mut features = adapter.features()
+            & (wgpu::Features::SHADER_F16
+                | wgpu::Features::SUBGROUP
+                | wgpu::Features::TIMESTAMP_QUERY
+                | wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES);
+        if let Some(p) = profile {
+            limits = p.limit(&limits);
+            features = p.features(features);
+            report.max_storage_buffer_binding_size = limits.max_storage_buffer_binding_size;
+            report.max_buffer_size = limits.max_buffer_size;
+            report.max_compute_workgroup_storage_size = limits.max_compute_workgroup_storage_size;
+            report.max_compute_invocations_per_workgroup =
+                limits.max_compute_invocations_per_workgroup;
+            report.shader_f16 = features.contains(wgpu::Features::SHADER_F16);
+            report.subgroups = features.contains(wgpu::Features::SUBGROUP);
+            report.profile = Some(p.name.to_string());
+        }
         let desc = wgpu::DeviceDescriptor {
             label: Some("ember"),
-            // The optional fast paths, where the adapter has them.
-            required_features: adapter.features()
-                & (wgpu::Features::SHADER_F16
-                    | wgpu::Features::SUBGROUP
-                    | wgpu::Features::TIMESTAMP_QUERY
-                    | wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES),
+            required_features: features,
             required_limits: limits.clone(),
             ..Default::default()
         };

@@ -4,6 +4,7 @@
 
 mod buffers;
 pub mod context;
+pub mod profile;
 pub mod shaders;
 
 use std::collections::HashMap;
@@ -291,6 +292,8 @@ impl GpuBackend {
             return Ok(p.clone());
         }
         let src = shaders::compose(kernel, v)?;
+        // Checked here with a clear message: drivers differ in how (and whether) they refuse.
+        shaders::check_needs(kernel.name, shaders::needs(&src)?, &self.ctx.limits)?;
         let device = &self.ctx.device;
         // Natively, compile errors are caught here; on the web they arrive through the device's
         // error handler and are reported at the next read-back.
@@ -780,11 +783,13 @@ impl Backend for GpuBackend {
     }
 
     fn name(&self) -> String {
-        format!(
-            "{}: {}",
-            self.ctx.report.backend.to_lowercase(),
-            self.ctx.report.name
-        )
+        let r = &self.ctx.report;
+        let profile = r
+            .profile
+            .as_ref()
+            .map(|p| format!(" [profile {p}]"))
+            .unwrap_or_default();
+        format!("{}: {}{profile}", r.backend.to_lowercase(), r.name)
     }
 
     fn upload(&mut self, t: &TensorView) -> Result<GpuWeight> {

@@ -264,3 +264,52 @@ pub fn all_variants() -> Vec<(String, String, Vec<String>)> {
         })
         .collect()
 }
+
+/// What a composed kernel asks of the device beyond its bindings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KernelNeeds {
+    /// Workgroup memory, bytes (each variable rounded up to 16, as WebGPU counts it).
+    pub workgroup_bytes: u32,
+    /// Invocations per workgroup.
+    pub invocations: u32,
+}
+
+/// The workgroup memory and invocations of the `main` entry point of WGSL `src`, read from the
+/// parsed module (not declared by hand, so it cannot drift from the shader).
+pub fn needs(src: &str) -> Result<KernelNeeds> {
+    let module = naga::front::wgsl::parse_str(src)
+        .map_err(|e| Error::Backend(format!("shader does not parse: {}", e.message())))?;
+    let gctx = module.to_ctx();
+    let workgroup_bytes = module
+        .global_variables
+        .iter()
+        .filter(|(_, g)| g.space == naga::AddressSpace::WorkGroup)
+        .map(|(_, g)| module.types[g.ty].inner.size(gctx).next_multiple_of(16))
+        .sum();
+    let entry = module
+        .entry_points
+        .iter()
+        .find(|e| e.name == "main")
+        .ok_or_else(|| Error::Backend("shader has no `main` entry point".into()))?;
+    Ok(KernelNeeds {
+        workgroup_bytes,
+        invocations: entry.workgroup_size.iter().product(),
+    })
+}
+
+/// Refuses `kernel` (`needs` of it) where `limits` cannot run it, with the numbers.
+pub fn check_needs(kernel: &str, needs: KernelNeeds, limits: &wgpu::Limits) -> Result<()> {
+    if needs.workgroup_bytes > limits.max_compute_workgroup_storage_size {
+        return Err(Error::Backend(format!(
+            "kernel `{kernel}` needs {} bytes of workgroup memory; this device allows {}",
+            needs.workgroup_bytes, limits.max_compute_workgroup_storage_size
+        )));
+    }
+    if needs.invocations > limits.max_compute_invocations_per_workgroup {
+        return Err(Error::Backend(format!(
+            "kernel `{kernel}` runs {} invocations per workgroup; this device allows {}",
+            needs.invocations, limits.max_compute_invocations_per_workgroup
+        )));
+    }
+    Ok(())
+}
