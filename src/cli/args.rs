@@ -57,7 +57,9 @@ impl ModelArgs {
     /// Opens the model file.
     pub fn open(&self) -> Result<ModelFile> {
         let path = self.model.clone().unwrap_or_else(ember::default_model_path);
-        Ok(ModelFile::open(&path)?)
+        let mut file = ModelFile::open(&path)?;
+        file.release_tokenizer_source();
+        Ok(file)
     }
 }
 

@@ -310,6 +310,11 @@ impl GgufFile {
         Self::parse(Arc::new(Storage::Owned(bytes)))
     }
 
+    /// Releases the resident pages of the header (metadata and tensor table, parsed already).
+    pub fn release_header(&self) {
+        self.storage.release(0..self.data_offset);
+    }
+
     fn parse(storage: Arc<Storage>) -> Result<GgufFile> {
         let buf: &[u8] = &storage;
         let mut c = Cursor { buf, pos: 0 };

@@ -106,6 +106,19 @@ impl ModelFile {
         })
     }
 
+    /// Drops what only building the tokenizer needed: a GGUF's vocabulary arrays (tokens,
+    /// merges, types, scores: ~8 MB parsed for a 50k vocabulary) and the resident pages of its
+    /// header. For running a model; whoever rewrites the file (quantize) keeps them.
+    pub fn release_tokenizer_source(&mut self) {
+        if let ModelSource::Gguf(g) = &mut self.source {
+            g.metadata.retain(|(k, v)| {
+                !(k.starts_with("tokenizer.ggml.") && matches!(v, gguf::MetaValue::Array(..)))
+            });
+            g.release_header();
+        }
+        release_freed_heap();
+    }
+
     fn open_hf(dir: &Path) -> Result<ModelFile> {
         let cfg_json = safetensors::read_json(&dir.join("config.json"))?;
         let config = ModelConfig::from_hf(&cfg_json)?;
