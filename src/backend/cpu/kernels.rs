@@ -38,7 +38,7 @@ pub fn matmul(pool: &Pool, x: &[f32], t: usize, w: &TensorView) -> Vec<f32> {
     token_major(out_t, n, t)
 }
 
-/// `y = x · wᵀ` with `x` quantized to bytes ([`Q8Act`]) and integer dot products at `level`:
+/// `y = x · wᵀ` with `x` quantized to bytes ([`Q8Act`](crate::quant::q8_act::Q8Act)) and integer dot products at `level`:
 /// the fast path for quantized weights. Each weight block is unpacked once per [`TILE`] tokens.
 pub fn matmul_q8(
     pool: &Pool,

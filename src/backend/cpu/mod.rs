@@ -1,7 +1,8 @@
 //! The CPU backend: weights read in place from the memory map, on a spinning thread pool
-//! ([`pool`]). Quantized weights meet 8-bit activations in integer dot products by default
-//! ([`Precision::Fast`]); [`Precision::F32`] keeps f32 activations and is the reference every
-//! GPU kernel and the fast path are checked against.
+//! ([`pool`]). Quantized weights meet byte activations in integer dot products: two bytes a
+//! value by default ([`Precision::I16`], near-f32 results), one with [`Precision::I8`];
+//! [`Precision::F32`] keeps f32 activations and is the reference every GPU kernel and the fast
+//! paths are checked against.
 
 mod attention;
 mod kernels;

@@ -1,4 +1,4 @@
-//! Integer dot products of encoded weight rows with [`Q8Act`] activations: the fast CPU path.
+//! Integer dot products of encoded weight rows with [`Q8Act`](super::q8_act::Q8Act) activations: the fast CPU path.
 //!
 //! Every block format is a run of groups of small unsigned codes with an affine map to weights
 //! ([`AffineGroups`]: `scale · code + offset`). Against activations `dx · qx`, a group's dot

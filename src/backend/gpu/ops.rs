@@ -1,0 +1,380 @@
+//! The forward pass's ops as dispatches: the [`Backend`] implementation of the GPU backend.
+
+use super::buffers::{self, GpuKvCache, GpuWeight, buffer_with, upload_matrix};
+use super::profiler::Profiler;
+use super::shaders::{self, PREFILL_TILE, Variant};
+use super::{GpuAct, GpuBackend, PLAIN, bytes_of, linear_groups};
+use crate::backend::{AttentionShape, Backend, OpTimes};
+use crate::error::{Error, Result};
+use crate::format::{RopeLayout, TensorView};
+
+impl Backend for GpuBackend {
+    type Weight = GpuWeight;
+    type Act = GpuAct;
+    type Cache = GpuKvCache;
+
+    fn device_bytes(&self) -> u64 {
+        self.gpu_bytes()
+    }
+
+    fn set_profiling(&mut self, on: bool) {
+        // Device times need timestamp queries; without them nothing is reported.
+        self.profiler = (on && self.ctx.report.timestamp_query)
+            .then(|| Profiler::new(&self.ctx.device, self.inside_passes));
+    }
+
+    fn take_profile(&mut self) -> OpTimes {
+        let Some(p) = self.profiler.as_mut() else {
+            return OpTimes::default();
+        };
+        let ops = std::mem::take(&mut p.totals)
+            .into_iter()
+            .map(|(l, ns)| (l.to_string(), std::time::Duration::from_nanos(ns as u64)))
+            .collect();
+        let span = std::mem::take(&mut p.span_ns);
+        OpTimes {
+            ops,
+            device_span: Some(std::time::Duration::from_nanos(span as u64)),
+        }
+    }
+
+    fn name(&self) -> String {
+        let r = &self.ctx.report;
+        let profile = r
+            .profile
+            .as_ref()
+            .map(|p| format!(" [profile {p}]"))
+            .unwrap_or_default();
+        format!("{}: {}{profile}", r.backend.to_lowercase(), r.name)
+    }
+
+    fn upload(&mut self, t: &TensorView) -> Result<GpuWeight> {
+        let w = if t.rows() == 1 {
+            let values = t.to_f32();
+            GpuWeight::Vector(buffer_with(
+                &self.ctx.device,
+                &t.name,
+                bytemuck::cast_slice(&values),
+            ))
+        } else {
+            if !t.cols().is_multiple_of(32) {
+                return Err(Error::Tensor {
+                    name: t.name.clone(),
+                    problem: format!(
+                        "row length {} is not a multiple of 32, which the GPU kernels need",
+                        t.cols()
+                    ),
+                });
+            }
+            let parts =
+                upload_matrix(&self.ctx.device, t, self.max_binding).map_err(Error::Backend)?;
+            GpuWeight::Matrix {
+                dtype: t.dtype,
+                cols: t.cols(),
+                rows: t.rows(),
+                row_bytes: t.row_bytes(),
+                parts,
+            }
+        };
+        self.weight_bytes += match &w {
+            GpuWeight::Vector(b) => b.size(),
+            GpuWeight::Matrix { parts, .. } => parts.iter().map(|p| p.buffer.size()).sum(),
+        };
+        self.ctx.errors.check()?;
+        Ok(w)
+    }
+
+    fn new_cache(&mut self, layers: usize, kv_dim: usize, ctx: usize) -> Result<GpuKvCache> {
+        let elem = self.kv_elem_bytes();
+        let bytes = (ctx * kv_dim) as u64 * elem;
+        if bytes > self.max_binding {
+            let fits = self.max_binding / (kv_dim as u64 * elem);
+            return Err(Error::Backend(format!(
+                "a context of {ctx} tokens needs {bytes} bytes per layer cache; this adapter binds at most {} (use -c {fits} or less)",
+                self.max_binding
+            )));
+        }
+        let empty = |label| {
+            self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: 4,
+                usage: buffers::STORAGE,
+                mapped_at_creation: false,
+            })
+        };
+        Ok(GpuKvCache {
+            keys: (0..layers).map(|_| empty("keys")).collect(),
+            values: (0..layers).map(|_| empty("values")).collect(),
+            capacity: 0,
+            kv_dim,
+            ctx,
+        })
+    }
+
+    fn load_act(&mut self, data: &[f32], rows: usize, cols: usize) -> GpuAct {
+        let act = self.act(rows, cols);
+        self.ctx
+            .queue
+            .write_buffer(act.buffer(), 0, bytemuck::cast_slice(data));
+        act
+    }
+
+    fn embed(&mut self, table: &GpuWeight, ids: &[u32]) -> GpuAct {
+        let GpuWeight::Matrix {
+            dtype,
+            cols,
+            row_bytes,
+            parts,
+            ..
+        } = table
+        else {
+            self.deferred
+                .get_or_insert(Error::Backend("embedding table is not a matrix".into()));
+            return self.act(ids.len(), 1);
+        };
+        let out = self.act(ids.len(), *cols);
+        let (at, replaced) = self.ids.push(&self.ctx, &bytes_of(ids));
+        if replaced {
+            self.bind_groups.clear();
+        }
+        // The ids of this step live at `at`: copy them to the front of a small buffer of their own
+        // so the kernel can bind them whole.
+        let ids_buf = self.pool.take(&self.ctx.device, ids.len());
+        let src = self.ids.buffer.clone();
+        self.encoder()
+            .copy_buffer_to_buffer(&src, at, &ids_buf.buffer, 0, (ids.len() * 4) as u64);
+        for part in parts {
+            let params = [
+                part.row_start as u32,
+                part.rows as u32,
+                ids.len() as u32,
+                *row_bytes as u32,
+                *cols as u32,
+            ];
+            let groups = ((cols / 32).div_ceil(64) as u32, ids.len() as u32);
+            self.dispatch(
+                shaders::EMBED,
+                Variant {
+                    dtype: Some(*dtype),
+                    tile: 1,
+                    ..Variant::default()
+                },
+                &params,
+                &[&part.buffer, &ids_buf.buffer, out.buffer()],
+                groups,
+            );
+        }
+        out
+    }
+
+    fn rms_norm(&mut self, x: &GpuAct, w: &GpuWeight, eps: f32) -> GpuAct {
+        let out = self.act(x.rows, x.cols);
+        let params = [x.cols as u32, eps.to_bits()];
+        self.dispatch(
+            shaders::RMS_NORM,
+            Variant {
+                subgroups: self.subgroups,
+                tile: 1,
+                ..Variant::default()
+            },
+            &params,
+            &[x.buffer(), Self::vector(w), out.buffer()],
+            (x.rows as u32, 1),
+        );
+        out
+    }
+
+    fn matmul(&mut self, x: &GpuAct, w: &GpuWeight, bias: Option<&GpuWeight>) -> GpuAct {
+        let GpuWeight::Matrix {
+            dtype,
+            cols,
+            rows,
+            row_bytes,
+            parts,
+        } = w
+        else {
+            self.deferred
+                .get_or_insert(Error::Backend("matmul weight is not a matrix".into()));
+            return self.act(x.rows, 1);
+        };
+        let out = self.act(x.rows, *rows);
+        let bias_buf = bias.map(Self::vector).unwrap_or(&self.dummy).clone();
+        for part in parts {
+            let params = [
+                part.rows as u32,
+                *cols as u32,
+                x.rows as u32,
+                *row_bytes as u32,
+                *rows as u32,
+                part.row_start as u32,
+                bias.is_some() as u32,
+                0,
+            ];
+            // One token: several threads per row. More: each row's chunks decoded once per tile.
+            let (kernel, tile, groups) = if x.rows == 1 && self.split_rows {
+                let groups = linear_groups(part.rows * shaders::MATVEC_LANES);
+                (shaders::MATVEC, 1, groups)
+            } else {
+                let tile = if x.rows == 1 { 1 } else { PREFILL_TILE };
+                let groups = (
+                    part.rows.div_ceil(64) as u32,
+                    x.rows.div_ceil(tile as usize) as u32,
+                );
+                (shaders::MATMUL, tile, groups)
+            };
+            self.dispatch(
+                kernel,
+                Variant {
+                    dtype: Some(*dtype),
+                    tile,
+                    ..Variant::default()
+                },
+                &params,
+                &[&part.buffer, x.buffer(), out.buffer(), &bias_buf],
+                groups,
+            );
+        }
+        out
+    }
+
+    fn rope(
+        &mut self,
+        x: &mut GpuAct,
+        heads: usize,
+        pos0: usize,
+        inv_freq: &GpuWeight,
+        layout: RopeLayout,
+    ) {
+        let head_dim = x.cols / heads;
+        let layout = match layout {
+            RopeLayout::Interleaved => 0,
+            RopeLayout::Halves => 1,
+        };
+        let params = [
+            heads as u32,
+            head_dim as u32,
+            pos0 as u32,
+            layout,
+            x.rows as u32,
+        ];
+        let groups = linear_groups(x.rows * heads * head_dim / 2);
+        self.dispatch(
+            shaders::ROPE,
+            PLAIN,
+            &params,
+            &[x.buffer(), Self::vector(inv_freq)],
+            groups,
+        );
+    }
+
+    fn attention(
+        &mut self,
+        q: &GpuAct,
+        k: &GpuAct,
+        v: &GpuAct,
+        cache: &mut GpuKvCache,
+        layer: usize,
+        pos0: usize,
+        s: AttentionShape,
+    ) -> GpuAct {
+        self.grow_cache(cache, pos0 + q.rows);
+        let (kc, vc) = (cache.keys[layer].clone(), cache.values[layer].clone());
+        let kv = Variant {
+            f16: self.f16_kv,
+            tile: 1,
+            ..Variant::default()
+        };
+        let n = k.rows * cache.kv_dim;
+        for (src, dst) in [(k.buffer(), &kc), (v.buffer(), &vc)] {
+            let params = [n as u32, (pos0 * cache.kv_dim) as u32];
+            self.dispatch(
+                shaders::KV_STORE,
+                kv,
+                &params,
+                &[src, dst],
+                linear_groups(n),
+            );
+        }
+        let out = self.act(q.rows, s.heads * s.head_dim);
+        let scale = 1.0 / (s.head_dim as f32).sqrt();
+        let params = [
+            s.heads as u32,
+            s.kv_heads as u32,
+            s.head_dim as u32,
+            pos0 as u32,
+            q.rows as u32,
+            cache.kv_dim as u32,
+            scale.to_bits(),
+        ];
+        // One workgroup per (row, head).
+        let workgroups = (q.rows * s.heads) as u32;
+        let groups = (workgroups.min(65535), workgroups.div_ceil(65535));
+        if s.head_dim > 128 || !s.head_dim.is_multiple_of(4) {
+            self.deferred.get_or_insert(Error::Unsupported(format!(
+                "head size {} on the GPU (multiples of 4 up to 128 are supported)",
+                s.head_dim
+            )));
+        }
+        self.dispatch(
+            shaders::ATTENTION,
+            Variant {
+                f16: self.f16_kv,
+                tile: 1,
+                ..Variant::default()
+            },
+            &params,
+            &[q.buffer(), &kc, &vc, out.buffer()],
+            groups,
+        );
+        out
+    }
+
+    fn silu_mul(&mut self, gate: &GpuAct, up: &GpuAct) -> GpuAct {
+        let out = self.act(gate.rows, gate.cols);
+        let n = gate.rows * gate.cols;
+        self.dispatch(
+            shaders::SILU_MUL,
+            PLAIN,
+            &[n as u32],
+            &[gate.buffer(), up.buffer(), out.buffer()],
+            linear_groups(n),
+        );
+        out
+    }
+
+    fn add(&mut self, x: &mut GpuAct, y: &GpuAct) {
+        let n = x.rows * x.cols;
+        self.dispatch(
+            shaders::ADD,
+            PLAIN,
+            &[n as u32],
+            &[x.buffer(), y.buffer()],
+            linear_groups(n),
+        );
+    }
+
+    fn rows(&mut self, x: &GpuAct, start: usize, count: usize) -> GpuAct {
+        let out = self.act(count, x.cols);
+        let (src, dst) = (x.buffer().clone(), out.buffer().clone());
+        self.encoder().copy_buffer_to_buffer(
+            &src,
+            (start * x.cols * 4) as u64,
+            &dst,
+            0,
+            (count * x.cols * 4) as u64,
+        );
+        out
+    }
+
+    fn read(&mut self, x: &GpuAct) -> Result<Vec<f32>> {
+        #[cfg(not(target_arch = "wasm32"))]
+        return pollster::block_on(self.read_async(x));
+        #[cfg(target_arch = "wasm32")]
+        {
+            let _ = x;
+            Err(Error::Backend(
+                "the browser cannot block on the GPU: use GpuBackend::read_async".into(),
+            ))
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! Recording a step: pipelines (composed, checked against the device's limits, cached), bind
+//! groups, compute passes and dispatches, and the KV cache's growth.
+
+use std::rc::Rc;
+
+use super::buffers::{self, GpuKvCache, GpuWeight};
+use super::shaders::{self, Kernel, Variant};
+use super::{GpuAct, GpuBackend, Pipeline, bytes_of};
+use crate::error::{Error, Result};
+
+impl GpuBackend {
+    pub(super) fn pipeline(&mut self, kernel: Kernel, v: Variant) -> Result<Rc<Pipeline>> {
+        let key = (kernel.name, v);
+        if let Some(p) = self.pipelines.get(&key) {
+            return Ok(p.clone());
+        }
+        let src = shaders::compose(kernel, v)?;
+        // Checked here with a clear message: drivers differ in how (and whether) they refuse.
+        shaders::check_needs(kernel.name, shaders::needs(&src)?, &self.ctx.limits)?;
+        let device = &self.ctx.device;
+        // Natively, compile errors are caught here; on the web they arrive through the device's
+        // error handler and are reported at the next read-back.
+        #[cfg(not(target_arch = "wasm32"))]
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(kernel.name),
+            source: wgpu::ShaderSource::Wgsl(src.into()),
+        });
+        let storage = |binding: u32, read_only: bool, dynamic: bool| wgpu::BindGroupLayoutEntry {
+            binding,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Storage { read_only },
+                has_dynamic_offset: dynamic,
+                min_binding_size: None,
+            },
+            count: None,
+        };
+        let mut entries = vec![storage(0, true, true)];
+        entries.extend(
+            kernel
+                .writable
+                .iter()
+                .enumerate()
+                .map(|(i, &w)| storage(i as u32 + 1, !w, false)),
+        );
+        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some(kernel.name),
+            entries: &entries,
+        });
+        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some(kernel.name),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(kernel.name),
+            layout: Some(&pipeline_layout),
+            module: &module,
+            entry_point: Some("main"),
+            compilation_options: Default::default(),
+            cache: None,
+        });
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            // wgpu's report spans many lines; keep the lines that say what is wrong, on one line.
+            let text = e.to_string();
+            let detail: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with(['┌', '│', '|']))
+                .collect();
+            return Err(Error::Backend(format!(
+                "shader {} failed to compile: {}",
+                kernel.name,
+                detail.join(" ")
+            )));
+        }
+        let p = Rc::new(Pipeline { pipeline, layout });
+        self.pipelines.insert(key, p.clone());
+        Ok(p)
+    }
+
+    /// Records one dispatch of `kernel` with `params` and `buffers` (bindings 1..).
+    pub(super) fn dispatch(
+        &mut self,
+        kernel: Kernel,
+        v: Variant,
+        params: &[u32],
+        buffers: &[&wgpu::Buffer],
+        groups: (u32, u32),
+    ) {
+        if self.deferred.is_some() {
+            return;
+        }
+        let pipeline = match self.pipeline(kernel, v) {
+            Ok(p) => p,
+            Err(e) => {
+                self.deferred = Some(e);
+                return;
+            }
+        };
+        let (offset, replaced) = self.params.push(&self.ctx, &bytes_of(params));
+        if replaced {
+            self.bind_groups.clear();
+        }
+        let key = (
+            (kernel.name, v),
+            std::iter::once(&self.params.buffer)
+                .chain(buffers.iter().copied())
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
+        let slot = self.params.slot;
+        let device = &self.ctx.device;
+        let made = &mut self.bind_groups_made;
+        let bind_group = self.bind_groups.entry(key).or_insert_with_key(|(_, bufs)| {
+            *made += 1;
+            let mut entries = vec![wgpu::BindGroupEntry {
+                binding: 0,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: &bufs[0],
+                    offset: 0,
+                    size: wgpu::BufferSize::new(slot),
+                }),
+            }];
+            entries.extend(
+                bufs[1..]
+                    .iter()
+                    .enumerate()
+                    .map(|(i, b)| wgpu::BindGroupEntry {
+                        binding: i as u32 + 1,
+                        resource: b.as_entire_binding(),
+                    }),
+            );
+            device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(kernel.name),
+                layout: &pipeline.layout,
+                entries: &entries,
+            })
+        });
+        let bind_group = bind_group.clone();
+        // All dispatches between two copies share one compute pass (wgpu still orders dependent
+        // dispatches inside it). Without timestamps inside passes, a timed dispatch needs a pass
+        // of its own, timed at its boundaries.
+        let own_pass = self.profiler.as_ref().is_some_and(|p| !p.inside_passes);
+        if own_pass {
+            self.end_pass();
+        }
+        if self.pass.is_none() {
+            let timestamp_writes = self
+                .profiler
+                .as_mut()
+                .filter(|_| own_pass)
+                .and_then(|p| p.pass_writes(kernel.name));
+            let device = &self.ctx.device;
+            let encoder = self.encoder.get_or_insert_with(|| {
+                device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("step"),
+                })
+            });
+            let pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("step"),
+                timestamp_writes,
+            });
+            self.pass = Some(pass.forget_lifetime());
+        }
+        let pass = self.pass.as_mut().expect("a pass is open");
+        if let Some(p) = self.profiler.as_mut().filter(|p| p.inside_passes) {
+            p.mark_start(pass);
+        }
+        pass.set_pipeline(&pipeline.pipeline);
+        pass.set_bind_group(0, &bind_group, &[offset as u32]);
+        pass.dispatch_workgroups(groups.0, groups.1, 1);
+        if let Some(p) = self.profiler.as_mut().filter(|p| p.inside_passes) {
+            p.mark_end(pass, kernel.name);
+        }
+    }
+
+    /// Ends the compute pass being recorded, if any.
+    pub(super) fn end_pass(&mut self) {
+        self.pass = None;
+        if let Some(p) = self.profiler.as_mut() {
+            p.start = None;
+        }
+    }
+
+    pub(super) fn act(&self, rows: usize, cols: usize) -> GpuAct {
+        GpuAct {
+            buf: self.pool.take(&self.ctx.device, rows * cols),
+            rows,
+            cols,
+        }
+    }
+
+    /// The step's command encoder, for copies: ends the open compute pass.
+    pub(super) fn encoder(&mut self) -> &mut wgpu::CommandEncoder {
+        self.end_pass();
+        let device = &self.ctx.device;
+        self.encoder.get_or_insert_with(|| {
+            device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("step"),
+            })
+        })
+    }
+
+    pub(super) fn vector(w: &GpuWeight) -> &wgpu::Buffer {
+        match w {
+            GpuWeight::Vector(b) => b,
+            GpuWeight::Matrix { parts, .. } => &parts[0].buffer,
+        }
+    }
+
+    /// Bytes per KV-cache element.
+    pub(super) fn kv_elem_bytes(&self) -> u64 {
+        if self.f16_kv { 2 } else { 4 }
+    }
+
+    /// Makes the cache hold at least `positions` positions, copying what it has.
+    pub(super) fn grow_cache(&mut self, cache: &mut GpuKvCache, positions: usize) {
+        if positions <= cache.capacity {
+            return;
+        }
+        let cap = positions.max(cache.capacity * 2).max(256).min(cache.ctx);
+        let elem = self.kv_elem_bytes();
+        let size = (cap * cache.kv_dim) as u64 * elem;
+        let old = cache.capacity;
+        let make = |label| {
+            self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size,
+                usage: buffers::STORAGE,
+                mapped_at_creation: false,
+            })
+        };
+        let (keys, values): (Vec<_>, Vec<_>) = (0..cache.keys.len().max(cache.values.len()))
+            .map(|_| (make("keys"), make("values")))
+            .unzip();
+        let copy = (old * cache.kv_dim) as u64 * elem;
+        if copy > 0 {
+            let (ok, ov) = (cache.keys.clone(), cache.values.clone());
+            let enc = self.encoder();
+            for (src, dst) in ok.iter().zip(&keys).chain(ov.iter().zip(&values)) {
+                enc.copy_buffer_to_buffer(src, 0, dst, 0, copy);
+            }
+        }
+        self.kv_bytes += 2 * cache.keys.len() as u64 * (size - (old * cache.kv_dim) as u64 * elem);
+        cache.keys = keys;
+        cache.values = values;
+        cache.capacity = cap;
+        // Bind groups of the old buffers would keep them alive: drop them.
+        self.bind_groups.clear();
+    }
+}
