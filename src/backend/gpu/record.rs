@@ -6,7 +6,7 @@ use std::rc::Rc;
 use super::buffers::{self, GpuKvCache, GpuWeight};
 use super::shaders::{self, Kernel, Variant};
 use super::{GpuAct, GpuBackend, Pipeline, bytes_of};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 impl GpuBackend {
     pub(super) fn pipeline(&mut self, kernel: Kernel, v: Variant) -> Result<Rc<Pipeline>> {
@@ -70,7 +70,7 @@ impl GpuBackend {
                 .map(str::trim)
                 .filter(|l| !l.is_empty() && !l.starts_with(['┌', '│', '|']))
                 .collect();
-            return Err(Error::Backend(format!(
+            return Err(crate::error::Error::Backend(format!(
                 "shader {} failed to compile: {}",
                 kernel.name,
                 detail.join(" ")
