@@ -1,5 +1,7 @@
 //! CPU reference kernels: plain loops over f32, weights decoded block by block from the file.
 
+use std::mem::MaybeUninit;
+
 use super::pool::Pool;
 use crate::format::{RopeLayout, TensorView};
 use crate::quant::dot_f32;
@@ -101,7 +103,13 @@ fn gemm_q8(
 /// job on the pool for all of them, so the threads synchronise once.
 pub fn gemm_many(pool: &Pool, x: &Q8Act, ws: &[StripWeight], level: CpuLevel) -> Vec<Vec<f32>> {
     let t = x.rows();
-    let mut outs: Vec<Vec<f32>> = ws.iter().map(|w| vec![0.0; w.view.rows() * t]).collect();
+    // Not zeroed: every element is written below (whole strips by the tasks, the rows after the
+    // last whole strip by the tail loop), and zeroing megabytes on this thread while the others
+    // wait costs more than it seems in prefill.
+    let mut outs: Vec<Vec<f32>> = ws
+        .iter()
+        .map(|w| Vec::with_capacity(w.view.rows() * t))
+        .collect();
     let bases: Vec<OutPtr> = outs.iter_mut().map(|o| OutPtr(o.as_mut_ptr())).collect();
     let total: usize = ws.iter().map(|w| w.view.rows() / STRIP).sum();
     // At least four tasks per thread, so a thread that falls behind (a busy neighbour on a
@@ -154,10 +162,14 @@ pub fn gemm_many(pool: &Pool, x: &Q8Act, ws: &[StripWeight], level: CpuLevel) ->
                 let mut o = [0.0f32; TILE];
                 int_dot::dot_rows(level, w.view.dtype, row, xs, &mut o[..xs.len()]);
                 for (i, v) in o[..xs.len()].iter().enumerate() {
-                    out[(TILE * i0 + i) * n + r] = *v;
+                    // SAFETY: inside the capacity (`t` rows of `n`).
+                    unsafe { out.as_mut_ptr().add((TILE * i0 + i) * n + r).write(*v) };
                 }
             }
         }
+        // SAFETY: every one of the `n * t` elements has been written: columns of whole strips
+        // by the pool's tasks, the rest just above.
+        unsafe { out.set_len(n * t) };
     }
     outs
 }
@@ -194,36 +206,54 @@ fn token_major(out_t: Vec<f32>, n: usize, t: usize) -> Vec<f32> {
     out
 }
 
-/// In-place RMSNorm of one row, times `w`.
-pub fn rms_norm(row: &mut [f32], w: &[f32], eps: f32) {
-    let mean_sq = row.iter().map(|&v| v * v).sum::<f32>() / row.len() as f32;
+/// RMSNorm of the row `src`, times `w`, written to `dst`.
+pub fn rms_norm_to(src: &[f32], dst: &mut [MaybeUninit<f32>], w: &[f32], eps: f32) {
+    let mean_sq = src.iter().map(|&v| v * v).sum::<f32>() / src.len() as f32;
     let scale = 1.0 / (mean_sq + eps).sqrt();
-    row.iter_mut()
-        .zip(w)
-        .for_each(|(v, &g)| *v = *v * scale * g);
+    for ((d, &v), &g) in dst.iter_mut().zip(src).zip(w) {
+        d.write(v * scale * g);
+    }
 }
 
-/// `up[i] *= silu(gate[i])`, compiled for AVX2 where the CPU has it (8 lanes instead of the
-/// baseline's 4).
-pub fn silu_mul_into(up: &mut [f32], gate: &[f32]) {
+/// `dst[i] = silu(gate[i]) * up[i]`, compiled for AVX2 where the CPU has it (8 lanes instead of
+/// the baseline's 4).
+pub fn silu_mul_to(dst: &mut [MaybeUninit<f32>], gate: &[f32], up: &[f32]) {
     #[cfg(target_arch = "x86_64")]
     if CpuLevel::Avx2.supported() {
         // SAFETY: the CPU has the features the function is compiled for.
-        return unsafe { silu_mul_avx2(up, gate) };
+        return unsafe { silu_mul_avx2(dst, gate, up) };
     }
-    silu_mul_portable(up, gate)
+    silu_mul_portable(dst, gate, up)
 }
 
-/// [`silu_mul_into`] compiled for AVX2 and FMA.
+/// [`silu_mul_to`] compiled for AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn silu_mul_avx2(up: &mut [f32], gate: &[f32]) {
-    silu_mul_portable(up, gate)
+fn silu_mul_avx2(dst: &mut [MaybeUninit<f32>], gate: &[f32], up: &[f32]) {
+    silu_mul_portable(dst, gate, up)
 }
 
 #[inline(always)]
-fn silu_mul_portable(up: &mut [f32], gate: &[f32]) {
-    up.iter_mut().zip(gate).for_each(|(u, &g)| *u *= silu(g));
+fn silu_mul_portable(dst: &mut [MaybeUninit<f32>], gate: &[f32], up: &[f32]) {
+    for ((d, &g), &u) in dst.iter_mut().zip(gate).zip(up) {
+        d.write(silu(g) * u);
+    }
+}
+
+/// `len` values computed on the pool, `chunk` at a time, with no zeroing first (a serial pass
+/// over megabytes in prefill while the other threads wait): `fill(i, out)` writes every element
+/// of chunk `i`.
+pub fn par_collect(
+    pool: &Pool,
+    len: usize,
+    chunk: usize,
+    fill: impl Fn(usize, &mut [MaybeUninit<f32>]) + Sync,
+) -> Vec<f32> {
+    let mut v = Vec::with_capacity(len);
+    pool.for_chunks(&mut v.spare_capacity_mut()[..len], chunk, fill);
+    // SAFETY: the chunks cover `0..len`, and `fill` wrote every element of each.
+    unsafe { v.set_len(len) };
+    v
 }
 
 /// SiLU: `x * sigmoid(x)`.

@@ -244,15 +244,16 @@ impl Backend for CpuBackend {
 
     fn rms_norm(&mut self, x: &CpuAct, w: &CpuWeight, eps: f32) -> CpuAct {
         self.timed("rms_norm", |b| {
-            let mut out = x.clone();
             // Rows are independent: a few per task in prefill, one task in decode.
             let rows = x.rows.div_ceil(4 * b.pool.threads()).max(1);
-            b.pool.for_chunks(&mut out.data, rows * x.cols, |_, chunk| {
-                for row in chunk.chunks_exact_mut(x.cols) {
-                    kernels::rms_norm(row, w.vector(), eps);
+            let cols = x.cols;
+            let data = kernels::par_collect(&b.pool, x.data.len(), rows * cols, |i, out| {
+                let src = &x.data[i * rows * cols..][..out.len()];
+                for (s, d) in src.chunks_exact(cols).zip(out.chunks_exact_mut(cols)) {
+                    kernels::rms_norm_to(s, d, w.vector(), eps);
                 }
             });
-            out
+            CpuAct::new(data, x.rows)
         })
     }
 
@@ -337,11 +338,12 @@ impl Backend for CpuBackend {
 
     fn silu_mul(&mut self, gate: &CpuAct, up: &CpuAct) -> CpuAct {
         self.timed("silu_mul", |b| {
-            let mut data = up.data.clone();
             // Decode's one row is cheaper done here than handed to the pool.
-            let chunk = data.len().div_ceil(4 * b.pool.threads()).max(16 * 1024);
-            b.pool.for_chunks(&mut data, chunk, |i, out| {
-                kernels::silu_mul_into(out, &gate.data[i * chunk..i * chunk + out.len()]);
+            let n = up.data.len();
+            let chunk = n.div_ceil(4 * b.pool.threads()).max(16 * 1024);
+            let data = kernels::par_collect(&b.pool, n, chunk, |i, out| {
+                let at = i * chunk..i * chunk + out.len();
+                kernels::silu_mul_to(out, &gate.data[at.clone()], &up.data[at]);
             });
             CpuAct::new(data, gate.rows)
         })
