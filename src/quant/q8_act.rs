@@ -92,14 +92,19 @@ impl Q8Act {
         self.s16.resize(n / 16, 0.0);
         self.s32.resize(n / Q8_BLOCK, 0.0);
         let rows = self.rows();
-        // A few rows per task: rows are independent, and one row is a few microseconds.
-        let per_task = rows.div_ceil(8).max(1);
+        let (tiles, runs) = (rows / TILE_ROWS, cols / Q8_BLOCK);
+        let stride = Self::tile_run_bytes(wide);
+        self.tiles.resize(tiles * runs * stride, 0);
+        // A few rows per task, whole tiles each: a task interleaves the tiles it has just
+        // quantized, while they are in its cache.
+        let per_task = rows.div_ceil(8).next_multiple_of(TILE_ROWS);
         let out = RowsOut {
             qs: self.qs.as_mut_ptr(),
             lo: wide.then_some(self.lo.as_mut_ptr()),
             d: self.d.as_mut_ptr(),
             s16: self.s16.as_mut_ptr(),
             s32: self.s32.as_mut_ptr(),
+            tiles: self.tiles.as_mut_ptr(),
         };
         // Captured whole (a closure would otherwise capture the raw-pointer fields one by one).
         let out = &out;
@@ -107,8 +112,8 @@ impl Q8Act {
             let r = task * per_task..((task + 1) * per_task).min(rows);
             let (v, b) = (r.start * cols..r.end * cols, r.start * cols / Q8_BLOCK);
             let blocks = r.len() * cols / Q8_BLOCK;
-            // SAFETY: tasks cover disjoint rows, inside the buffers sized above, which stay
-            // borrowed (through `self`) until `run` returns.
+            // SAFETY: tasks cover disjoint rows (and so disjoint tiles), inside the buffers
+            // sized above, which stay borrowed (through `self`) until `run` returns.
             unsafe {
                 quantize_blocks(
                     &x[v.clone()],
@@ -118,10 +123,12 @@ impl Q8Act {
                     std::slice::from_raw_parts_mut(out.d.add(b), blocks),
                     std::slice::from_raw_parts_mut(out.s16.add(2 * b), 2 * blocks),
                     std::slice::from_raw_parts_mut(out.s32.add(b), blocks),
-                )
+                );
+                for tile in r.start / TILE_ROWS..(r.end / TILE_ROWS).min(tiles) {
+                    out.interleave(tile, runs);
+                }
             }
         });
-        self.interleave_tiles(run);
     }
 
     /// Bytes of one run of one tile in [`Q8Act::tiles`]: the [`TILE_ROWS`] rows' 32 bytes each,
@@ -136,46 +143,6 @@ impl Q8Act {
     /// of each of five arrays for every run.
     pub fn tile_run(&self, tile: usize, run: usize) -> usize {
         (tile * self.cols / Q8_BLOCK + run) * Self::tile_run_bytes(!self.lo.is_empty())
-    }
-
-    /// Fills [`Q8Act::tiles`] from the row-major arrays, a tile per task.
-    fn interleave_tiles(&mut self, run: &ParallelFor<'_>) {
-        let wide = !self.lo.is_empty();
-        let (tiles, runs) = (self.rows() / TILE_ROWS, self.cols / Q8_BLOCK);
-        let stride = Self::tile_run_bytes(wide);
-        self.tiles.resize(tiles * runs * stride, 0);
-        let bytes = TILE_ROWS * Q8_BLOCK * if wide { 2 } else { 1 };
-        let out = &SendMut(self.tiles.as_mut_ptr());
-        let this = &*self;
-        run(tiles, &|tile| {
-            // SAFETY: each task writes its own tile's bytes, inside `tiles` (sized above).
-            let dst = unsafe {
-                std::slice::from_raw_parts_mut(out.0.add(tile * runs * stride), runs * stride)
-            };
-            for (run, chunk) in dst.chunks_exact_mut(stride).enumerate() {
-                let (codes, sums) = chunk.split_at_mut(bytes);
-                for t in 0..TILE_ROWS {
-                    let e = (tile * TILE_ROWS + t) * runs + run;
-                    let block = Q8_BLOCK * e..Q8_BLOCK * (e + 1);
-                    codes[Q8_BLOCK * t..Q8_BLOCK * (t + 1)]
-                        .copy_from_slice(bytemuck::cast_slice(&this.qs[block.clone()]));
-                    if wide {
-                        let at = Q8_BLOCK * (TILE_ROWS + t);
-                        codes[at..at + Q8_BLOCK]
-                            .copy_from_slice(bytemuck::cast_slice(&this.lo[block]));
-                    }
-                    let floats = [
-                        (t, this.d[e]),
-                        (TILE_ROWS + t, this.s32[e]),
-                        (2 * TILE_ROWS + 2 * t, this.s16[2 * e]),
-                        (2 * TILE_ROWS + 2 * t + 1, this.s16[2 * e + 1]),
-                    ];
-                    for (slot, v) in floats {
-                        sums[4 * slot..4 * slot + 4].copy_from_slice(&v.to_ne_bytes());
-                    }
-                }
-            }
-        });
     }
 
     /// Quantizes `x` into a new value.
@@ -212,23 +179,51 @@ impl Q8Act {
 /// any threads, and returns when all are done.
 pub type ParallelFor<'a> = dyn Fn(usize, &(dyn Fn(usize) + Sync)) + 'a;
 
-/// The row-major buffers being filled by [`Q8Act::quantize_with`]'s tasks.
+/// The buffers being filled by [`Q8Act::quantize_with`]'s tasks.
 struct RowsOut {
     qs: *mut i8,
     lo: Option<*mut i8>,
     d: *mut f32,
     s16: *mut f32,
     s32: *mut f32,
+    tiles: *mut u8,
 }
 
-// SAFETY: the tasks write disjoint rows through it (see `quantize_with`).
+// SAFETY: the tasks write disjoint rows and tiles through it (see `quantize_with`).
 unsafe impl Sync for RowsOut {}
 
-/// The tile buffer being filled by [`Q8Act::interleave_tiles`]'s tasks.
-struct SendMut(*mut u8);
-
-// SAFETY: the tasks write disjoint tiles through it.
-unsafe impl Sync for SendMut {}
+impl RowsOut {
+    /// Copies tile `tile` (rows `8·tile..`, already quantized) into its interleaved place.
+    ///
+    /// # Safety
+    /// The tile's rows are written and no other thread touches them or the tile meanwhile.
+    unsafe fn interleave(&self, tile: usize, runs: usize) {
+        let stride = Q8Act::tile_run_bytes(self.lo.is_some());
+        let codes = TILE_ROWS * Q8_BLOCK * if self.lo.is_some() { 2 } else { 1 };
+        // SAFETY: reads of the tile's rows and writes of its slots, inside the buffers.
+        unsafe {
+            for run in 0..runs {
+                let dst = self.tiles.add((tile * runs + run) * stride);
+                let floats = dst.add(codes).cast::<f32>();
+                for t in 0..TILE_ROWS {
+                    let e = (tile * TILE_ROWS + t) * runs + run;
+                    let q = self.qs.add(Q8_BLOCK * e).cast::<u8>();
+                    std::ptr::copy_nonoverlapping(q, dst.add(Q8_BLOCK * t), Q8_BLOCK);
+                    if let Some(lo) = self.lo {
+                        let lo = lo.add(Q8_BLOCK * e).cast::<u8>();
+                        let at = dst.add(Q8_BLOCK * (TILE_ROWS + t));
+                        std::ptr::copy_nonoverlapping(lo, at, Q8_BLOCK);
+                    }
+                    floats.add(t).write_unaligned(*self.d.add(e));
+                    floats.add(TILE_ROWS + t).write_unaligned(*self.s32.add(e));
+                    let s16 = floats.add(2 * TILE_ROWS + 2 * t);
+                    s16.write_unaligned(*self.s16.add(2 * e));
+                    s16.add(1).write_unaligned(*self.s16.add(2 * e + 1));
+                }
+            }
+        }
+    }
+}
 
 /// Quantizes every block of 32 values of `x` (see [`quantize_block`]); on x86-64 compiled for
 /// AVX2 where the CPU has it. Both builds give the same bytes: the arithmetic is the same
@@ -508,6 +503,52 @@ mod tests {
             );
             assert_eq!((fast.qs, fast.lo), (qs, lo));
             assert_eq!((fast.d, fast.s16, fast.s32), (d, s16, s32));
+        }
+    }
+
+    #[test]
+    fn tiles_hold_the_rows_interleaved_run_by_run() {
+        let (rows, cols) = (19, 96);
+        let mut s = 3u32;
+        let x: Vec<f32> = (0..rows * cols)
+            .map(|_| {
+                s = s.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                (s >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+            })
+            .collect();
+        for wide in [false, true] {
+            // Spread over several "threads" (tasks in any order), as the pool would.
+            let a = {
+                let mut a = Q8Act::default();
+                a.quantize_with(&x, cols, wide, &|n, f| (0..n).rev().for_each(f));
+                a
+            };
+            let runs = cols / Q8_BLOCK;
+            let codes = TILE_ROWS * Q8_BLOCK * if wide { 2 } else { 1 };
+            assert_eq!(a.tiles.len(), 2 * runs * Q8Act::tile_run_bytes(wide));
+            for tile in 0..rows / TILE_ROWS {
+                for run in 0..runs {
+                    let slot = &a.tiles[a.tile_run(tile, run)..][..Q8Act::tile_run_bytes(wide)];
+                    let float = |i: usize| {
+                        f32::from_ne_bytes(
+                            slot[codes + 4 * i..codes + 4 * i + 4].try_into().unwrap(),
+                        )
+                    };
+                    for t in 0..TILE_ROWS {
+                        let e = (tile * TILE_ROWS + t) * runs + run;
+                        let q: &[u8] = bytemuck::cast_slice(&a.qs[32 * e..32 * e + 32]);
+                        assert_eq!(&slot[32 * t..32 * t + 32], q);
+                        if wide {
+                            let lo: &[u8] = bytemuck::cast_slice(&a.lo[32 * e..32 * e + 32]);
+                            assert_eq!(&slot[32 * (TILE_ROWS + t)..][..32], lo);
+                        }
+                        assert_eq!(float(t), a.d[e]);
+                        assert_eq!(float(TILE_ROWS + t), a.s32[e]);
+                        assert_eq!(float(2 * TILE_ROWS + 2 * t), a.s16[2 * e]);
+                        assert_eq!(float(2 * TILE_ROWS + 2 * t + 1), a.s16[2 * e + 1]);
+                    }
+                }
+            }
         }
     }
 }
