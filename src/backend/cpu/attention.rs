@@ -110,11 +110,29 @@ impl Head<'_> {
         self.attend_portable(scores, out)
     }
 
-    /// [`Head::attend`] compiled for AVX2 and FMA.
+    /// [`Head::attend`] compiled for AVX2 and FMA; heads of 64 through intrinsics.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma,f16c")]
     fn attend_avx2(&self, scores: &mut Vec<f32>, out: &mut [f32]) {
-        self.attend_portable(scores, out)
+        if self.q.len() != x86::HEAD {
+            return self.attend_portable(scores, out);
+        }
+        let n = self.positions;
+        let last = self.at(n - 1);
+        assert!(last.end <= self.keys.len() && last.end <= self.values.len());
+        scores.clear();
+        scores.resize(n, 0.0);
+        // SAFETY: the CPU has AVX2 and FMA (this function's features); every position's
+        // `HEAD` keys and values lie inside the cache (the last one was checked above).
+        unsafe {
+            let (k, v) = (
+                self.keys.as_ptr().add(self.offset),
+                self.values.as_ptr().add(self.offset),
+            );
+            x86::scores(self.q, k, self.stride, self.scale, scores);
+            let inv = Self::softmax(scores);
+            x86::weighted_sum(scores, v, self.stride, inv, out);
+        }
     }
 
     /// The common head sizes with their width known at compile time (the output stays in
@@ -218,6 +236,105 @@ impl Head<'_> {
         }
         for a in out.iter_mut() {
             *a *= inv;
+        }
+    }
+}
+
+/// Heads of 64 in AVX2 intrinsics: eight positions' scores per step, reduced together (a
+/// transpose by horizontal adds, not eight chains of scalar adds), and the weighted sum of the
+/// values in eight fused multiply-add chains held in registers.
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    /// The head width these kernels are written for.
+    pub const HEAD: usize = 64;
+
+    /// `scores[p] = scale · q · k_p`, with position `p`'s keys at `keys + p · stride`.
+    ///
+    /// # Safety
+    /// AVX2 and FMA; `q` holds `HEAD` values and so does every position's keys.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn scores(
+        q: &[f32],
+        keys: *const f32,
+        stride: usize,
+        scale: f32,
+        scores: &mut [f32],
+    ) {
+        // SAFETY: reads inside `q` and the keys (the caller's contract); writes inside `scores`.
+        unsafe {
+            // A loop, not `array::from_fn`: intrinsics in a closure may compile as calls.
+            let mut qv = [_mm256_setzero_ps(); 8];
+            for (c, v) in qv.iter_mut().enumerate() {
+                *v = _mm256_loadu_ps(q.as_ptr().add(8 * c));
+            }
+            let n = scores.len();
+            let scale = _mm256_set1_ps(scale);
+            let mut p = 0;
+            while p + 8 <= n {
+                let mut acc = [_mm256_setzero_ps(); 8];
+                for (j, acc) in acc.iter_mut().enumerate() {
+                    let k = keys.add((p + j) * stride);
+                    for (c, &qc) in qv.iter().enumerate() {
+                        *acc = _mm256_fmadd_ps(qc, _mm256_loadu_ps(k.add(8 * c)), *acc);
+                    }
+                }
+                // Per 128-bit half: [sum of positions 0-3's low quads | their high quads]...
+                let s01 = _mm256_hadd_ps(acc[0], acc[1]);
+                let s23 = _mm256_hadd_ps(acc[2], acc[3]);
+                let s45 = _mm256_hadd_ps(acc[4], acc[5]);
+                let s67 = _mm256_hadd_ps(acc[6], acc[7]);
+                let a = _mm256_hadd_ps(s01, s23);
+                let b = _mm256_hadd_ps(s45, s67);
+                // ...and the two halves of each added: positions 0..8 in order.
+                let lo = _mm256_permute2f128_ps(a, b, 0x20);
+                let hi = _mm256_permute2f128_ps(a, b, 0x31);
+                let sums = _mm256_mul_ps(_mm256_add_ps(lo, hi), scale);
+                _mm256_storeu_ps(scores.as_mut_ptr().add(p), sums);
+                p += 8;
+            }
+            for (p, sc) in scores.iter_mut().enumerate().skip(p) {
+                let k = keys.add(p * stride);
+                let mut acc = _mm256_setzero_ps();
+                for (c, &qc) in qv.iter().enumerate() {
+                    acc = _mm256_fmadd_ps(qc, _mm256_loadu_ps(k.add(8 * c)), acc);
+                }
+                let h = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+                let h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+                let h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
+                *sc = _mm_cvtss_f32(h) * _mm256_cvtss_f32(scale);
+            }
+        }
+    }
+
+    /// `out = inv · Σ_p w[p] · v_p`, with position `p`'s values at `values + p · stride`.
+    ///
+    /// # Safety
+    /// AVX2 and FMA; `out` and every position's values hold `HEAD` values.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn weighted_sum(
+        w: &[f32],
+        values: *const f32,
+        stride: usize,
+        inv: f32,
+        out: &mut [f32],
+    ) {
+        assert!(out.len() == HEAD);
+        // SAFETY: reads inside the values (the caller's contract); writes inside `out`.
+        unsafe {
+            let mut o = [_mm256_setzero_ps(); 8];
+            for (p, &wp) in w.iter().enumerate() {
+                let v = values.add(p * stride);
+                let wv = _mm256_set1_ps(wp);
+                for (c, o) in o.iter_mut().enumerate() {
+                    *o = _mm256_fmadd_ps(wv, _mm256_loadu_ps(v.add(8 * c)), *o);
+                }
+            }
+            let inv = _mm256_set1_ps(inv);
+            for (c, o) in o.iter().enumerate() {
+                _mm256_storeu_ps(out.as_mut_ptr().add(8 * c), _mm256_mul_ps(*o, inv));
+            }
         }
     }
 }
