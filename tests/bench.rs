@@ -158,6 +158,25 @@ fn profile_shares_account_for_the_step() {
             p.covered * 100.0
         );
         assert!(p.step_ms > 0.0 && p.profiled_step_ms > 0.0, "{p:?}");
+        // Bandwidth accounting: the matrix products of a decode step read every weight once
+        // (the file minus its metadata), and the step's total and each op's GB/s follow.
+        let weights = std::fs::metadata(default_model()).unwrap().len() as f64 / 1e6;
+        let mat: f64 = p
+            .ops
+            .iter()
+            .filter(|o| o.op.starts_with("mat"))
+            .map(|o| o.mb_per_token)
+            .sum();
+        assert!(
+            mat > 0.9 * weights && mat < 1.02 * weights,
+            "{backend:?}: matrix products move {mat} MB per token; weights {weights} MB"
+        );
+        let attention = p.ops.iter().find(|o| o.op == "attention").unwrap();
+        assert!(
+            attention.mb_per_token > 0.0 && attention.gb_per_s > 0.0,
+            "{p:?}"
+        );
+        assert!(p.mb_per_token >= mat && p.gb_per_s() > 0.0, "{p:?}");
         if let Some(device) = p.device_ms {
             let kernels: f64 = p.ops.iter().map(|o| o.ms_per_token).sum();
             assert!(

@@ -18,11 +18,29 @@ pub struct AttentionShape {
     pub head_dim: usize,
 }
 
+/// Adds `bytes` to `name`'s entry of per-op totals.
+pub fn add_traffic(totals: &mut Vec<(&'static str, u64)>, name: &'static str, bytes: u64) {
+    match totals.iter_mut().find(|(n, _)| *n == name) {
+        Some((_, b)) => *b += bytes,
+        None => totals.push((name, bytes)),
+    }
+}
+
+/// Bytes the causal attention of `rows` query rows at `pos0..` reads from a cache of `kv_dim`
+/// values per position (`elem` bytes each), keys and values, each position once per row.
+pub fn attention_cache_bytes(rows: usize, pos0: usize, kv_dim: usize, elem: usize) -> u64 {
+    let positions: usize = (0..rows).map(|r| pos0 + r + 1).sum();
+    (2 * positions * kv_dim * elem) as u64
+}
+
 /// Per-op times collected while profiling.
 #[derive(Clone, Debug, Default)]
 pub struct OpTimes {
     /// Time per kind of op.
     pub ops: Vec<(String, std::time::Duration)>,
+    /// Bytes each kind of op must move (read and written, from the shapes and formats: weights,
+    /// activations, KV cache), summed over the same period: with the times, its bandwidth.
+    pub bytes: Vec<(String, u64)>,
     /// Device time from each step's first op start to its last op end, summed over steps
     /// (GPUs with timestamp queries; the host's recording and read-back are outside it).
     pub device_span: Option<std::time::Duration>,

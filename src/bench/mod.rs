@@ -178,6 +178,10 @@ pub struct ProfileEntry {
     pub ms_per_token: f64,
     /// Fraction of the measured step time.
     pub share: f64,
+    /// Megabytes (10^6) the op must move per decode step: weights, activations, KV cache.
+    pub mb_per_token: f64,
+    /// Its effective bandwidth, GB/s (`mb_per_token` over its time).
+    pub gb_per_s: f64,
 }
 
 /// A profile of `steps` decode steps after a prompt of `context` tokens.
@@ -193,6 +197,17 @@ pub struct Profile {
     pub covered: f64,
     /// Per op, slowest first.
     pub ops: Vec<ProfileEntry>,
+    /// Megabytes every op of a step must move, together.
+    pub mb_per_token: f64,
+}
+
+impl Profile {
+    /// The step's effective bandwidth, GB/s: what its ops must move over its unprofiled time
+    /// (the device's time on GPUs that report it). Against the device's memory bandwidth, the
+    /// share of the roofline a decode reaches.
+    pub fn gb_per_s(&self) -> f64 {
+        self.mb_per_token / self.device_ms.unwrap_or(self.step_ms).max(1e-9)
+    }
 }
 
 impl Profile {
@@ -230,15 +245,22 @@ pub fn profile_decode(
     let times = model.take_profile();
     model.set_profiling(false);
     let device = times.device_span.map(|d| d.as_secs_f64() / steps as f64);
+    let mb = |op: &str| {
+        let bytes = times.bytes.iter().find(|(n, _)| n == op).map_or(0, |b| b.1);
+        bytes as f64 / steps as f64 / 1e6
+    };
     let mut ops: Vec<ProfileEntry> = times
         .ops
-        .into_iter()
+        .iter()
         .map(|(op, t)| {
             let per = t.as_secs_f64() / steps as f64;
+            let mb_per_token = mb(op);
             ProfileEntry {
-                op,
+                op: op.clone(),
                 ms_per_token: per * 1e3,
                 share: per / profiled,
+                mb_per_token,
+                gb_per_s: mb_per_token / 1e3 / per.max(1e-12),
             }
         })
         .collect();
@@ -248,6 +270,7 @@ pub fn profile_decode(
         profiled_step_ms: profiled * 1e3,
         device_ms: device.map(|d| d * 1e3),
         covered: ops.iter().map(|o| o.share).sum(),
+        mb_per_token: times.bytes.iter().map(|b| b.1).sum::<u64>() as f64 / steps as f64 / 1e6,
         ops,
     })
 }

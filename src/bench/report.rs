@@ -128,28 +128,35 @@ fn profile_table(r: &Record, p: &super::Profile) -> String {
         s.push_str(&format!(", {d:.2} ms of it on the device"));
     }
     s.push_str(&format!(
-        "); ops cover {:.1}% of the profiled step\n\n| op | ms/token | share of step |\n| --- | ---: | ---: |\n",
-        p.covered * 100.0
+        "); ops cover {:.1}% of the profiled step. The ops must move {:.1} MB per token: {:.1} GB/s \
+         over the step, to set against the device's memory bandwidth\n\n\
+         | op | ms/token | share of step | MB/token | GB/s |\n| --- | ---: | ---: | ---: | ---: |\n",
+        p.covered * 100.0,
+        p.mb_per_token,
+        p.gb_per_s()
     ));
-    let mut row = |name: &str, ms: f64| {
+    let mut row = |name: &str, ms: f64, traffic: Option<(f64, f64)>| {
+        let (mb, gbs) = traffic.map_or((String::new(), String::new()), |(mb, gbs)| {
+            (format!("{mb:.2}"), format!("{gbs:.1}"))
+        });
         s.push_str(&format!(
-            "| {name} | {ms:.3} | {:.1}% |\n",
+            "| {name} | {ms:.3} | {:.1}% | {mb} | {gbs} |\n",
             100.0 * ms / p.profiled_step_ms
         ));
     };
     for o in &p.ops {
-        row(&o.op, o.ms_per_token);
+        row(&o.op, o.ms_per_token, Some((o.mb_per_token, o.gb_per_s)));
     }
     let rest = p.profiled_step_ms * (1.0 - p.covered);
     if let Some(host) = p.host_ms() {
-        row("(host: recording, submission, read-back)", host);
+        row("(host: recording, submission, read-back)", host, None);
         // What neither the kernels nor the host account for (the clocks differ slightly).
         let unaccounted = rest - host;
         if unaccounted.abs() >= 0.0005 * p.profiled_step_ms {
-            row("(unaccounted)", unaccounted);
+            row("(unaccounted)", unaccounted, None);
         }
     } else if rest.abs() >= 0.0005 * p.profiled_step_ms {
-        row("(outside ops)", rest);
+        row("(outside ops)", rest, None);
     }
     s
 }

@@ -25,6 +25,11 @@ impl KvCache {
         }
     }
 
+    /// Values per position, keys or values.
+    pub fn kv_dim(&self) -> usize {
+        self.kv_dim
+    }
+
     /// Writes keys and values for positions `pos0..` of `layer` (the caller keeps within `ctx`).
     pub fn store(&mut self, layer: usize, pos0: usize, k: &[f32], v: &[f32]) {
         let start = pos0 * self.kv_dim;

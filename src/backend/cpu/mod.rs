@@ -77,6 +77,8 @@ pub enum Precision {
 pub struct CpuBackend {
     pool: Arc<Pool>,
     profile: Option<Vec<(&'static str, Duration)>>,
+    /// Bytes moved per op while profiling.
+    traffic: Vec<(&'static str, u64)>,
     precision: Precision,
     level: CpuLevel,
     /// Quantized activations, reused by every matmul.
@@ -137,6 +139,7 @@ impl CpuBackend {
         Ok(CpuBackend {
             pool: Arc::new(pool),
             profile: None,
+            traffic: Vec::new(),
             precision,
             level,
             q8: Q8Act::default(),
@@ -173,11 +176,12 @@ impl CpuBackend {
 }
 
 impl CpuBackend {
-    /// Runs `f`, adding its time to `op`'s total when profiling.
-    fn timed<T>(&mut self, op: &'static str, f: impl FnOnce(&mut Self) -> T) -> T {
+    /// Runs `f`, adding its time and the `bytes` it moves to `op`'s totals when profiling.
+    fn timed<T>(&mut self, op: &'static str, bytes: u64, f: impl FnOnce(&mut Self) -> T) -> T {
         if self.profile.is_none() {
             return f(self);
         }
+        crate::backend::add_traffic(&mut self.traffic, op, bytes);
         let start = Instant::now();
         let out = f(self);
         let spent = start.elapsed();
@@ -188,6 +192,23 @@ impl CpuBackend {
         }
         out
     }
+}
+
+/// Bytes of `n` f32 values.
+fn f32_bytes(n: usize) -> u64 {
+    4 * n as u64
+}
+
+/// Bytes a product of `x` with each weight (and bias) moves: the encoded weights, `x`, the
+/// outputs.
+fn matmul_bytes(x: &CpuAct, ws: &[(&CpuWeight, Option<&CpuWeight>)]) -> u64 {
+    ws.iter()
+        .map(|(w, bias)| {
+            let out = w.view.rows();
+            w.view.bytes().len() as u64
+                + f32_bytes(x.data.len() + x.rows * out + bias.map_or(0, |_| out))
+        })
+        .sum()
 }
 
 impl Backend for CpuBackend {
@@ -230,7 +251,9 @@ impl Backend for CpuBackend {
     }
 
     fn embed(&mut self, table: &CpuWeight, ids: &[u32]) -> CpuAct {
-        self.timed("embed", |_| {
+        let t = &table.view;
+        let bytes = (ids.len() * (t.row_bytes() + 4 * t.cols())) as u64;
+        self.timed("embed", bytes, |_| {
             let t = &table.view;
             let (cols, rb) = (t.cols(), t.row_bytes());
             let mut data = vec![0.0; ids.len() * cols];
@@ -243,7 +266,8 @@ impl Backend for CpuBackend {
     }
 
     fn rms_norm(&mut self, x: &CpuAct, w: &CpuWeight, eps: f32) -> CpuAct {
-        self.timed("rms_norm", |b| {
+        let bytes = f32_bytes(2 * x.data.len() + x.cols);
+        self.timed("rms_norm", bytes, |b| {
             // Rows are independent: a few per task in prefill, one task in decode.
             let rows = x.rows.div_ceil(4 * b.pool.threads()).max(1);
             let cols = x.cols;
@@ -258,7 +282,8 @@ impl Backend for CpuBackend {
     }
 
     fn matmul(&mut self, x: &CpuAct, w: &CpuWeight, bias: Option<&CpuWeight>) -> CpuAct {
-        self.timed("matmul", |b| {
+        let bytes = matmul_bytes(x, &[(w, bias)]);
+        self.timed("matmul", bytes, |b| {
             let v = &w.view;
             let out = if b.integer(v) {
                 b.quantize(x);
@@ -282,7 +307,8 @@ impl Backend for CpuBackend {
                 .map(|&(w, bias)| self.matmul(x, w, bias))
                 .collect();
         }
-        self.timed("matmul", |b| {
+        let bytes = matmul_bytes(x, ws);
+        self.timed("matmul", bytes, |b| {
             b.quantize(x);
             let weights: Vec<_> = ws
                 .iter()
@@ -307,7 +333,8 @@ impl Backend for CpuBackend {
         inv_freq: &CpuWeight,
         layout: RopeLayout,
     ) {
-        self.timed("rope", |b| {
+        let bytes = f32_bytes(2 * x.data.len() + inv_freq.view.cols());
+        self.timed("rope", bytes, |b| {
             let cols = x.cols;
             let rows = x.rows.div_ceil(4 * b.pool.threads()).max(1);
             b.pool.for_chunks(&mut x.data, rows * cols, |i, chunk| {
@@ -329,7 +356,9 @@ impl Backend for CpuBackend {
         pos0: usize,
         shape: AttentionShape,
     ) -> CpuAct {
-        self.timed("attention", |b| {
+        let cache_bytes = crate::backend::attention_cache_bytes(q.rows, pos0, cache.kv_dim(), 4);
+        let bytes = cache_bytes + f32_bytes(2 * q.data.len() + k.data.len() + v.data.len());
+        self.timed("attention", bytes, |b| {
             cache.store(layer, pos0, &k.data, &v.data);
             let out = cache.attend(&b.pool, layer, pos0, &q.data, q.rows, shape);
             CpuAct::new(out, q.rows)
@@ -337,7 +366,8 @@ impl Backend for CpuBackend {
     }
 
     fn silu_mul(&mut self, gate: &CpuAct, up: &CpuAct) -> CpuAct {
-        self.timed("silu_mul", |b| {
+        let bytes = f32_bytes(3 * up.data.len());
+        self.timed("silu_mul", bytes, |b| {
             // Decode's one row is cheaper done here than handed to the pool.
             let n = up.data.len();
             let chunk = n.div_ceil(4 * b.pool.threads()).max(16 * 1024);
@@ -350,13 +380,15 @@ impl Backend for CpuBackend {
     }
 
     fn add(&mut self, x: &mut CpuAct, y: &CpuAct) {
-        self.timed("add", |_| {
+        let bytes = f32_bytes(3 * x.data.len());
+        self.timed("add", bytes, |_| {
             x.data.iter_mut().zip(&y.data).for_each(|(a, b)| *a += b)
         })
     }
 
     fn rows(&mut self, x: &CpuAct, start: usize, count: usize) -> CpuAct {
-        self.timed("rows", |_| {
+        let bytes = f32_bytes(2 * count * x.cols);
+        self.timed("rows", bytes, |_| {
             CpuAct::new(
                 x.data[start * x.cols..(start + count) * x.cols].to_vec(),
                 count,
@@ -366,6 +398,7 @@ impl Backend for CpuBackend {
 
     fn set_profiling(&mut self, on: bool) {
         self.profile = on.then(Vec::new);
+        self.traffic.clear();
     }
 
     fn take_profile(&mut self) -> OpTimes {
@@ -378,6 +411,10 @@ impl Backend for CpuBackend {
             ops: totals
                 .into_iter()
                 .map(|(n, t)| (n.to_string(), t))
+                .collect(),
+            bytes: std::mem::take(&mut self.traffic)
+                .into_iter()
+                .map(|(n, b)| (n.to_string(), b))
                 .collect(),
             device_span: None,
         }

@@ -32,8 +32,13 @@ impl Backend for GpuBackend {
             .map(|(l, ns)| (l.to_string(), std::time::Duration::from_nanos(ns as u64)))
             .collect();
         let span = std::mem::take(&mut p.span_ns);
+        let bytes = std::mem::take(&mut p.bytes)
+            .into_iter()
+            .map(|(l, b)| (l.to_string(), b))
+            .collect();
         OpTimes {
             ops,
+            bytes,
             device_span: Some(std::time::Duration::from_nanos(span as u64)),
         }
     }
@@ -162,6 +167,7 @@ impl Backend for GpuBackend {
                 &params,
                 &[&part.buffer, &ids_buf.buffer, out.buffer()],
                 groups,
+                (ids.len() * (*row_bytes + 4 * *cols) / parts.len()) as u64,
             );
         }
         out
@@ -180,6 +186,7 @@ impl Backend for GpuBackend {
             &params,
             &[x.buffer(), Self::vector(w), out.buffer()],
             (x.rows as u32, 1),
+            4 * (2 * x.rows * x.cols + x.cols) as u64,
         );
         out
     }
@@ -232,6 +239,7 @@ impl Backend for GpuBackend {
                 &params,
                 &[&part.buffer, x.buffer(), out.buffer(), &bias_buf],
                 groups,
+                (part.rows * row_bytes + 4 * (x.rows * (cols + part.rows) + part.rows)) as u64,
             );
         }
         out
@@ -264,6 +272,7 @@ impl Backend for GpuBackend {
             &params,
             &[x.buffer(), Self::vector(inv_freq)],
             groups,
+            4 * (2 * x.rows * x.cols + head_dim / 2) as u64,
         );
     }
 
@@ -293,6 +302,7 @@ impl Backend for GpuBackend {
                 &params,
                 &[src, dst],
                 linear_groups(n),
+                n as u64 * (4 + self.kv_elem_bytes()),
             );
         }
         let out = self.act(q.rows, s.heads * s.head_dim);
@@ -325,6 +335,12 @@ impl Backend for GpuBackend {
             &params,
             &[q.buffer(), &kc, &vc, out.buffer()],
             groups,
+            crate::backend::attention_cache_bytes(
+                q.rows,
+                pos0,
+                cache.kv_dim,
+                self.kv_elem_bytes() as usize,
+            ) + 8 * (q.rows * s.heads * s.head_dim) as u64,
         );
         out
     }
@@ -338,6 +354,7 @@ impl Backend for GpuBackend {
             &[n as u32],
             &[gate.buffer(), up.buffer(), out.buffer()],
             linear_groups(n),
+            12 * n as u64,
         );
         out
     }
@@ -350,6 +367,7 @@ impl Backend for GpuBackend {
             &[n as u32],
             &[x.buffer(), y.buffer()],
             linear_groups(n),
+            12 * n as u64,
         );
     }
 

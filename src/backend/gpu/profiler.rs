@@ -21,6 +21,8 @@ pub(super) struct Profiler {
     pub(super) totals: Vec<(&'static str, f64)>,
     /// Nanoseconds from each step's first kernel start to its last kernel end, summed.
     pub(super) span_ns: f64,
+    /// Bytes each kernel must move, summed over the dispatches since profiling started.
+    pub(super) bytes: Vec<(&'static str, u64)>,
 }
 
 /// Timestamp queries per step (two per dispatch at most).
@@ -56,6 +58,7 @@ impl Profiler {
             ),
             totals: Vec::new(),
             span_ns: 0.0,
+            bytes: Vec::new(),
         }
     }
 

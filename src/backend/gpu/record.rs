@@ -81,7 +81,8 @@ impl GpuBackend {
         Ok(p)
     }
 
-    /// Records one dispatch of `kernel` with `params` and `buffers` (bindings 1..).
+    /// Records one dispatch of `kernel` with `params` and `buffers` (bindings 1..); `bytes` is
+    /// what it must move (for the profile's bandwidth figures).
     pub(super) fn dispatch(
         &mut self,
         kernel: Kernel,
@@ -89,9 +90,13 @@ impl GpuBackend {
         params: &[u32],
         buffers: &[&wgpu::Buffer],
         groups: (u32, u32),
+        bytes: u64,
     ) {
         if self.deferred.is_some() {
             return;
+        }
+        if let Some(p) = self.profiler.as_mut() {
+            crate::backend::add_traffic(&mut p.bytes, kernel.name, bytes);
         }
         let pipeline = match self.pipeline(kernel, v) {
             Ok(p) => p,
