@@ -49,7 +49,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     for (var t = 0u; t < TILE; t++) {
         let tt = t0 + t;
         if (tt < p.tokens) {
-            y[tt * p.out_stride + p.out_off + n] = acc[t] + b;
+            let at = tt * p.out_stride + p.out_off + n;
+            var v = acc[t] + b;
+            if (p.accumulate != 0u) {
+                v += y[at];
+            }
+            y[at] = v;
         }
     }
 }

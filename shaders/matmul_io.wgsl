@@ -1,6 +1,6 @@
 // What the matrix kernels (matmul.wgsl, matvec.wgsl) bind: both are dispatched with the same
 // parameters and buffers, y[t, out_off + n] = sum_k x[t, k] * W[n, k] (+ bias[out_off + n]) for
-// the weight part W.
+// the weight part W (`+=` with `accumulate`).
 
 struct Params {
     rows: u32,
@@ -10,7 +10,8 @@ struct Params {
     out_stride: u32,
     out_off: u32,
     has_bias: u32,
-    _pad: u32,
+    // Nonzero: add the product to what y holds (the residual add folded into the product).
+    accumulate: u32,
 }
 
 @group(0) @binding(0) var<storage, read> p: Params;

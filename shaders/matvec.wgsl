@@ -41,6 +41,9 @@ fn main(
         if (p.has_bias != 0u) {
             total += bias[p.out_off + n];
         }
+        if (p.accumulate != 0u) {
+            total += y[p.out_off + n];
+        }
         y[p.out_off + n] = total;
     }
 }

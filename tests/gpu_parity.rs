@@ -130,6 +130,44 @@ fn matmul_every_type_and_shape() {
     });
 }
 
+/// `residual += x · wᵀ` (the residual add folded into the product) against the CPU's product
+/// then add, decode and prefill, a few formats.
+#[test]
+fn matmul_add_into_the_residual() {
+    parity("matmul_add", |cmp, gpu| {
+        let mut rng = Rng::fresh("matmul_add");
+        let mut g = gpu();
+        let mut c = CpuBackend::with_precision(1, Precision::F32).unwrap();
+        for t in [GgmlType::Q4_0, GgmlType::Q6K, GgmlType::F16] {
+            let (cols, rows) = (256, 69);
+            let w = random_tensor(&mut rng, t, cols, rows);
+            for tokens in [1, 11] {
+                let x = rng.vec(tokens * cols);
+                let r = rng.vec(tokens * rows);
+                cmp(
+                    &format!("{} tokens {tokens}", t.name()),
+                    &matmul_add_case(&mut g, &w, &x, &r, tokens),
+                    &matmul_add_case(&mut c, &w, &x, &r, tokens),
+                );
+            }
+        }
+    });
+}
+
+fn matmul_add_case<B: Backend>(
+    b: &mut B,
+    w: &ember::format::TensorView,
+    x: &[f32],
+    residual: &[f32],
+    tokens: usize,
+) -> Vec<f32> {
+    let wt = b.upload(w).unwrap();
+    let xa = b.load_act(x, tokens, w.cols());
+    let mut ra = b.load_act(residual, tokens, w.rows());
+    b.matmul_add(&xa, &wt, &mut ra);
+    b.read(&ra).unwrap()
+}
+
 /// More rows than 65535 workgroups of the mat-vec cover: the groups fold into two dimensions.
 #[test]
 fn matvec_over_many_rows() {

@@ -70,6 +70,13 @@ pub trait Backend {
     /// `x · wᵀ (+ bias)`: `w` has one row per output feature.
     fn matmul(&mut self, x: &Self::Act, w: &Self::Weight, bias: Option<&Self::Weight>)
     -> Self::Act;
+    /// `residual += x · wᵀ`: a product whose only use is a residual add (attention output,
+    /// MLP down). GPU backends write it into `residual` in the product's epilogue (one dispatch
+    /// instead of two).
+    fn matmul_add(&mut self, x: &Self::Act, w: &Self::Weight, residual: &mut Self::Act) {
+        let y = self.matmul(x, w, None);
+        self.add(residual, &y);
+    }
     /// [`Backend::matmul`] of the same `x` with several weights (q, k and v; gate and up), each
     /// with its optional bias. Backends that can share work between them (the CPU quantizes `x`
     /// once and runs one parallel job) override it.

@@ -134,16 +134,14 @@ impl<B: Backend> Model<B> {
             b.rope(&mut q, cfg.heads, pos0, &self.inv_freq, cfg.rope_layout);
             b.rope(&mut k, cfg.kv_heads, pos0, &self.inv_freq, cfg.rope_layout);
             let a = b.attention(&q, &k, &v, &mut self.cache, i, pos0, shape);
-            let o = b.matmul(&a, &l.o, None);
-            b.add(&mut x, &o);
+            b.matmul_add(&a, &l.o, &mut x);
             let h = b.rms_norm(&x, &l.ffn_norm, cfg.rms_eps);
             let [gate, up]: [B::Act; 2] = b
                 .matmuls(&h, &[(&l.gate, None), (&l.up, None)])
                 .try_into()
                 .map_err(|_| Error::Backend("matmuls returned the wrong count".into()))?;
             let act = b.silu_mul(&gate, &up);
-            let down = b.matmul(&act, &l.down, None);
-            b.add(&mut x, &down);
+            b.matmul_add(&act, &l.down, &mut x);
         }
         if !all_logits && ids.len() > 1 {
             x = b.rows(&x, ids.len() - 1, 1);

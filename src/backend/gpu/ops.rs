@@ -192,57 +192,17 @@ impl Backend for GpuBackend {
     }
 
     fn matmul(&mut self, x: &GpuAct, w: &GpuWeight, bias: Option<&GpuWeight>) -> GpuAct {
-        let GpuWeight::Matrix {
-            dtype,
-            cols,
-            rows,
-            row_bytes,
-            parts,
-        } = w
-        else {
-            self.deferred
-                .get_or_insert(Error::Backend("matmul weight is not a matrix".into()));
-            return self.act(x.rows, 1);
+        let rows = match w {
+            GpuWeight::Matrix { rows, .. } => *rows,
+            GpuWeight::Vector(_) => 1,
         };
-        let out = self.act(x.rows, *rows);
-        let bias_buf = bias.map(Self::vector).unwrap_or(&self.dummy).clone();
-        for part in parts {
-            let params = [
-                part.rows as u32,
-                *cols as u32,
-                x.rows as u32,
-                *row_bytes as u32,
-                *rows as u32,
-                part.row_start as u32,
-                bias.is_some() as u32,
-                0,
-            ];
-            // One token: several threads per row. More: each row's chunks decoded once per tile.
-            let (kernel, tile, groups) = if x.rows == 1 && self.split_rows {
-                let groups = linear_groups(part.rows * shaders::MATVEC_LANES);
-                (shaders::MATVEC, 1, groups)
-            } else {
-                let tile = if x.rows == 1 { 1 } else { PREFILL_TILE };
-                let groups = (
-                    part.rows.div_ceil(64) as u32,
-                    x.rows.div_ceil(tile as usize) as u32,
-                );
-                (shaders::MATMUL, tile, groups)
-            };
-            self.dispatch(
-                kernel,
-                Variant {
-                    dtype: Some(*dtype),
-                    tile,
-                    ..Variant::default()
-                },
-                &params,
-                &[&part.buffer, x.buffer(), out.buffer(), &bias_buf],
-                groups,
-                (part.rows * row_bytes + 4 * (x.rows * (cols + part.rows) + part.rows)) as u64,
-            );
-        }
+        let out = self.act(x.rows, rows);
+        self.record_matmul(x, w, bias, &out, false);
         out
+    }
+
+    fn matmul_add(&mut self, x: &GpuAct, w: &GpuWeight, residual: &mut GpuAct) {
+        self.record_matmul(x, w, None, residual, true);
     }
 
     fn rope(
@@ -393,6 +353,68 @@ impl Backend for GpuBackend {
             Err(Error::Backend(
                 "the browser cannot block on the GPU: use GpuBackend::read_async".into(),
             ))
+        }
+    }
+}
+
+impl GpuBackend {
+    /// Records `out = x · wᵀ (+ bias)`, or `out += x · wᵀ` with `accumulate`.
+    fn record_matmul(
+        &mut self,
+        x: &GpuAct,
+        w: &GpuWeight,
+        bias: Option<&GpuWeight>,
+        out: &GpuAct,
+        accumulate: bool,
+    ) {
+        let GpuWeight::Matrix {
+            dtype,
+            cols,
+            rows,
+            row_bytes,
+            parts,
+        } = w
+        else {
+            self.deferred
+                .get_or_insert(Error::Backend("matmul weight is not a matrix".into()));
+            return;
+        };
+        let bias_buf = bias.map(Self::vector).unwrap_or(&self.dummy).clone();
+        for part in parts {
+            let params = [
+                part.rows as u32,
+                *cols as u32,
+                x.rows as u32,
+                *row_bytes as u32,
+                *rows as u32,
+                part.row_start as u32,
+                bias.is_some() as u32,
+                accumulate as u32,
+            ];
+            // One token: several threads per row. More: each row's chunks decoded once per tile.
+            let (kernel, tile, groups) = if x.rows == 1 && self.split_rows {
+                let groups = linear_groups(part.rows * shaders::MATVEC_LANES);
+                (shaders::MATVEC, 1, groups)
+            } else {
+                let tile = if x.rows == 1 { 1 } else { PREFILL_TILE };
+                let groups = (
+                    part.rows.div_ceil(64) as u32,
+                    x.rows.div_ceil(tile as usize) as u32,
+                );
+                (shaders::MATMUL, tile, groups)
+            };
+            self.dispatch(
+                kernel,
+                Variant {
+                    dtype: Some(*dtype),
+                    tile,
+                    ..Variant::default()
+                },
+                &params,
+                &[&part.buffer, x.buffer(), out.buffer(), &bias_buf],
+                groups,
+                (part.rows * row_bytes + 4 * (x.rows * (cols + part.rows) + part.rows)) as u64,
+            );
         }
     }
 }
