@@ -111,3 +111,23 @@ fn every_device_profile_runs_the_model() {
         }
     }
 }
+
+/// Dispatches per layer of a decode step of the default model (fused: RoPE with the cache
+/// store, the residual adds into the o and down products).
+#[test]
+fn decode_dispatches_per_layer() {
+    let file = ModelFile::open(default_model().as_ref()).unwrap();
+    let layers = file.config.layers as u64;
+    for choice in gpu_choices() {
+        let mut model = Model::new(&file, GpuBackend::new(choice).unwrap(), 32).unwrap();
+        model.forward(&[1, 504, 3458], 0, false).unwrap();
+        let before = model.backend().dispatches();
+        model.forward(&[314], 3, false).unwrap();
+        let step = model.backend().dispatches() - before;
+        // Outside the layers: the embedding, the final norm and the output head.
+        let per_layer = (step - 3) as f64 / layers as f64;
+        eprintln!("{choice:?}: {step} dispatches per decode step, {per_layer} per layer");
+        assert_eq!((step - 3) % layers, 0, "{step} dispatches");
+        assert!(per_layer <= 12.0, "{per_layer} dispatches per layer");
+    }
+}

@@ -9,7 +9,7 @@ mod common;
 use common::*;
 use ember::backend::cpu::{CpuBackend, Precision};
 use ember::backend::gpu::{GpuBackend, GpuChoice, GpuContext, GpuOptions};
-use ember::backend::{AttentionShape, Backend};
+use ember::backend::{AttentionShape, Backend, Rope};
 use ember::format::RopeLayout;
 use ember::quant::GgmlType;
 
@@ -309,22 +309,39 @@ fn norm_rope_silu_add_rows() {
 }
 
 /// Prefill, then steps that grow the cache past its first allocation, then single-token decode.
-fn attention_run<B: Backend>(b: &mut B, seed: u64, s: AttentionShape) -> Vec<Vec<f32>> {
+/// Attention steps of several row counts over a growing cache; with `rope`, queries and keys
+/// are rotated first through [`Backend::rope_attention`] (frequencies from `freqs`).
+fn attention_run<B: Backend>(
+    b: &mut B,
+    seed: u64,
+    s: AttentionShape,
+    rope: Option<(RopeLayout, &ember::format::TensorView)>,
+) -> Vec<Vec<f32>> {
     let mut rng = Rng(seed);
     let kv_dim = s.kv_heads * s.head_dim;
     let mut cache = b.new_cache(2, kv_dim, 700).unwrap();
+    let inv_freq = rope.map(|(layout, f)| (layout, b.upload(f).unwrap()));
     let mut outs = Vec::new();
     let mut pos = 0;
     for rows in [200, 3, 100, 1, 1, 290] {
         for layer in 0..2 {
-            let q = b.load_act(
+            let mut q = b.load_act(
                 &rng.vec(rows * s.heads * s.head_dim),
                 rows,
                 s.heads * s.head_dim,
             );
-            let k = b.load_act(&rng.vec(rows * kv_dim), rows, kv_dim);
+            let mut k = b.load_act(&rng.vec(rows * kv_dim), rows, kv_dim);
             let v = b.load_act(&rng.vec(rows * kv_dim), rows, kv_dim);
-            let o = b.attention(&q, &k, &v, &mut cache, layer, pos, s);
+            let o = match &inv_freq {
+                Some((layout, f)) => {
+                    let rope = Rope {
+                        inv_freq: f,
+                        layout: *layout,
+                    };
+                    b.rope_attention(&mut q, &mut k, &v, rope, &mut cache, layer, pos, s)
+                }
+                None => b.attention(&q, &k, &v, &mut cache, layer, pos, s),
+            };
             outs.push(b.read(&o).unwrap());
         }
         pos += rows;
@@ -348,14 +365,43 @@ fn attention_gqa_over_a_growing_cache() {
             },
         ] {
             let seed = Rng::fresh("attention").0;
-            let g = attention_run(&mut gpu(), seed, s);
+            let g = attention_run(&mut gpu(), seed, s, None);
             let c = attention_run(
                 &mut CpuBackend::with_precision(1, Precision::F32).unwrap(),
                 seed,
                 s,
+                None,
             );
             for (i, (a, b)) in g.iter().zip(&c).enumerate() {
                 cmp(&format!("{s:?} step {i}"), a, b);
+            }
+        }
+    });
+}
+
+/// RoPE of queries and keys with the cache store fused into one dispatch (both pair layouts,
+/// grouped heads, f16 cache where the adapter has it) against the CPU's rope then attention.
+#[test]
+fn rope_attention_fused_store() {
+    parity_tol("rope_attention", TOL_F16_KV, |cmp, gpu| {
+        let s = AttentionShape {
+            heads: 6,
+            kv_heads: 2,
+            head_dim: 32,
+        };
+        let mut rng = Rng::fresh("rope_attention");
+        let freqs = random_tensor(&mut rng, GgmlType::F32, s.head_dim / 2, 1);
+        for layout in [RopeLayout::Interleaved, RopeLayout::Halves] {
+            let seed = rng.0;
+            let g = attention_run(&mut gpu(), seed, s, Some((layout, &freqs)));
+            let c = attention_run(
+                &mut CpuBackend::with_precision(1, Precision::F32).unwrap(),
+                seed,
+                s,
+                Some((layout, &freqs)),
+            );
+            for (i, (a, b)) in g.iter().zip(&c).enumerate() {
+                cmp(&format!("{layout:?} step {i}"), a, b);
             }
         }
     });

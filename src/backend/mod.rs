@@ -33,6 +33,14 @@ pub fn attention_cache_bytes(rows: usize, pos0: usize, kv_dim: usize, elem: usiz
     (2 * positions * kv_dim * elem) as u64
 }
 
+/// The rotary embedding of a model: its frequencies (a vector weight) and pair layout.
+pub struct Rope<'a, W> {
+    /// One inverse frequency per pair of a head.
+    pub inv_freq: &'a W,
+    /// Which elements form the pairs.
+    pub layout: RopeLayout,
+}
+
 /// Per-op times collected while profiling.
 #[derive(Clone, Debug, Default)]
 pub struct OpTimes {
@@ -110,6 +118,24 @@ pub trait Backend {
         pos0: usize,
         shape: AttentionShape,
     ) -> Self::Act;
+    /// RoPE of `q` and `k` in place, then [`Backend::attention`]. GPU backends rotate and
+    /// store into the cache in one dispatch instead of four.
+    #[allow(clippy::too_many_arguments)]
+    fn rope_attention(
+        &mut self,
+        q: &mut Self::Act,
+        k: &mut Self::Act,
+        v: &Self::Act,
+        rope: Rope<'_, Self::Weight>,
+        cache: &mut Self::Cache,
+        layer: usize,
+        pos0: usize,
+        shape: AttentionShape,
+    ) -> Self::Act {
+        self.rope(q, shape.heads, pos0, rope.inv_freq, rope.layout);
+        self.rope(k, shape.kv_heads, pos0, rope.inv_freq, rope.layout);
+        self.attention(q, k, v, cache, layer, pos0, shape)
+    }
     /// `silu(gate) * up`, elementwise.
     fn silu_mul(&mut self, gate: &Self::Act, up: &Self::Act) -> Self::Act;
     /// `x += y`.

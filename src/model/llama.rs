@@ -3,7 +3,7 @@
 
 use super::{LanguageModel, f32_tensor};
 use crate::backend::gpu::GpuBackend;
-use crate::backend::{AttentionShape, Backend};
+use crate::backend::{AttentionShape, Backend, Rope};
 use crate::error::{Error, Result};
 use crate::format::{ModelConfig, ModelFile};
 
@@ -131,9 +131,11 @@ impl<B: Backend> Model<B> {
                 )
                 .try_into()
                 .map_err(|_| Error::Backend("matmuls returned the wrong count".into()))?;
-            b.rope(&mut q, cfg.heads, pos0, &self.inv_freq, cfg.rope_layout);
-            b.rope(&mut k, cfg.kv_heads, pos0, &self.inv_freq, cfg.rope_layout);
-            let a = b.attention(&q, &k, &v, &mut self.cache, i, pos0, shape);
+            let rope = Rope {
+                inv_freq: &self.inv_freq,
+                layout: cfg.rope_layout,
+            };
+            let a = b.rope_attention(&mut q, &mut k, &v, rope, &mut self.cache, i, pos0, shape);
             b.matmul_add(&a, &l.o, &mut x);
             let h = b.rms_norm(&x, &l.ffn_norm, cfg.rms_eps);
             let [gate, up]: [B::Act; 2] = b

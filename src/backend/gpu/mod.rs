@@ -71,6 +71,7 @@ pub struct GpuBackend {
     deferred: Option<Error>,
     weight_bytes: u64,
     submits: u64,
+    dispatches: u64,
     bind_groups_made: u64,
     kv_bytes: u64,
     profiler: Option<Profiler>,
@@ -201,6 +202,7 @@ impl GpuBackend {
             deferred: None,
             weight_bytes: 0,
             submits: 0,
+            dispatches: 0,
             bind_groups_made: 0,
             kv_bytes: 0,
             profiler: None,
@@ -219,6 +221,11 @@ impl GpuBackend {
     /// Counters: (command submissions, bind groups created, pipelines created) so far.
     pub fn stats(&self) -> (u64, u64, usize) {
         (self.submits, self.bind_groups_made, self.pipelines.len())
+    }
+
+    /// Compute dispatches recorded so far.
+    pub fn dispatches(&self) -> u64 {
+        self.dispatches
     }
 
     /// Bytes of GPU memory held by weights, KV caches and pooled activations.

@@ -4,7 +4,7 @@ use super::buffers::{self, GpuKvCache, GpuWeight, buffer_with, upload_matrix};
 use super::profiler::Profiler;
 use super::shaders::{self, PREFILL_TILE, Variant};
 use super::{GpuAct, GpuBackend, PLAIN, bytes_of, linear_groups};
-use crate::backend::{AttentionShape, Backend, OpTimes};
+use crate::backend::{AttentionShape, Backend, OpTimes, Rope};
 use crate::error::{Error, Result};
 use crate::format::{RopeLayout, TensorView};
 
@@ -265,44 +265,59 @@ impl Backend for GpuBackend {
                 n as u64 * (4 + self.kv_elem_bytes()),
             );
         }
-        let out = self.act(q.rows, s.heads * s.head_dim);
-        let scale = 1.0 / (s.head_dim as f32).sqrt();
+        self.record_attention(q, &kc, &vc, cache.kv_dim, pos0, s)
+    }
+
+    fn rope_attention(
+        &mut self,
+        q: &mut GpuAct,
+        k: &mut GpuAct,
+        v: &GpuAct,
+        rope: Rope<'_, GpuWeight>,
+        cache: &mut GpuKvCache,
+        layer: usize,
+        pos0: usize,
+        s: AttentionShape,
+    ) -> GpuAct {
+        self.grow_cache(cache, pos0 + q.rows);
+        let (kc, vc) = (cache.keys[layer].clone(), cache.values[layer].clone());
+        let layout = match rope.layout {
+            RopeLayout::Interleaved => 0,
+            RopeLayout::Halves => 1,
+        };
         let params = [
             s.heads as u32,
             s.kv_heads as u32,
             s.head_dim as u32,
             pos0 as u32,
+            layout,
             q.rows as u32,
-            cache.kv_dim as u32,
-            scale.to_bits(),
         ];
-        // One workgroup per (row, head).
-        let workgroups = (q.rows * s.heads) as u32;
-        let groups = (workgroups.min(65535), workgroups.div_ceil(65535));
-        if s.head_dim > 128 || !s.head_dim.is_multiple_of(4) {
-            self.deferred.get_or_insert(Error::Unsupported(format!(
-                "head size {} on the GPU (multiples of 4 up to 128 are supported)",
-                s.head_dim
-            )));
-        }
+        let half = s.head_dim / 2;
+        let kv_dim = cache.kv_dim;
+        let n = q.rows * (s.heads * half + s.kv_heads * half + kv_dim / 2);
+        let bytes = 4 * (2 * q.rows * s.heads * s.head_dim + 2 * q.rows * kv_dim + half) as u64
+            + 2 * (q.rows * kv_dim) as u64 * self.kv_elem_bytes();
         self.dispatch(
-            shaders::ATTENTION,
+            shaders::ROPE_STORE,
             Variant {
                 f16: self.f16_kv,
                 tile: 1,
                 ..Variant::default()
             },
             &params,
-            &[q.buffer(), &kc, &vc, out.buffer()],
-            groups,
-            crate::backend::attention_cache_bytes(
-                q.rows,
-                pos0,
-                cache.kv_dim,
-                self.kv_elem_bytes() as usize,
-            ) + 8 * (q.rows * s.heads * s.head_dim) as u64,
+            &[
+                q.buffer(),
+                k.buffer(),
+                v.buffer(),
+                Self::vector(rope.inv_freq),
+                &kc,
+                &vc,
+            ],
+            linear_groups(n),
+            bytes,
         );
-        out
+        self.record_attention(q, &kc, &vc, kv_dim, pos0, s)
     }
 
     fn silu_mul(&mut self, gate: &GpuAct, up: &GpuAct) -> GpuAct {
@@ -416,5 +431,55 @@ impl GpuBackend {
                 (part.rows * row_bytes + 4 * (x.rows * (cols + part.rows) + part.rows)) as u64,
             );
         }
+    }
+
+    /// Records attention of `q` over positions `0..pos0 + q.rows` of a layer's cache buffers.
+    fn record_attention(
+        &mut self,
+        q: &GpuAct,
+        kc: &wgpu::Buffer,
+        vc: &wgpu::Buffer,
+        kv_dim: usize,
+        pos0: usize,
+        s: AttentionShape,
+    ) -> GpuAct {
+        let out = self.act(q.rows, s.heads * s.head_dim);
+        let scale = 1.0 / (s.head_dim as f32).sqrt();
+        let params = [
+            s.heads as u32,
+            s.kv_heads as u32,
+            s.head_dim as u32,
+            pos0 as u32,
+            q.rows as u32,
+            kv_dim as u32,
+            scale.to_bits(),
+        ];
+        // One workgroup per (row, head).
+        let workgroups = (q.rows * s.heads) as u32;
+        let groups = (workgroups.min(65535), workgroups.div_ceil(65535));
+        if s.head_dim > 128 || !s.head_dim.is_multiple_of(4) {
+            self.deferred.get_or_insert(Error::Unsupported(format!(
+                "head size {} on the GPU (multiples of 4 up to 128 are supported)",
+                s.head_dim
+            )));
+        }
+        self.dispatch(
+            shaders::ATTENTION,
+            Variant {
+                f16: self.f16_kv,
+                tile: 1,
+                ..Variant::default()
+            },
+            &params,
+            &[q.buffer(), kc, vc, out.buffer()],
+            groups,
+            crate::backend::attention_cache_bytes(
+                q.rows,
+                pos0,
+                kv_dim,
+                self.kv_elem_bytes() as usize,
+            ) + 8 * (q.rows * s.heads * s.head_dim) as u64,
+        );
+        out
     }
 }

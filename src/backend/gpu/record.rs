@@ -95,6 +95,7 @@ impl GpuBackend {
         if self.deferred.is_some() {
             return;
         }
+        self.dispatches += 1;
         if let Some(p) = self.profiler.as_mut() {
             crate::backend::add_traffic(&mut p.bytes, kernel.name, bytes);
         }

@@ -39,6 +39,8 @@ pub const RMS_NORM: Kernel = kernel!("rms_norm", &[false, false, true]);
 pub const ROPE: Kernel = kernel!("rope", &[true, false]);
 /// Causal GQA attention over the KV cache.
 pub const ATTENTION: Kernel = kernel!("attention", &[false, false, false, true]);
+/// RoPE of the new queries and keys with the keys and values stored into the cache.
+pub const ROPE_STORE: Kernel = kernel!("rope_store", &[true, false, false, false, true, true]);
 /// Writes keys/values into the cache, converting to its element type.
 pub const KV_STORE: Kernel = kernel!("kv_store", &[false, true]);
 /// SiLU(gate) * up.
@@ -48,7 +50,7 @@ pub const ADD: Kernel = kernel!("add", &[true, false]);
 
 /// Every kernel.
 pub const KERNELS: &[Kernel] = &[
-    MATMUL, MATVEC, EMBED, RMS_NORM, ROPE, ATTENTION, KV_STORE, SILU_MUL, ADD,
+    MATMUL, MATVEC, EMBED, RMS_NORM, ROPE, ROPE_STORE, ATTENTION, KV_STORE, SILU_MUL, ADD,
 ];
 
 /// Tokens per invocation of the matmul kernel for prefill (decode without split rows uses 1).
@@ -247,7 +249,7 @@ pub fn variants(kernel: Kernel) -> Vec<Variant> {
                 ..base
             },
         ],
-        "attention" | "kv_store" => vec![base, Variant { f16: true, ..base }],
+        "attention" | "kv_store" | "rope_store" => vec![base, Variant { f16: true, ..base }],
         _ => vec![base],
     }
 }
