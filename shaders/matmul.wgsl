@@ -22,7 +22,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         return;
     }
     var acc: array<f32, TILE>;
-    let row_off = n * p.row_bytes;
+    let row_off = (p.w_row0 + n) * p.row_bytes;
     let chunks = p.k / 32u;
     for (var c = 0u; c < chunks; c++) {
         let ch = chunk_at(row_off, c);

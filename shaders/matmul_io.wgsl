@@ -12,6 +12,8 @@ struct Params {
     has_bias: u32,
     // Nonzero: add the product to what y holds (the residual add folded into the product).
     accumulate: u32,
+    // Index of the part's first row in w (weights uploaded together share a buffer).
+    w_row0: u32,
 }
 
 @group(0) @binding(0) var<storage, read> p: Params;

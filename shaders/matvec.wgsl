@@ -26,7 +26,7 @@ fn main(
     let lane = lid % LANES;
     var s = 0.0;
     if (n < p.rows) {
-        let row_off = n * p.row_bytes;
+        let row_off = (p.w_row0 + n) * p.row_bytes;
         for (var c = lane; c < p.k / 32u; c += LANES) {
             s += chunk_dot(row_off, c, c * 8u);
         }

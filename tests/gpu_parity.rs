@@ -168,6 +168,49 @@ fn matmul_add_case<B: Backend>(
     b.read(&ra).unwrap()
 }
 
+/// The gated MLP's first half from weights uploaded together (one dispatch for a token) and
+/// separately, decode and prefill, against the CPU's products and SiLU·mul.
+#[test]
+fn glu_from_grouped_weights() {
+    parity("glu", |cmp, gpu| {
+        let mut rng = Rng::fresh("glu");
+        let mut g = gpu();
+        let mut c = CpuBackend::with_precision(1, Precision::F32).unwrap();
+        for t in [
+            GgmlType::Q4_0,
+            GgmlType::Q5_1,
+            GgmlType::Q8_0,
+            GgmlType::Q4K,
+            GgmlType::F16,
+        ] {
+            let cols = t.block_elems().max(32) * 3;
+            let gate = random_tensor(&mut rng, t, cols, 67);
+            let up = random_tensor(&mut rng, t, cols, 67);
+            for tokens in [1, 5] {
+                let x = rng.vec(tokens * cols);
+                cmp(
+                    &format!("{} tokens {tokens}", t.name()),
+                    &glu_case(&mut g, &gate, &up, &x, tokens),
+                    &glu_case(&mut c, &gate, &up, &x, tokens),
+                );
+            }
+        }
+    });
+}
+
+fn glu_case<B: Backend>(
+    b: &mut B,
+    gate: &ember::format::TensorView,
+    up: &ember::format::TensorView,
+    x: &[f32],
+    tokens: usize,
+) -> Vec<f32> {
+    let w = b.upload_group(&[gate, up]).unwrap();
+    let xa = b.load_act(x, tokens, gate.cols());
+    let y = b.glu(&xa, &w[0], &w[1]);
+    b.read(&y).unwrap()
+}
+
 /// More rows than 65535 workgroups of the mat-vec cover: the groups fold into two dimensions.
 #[test]
 fn matvec_over_many_rows() {

@@ -67,6 +67,12 @@ pub trait Backend {
     fn name(&self) -> String;
     /// Makes a weight available to the backend (once, at load).
     fn upload(&mut self, t: &TensorView) -> Result<Self::Weight>;
+    /// Uploads weights used together (gate and up), by default one by one. GPU backends put
+    /// them in one buffer when they share a format and width, so [`Backend::glu`] reads both in
+    /// one dispatch.
+    fn upload_group(&mut self, ts: &[&TensorView]) -> Result<Vec<Self::Weight>> {
+        ts.iter().map(|t| self.upload(t)).collect()
+    }
     /// A cache for `layers` layers of `kv_dim` keys and values, up to `ctx` positions.
     fn new_cache(&mut self, layers: usize, kv_dim: usize, ctx: usize) -> Result<Self::Cache>;
     /// Activations from host values (`rows` x `cols`, row-major).
@@ -135,6 +141,13 @@ pub trait Backend {
         self.rope(q, shape.heads, pos0, rope.inv_freq, rope.layout);
         self.rope(k, shape.kv_heads, pos0, rope.inv_freq, rope.layout);
         self.attention(q, k, v, cache, layer, pos0, shape)
+    }
+    /// The gated MLP's first half: `silu(x · gateᵀ) * (x · upᵀ)`. GPU backends do it in one
+    /// dispatch for weights from one [`Backend::upload_group`].
+    fn glu(&mut self, x: &Self::Act, gate: &Self::Weight, up: &Self::Weight) -> Self::Act {
+        // One product per weight, in order (`matmuls`' contract).
+        let outs = self.matmuls(x, &[(gate, None), (up, None)]);
+        self.silu_mul(&outs[0], &outs[1])
     }
     /// `silu(gate) * up`, elementwise.
     fn silu_mul(&mut self, gate: &Self::Act, up: &Self::Act) -> Self::Act;

@@ -42,9 +42,13 @@ impl<B: Backend> Model<B> {
         let cfg = file.config.clone();
         let ctx = if ctx == 0 { cfg.context_length } else { ctx };
         let w = &file.weights;
-        let mut up = |t: &crate::format::TensorView| backend.upload(t);
         let mut layers = Vec::with_capacity(cfg.layers);
         for l in &w.layers {
+            let [gate, up_w]: [B::Weight; 2] = backend
+                .upload_group(&[&l.gate, &l.up])?
+                .try_into()
+                .map_err(|_| Error::Backend("upload_group returned the wrong count".into()))?;
+            let mut up = |t: &crate::format::TensorView| backend.upload(t);
             layers.push(Layer {
                 attn_norm: up(&l.attn_norm)?,
                 q: up(&l.q)?,
@@ -55,11 +59,12 @@ impl<B: Backend> Model<B> {
                 v_bias: l.v_bias.as_ref().map(&mut up).transpose()?,
                 o: up(&l.o)?,
                 ffn_norm: up(&l.ffn_norm)?,
-                gate: up(&l.gate)?,
-                up: up(&l.up)?,
+                gate,
+                up: up_w,
                 down: up(&l.down)?,
             });
         }
+        let mut up = |t: &crate::format::TensorView| backend.upload(t);
         let mut inv_freq = cfg.rope_inv_freqs();
         if let Some(factors) = &w.rope_freqs {
             inv_freq
@@ -138,11 +143,7 @@ impl<B: Backend> Model<B> {
             let a = b.rope_attention(&mut q, &mut k, &v, rope, &mut self.cache, i, pos0, shape);
             b.matmul_add(&a, &l.o, &mut x);
             let h = b.rms_norm(&x, &l.ffn_norm, cfg.rms_eps);
-            let [gate, up]: [B::Act; 2] = b
-                .matmuls(&h, &[(&l.gate, None), (&l.up, None)])
-                .try_into()
-                .map_err(|_| Error::Backend("matmuls returned the wrong count".into()))?;
-            let act = b.silu_mul(&gate, &up);
+            let act = b.glu(&h, &l.gate, &l.up);
             b.matmul_add(&act, &l.down, &mut x);
         }
         if !all_logits && ids.len() > 1 {

@@ -24,6 +24,9 @@ pub struct WeightPart {
     pub row_start: usize,
     /// Rows held.
     pub rows: usize,
+    /// Index of its first row within `buffer` (nonzero where weights share a buffer, see
+    /// `Backend::upload_group`).
+    pub first: usize,
 }
 
 /// A weight on the GPU.
@@ -86,6 +89,7 @@ pub fn upload_matrix(
                 buffer: buffer_with(device, &t.name, &bytes[r0 * rb..r1 * rb]),
                 row_start: r0,
                 rows: r1 - r0,
+                first: 0,
             }
         })
         .collect())

@@ -89,6 +89,49 @@ impl Backend for GpuBackend {
         Ok(w)
     }
 
+    fn upload_group(&mut self, ts: &[&TensorView]) -> Result<Vec<GpuWeight>> {
+        let first = ts[0];
+        let bytes: usize = ts.iter().map(|t| t.bytes().len()).sum();
+        let together = ts.len() > 1
+            && first.rows() > 1
+            && first.cols().is_multiple_of(32)
+            && ts
+                .iter()
+                .all(|t| t.dtype == first.dtype && t.cols() == first.cols())
+            && bytes as u64 <= self.max_binding;
+        if !together {
+            return ts.iter().map(|t| self.upload(t)).collect();
+        }
+        let mut all = Vec::with_capacity(bytes);
+        for t in ts {
+            all.extend_from_slice(t.bytes());
+        }
+        let buffer = buffer_with(&self.ctx.device, &first.name, &all);
+        self.weight_bytes += buffer.size();
+        let mut row = 0;
+        let weights = ts
+            .iter()
+            .map(|t| {
+                let part = buffers::WeightPart {
+                    buffer: buffer.clone(),
+                    row_start: 0,
+                    rows: t.rows(),
+                    first: row,
+                };
+                row += t.rows();
+                GpuWeight::Matrix {
+                    dtype: t.dtype,
+                    cols: t.cols(),
+                    rows: t.rows(),
+                    row_bytes: t.row_bytes(),
+                    parts: vec![part],
+                }
+            })
+            .collect();
+        self.ctx.errors.check()?;
+        Ok(weights)
+    }
+
     fn new_cache(&mut self, layers: usize, kv_dim: usize, ctx: usize) -> Result<GpuKvCache> {
         let elem = self.kv_elem_bytes();
         let bytes = (ctx * kv_dim) as u64 * elem;
@@ -138,6 +181,13 @@ impl Backend for GpuBackend {
             return self.act(ids.len(), 1);
         };
         let out = self.act(ids.len(), *cols);
+        if parts.iter().any(|p| p.first != 0) {
+            // The embedding kernel reads a table that starts its buffer.
+            self.deferred.get_or_insert(Error::Backend(
+                "an embedding table cannot share a buffer (upload it alone)".into(),
+            ));
+            return out;
+        }
         let (at, replaced) = self.ids.push(&self.ctx, &bytes_of(ids));
         if replaced {
             self.bind_groups.clear();
@@ -320,6 +370,57 @@ impl Backend for GpuBackend {
         self.record_attention(q, &kc, &vc, kv_dim, pos0, s)
     }
 
+    fn glu(&mut self, x: &GpuAct, gate: &GpuWeight, up: &GpuWeight) -> GpuAct {
+        // One dispatch for a token whose gate and up share a buffer; else products and SiLU·mul.
+        if let (
+            GpuWeight::Matrix {
+                dtype,
+                cols,
+                rows,
+                row_bytes,
+                parts: g,
+            },
+            GpuWeight::Matrix {
+                dtype: up_dtype,
+                rows: up_rows,
+                parts: u,
+                ..
+            },
+        ) = (gate, up)
+            && x.rows == 1
+            && dtype == up_dtype
+            && rows == up_rows
+            && g.len() == 1
+            && u.len() == 1
+            && g[0].buffer == u[0].buffer
+        {
+            let out = self.act(1, *rows);
+            let params = [
+                *rows as u32,
+                *cols as u32,
+                *row_bytes as u32,
+                g[0].first as u32,
+                u[0].first as u32,
+            ];
+            self.dispatch(
+                shaders::MATVEC_GLU,
+                Variant {
+                    dtype: Some(*dtype),
+                    tile: 1,
+                    ..Variant::default()
+                },
+                &params,
+                &[&g[0].buffer, x.buffer(), out.buffer()],
+                linear_groups(rows * shaders::MATVEC_LANES),
+                (2 * rows * row_bytes + 4 * (cols + rows)) as u64,
+            );
+            return out;
+        }
+        let g = self.matmul(x, gate, None);
+        let u = self.matmul(x, up, None);
+        self.silu_mul(&g, &u)
+    }
+
     fn silu_mul(&mut self, gate: &GpuAct, up: &GpuAct) -> GpuAct {
         let out = self.act(gate.rows, gate.cols);
         let n = gate.rows * gate.cols;
@@ -405,6 +506,7 @@ impl GpuBackend {
                 part.row_start as u32,
                 bias.is_some() as u32,
                 accumulate as u32,
+                part.first as u32,
             ];
             // One token: several threads per row. More: each row's chunks decoded once per tile.
             let (kernel, tile, groups) = if x.rows == 1 && self.split_rows {

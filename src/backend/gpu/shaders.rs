@@ -31,6 +31,8 @@ macro_rules! kernel {
 pub const MATMUL: Kernel = kernel!("matmul", &[false, false, true, false]);
 /// Quantized matrix-vector product for one token (decode): several threads per weight row.
 pub const MATVEC: Kernel = kernel!("matvec", &[false, false, true, false]);
+/// silu(gate · x) * (up · x) for one token, gate and up from one buffer.
+pub const MATVEC_GLU: Kernel = kernel!("matvec_glu", &[false, false, true]);
 /// Embedding lookup from a quantized table.
 pub const EMBED: Kernel = kernel!("embed", &[false, false, true]);
 /// RMSNorm.
@@ -50,7 +52,8 @@ pub const ADD: Kernel = kernel!("add", &[true, false]);
 
 /// Every kernel.
 pub const KERNELS: &[Kernel] = &[
-    MATMUL, MATVEC, EMBED, RMS_NORM, ROPE, ROPE_STORE, ATTENTION, KV_STORE, SILU_MUL, ADD,
+    MATMUL, MATVEC, MATVEC_GLU, EMBED, RMS_NORM, ROPE, ROPE_STORE, ATTENTION, KV_STORE, SILU_MUL,
+    ADD,
 ];
 
 /// Tokens per invocation of the matmul kernel for prefill (decode without split rows uses 1).
@@ -235,7 +238,7 @@ pub fn variants(kernel: Kernel) -> Vec<Variant> {
                 })
             })
             .collect(),
-        "matvec" | "embed" => GgmlType::ALL
+        "matvec" | "matvec_glu" | "embed" => GgmlType::ALL
             .iter()
             .map(|&t| Variant {
                 dtype: Some(t),

@@ -1,0 +1,60 @@
+// The gated MLP's first half for one token: y[n] = silu(gate_n · x) * (up_n · x), where the
+// gate and up weights were uploaded together into one buffer (rows gate_row0.. and up_row0..),
+// so one dispatch reads both and writes the product the down projection takes — instead of two
+// mat-vecs and an elementwise kernel. Threads split each row as in matvec.wgsl; the two dot
+// products of a row share the lanes' activations.
+
+struct Params {
+    rows: u32,
+    k: u32,
+    row_bytes: u32,
+    gate_row0: u32,
+    up_row0: u32,
+}
+
+@group(0) @binding(0) var<storage, read> p: Params;
+@group(0) @binding(1) var<storage, read> w: array<u32>;
+@group(0) @binding(2) var<storage, read> x: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+
+//!include quant/bytes.wgsl
+//!include QUANT
+//!include quant/chunk_dot.wgsl
+
+const LANES: u32 = 16u;
+const ROWS: u32 = 64u / LANES;
+
+var<workgroup> partial_gate: array<f32, 64>;
+var<workgroup> partial_up: array<f32, 64>;
+
+@compute @workgroup_size(64)
+fn main(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let n = (wg.y * groups.x + wg.x) * ROWS + lid / LANES;
+    let lane = lid % LANES;
+    var g = 0.0;
+    var u = 0.0;
+    if (n < p.rows) {
+        let gate_off = (p.gate_row0 + n) * p.row_bytes;
+        let up_off = (p.up_row0 + n) * p.row_bytes;
+        for (var c = lane; c < p.k / 32u; c += LANES) {
+            g += chunk_dot(gate_off, c, c * 8u);
+            u += chunk_dot(up_off, c, c * 8u);
+        }
+    }
+    partial_gate[lid] = g;
+    partial_up[lid] = u;
+    workgroupBarrier();
+    if (lane == 0u && n < p.rows) {
+        var gt = 0.0;
+        var ut = 0.0;
+        for (var i = 0u; i < LANES; i++) {
+            gt += partial_gate[lid + i];
+            ut += partial_up[lid + i];
+        }
+        y[n] = gt / (1.0 + exp(-gt)) * ut;
+    }
+}
