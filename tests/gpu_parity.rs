@@ -211,6 +211,47 @@ fn glu_case<B: Backend>(
     b.read(&y).unwrap()
 }
 
+/// Products with weights uploaded together (q, k, v: one dispatch for a token), with and
+/// without biases, decode and prefill, against the CPU.
+#[test]
+fn grouped_products_into_three_outputs() {
+    parity("qkv", |cmp, gpu| {
+        let mut rng = Rng::fresh("qkv");
+        let mut g = gpu();
+        let mut c = CpuBackend::with_precision(1, Precision::F32).unwrap();
+        for t in [GgmlType::Q4_1, GgmlType::Q6K, GgmlType::Q8_0] {
+            let cols = t.block_elems().max(32) * 2;
+            let ws = [37, 13, 13].map(|rows| random_tensor(&mut rng, t, cols, rows));
+            let bias = random_tensor(&mut rng, GgmlType::F32, 13, 1);
+            for (tokens, with_bias) in [(1, false), (1, true), (4, false)] {
+                let x = rng.vec(tokens * cols);
+                let bias = with_bias.then_some(&bias);
+                let label = format!("{} tokens {tokens} bias {with_bias}", t.name());
+                cmp(
+                    &label,
+                    &grouped_case(&mut g, &ws, bias, &x, tokens),
+                    &grouped_case(&mut c, &ws, bias, &x, tokens),
+                );
+            }
+        }
+    });
+}
+
+/// The three products of `ws` (uploaded together; `bias` on the last), concatenated.
+fn grouped_case<B: Backend>(
+    b: &mut B,
+    ws: &[ember::format::TensorView; 3],
+    bias: Option<&ember::format::TensorView>,
+    x: &[f32],
+    tokens: usize,
+) -> Vec<f32> {
+    let w = b.upload_group(&[&ws[0], &ws[1], &ws[2]]).unwrap();
+    let bias = bias.map(|t| b.upload(t).unwrap());
+    let xa = b.load_act(x, tokens, ws[0].cols());
+    let outs = b.matmuls(&xa, &[(&w[0], None), (&w[1], None), (&w[2], bias.as_ref())]);
+    outs.iter().flat_map(|o| b.read(o).unwrap()).collect()
+}
+
 /// More rows than 65535 workgroups of the mat-vec cover: the groups fold into two dimensions.
 #[test]
 fn matvec_over_many_rows() {

@@ -48,12 +48,17 @@ impl<B: Backend> Model<B> {
                 .upload_group(&[&l.gate, &l.up])?
                 .try_into()
                 .map_err(|_| Error::Backend("upload_group returned the wrong count".into()))?;
+            let [q, k, v]: [B::Weight; 3] =
+                backend
+                    .upload_group(&[&l.q, &l.k, &l.v])?
+                    .try_into()
+                    .map_err(|_| Error::Backend("upload_group returned the wrong count".into()))?;
             let mut up = |t: &crate::format::TensorView| backend.upload(t);
             layers.push(Layer {
                 attn_norm: up(&l.attn_norm)?,
-                q: up(&l.q)?,
-                k: up(&l.k)?,
-                v: up(&l.v)?,
+                q,
+                k,
+                v,
                 q_bias: l.q_bias.as_ref().map(&mut up).transpose()?,
                 k_bias: l.k_bias.as_ref().map(&mut up).transpose()?,
                 v_bias: l.v_bias.as_ref().map(&mut up).transpose()?,

@@ -251,6 +251,15 @@ impl Backend for GpuBackend {
         out
     }
 
+    fn matmuls(&mut self, x: &GpuAct, ws: &[(&GpuWeight, Option<&GpuWeight>)]) -> Vec<GpuAct> {
+        if let Some(outs) = self.matvec_multi(x, ws) {
+            return outs;
+        }
+        ws.iter()
+            .map(|&(w, bias)| self.matmul(x, w, bias))
+            .collect()
+    }
+
     fn matmul_add(&mut self, x: &GpuAct, w: &GpuWeight, residual: &mut GpuAct) {
         self.record_matmul(x, w, None, residual, true);
     }
@@ -583,5 +592,70 @@ impl GpuBackend {
             ) + 8 * (q.rows * s.heads * s.head_dim) as u64,
         );
         out
+    }
+
+    /// For one token, three bias-free weights stored one after another in one buffer (q, k and
+    /// v from one [`Backend::upload_group`]): all three products in one dispatch.
+    fn matvec_multi(
+        &mut self,
+        x: &GpuAct,
+        ws: &[(&GpuWeight, Option<&GpuWeight>)],
+    ) -> Option<Vec<GpuAct>> {
+        let parts: Vec<_> = ws
+            .iter()
+            .map(|(w, bias)| match w {
+                GpuWeight::Matrix {
+                    dtype,
+                    cols,
+                    rows,
+                    row_bytes,
+                    parts,
+                } if bias.is_none() && parts.len() == 1 => {
+                    Some((*dtype, *cols, *rows, *row_bytes, &parts[0]))
+                }
+                _ => None,
+            })
+            .collect::<Option<_>>()?;
+        let [a, b, c] = parts[..] else {
+            return None;
+        };
+        let same = |o: &(_, usize, usize, usize, &buffers::WeightPart)| {
+            o.0 == a.0 && o.1 == a.1 && o.3 == a.3 && o.4.buffer == a.4.buffer
+        };
+        let contiguous = b.4.first == a.4.first + a.2 && c.4.first == b.4.first + b.2;
+        if x.rows != 1 || !same(&b) || !same(&c) || !contiguous {
+            return None;
+        }
+        let (dtype, cols, row_bytes) = (a.0, a.1, a.3);
+        let buffer = a.4.buffer.clone();
+        let outs = [a.2, b.2, c.2].map(|rows| self.act(1, rows));
+        let rows = a.2 + b.2 + c.2;
+        let params = [
+            a.2 as u32,
+            b.2 as u32,
+            c.2 as u32,
+            cols as u32,
+            row_bytes as u32,
+            a.4.first as u32,
+        ];
+        self.dispatch(
+            shaders::MATVEC_MULTI,
+            Variant {
+                dtype: Some(dtype),
+                tile: 1,
+                ..Variant::default()
+            },
+            &params,
+            &[
+                &buffer,
+                x.buffer(),
+                outs[0].buffer(),
+                outs[1].buffer(),
+                outs[2].buffer(),
+            ],
+            linear_groups(rows * shaders::MATVEC_LANES),
+            (rows * row_bytes + 4 * (cols + rows)) as u64,
+        );
+        Some(outs.into())
     }
 }

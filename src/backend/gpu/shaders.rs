@@ -33,6 +33,8 @@ pub const MATMUL: Kernel = kernel!("matmul", &[false, false, true, false]);
 pub const MATVEC: Kernel = kernel!("matvec", &[false, false, true, false]);
 /// silu(gate · x) * (up · x) for one token, gate and up from one buffer.
 pub const MATVEC_GLU: Kernel = kernel!("matvec_glu", &[false, false, true]);
+/// One token times consecutive row ranges of one buffer (q, k, v), into three outputs.
+pub const MATVEC_MULTI: Kernel = kernel!("matvec_multi", &[false, false, true, true, true]);
 /// Embedding lookup from a quantized table.
 pub const EMBED: Kernel = kernel!("embed", &[false, false, true]);
 /// RMSNorm.
@@ -52,7 +54,17 @@ pub const ADD: Kernel = kernel!("add", &[true, false]);
 
 /// Every kernel.
 pub const KERNELS: &[Kernel] = &[
-    MATMUL, MATVEC, MATVEC_GLU, EMBED, RMS_NORM, ROPE, ROPE_STORE, ATTENTION, KV_STORE, SILU_MUL,
+    MATMUL,
+    MATVEC,
+    MATVEC_GLU,
+    MATVEC_MULTI,
+    EMBED,
+    RMS_NORM,
+    ROPE,
+    ROPE_STORE,
+    ATTENTION,
+    KV_STORE,
+    SILU_MUL,
     ADD,
 ];
 
@@ -238,7 +250,7 @@ pub fn variants(kernel: Kernel) -> Vec<Variant> {
                 })
             })
             .collect(),
-        "matvec" | "matvec_glu" | "embed" => GgmlType::ALL
+        "matvec" | "matvec_glu" | "matvec_multi" | "embed" => GgmlType::ALL
             .iter()
             .map(|&t| Variant {
                 dtype: Some(t),

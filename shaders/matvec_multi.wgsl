@@ -1,0 +1,62 @@
+// The products of one token with consecutive row ranges of one weight buffer, each into an
+// output of its own: q, k and v uploaded together (Backend::upload_group) in one dispatch
+// instead of three. Rows w_row0 .. w_row0 + rows0 go to y0, the next rows1 to y1, the next
+// rows2 to y2. Threads split each row as in matvec.wgsl.
+
+struct Params {
+    rows0: u32,
+    rows1: u32,
+    rows2: u32,
+    k: u32,
+    row_bytes: u32,
+    w_row0: u32,
+}
+
+@group(0) @binding(0) var<storage, read> p: Params;
+@group(0) @binding(1) var<storage, read> w: array<u32>;
+@group(0) @binding(2) var<storage, read> x: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> y0: array<f32>;
+@group(0) @binding(4) var<storage, read_write> y1: array<f32>;
+@group(0) @binding(5) var<storage, read_write> y2: array<f32>;
+
+//!include quant/bytes.wgsl
+//!include QUANT
+//!include quant/chunk_dot.wgsl
+
+const LANES: u32 = 16u;
+const ROWS: u32 = 64u / LANES;
+
+var<workgroup> partial: array<f32, 64>;
+
+@compute @workgroup_size(64)
+fn main(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let n = (wg.y * groups.x + wg.x) * ROWS + lid / LANES;
+    let lane = lid % LANES;
+    let rows = p.rows0 + p.rows1 + p.rows2;
+    var s = 0.0;
+    if (n < rows) {
+        let row_off = (p.w_row0 + n) * p.row_bytes;
+        for (var c = lane; c < p.k / 32u; c += LANES) {
+            s += chunk_dot(row_off, c, c * 8u);
+        }
+    }
+    partial[lid] = s;
+    workgroupBarrier();
+    if (lane == 0u && n < rows) {
+        var total = 0.0;
+        for (var i = 0u; i < LANES; i++) {
+            total += partial[lid + i];
+        }
+        if (n < p.rows0) {
+            y0[n] = total;
+        } else if (n < p.rows0 + p.rows1) {
+            y1[n - p.rows0] = total;
+        } else {
+            y2[n - p.rows0 - p.rows1] = total;
+        }
+    }
+}
