@@ -120,7 +120,14 @@ fn decode_dispatches_per_layer() {
     let file = ModelFile::open(default_model().as_ref()).unwrap();
     let layers = file.config.layers as u64;
     for choice in gpu_choices() {
-        let mut model = Model::new(&file, GpuBackend::new(choice).unwrap(), 32).unwrap();
+        // Rows split over threads, as on GPUs (software adapters default to whole rows).
+        let ctx = GpuContext::new(choice).unwrap();
+        let options = GpuOptions {
+            split_rows: true,
+            ..GpuOptions::accurate(&ctx)
+        };
+        let gpu = GpuBackend::with_context(ctx, options).unwrap();
+        let mut model = Model::new(&file, gpu, 32).unwrap();
         model.forward(&[1, 504, 3458], 0, false).unwrap();
         let before = model.backend().dispatches();
         model.forward(&[314], 3, false).unwrap();

@@ -380,7 +380,9 @@ impl Backend for GpuBackend {
     }
 
     fn glu(&mut self, x: &GpuAct, gate: &GpuWeight, up: &GpuWeight) -> GpuAct {
-        // One dispatch for a token whose gate and up share a buffer; else products and SiLU·mul.
+        // One dispatch for a token whose gate and up share a buffer, with rows split over
+        // threads as GPUs want (software rasterizers keep whole rows per thread); else the
+        // products and SiLU·mul.
         if let (
             GpuWeight::Matrix {
                 dtype,
@@ -397,6 +399,7 @@ impl Backend for GpuBackend {
             },
         ) = (gate, up)
             && x.rows == 1
+            && self.split_rows
             && dtype == up_dtype
             && rows == up_rows
             && g.len() == 1
@@ -623,7 +626,8 @@ impl GpuBackend {
             o.0 == a.0 && o.1 == a.1 && o.3 == a.3 && o.4.buffer == a.4.buffer
         };
         let contiguous = b.4.first == a.4.first + a.2 && c.4.first == b.4.first + b.2;
-        if x.rows != 1 || !same(&b) || !same(&c) || !contiguous {
+        // Split rows, as GPUs want; software rasterizers keep whole rows per thread (matmul.wgsl).
+        if x.rows != 1 || !self.split_rows || !same(&b) || !same(&c) || !contiguous {
             return None;
         }
         let (dtype, cols, row_bytes) = (a.0, a.1, a.3);
