@@ -1,7 +1,5 @@
 // y[out_off + n] = sum_k x[k] * W[n, k] (+ bias[out_off + n]) for one token: the decode mat-vec
-// over one weight part. A 64-thread workgroup computes ROWS rows with LANES threads each: lane l
-// decodes chunks l, l + LANES, ... of its row, so neighbouring threads read neighbouring blocks
-// (coalesced loads) and a short row still keeps many threads busy. The lanes' partial sums meet
+// over one weight part, rows split over threads (matvec_lanes.wgsl). The lanes' partial sums meet
 // in workgroup memory. The block format's `chunk_at`/`chunk_vec4` are spliced in below.
 
 //!include matmul_io.wgsl
@@ -10,8 +8,7 @@
 //!include QUANT
 //!include quant/chunk_dot.wgsl
 
-const LANES: u32 = 16u;
-const ROWS: u32 = 64u / LANES;
+//!include matvec_lanes.wgsl
 
 var<workgroup> partial: array<f32, 64>;
 
@@ -21,15 +18,11 @@ fn main(
     @builtin(num_workgroups) groups: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    // Workgroups fold into two dimensions when a row count needs more than 65535 of them.
-    let n = (wg.y * groups.x + wg.x) * ROWS + lid / LANES;
+    let n = lane_row(wg, groups, lid);
     let lane = lid % LANES;
     var s = 0.0;
     if (n < p.rows) {
-        let row_off = (p.w_row0 + n) * p.row_bytes;
-        for (var c = lane; c < p.k / 32u; c += LANES) {
-            s += chunk_dot(row_off, c, c * 8u);
-        }
+        s = lane_dot((p.w_row0 + n) * p.row_bytes, p.k, lane);
     }
     partial[lid] = s;
     workgroupBarrier();

@@ -21,8 +21,7 @@ struct Params {
 //!include QUANT
 //!include quant/chunk_dot.wgsl
 
-const LANES: u32 = 16u;
-const ROWS: u32 = 64u / LANES;
+//!include matvec_lanes.wgsl
 
 var<workgroup> partial_gate: array<f32, 64>;
 var<workgroup> partial_up: array<f32, 64>;
@@ -33,17 +32,13 @@ fn main(
     @builtin(num_workgroups) groups: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let n = (wg.y * groups.x + wg.x) * ROWS + lid / LANES;
+    let n = lane_row(wg, groups, lid);
     let lane = lid % LANES;
     var g = 0.0;
     var u = 0.0;
     if (n < p.rows) {
-        let gate_off = (p.gate_row0 + n) * p.row_bytes;
-        let up_off = (p.up_row0 + n) * p.row_bytes;
-        for (var c = lane; c < p.k / 32u; c += LANES) {
-            g += chunk_dot(gate_off, c, c * 8u);
-            u += chunk_dot(up_off, c, c * 8u);
-        }
+        g = lane_dot((p.gate_row0 + n) * p.row_bytes, p.k, lane);
+        u = lane_dot((p.up_row0 + n) * p.row_bytes, p.k, lane);
     }
     partial_gate[lid] = g;
     partial_up[lid] = u;

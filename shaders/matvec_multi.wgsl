@@ -1,7 +1,7 @@
 // The products of one token with consecutive row ranges of one weight buffer, each into an
 // output of its own: q, k and v uploaded together (Backend::upload_group) in one dispatch
 // instead of three. Rows w_row0 .. w_row0 + rows0 go to y0, the next rows1 to y1, the next
-// rows2 to y2. Threads split each row as in matvec.wgsl.
+// rows2 to y2. Threads split each row (matvec_lanes.wgsl).
 
 struct Params {
     rows0: u32,
@@ -23,8 +23,7 @@ struct Params {
 //!include QUANT
 //!include quant/chunk_dot.wgsl
 
-const LANES: u32 = 16u;
-const ROWS: u32 = 64u / LANES;
+//!include matvec_lanes.wgsl
 
 var<workgroup> partial: array<f32, 64>;
 
@@ -34,15 +33,12 @@ fn main(
     @builtin(num_workgroups) groups: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let n = (wg.y * groups.x + wg.x) * ROWS + lid / LANES;
+    let n = lane_row(wg, groups, lid);
     let lane = lid % LANES;
     let rows = p.rows0 + p.rows1 + p.rows2;
     var s = 0.0;
     if (n < rows) {
-        let row_off = (p.w_row0 + n) * p.row_bytes;
-        for (var c = lane; c < p.k / 32u; c += LANES) {
-            s += chunk_dot(row_off, c, c * 8u);
-        }
+        s = lane_dot((p.w_row0 + n) * p.row_bytes, p.k, lane);
     }
     partial[lid] = s;
     workgroupBarrier();

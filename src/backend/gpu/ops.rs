@@ -209,11 +209,7 @@ impl Backend for GpuBackend {
             let groups = ((cols / 32).div_ceil(64) as u32, ids.len() as u32);
             self.dispatch(
                 shaders::EMBED,
-                Variant {
-                    dtype: Some(*dtype),
-                    tile: 1,
-                    ..Variant::default()
-                },
+                Variant::weights(*dtype),
                 &params,
                 &[&part.buffer, &ids_buf.buffer, out.buffer()],
                 groups,
@@ -307,11 +303,7 @@ impl Backend for GpuBackend {
     ) -> GpuAct {
         self.grow_cache(cache, pos0 + q.rows);
         let (kc, vc) = (cache.keys[layer].clone(), cache.values[layer].clone());
-        let kv = Variant {
-            f16: self.f16_kv,
-            tile: 1,
-            ..Variant::default()
-        };
+        let kv = Variant::kv(self.f16_kv);
         let n = k.rows * cache.kv_dim;
         for (src, dst) in [(k.buffer(), &kc), (v.buffer(), &vc)] {
             let params = [n as u32, (pos0 * cache.kv_dim) as u32];
@@ -359,11 +351,7 @@ impl Backend for GpuBackend {
             + 2 * (q.rows * kv_dim) as u64 * self.kv_elem_bytes();
         self.dispatch(
             shaders::ROPE_STORE,
-            Variant {
-                f16: self.f16_kv,
-                tile: 1,
-                ..Variant::default()
-            },
+            Variant::kv(self.f16_kv),
             &params,
             &[
                 q.buffer(),
@@ -416,11 +404,7 @@ impl Backend for GpuBackend {
             ];
             self.dispatch(
                 shaders::MATVEC_GLU,
-                Variant {
-                    dtype: Some(*dtype),
-                    tile: 1,
-                    ..Variant::default()
-                },
+                Variant::weights(*dtype),
                 &params,
                 &[&g[0].buffer, x.buffer(), out.buffer()],
                 linear_groups(rows * shaders::MATVEC_LANES),
@@ -579,11 +563,7 @@ impl GpuBackend {
         }
         self.dispatch(
             shaders::ATTENTION,
-            Variant {
-                f16: self.f16_kv,
-                tile: 1,
-                ..Variant::default()
-            },
+            Variant::kv(self.f16_kv),
             &params,
             &[q.buffer(), kc, vc, out.buffer()],
             groups,
@@ -644,11 +624,7 @@ impl GpuBackend {
         ];
         self.dispatch(
             shaders::MATVEC_MULTI,
-            Variant {
-                dtype: Some(dtype),
-                tile: 1,
-                ..Variant::default()
-            },
+            Variant::weights(dtype),
             &params,
             &[
                 &buffer,

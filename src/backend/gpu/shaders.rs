@@ -87,11 +87,35 @@ pub struct Variant {
     pub subgroups: bool,
 }
 
+impl Variant {
+    /// A weight-reading kernel for block format `t`, one token per invocation.
+    pub fn weights(t: GgmlType) -> Variant {
+        Variant {
+            dtype: Some(t),
+            tile: 1,
+            ..Variant::default()
+        }
+    }
+
+    /// A KV-cache kernel over f16 (`f16`) or f32 elements.
+    pub fn kv(f16: bool) -> Variant {
+        Variant {
+            f16,
+            tile: 1,
+            ..Variant::default()
+        }
+    }
+}
+
 /// The files `//!include` may name.
 const INCLUDES: &[(&str, &str)] = &[
     (
         "matmul_io.wgsl",
         include_str!("../../../shaders/matmul_io.wgsl"),
+    ),
+    (
+        "matvec_lanes.wgsl",
+        include_str!("../../../shaders/matvec_lanes.wgsl"),
     ),
     (
         "quant/two_byte.wgsl",
