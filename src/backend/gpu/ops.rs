@@ -90,7 +90,9 @@ impl Backend for GpuBackend {
     }
 
     fn upload_group(&mut self, ts: &[&TensorView]) -> Result<Vec<GpuWeight>> {
-        let first = ts[0];
+        let Some(&first) = ts.first() else {
+            return Ok(Vec::new());
+        };
         let bytes: usize = ts.iter().map(|t| t.bytes().len()).sum();
         let together = ts.len() > 1
             && first.rows() > 1
