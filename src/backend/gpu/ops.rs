@@ -528,7 +528,10 @@ impl GpuBackend {
                 &params,
                 &[&part.buffer, x.buffer(), out.buffer(), &bias_buf],
                 groups,
-                (part.rows * row_bytes + 4 * (x.rows * (cols + part.rows) + part.rows)) as u64,
+                // Weights, x, y (read too when accumulating) and the bias.
+                (part.rows * row_bytes
+                    + 4 * (x.rows * (cols + (1 + accumulate as usize) * part.rows) + part.rows))
+                    as u64,
             );
         }
     }
