@@ -6,6 +6,7 @@
 
 //!include quant/bytes.wgsl
 //!include QUANT
+//!include norm/none.wgsl
 //!include quant/chunk_dot.wgsl
 
 //!include matvec_lanes.wgsl

@@ -2,7 +2,8 @@
 // gate and up weights were uploaded together into one buffer (rows gate_row0.. and up_row0..),
 // so one dispatch reads both and writes the product the down projection takes — instead of two
 // mat-vecs and an elementwise kernel. Threads split each row as in matvec.wgsl; the two dot
-// products of a row share the lanes' activations.
+// products of a row share the lanes' activations. With NORM = norm/rms.wgsl they take
+// RMSNorm(x) * g, the MLP's norm folded in.
 
 struct Params {
     rows: u32,
@@ -10,15 +11,18 @@ struct Params {
     row_bytes: u32,
     gate_row0: u32,
     up_row0: u32,
+    eps: f32,
 }
 
 @group(0) @binding(0) var<storage, read> p: Params;
 @group(0) @binding(1) var<storage, read> w: array<u32>;
 @group(0) @binding(2) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
+@group(0) @binding(4) var<storage, read> g: array<vec4<f32>>;
 
 //!include quant/bytes.wgsl
 //!include QUANT
+//!include NORM
 //!include quant/chunk_dot.wgsl
 
 //!include matvec_lanes.wgsl
@@ -32,16 +36,17 @@ fn main(
     @builtin(num_workgroups) groups: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
+    let scale = norm_scale(lid);
     let n = lane_row(wg, groups, lid);
     let lane = lid % LANES;
-    var g = 0.0;
-    var u = 0.0;
+    var gs = 0.0;
+    var us = 0.0;
     if (n < p.rows) {
-        g = lane_dot((p.gate_row0 + n) * p.row_bytes, p.k, lane);
-        u = lane_dot((p.up_row0 + n) * p.row_bytes, p.k, lane);
+        gs = lane_dot((p.gate_row0 + n) * p.row_bytes, p.k, lane);
+        us = lane_dot((p.up_row0 + n) * p.row_bytes, p.k, lane);
     }
-    partial_gate[lid] = g;
-    partial_up[lid] = u;
+    partial_gate[lid] = gs;
+    partial_up[lid] = us;
     workgroupBarrier();
     if (lane == 0u && n < p.rows) {
         var gt = 0.0;
@@ -50,6 +55,8 @@ fn main(
             gt += partial_gate[lid + i];
             ut += partial_up[lid + i];
         }
+        gt *= scale;
+        ut *= scale;
         y[n] = gt / (1.0 + exp(-gt)) * ut;
     }
 }

@@ -1,7 +1,8 @@
 // The products of one token with consecutive row ranges of one weight buffer, each into an
 // output of its own: q, k and v uploaded together (Backend::upload_group) in one dispatch
 // instead of three. Rows w_row0 .. w_row0 + rows0 go to y0, the next rows1 to y1, the next
-// rows2 to y2. Threads split each row (matvec_lanes.wgsl).
+// rows2 to y2. Threads split each row (matvec_lanes.wgsl). With NORM = norm/rms.wgsl the products
+// take RMSNorm(x) * g, the attention norm folded in.
 
 struct Params {
     rows0: u32,
@@ -10,6 +11,7 @@ struct Params {
     k: u32,
     row_bytes: u32,
     w_row0: u32,
+    eps: f32,
 }
 
 @group(0) @binding(0) var<storage, read> p: Params;
@@ -18,9 +20,11 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> y0: array<f32>;
 @group(0) @binding(4) var<storage, read_write> y1: array<f32>;
 @group(0) @binding(5) var<storage, read_write> y2: array<f32>;
+@group(0) @binding(6) var<storage, read> g: array<vec4<f32>>;
 
 //!include quant/bytes.wgsl
 //!include QUANT
+//!include NORM
 //!include quant/chunk_dot.wgsl
 
 //!include matvec_lanes.wgsl
@@ -33,6 +37,7 @@ fn main(
     @builtin(num_workgroups) groups: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
+    let scale = norm_scale(lid);
     let n = lane_row(wg, groups, lid);
     let lane = lid % LANES;
     let rows = p.rows0 + p.rows1 + p.rows2;
@@ -47,6 +52,7 @@ fn main(
         for (var i = 0u; i < LANES; i++) {
             total += partial[lid + i];
         }
+        total *= scale;
         if (n < p.rows0) {
             y0[n] = total;
         } else if (n < p.rows0 + p.rows1) {

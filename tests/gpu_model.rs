@@ -114,9 +114,9 @@ fn every_device_profile_runs_the_model() {
     }
 }
 
-/// Dispatches per layer of a decode step of the default model (fused: RoPE with the cache
-/// store, the residual adds into the o and down products, gate and up with SiLU·mul, q, k and v
-/// in one product).
+/// Dispatches per layer of a decode step of the default model (fused: the norms into the
+/// products after them, RoPE with the cache store, the residual adds into the o and down
+/// products, gate and up with SiLU·mul, q, k and v in one product): six.
 #[test]
 fn decode_dispatches_per_layer() {
     let file = ModelFile::open(default_model().as_ref()).unwrap();
@@ -138,6 +138,6 @@ fn decode_dispatches_per_layer() {
         let per_layer = (step - 3) as f64 / layers as f64;
         eprintln!("{choice:?}: {step} dispatches per decode step, {per_layer} per layer");
         assert_eq!((step - 3) % layers, 0, "{step} dispatches");
-        assert!(per_layer <= 8.0, "{per_layer} dispatches per layer");
+        assert!(per_layer <= 6.0, "{per_layer} dispatches per layer");
     }
 }

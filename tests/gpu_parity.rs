@@ -9,7 +9,7 @@ mod common;
 use common::*;
 use ember::backend::cpu::{CpuBackend, Precision};
 use ember::backend::gpu::{GpuBackend, GpuChoice, GpuContext, GpuOptions};
-use ember::backend::{AttentionShape, Backend, Rope};
+use ember::backend::{AttentionShape, Backend, Norm, Rope};
 use ember::format::RopeLayout;
 use ember::quant::GgmlType;
 
@@ -186,28 +186,46 @@ fn glu_from_grouped_weights() {
             let cols = t.block_elems().max(32) * 3;
             let gate = random_tensor(&mut rng, t, cols, 67);
             let up = random_tensor(&mut rng, t, cols, 67);
-            for tokens in [1, 5] {
+            let gain = random_tensor(&mut rng, GgmlType::F32, cols, 1);
+            for (tokens, norm) in [(1, None), (5, None), (1, Some(&gain)), (5, Some(&gain))] {
                 let x = rng.vec(tokens * cols);
+                let label = format!("{} tokens {tokens} norm {}", t.name(), norm.is_some());
                 cmp(
-                    &format!("{} tokens {tokens}", t.name()),
-                    &glu_case(&mut g, &gate, &up, &x, tokens),
-                    &glu_case(&mut c, &gate, &up, &x, tokens),
+                    &label,
+                    &glu_case(&mut g, &gate, &up, norm, &x, tokens),
+                    &glu_case(&mut c, &gate, &up, norm, &x, tokens),
                 );
             }
         }
     });
 }
 
+/// The gated MLP half of `x`, or of RMSNorm(x) with gain `norm` (folded in on the GPU).
 fn glu_case<B: Backend>(
     b: &mut B,
     gate: &ember::format::TensorView,
     up: &ember::format::TensorView,
+    norm: Option<&ember::format::TensorView>,
     x: &[f32],
     tokens: usize,
 ) -> Vec<f32> {
     let w = b.upload_group(&[gate, up]).unwrap();
     let xa = b.load_act(x, tokens, gate.cols());
-    let y = b.glu(&xa, &w[0], &w[1]);
+    let y = match norm {
+        Some(n) => {
+            let gain = b.upload(n).unwrap();
+            b.norm_glu(
+                &xa,
+                Norm {
+                    weight: &gain,
+                    eps: 1e-5,
+                },
+                &w[0],
+                &w[1],
+            )
+        }
+        None => b.glu(&xa, &w[0], &w[1]),
+    };
     b.read(&y).unwrap()
 }
 
@@ -223,32 +241,60 @@ fn grouped_products_into_three_outputs() {
             let cols = t.block_elems().max(32) * 2;
             let ws = [37, 13, 13].map(|rows| random_tensor(&mut rng, t, cols, rows));
             let bias = random_tensor(&mut rng, GgmlType::F32, 13, 1);
-            for (tokens, with_bias) in [(1, false), (1, true), (4, false)] {
+            let gain = random_tensor(&mut rng, GgmlType::F32, cols, 1);
+            for (tokens, with_bias, normed) in [
+                (1, false, false),
+                (1, true, false),
+                (4, false, false),
+                (1, false, true),
+                (1, true, true),
+                (4, false, true),
+            ] {
                 let x = rng.vec(tokens * cols);
                 let bias = with_bias.then_some(&bias);
-                let label = format!("{} tokens {tokens} bias {with_bias}", t.name());
+                let norm = normed.then_some(&gain);
+                let label = format!(
+                    "{} tokens {tokens} bias {with_bias} norm {normed}",
+                    t.name()
+                );
                 cmp(
                     &label,
-                    &grouped_case(&mut g, &ws, bias, &x, tokens),
-                    &grouped_case(&mut c, &ws, bias, &x, tokens),
+                    &grouped_case(&mut g, &ws, bias, norm, &x, tokens),
+                    &grouped_case(&mut c, &ws, bias, norm, &x, tokens),
                 );
             }
         }
     });
 }
 
-/// The three products of `ws` (uploaded together; `bias` on the last), concatenated.
+/// The three products of `ws` (uploaded together; `bias` on the last) with `x`, or with
+/// RMSNorm(x) with gain `norm`, concatenated.
 fn grouped_case<B: Backend>(
     b: &mut B,
     ws: &[ember::format::TensorView; 3],
     bias: Option<&ember::format::TensorView>,
+    norm: Option<&ember::format::TensorView>,
     x: &[f32],
     tokens: usize,
 ) -> Vec<f32> {
     let w = b.upload_group(&[&ws[0], &ws[1], &ws[2]]).unwrap();
     let bias = bias.map(|t| b.upload(t).unwrap());
     let xa = b.load_act(x, tokens, ws[0].cols());
-    let outs = b.matmuls(&xa, &[(&w[0], None), (&w[1], None), (&w[2], bias.as_ref())]);
+    let products = [(&w[0], None), (&w[1], None), (&w[2], bias.as_ref())];
+    let outs = match norm {
+        Some(n) => {
+            let gain = b.upload(n).unwrap();
+            b.norm_matmuls(
+                &xa,
+                Norm {
+                    weight: &gain,
+                    eps: 1e-5,
+                },
+                &products,
+            )
+        }
+        None => b.matmuls(&xa, &products),
+    };
     outs.iter().flat_map(|o| b.read(o).unwrap()).collect()
 }
 

@@ -41,6 +41,14 @@ pub struct Rope<'a, W> {
     pub layout: RopeLayout,
 }
 
+/// An RMSNorm to apply before a product: its weight (a vector) and epsilon.
+pub struct Norm<'a, W> {
+    /// The per-column gain.
+    pub weight: &'a W,
+    /// Added to the mean square before the square root.
+    pub eps: f32,
+}
+
 /// Per-op times collected while profiling.
 #[derive(Clone, Debug, Default)]
 pub struct OpTimes {
@@ -103,6 +111,17 @@ pub trait Backend {
             .map(|&(w, bias)| self.matmul(x, w, bias))
             .collect()
     }
+    /// [`Backend::matmuls`] of `RMSNorm(x)`. GPU backends fold the norm into the products'
+    /// dispatch for one token (each workgroup scales its sums by the row's 1/rms).
+    fn norm_matmuls(
+        &mut self,
+        x: &Self::Act,
+        norm: Norm<'_, Self::Weight>,
+        ws: &[(&Self::Weight, Option<&Self::Weight>)],
+    ) -> Vec<Self::Act> {
+        let h = self.rms_norm(x, norm.weight, norm.eps);
+        self.matmuls(&h, ws)
+    }
     /// Rotates every head of every row in place; row `r` is at position `pos0 + r`.
     fn rope(
         &mut self,
@@ -148,6 +167,17 @@ pub trait Backend {
         // One product per weight, in order (`matmuls`' contract).
         let outs = self.matmuls(x, &[(gate, None), (up, None)]);
         self.silu_mul(&outs[0], &outs[1])
+    }
+    /// [`Backend::glu`] of `RMSNorm(x)`, the norm folded in as in [`Backend::norm_matmuls`].
+    fn norm_glu(
+        &mut self,
+        x: &Self::Act,
+        norm: Norm<'_, Self::Weight>,
+        gate: &Self::Weight,
+        up: &Self::Weight,
+    ) -> Self::Act {
+        let h = self.rms_norm(x, norm.weight, norm.eps);
+        self.glu(&h, gate, up)
     }
     /// `silu(gate) * up`, elementwise.
     fn silu_mul(&mut self, gate: &Self::Act, up: &Self::Act) -> Self::Act;

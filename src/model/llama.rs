@@ -3,7 +3,7 @@
 
 use super::{LanguageModel, f32_tensor};
 use crate::backend::gpu::GpuBackend;
-use crate::backend::{AttentionShape, Backend, Rope};
+use crate::backend::{AttentionShape, Backend, Norm, Rope};
 use crate::error::{Error, Result};
 use crate::format::{ModelConfig, ModelFile};
 
@@ -129,10 +129,14 @@ impl<B: Backend> Model<B> {
         };
         let mut x = b.embed(&self.token_embd, ids);
         for (i, l) in self.layers.iter().enumerate() {
-            let h = b.rms_norm(&x, &l.attn_norm, cfg.rms_eps);
+            let norm = |weight| Norm {
+                weight,
+                eps: cfg.rms_eps,
+            };
             let [mut q, mut k, v]: [B::Act; 3] = b
-                .matmuls(
-                    &h,
+                .norm_matmuls(
+                    &x,
+                    norm(&l.attn_norm),
                     &[
                         (&l.q, l.q_bias.as_ref()),
                         (&l.k, l.k_bias.as_ref()),
@@ -147,8 +151,7 @@ impl<B: Backend> Model<B> {
             };
             let a = b.rope_attention(&mut q, &mut k, &v, rope, &mut self.cache, i, pos0, shape);
             b.matmul_add(&a, &l.o, &mut x);
-            let h = b.rms_norm(&x, &l.ffn_norm, cfg.rms_eps);
-            let act = b.glu(&h, &l.gate, &l.up);
+            let act = b.norm_glu(&x, norm(&l.ffn_norm), &l.gate, &l.up);
             b.matmul_add(&act, &l.down, &mut x);
         }
         if !all_logits && ids.len() > 1 {

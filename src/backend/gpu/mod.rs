@@ -138,6 +138,7 @@ const PLAIN: Variant = Variant {
     tile: 1,
     f16: false,
     subgroups: false,
+    norm: false,
 };
 
 /// Bytes of one parameter slot: a multiple of every adapter's storage offset alignment.

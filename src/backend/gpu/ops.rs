@@ -4,9 +4,10 @@ use super::buffers::{self, GpuKvCache, GpuWeight, buffer_with, upload_matrix};
 use super::profiler::Profiler;
 use super::shaders::{self, PREFILL_TILE, Variant};
 use super::{GpuAct, GpuBackend, PLAIN, bytes_of, linear_groups};
-use crate::backend::{AttentionShape, Backend, OpTimes, Rope};
+use crate::backend::{AttentionShape, Backend, Norm, OpTimes, Rope};
 use crate::error::{Error, Result};
 use crate::format::{RopeLayout, TensorView};
+use crate::quant::GgmlType;
 
 impl Backend for GpuBackend {
     type Weight = GpuWeight;
@@ -250,12 +251,25 @@ impl Backend for GpuBackend {
     }
 
     fn matmuls(&mut self, x: &GpuAct, ws: &[(&GpuWeight, Option<&GpuWeight>)]) -> Vec<GpuAct> {
-        if let Some(outs) = self.matvec_multi(x, ws) {
+        if let Some(outs) = self.matvec_multi(x, None, ws) {
             return outs;
         }
         ws.iter()
             .map(|&(w, bias)| self.matmul(x, w, bias))
             .collect()
+    }
+
+    fn norm_matmuls(
+        &mut self,
+        x: &GpuAct,
+        norm: Norm<'_, GpuWeight>,
+        ws: &[(&GpuWeight, Option<&GpuWeight>)],
+    ) -> Vec<GpuAct> {
+        if let Some(outs) = self.matvec_multi(x, Some(&norm), ws) {
+            return outs;
+        }
+        let h = self.rms_norm(x, norm.weight, norm.eps);
+        self.matmuls(&h, ws)
     }
 
     fn matmul_add(&mut self, x: &GpuAct, w: &GpuWeight, residual: &mut GpuAct) {
@@ -370,53 +384,26 @@ impl Backend for GpuBackend {
     }
 
     fn glu(&mut self, x: &GpuAct, gate: &GpuWeight, up: &GpuWeight) -> GpuAct {
-        // One dispatch for a token whose gate and up share a buffer, with rows split over
-        // threads as GPUs want (software rasterizers keep whole rows per thread); else the
-        // products and SiLU·mul.
-        if let (
-            GpuWeight::Matrix {
-                dtype,
-                cols,
-                rows,
-                row_bytes,
-                parts: g,
-            },
-            GpuWeight::Matrix {
-                dtype: up_dtype,
-                rows: up_rows,
-                parts: u,
-                ..
-            },
-        ) = (gate, up)
-            && x.rows == 1
-            && self.split_rows
-            && dtype == up_dtype
-            && rows == up_rows
-            && g.len() == 1
-            && u.len() == 1
-            && g[0].buffer == u[0].buffer
-        {
-            let out = self.act(1, *rows);
-            let params = [
-                *rows as u32,
-                *cols as u32,
-                *row_bytes as u32,
-                g[0].first as u32,
-                u[0].first as u32,
-            ];
-            self.dispatch(
-                shaders::MATVEC_GLU,
-                Variant::weights(*dtype),
-                &params,
-                &[&g[0].buffer, x.buffer(), out.buffer()],
-                linear_groups(rows * shaders::MATVEC_LANES),
-                (2 * rows * row_bytes + 4 * (cols + rows)) as u64,
-            );
+        if let Some(out) = self.matvec_glu(x, None, gate, up) {
             return out;
         }
         let g = self.matmul(x, gate, None);
         let u = self.matmul(x, up, None);
         self.silu_mul(&g, &u)
+    }
+
+    fn norm_glu(
+        &mut self,
+        x: &GpuAct,
+        norm: Norm<'_, GpuWeight>,
+        gate: &GpuWeight,
+        up: &GpuWeight,
+    ) -> GpuAct {
+        if let Some(out) = self.matvec_glu(x, Some(&norm), gate, up) {
+            return out;
+        }
+        let h = self.rms_norm(x, norm.weight, norm.eps);
+        self.glu(&h, gate, up)
     }
 
     fn silu_mul(&mut self, gate: &GpuAct, up: &GpuAct) -> GpuAct {
@@ -583,10 +570,12 @@ impl GpuBackend {
     }
 
     /// For one token, three bias-free weights stored one after another in one buffer (q, k and
-    /// v from one [`Backend::upload_group`]): all three products in one dispatch.
+    /// v from one [`Backend::upload_group`]): all three products in one dispatch, of RMSNorm(x)
+    /// with `norm`.
     fn matvec_multi(
         &mut self,
         x: &GpuAct,
+        norm: Option<&Norm<'_, GpuWeight>>,
         ws: &[(&GpuWeight, Option<&GpuWeight>)],
     ) -> Option<Vec<GpuAct>> {
         let parts: Vec<_> = ws
@@ -619,6 +608,7 @@ impl GpuBackend {
         let buffer = a.4.buffer.clone();
         let outs = [a.2, b.2, c.2].map(|rows| self.act(1, rows));
         let rows = a.2 + b.2 + c.2;
+        let (variant, gain, eps) = self.norm_variant(dtype, norm);
         let params = [
             a.2 as u32,
             b.2 as u32,
@@ -626,10 +616,11 @@ impl GpuBackend {
             cols as u32,
             row_bytes as u32,
             a.4.first as u32,
+            eps.to_bits(),
         ];
         self.dispatch(
             shaders::MATVEC_MULTI,
-            Variant::weights(dtype),
+            variant,
             &params,
             &[
                 &buffer,
@@ -637,10 +628,88 @@ impl GpuBackend {
                 outs[0].buffer(),
                 outs[1].buffer(),
                 outs[2].buffer(),
+                &gain,
             ],
             linear_groups(rows * shaders::MATVEC_LANES),
-            (rows * row_bytes + 4 * (cols + rows)) as u64,
+            (rows * row_bytes + 4 * (cols * (1 + norm.is_some() as usize) + rows)) as u64,
         );
         Some(outs.into())
+    }
+
+    /// The one-token mat-vec variant for `dtype`, folding in `norm` if given: with the gain
+    /// vector to bind (a placeholder without a norm) and epsilon.
+    fn norm_variant(
+        &self,
+        dtype: GgmlType,
+        norm: Option<&Norm<'_, GpuWeight>>,
+    ) -> (Variant, wgpu::Buffer, f32) {
+        let variant = Variant {
+            norm: norm.is_some(),
+            subgroups: self.subgroups && norm.is_some(),
+            ..Variant::weights(dtype)
+        };
+        match norm {
+            Some(n) => (variant, Self::vector(n.weight).clone(), n.eps),
+            None => (variant, self.dummy.clone(), 0.0),
+        }
+    }
+
+    /// For one token whose gate and up weights share a buffer (one [`Backend::upload_group`]),
+    /// silu(gate · x) * (up · x) in one dispatch, of RMSNorm(x) with `norm`. Only with rows split
+    /// over threads, as GPUs want (software rasterizers keep whole rows per thread).
+    fn matvec_glu(
+        &mut self,
+        x: &GpuAct,
+        norm: Option<&Norm<'_, GpuWeight>>,
+        gate: &GpuWeight,
+        up: &GpuWeight,
+    ) -> Option<GpuAct> {
+        let (
+            GpuWeight::Matrix {
+                dtype,
+                cols,
+                rows,
+                row_bytes,
+                parts: g,
+            },
+            GpuWeight::Matrix {
+                dtype: up_dtype,
+                rows: up_rows,
+                parts: u,
+                ..
+            },
+        ) = (gate, up)
+        else {
+            return None;
+        };
+        let fused = x.rows == 1
+            && self.split_rows
+            && dtype == up_dtype
+            && rows == up_rows
+            && g.len() == 1
+            && u.len() == 1
+            && g[0].buffer == u[0].buffer;
+        if !fused {
+            return None;
+        }
+        let out = self.act(1, *rows);
+        let (variant, gain, eps) = self.norm_variant(*dtype, norm);
+        let params = [
+            *rows as u32,
+            *cols as u32,
+            *row_bytes as u32,
+            g[0].first as u32,
+            u[0].first as u32,
+            eps.to_bits(),
+        ];
+        self.dispatch(
+            shaders::MATVEC_GLU,
+            variant,
+            &params,
+            &[&g[0].buffer, x.buffer(), out.buffer(), &gain],
+            linear_groups(rows * shaders::MATVEC_LANES),
+            (2 * rows * row_bytes + 4 * (cols * (1 + norm.is_some() as usize) + rows)) as u64,
+        );
+        Some(out)
     }
 }

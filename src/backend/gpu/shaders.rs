@@ -2,7 +2,8 @@
 //! block format's decoding is a small function in `shaders/quant/` spliced into the kernels that
 //! read weights (`//!include QUANT`), so N formats never become N copies of a kernel. Optional
 //! fast paths are variants of the same files: `//!include REDUCE` picks a workgroup reduction
-//! (subgroup operations or workgroup memory) and `{{KV}}` the KV-cache element type (f16 or f32).
+//! (subgroup operations or workgroup memory), `//!include NORM` whether a one-token mat-vec folds
+//! in the RMSNorm before it, and `{{KV}}` the KV-cache element type (f16 or f32).
 
 use crate::error::{Error, Result};
 use crate::quant::GgmlType;
@@ -32,9 +33,9 @@ pub const MATMUL: Kernel = kernel!("matmul", &[false, false, true, false]);
 /// Quantized matrix-vector product for one token (decode): several threads per weight row.
 pub const MATVEC: Kernel = kernel!("matvec", &[false, false, true, false]);
 /// silu(gate · x) * (up · x) for one token, gate and up from one buffer.
-pub const MATVEC_GLU: Kernel = kernel!("matvec_glu", &[false, false, true]);
+pub const MATVEC_GLU: Kernel = kernel!("matvec_glu", &[false, false, true, false]);
 /// One token times consecutive row ranges of one buffer (q, k, v), into three outputs.
-pub const MATVEC_MULTI: Kernel = kernel!("matvec_multi", &[false, false, true, true, true]);
+pub const MATVEC_MULTI: Kernel = kernel!("matvec_multi", &[false, false, true, true, true, false]);
 /// Embedding lookup from a quantized table.
 pub const EMBED: Kernel = kernel!("embed", &[false, false, true]);
 /// RMSNorm.
@@ -85,6 +86,8 @@ pub struct Variant {
     pub f16: bool,
     /// Subgroup reductions (needs subgroups).
     pub subgroups: bool,
+    /// The RMSNorm of the activations folded into a one-token mat-vec (norm/rms.wgsl).
+    pub norm: bool,
 }
 
 impl Variant {
@@ -186,6 +189,14 @@ const INCLUDES: &[(&str, &str)] = &[
         include_str!("../../../shaders/quant/q6_k.wgsl"),
     ),
     (
+        "norm/none.wgsl",
+        include_str!("../../../shaders/norm/none.wgsl"),
+    ),
+    (
+        "norm/rms.wgsl",
+        include_str!("../../../shaders/norm/rms.wgsl"),
+    ),
+    (
         "reduce/shared.wgsl",
         include_str!("../../../shaders/reduce/shared.wgsl"),
     ),
@@ -205,6 +216,8 @@ fn include_path(target: &str, v: Variant) -> Result<String> {
         }
         "REDUCE" if v.subgroups => "reduce/subgroup.wgsl".into(),
         "REDUCE" => "reduce/shared.wgsl".into(),
+        "NORM" if v.norm => "norm/rms.wgsl".into(),
+        "NORM" => "norm/none.wgsl".into(),
         p => p.to_string(),
     })
 }
@@ -274,7 +287,18 @@ pub fn variants(kernel: Kernel) -> Vec<Variant> {
                 })
             })
             .collect(),
-        "matvec" | "matvec_glu" | "matvec_multi" | "embed" => GgmlType::ALL
+        "matvec_glu" | "matvec_multi" => GgmlType::ALL
+            .iter()
+            .flat_map(|&t| {
+                [(false, false), (true, false), (true, true)].map(|(norm, subgroups)| Variant {
+                    dtype: Some(t),
+                    norm,
+                    subgroups,
+                    ..base
+                })
+            })
+            .collect(),
+        "matvec" | "embed" => GgmlType::ALL
             .iter()
             .map(|&t| Variant {
                 dtype: Some(t),
