@@ -6,7 +6,8 @@ mod common;
 use common::*;
 use ember::ModelFile;
 use ember::backend::Backend;
-use ember::backend::gpu::{GpuBackend, GpuContext, GpuOptions};
+use ember::backend::cpu::{CpuBackend, Precision};
+use ember::backend::gpu::{GpuBackend, GpuContext, GpuOptions, SUBMIT_EVERY};
 use ember::model::{LanguageModel, Model};
 use ember::quant::GgmlType;
 
@@ -116,11 +117,21 @@ fn every_device_profile_runs_the_model() {
 
 /// Dispatches per layer of a decode step of the default model (fused: the norms into the
 /// products after them, RoPE with the cache store, the residual adds into the o and down
-/// products, gate and up with SiLU·mul, q, k and v in one product): six.
+/// products, gate and up with SiLU·mul, q, k and v in one product): six. Fused and submitted in
+/// pieces, the step's logits are still the CPU's.
 #[test]
 fn decode_dispatches_per_layer() {
     let file = ModelFile::open(default_model().as_ref()).unwrap();
     let layers = file.config.layers as u64;
+    let mut cpu = Model::new(
+        &file,
+        CpuBackend::with_precision(0, Precision::F32).unwrap(),
+        32,
+    )
+    .unwrap();
+    cpu.forward(&[1, 504, 3458], 0, false).unwrap();
+    let want = cpu.forward(&[314], 3, false).unwrap();
+    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
     for choice in gpu_choices() {
         // Rows split over threads, as on GPUs (software adapters default to whole rows).
         let ctx = GpuContext::new(choice).unwrap();
@@ -131,12 +142,29 @@ fn decode_dispatches_per_layer() {
         let gpu = GpuBackend::with_context(ctx, options).unwrap();
         let mut model = Model::new(&file, gpu, 32).unwrap();
         model.forward(&[1, 504, 3458], 0, false).unwrap();
-        let before = model.backend().dispatches();
-        model.forward(&[314], 3, false).unwrap();
+        let (before, submits) = (model.backend().dispatches(), model.backend().stats().0);
+        let got = model.forward(&[314], 3, false).unwrap();
         let step = model.backend().dispatches() - before;
+        let err = got
+            .iter()
+            .zip(&want)
+            .fold(0f32, |m, (a, b)| m.max((a - b).abs()))
+            / scale;
+        assert!(
+            err < 2e-3,
+            "{choice:?}: logits differ from the CPU's by {err:e}"
+        );
+        // Submitted in pieces as it is recorded, the rest with the read-back.
+        assert_eq!(
+            model.backend().stats().0 - submits,
+            step / SUBMIT_EVERY + 1,
+            "{choice:?}: submissions of a {step}-dispatch step"
+        );
         // Outside the layers: the embedding, the final norm and the output head.
         let per_layer = (step - 3) as f64 / layers as f64;
-        eprintln!("{choice:?}: {step} dispatches per decode step, {per_layer} per layer");
+        eprintln!(
+            "{choice:?}: {step} dispatches per decode step, {per_layer} per layer; logits off by {err:e}"
+        );
         assert_eq!((step - 3) % layers, 0, "{step} dispatches");
         assert!(per_layer <= 6.0, "{per_layer} dispatches per layer");
     }

@@ -33,7 +33,21 @@ impl Future for MapFuture {
 }
 
 impl GpuBackend {
-    /// Submits the recorded step (one command buffer) and reads `x` back.
+    /// Submits what is recorded so far, mid-step: the parameters and ids its dispatches use are
+    /// queued for upload first (queue writes land before the submissions after them).
+    pub(super) fn submit_recorded(&mut self) {
+        self.end_pass();
+        self.unsubmitted = 0;
+        let Some(encoder) = self.encoder.take() else {
+            return;
+        };
+        self.params.flush(&self.ctx);
+        self.ids.flush(&self.ctx);
+        self.ctx.queue.submit([encoder.finish()]);
+        self.submits += 1;
+    }
+
+    /// Submits the rest of the recorded step and reads `x` back.
     pub async fn read_async(&mut self, x: &GpuAct) -> Result<Vec<f32>> {
         self.end_pass();
         let encoder = self.encoder.take();
@@ -62,6 +76,7 @@ impl GpuBackend {
         }
         self.ctx.queue.submit([encoder.finish()]);
         self.submits += 1;
+        self.unsubmitted = 0;
         let bytes = self.map_read(&staging, size).await?;
         if let Some(readback) = self
             .profiler

@@ -181,6 +181,10 @@ impl GpuBackend {
         if let Some(p) = self.profiler.as_mut().filter(|p| p.inside_passes) {
             p.mark_end(pass, kernel.name);
         }
+        self.unsubmitted += 1;
+        if self.unsubmitted >= super::SUBMIT_EVERY {
+            self.submit_recorded();
+        }
     }
 
     /// Ends the compute pass being recorded, if any.
