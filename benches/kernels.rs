@@ -111,8 +111,9 @@ fn attention<B: Backend>(name: &str, b: &mut B, rng: &mut Rng, contexts: &[usize
         let q1 = b.load_act(&rng.vec(s.heads * s.head_dim), 1, s.heads * s.head_dim);
         let k1 = b.load_act(&rng.vec(kv_dim), 1, kv_dim);
         let v1 = b.load_act(&rng.vec(kv_dim), 1, kv_dim);
-        // Each query head reads its group's keys and values for every position.
-        let bytes = s.heads * (ctx + 1) * s.head_dim * 2 * 4;
+        // The keys and values of every position, once (what the split kernel reads; the
+        // per-head kernel reads them once per query head, mostly from cache).
+        let bytes = kv_dim * (ctx + 1) * 2 * 4;
         let secs = time(reps, || {
             let o = b.attention(&q1, &k1, &v1, &mut cache, 0, ctx, s);
             b.read(&o).expect("read");
@@ -159,8 +160,24 @@ fn main() {
         Ok(ctx) => {
             let label = format!("{} ({})", ctx.report.name, ctx.report.backend);
             let fastest = GpuOptions::fastest(&ctx);
-            let mut gpu = GpuBackend::with_context(ctx, fastest).expect("gpu backend");
-            attention(&label, &mut gpu, &mut rng, contexts, reps);
+            drop(ctx);
+            // Both decode attention kernels: the adapter's default first.
+            for split in [fastest.split_attention, !fastest.split_attention] {
+                let ctx = GpuContext::new(GpuChoice::Any).expect("gpu context");
+                let options = GpuOptions {
+                    split_attention: split,
+                    ..fastest
+                };
+                let mut gpu = GpuBackend::with_context(ctx, options).expect("gpu backend");
+                let kernel = if split { "split" } else { "per head" };
+                attention(
+                    &format!("{label}, {kernel}"),
+                    &mut gpu,
+                    &mut rng,
+                    contexts,
+                    reps,
+                );
+            }
             // Both mat-vec layouts: the adapter's default first.
             for split_rows in [fastest.split_rows, !fastest.split_rows] {
                 let ctx = GpuContext::new(GpuChoice::Any).expect("gpu context");

@@ -133,10 +133,12 @@ fn decode_dispatches_per_layer() {
     let want = cpu.forward(&[314], 3, false).unwrap();
     let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
     for choice in gpu_choices() {
-        // Rows split over threads, as on GPUs (software adapters default to whole rows).
+        // Rows and attention split over threads, as on GPUs (software adapters default to
+        // whole rows and a workgroup per head).
         let ctx = GpuContext::new(choice).unwrap();
         let options = GpuOptions {
             split_rows: true,
+            split_attention: true,
             ..GpuOptions::accurate(&ctx)
         };
         let gpu = GpuBackend::with_context(ctx, options).unwrap();

@@ -43,14 +43,16 @@ fn option_sets(choice: GpuChoice) -> Vec<GpuOptions> {
         subgroups: false,
         max_binding: None,
         split_rows: false,
+        split_attention: false,
         timestamps_inside_passes: false,
     };
-    // Every fast path at once, with the decode mat-vec split over threads (software adapters
-    // default to whole rows per thread, real GPUs to split rows).
+    // Every fast path at once, with the decode mat-vec and attention split over threads
+    // (software adapters default to whole rows and a workgroup per head, real GPUs to splits).
     vec![
         plain,
         GpuOptions {
             split_rows: true,
+            split_attention: true,
             ..best
         },
     ]
@@ -453,7 +455,8 @@ fn attention_run<B: Backend>(
     let inv_freq = rope.map(|(layout, f)| (layout, b.upload(f).unwrap()));
     let mut outs = Vec::new();
     let mut pos = 0;
-    for rows in [200, 3, 100, 1, 1, 290] {
+    // Single rows (decode) at positions 0, 1, 305, 306 and 597: one to five chunks of the context.
+    for rows in [1, 1, 200, 3, 100, 1, 1, 290, 1] {
         for layer in 0..2 {
             let mut q = b.load_act(
                 &rng.vec(rows * s.heads * s.head_dim),
@@ -492,6 +495,12 @@ fn attention_gqa_over_a_growing_cache() {
                 heads: 3,
                 kv_heads: 3,
                 head_dim: 64,
+            },
+            // A GQA group of ten: more query heads than one decode workgroup serves.
+            AttentionShape {
+                heads: 20,
+                kv_heads: 2,
+                head_dim: 128,
             },
         ] {
             let seed = Rng::fresh("attention").0;

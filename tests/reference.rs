@@ -101,13 +101,15 @@ fn small_models_match_reference_on_cpu() {
 
 #[test]
 fn small_models_match_reference_on_gpu() {
-    // Both decode mat-vec layouts: whole rows per thread and rows split over threads.
+    // Both decode layouts: whole rows per thread and a workgroup per attention head (software
+    // adapters' default), rows and the context split over threads (GPUs').
     for choice in gpu_choices() {
-        for split_rows in [false, true] {
+        for split in [false, true] {
             small_models(|| {
                 let ctx = GpuContext::new(choice).unwrap();
                 let options = GpuOptions {
-                    split_rows,
+                    split_rows: split,
+                    split_attention: split,
                     ..GpuOptions::accurate(&ctx)
                 };
                 GpuBackend::with_context(ctx, options).unwrap()

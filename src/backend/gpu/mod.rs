@@ -87,6 +87,8 @@ pub struct GpuBackend {
     inside_passes: bool,
     /// Decode mat-vecs with several threads per row.
     split_rows: bool,
+    /// Decode attention split over chunks of the context.
+    split_attention: bool,
 }
 
 /// Optional fast paths; each defaults to on when the adapter has the feature.
@@ -103,6 +105,11 @@ pub struct GpuOptions {
     /// want; off, each thread computes whole rows, which suits software rasterizers whose
     /// "threads" are SIMD lanes of a few CPU cores.
     pub split_rows: bool,
+    /// Decode attention split over chunks of the context, a KV head's query heads in one
+    /// workgroup (attention_decode.wgsl: flash-decoding), as GPUs want; off, one workgroup per
+    /// query head walks the whole context (attention.wgsl), which is faster on software
+    /// rasterizers.
+    pub split_attention: bool,
     /// When profiling, write timestamps between the dispatches of one compute pass (needs
     /// timestamp-query-inside-passes); otherwise each timed dispatch gets a pass of its own, as
     /// WebGPU requires.
@@ -117,6 +124,7 @@ impl GpuOptions {
             subgroups: ctx.report.subgroups,
             max_binding: None,
             split_rows: ctx.report.device_type != "Cpu",
+            split_attention: ctx.report.device_type != "Cpu",
             timestamps_inside_passes: timestamps_inside_passes(ctx),
         }
     }
@@ -223,6 +231,7 @@ impl GpuBackend {
             inside_passes,
             subgroups: options.subgroups && ctx_subgroups,
             split_rows: options.split_rows,
+            split_attention: options.split_attention,
         })
     }
 

@@ -534,7 +534,23 @@ impl GpuBackend {
         s: AttentionShape,
     ) -> GpuAct {
         let out = self.act(q.rows, s.heads * s.head_dim);
+        if s.head_dim > 128 || !s.head_dim.is_multiple_of(4) {
+            self.deferred.get_or_insert(Error::Unsupported(format!(
+                "head size {} on the GPU (multiples of 4 up to 128 are supported)",
+                s.head_dim
+            )));
+        }
         let scale = 1.0 / (s.head_dim as f32).sqrt();
+        let cache_bytes = crate::backend::attention_cache_bytes(
+            q.rows,
+            pos0,
+            kv_dim,
+            self.kv_elem_bytes() as usize,
+        ) + 8 * (q.rows * s.heads * s.head_dim) as u64;
+        if q.rows == 1 && self.split_attention {
+            self.record_decode_attention(q, kc, vc, &out, kv_dim, pos0, s, cache_bytes);
+            return out;
+        }
         let params = [
             s.heads as u32,
             s.kv_heads as u32,
@@ -547,26 +563,73 @@ impl GpuBackend {
         // One workgroup per (row, head).
         let workgroups = (q.rows * s.heads) as u32;
         let groups = (workgroups.min(65535), workgroups.div_ceil(65535));
-        if s.head_dim > 128 || !s.head_dim.is_multiple_of(4) {
-            self.deferred.get_or_insert(Error::Unsupported(format!(
-                "head size {} on the GPU (multiples of 4 up to 128 are supported)",
-                s.head_dim
-            )));
-        }
         self.dispatch(
             shaders::ATTENTION,
             Variant::kv(self.f16_kv),
             &params,
             &[q.buffer(), kc, vc, out.buffer()],
             groups,
-            crate::backend::attention_cache_bytes(
-                q.rows,
-                pos0,
-                kv_dim,
-                self.kv_elem_bytes() as usize,
-            ) + 8 * (q.rows * s.heads * s.head_dim) as u64,
+            cache_bytes,
         );
         out
+    }
+
+    /// Attention of one query row at `pos` (flash-decoding): chunks of the context in parallel,
+    /// a KV head's query heads sharing each read of the cache, then a merge of the chunks when
+    /// there are several.
+    #[allow(clippy::too_many_arguments)]
+    fn record_decode_attention(
+        &mut self,
+        q: &GpuAct,
+        kc: &wgpu::Buffer,
+        vc: &wgpu::Buffer,
+        out: &GpuAct,
+        kv_dim: usize,
+        pos: usize,
+        s: AttentionShape,
+        cache_bytes: u64,
+    ) {
+        const MAX_G: usize = 8;
+        let chunks = (pos + 1).div_ceil(shaders::ATTENTION_CHUNK);
+        let group = s.heads / s.kv_heads;
+        let part = self.act(chunks, s.heads * s.head_dim);
+        let stats = self.act(chunks, s.heads * 2);
+        let params = [
+            s.heads as u32,
+            s.kv_heads as u32,
+            s.head_dim as u32,
+            pos as u32,
+            kv_dim as u32,
+            (1.0 / (s.head_dim as f32).sqrt()).to_bits(),
+            chunks as u32,
+        ];
+        let merge_bytes = 4 * (chunks * s.heads * (s.head_dim + 2) + s.heads * s.head_dim) as u64;
+        self.dispatch(
+            shaders::ATTENTION_DECODE,
+            Variant::kv(self.f16_kv),
+            &params,
+            &[
+                q.buffer(),
+                kc,
+                vc,
+                out.buffer(),
+                part.buffer(),
+                stats.buffer(),
+            ],
+            ((s.kv_heads * group.div_ceil(MAX_G)) as u32, chunks as u32),
+            cache_bytes + if chunks > 1 { merge_bytes } else { 0 },
+        );
+        if chunks > 1 {
+            let params = [s.heads as u32, s.head_dim as u32, chunks as u32];
+            self.dispatch(
+                shaders::ATTENTION_MERGE,
+                PLAIN,
+                &params,
+                &[part.buffer(), stats.buffer(), out.buffer()],
+                linear_groups(s.heads * s.head_dim / 4),
+                merge_bytes,
+            );
+        }
     }
 
     /// For one token, three bias-free weights stored one after another in one buffer (q, k and

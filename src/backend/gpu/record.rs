@@ -182,7 +182,8 @@ impl GpuBackend {
             p.mark_end(pass, kernel.name);
         }
         self.unsubmitted += 1;
-        if self.unsubmitted >= super::SUBMIT_EVERY {
+        // A profiled step stays one submission, so its kernels tile the device span.
+        if self.unsubmitted >= super::SUBMIT_EVERY && self.profiler.is_none() {
             self.submit_recorded();
         }
     }

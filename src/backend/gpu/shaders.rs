@@ -44,6 +44,13 @@ pub const RMS_NORM: Kernel = kernel!("rms_norm", &[false, false, true]);
 pub const ROPE: Kernel = kernel!("rope", &[true, false]);
 /// Causal GQA attention over the KV cache.
 pub const ATTENTION: Kernel = kernel!("attention", &[false, false, false, true]);
+/// Attention of one query row split over chunks of the context, a KV head's query heads together.
+pub const ATTENTION_DECODE: Kernel =
+    kernel!("attention_decode", &[false, false, false, true, true, true]);
+/// Combines the chunks of [`ATTENTION_DECODE`].
+pub const ATTENTION_MERGE: Kernel = kernel!("attention_merge", &[false, false, true]);
+/// Positions per workgroup of [`ATTENTION_DECODE`] (`CHUNK` in the shader).
+pub const ATTENTION_CHUNK: usize = 128;
 /// RoPE of the new queries and keys with the keys and values stored into the cache.
 pub const ROPE_STORE: Kernel = kernel!("rope_store", &[true, false, false, false, true, true]);
 /// Writes keys/values into the cache, converting to its element type.
@@ -64,6 +71,8 @@ pub const KERNELS: &[Kernel] = &[
     ROPE,
     ROPE_STORE,
     ATTENTION,
+    ATTENTION_DECODE,
+    ATTENTION_MERGE,
     KV_STORE,
     SILU_MUL,
     ADD,
@@ -312,7 +321,9 @@ pub fn variants(kernel: Kernel) -> Vec<Variant> {
                 ..base
             },
         ],
-        "attention" | "kv_store" | "rope_store" => vec![base, Variant { f16: true, ..base }],
+        "attention" | "attention_decode" | "kv_store" | "rope_store" => {
+            vec![base, Variant { f16: true, ..base }]
+        }
         _ => vec![base],
     }
 }
