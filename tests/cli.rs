@@ -72,13 +72,8 @@ fn tokenize_matches_reference_prompt_ids() {
     }
 }
 
-/// `ember score` and `ember run --temp 0 -n 32` on `backend` match the reference for every prompt.
-fn score_and_greedy_run_match_reference(backend: &str) {
-    score_and_greedy_run_match_reference_with(&["--backend", backend], &[], 2e-3);
-}
-
-/// [`score_and_greedy_run_match_reference`] with runtime options `runtime`, environment `env`
-/// and logit tolerance `tol`.
+/// `ember score` and `ember run --temp 0 -n 32` with runtime options `runtime` and environment
+/// `env` match the reference for every prompt: logits within `tol`, greedy ids exactly.
 fn score_and_greedy_run_match_reference_with(runtime: &[&str], env: &[(&str, &str)], tol: f64) {
     let reference = json("reference/smollm2-135m-instruct-q4_1.json");
     for (i, p) in reference["prompts"].as_array().unwrap().iter().enumerate() {
@@ -161,10 +156,25 @@ fn unknown_or_unsupported_cpu_level_is_refused() {
     assert!(err.contains("EMBER_CPU_LEVEL=sse9"), "{err}");
 }
 
+/// With an f32 KV cache at the reference's tolerance; with the default cache (f16 where the
+/// adapter has shader-f16: keys and values rounded to 11 bits move logits of ~30 by up to ~1e-2)
+/// at 2e-2, greedy ids unchanged (adapters without shader-f16 run the f32 cache once).
 #[test]
 fn gpus_match_reference() {
     for choice in gpu_choices() {
-        score_and_greedy_run_match_reference(&format!("{choice:?}").to_lowercase());
+        let backend = format!("{choice:?}").to_lowercase();
+        score_and_greedy_run_match_reference_with(
+            &["--backend", &backend, "--cache-type", "f32"],
+            &[],
+            2e-3,
+        );
+        let f16 = ember::backend::gpu::GpuContext::new(choice)
+            .unwrap()
+            .report
+            .shader_f16;
+        if f16 {
+            score_and_greedy_run_match_reference_with(&["--backend", &backend], &[], 2e-2);
+        }
     }
 }
 

@@ -75,12 +75,22 @@ pub struct RuntimeArgs {
     /// Context length in tokens (0: the model's own).
     #[arg(short = 'c', long = "ctx-size", default_value_t = 0)]
     pub ctx: usize,
-    /// GPU: keep the KV cache in f16 (half the memory; logits drift by ~5e-3). Needs shader-f16.
-    #[arg(long)]
-    pub kv_f16: bool,
+    /// GPU: the KV cache's element type. f16 (where the adapter has shader-f16, else f32) halves
+    /// its memory and bandwidth, moving logits by ~5e-3; f32 keeps attention exact.
+    #[arg(long = "cache-type", value_enum, default_value = "f16")]
+    pub cache_type: CacheType,
     /// CPU: how activations meet quantized weights in matrix products.
     #[arg(long, value_enum, default_value = "i16")]
     pub precision: PrecisionChoice,
+}
+
+/// `--cache-type` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CacheType {
+    /// Half precision where the adapter supports it (the default).
+    F16,
+    /// Full precision.
+    F32,
 }
 
 /// `--precision` values.
@@ -125,7 +135,7 @@ impl RuntimeArgs {
         let gpu = |choice| -> Result<Box<dyn LanguageModel>> {
             Ok(Box::new(Model::new(
                 file,
-                GpuBackend::new_with_kv_f16(choice, self.kv_f16)?,
+                GpuBackend::new_with_kv_f16(choice, self.cache_type == CacheType::F16)?,
                 self.ctx,
             )?))
         };

@@ -117,7 +117,9 @@ pub struct GpuOptions {
 }
 
 impl GpuOptions {
-    /// Every fast path the context's device supports.
+    /// The default: every fast path the context's device supports, the f16 KV cache included
+    /// (as llama.cpp's default cache type): half the cache's memory and bandwidth for about
+    /// 5e-3 in the logits.
     pub fn fastest(ctx: &GpuContext) -> GpuOptions {
         GpuOptions {
             f16_kv: ctx.report.shader_f16,
@@ -129,8 +131,7 @@ impl GpuOptions {
         }
     }
 
-    /// The default: fast paths that keep f32 accuracy (subgroup reductions); the f16 KV cache
-    /// trades about 5e-3 in the logits for half the cache memory, so it is opt-in.
+    /// The fast paths that keep f32 accuracy: all but the f16 KV cache.
     pub fn accurate(ctx: &GpuContext) -> GpuOptions {
         GpuOptions {
             f16_kv: false,
@@ -175,19 +176,20 @@ fn linear_groups(n: usize) -> (u32, u32) {
 }
 
 impl GpuBackend {
-    /// A backend on the best adapter `choice` allows, with the accurate fast paths.
+    /// A backend on the best adapter `choice` allows, with every fast path it has.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn new(choice: GpuChoice) -> Result<GpuBackend> {
-        Self::new_with_kv_f16(choice, false)
+        Self::new_with_kv_f16(choice, true)
     }
 
-    /// As [`GpuBackend::new`], keeping the KV cache in f16 if asked and the adapter can.
+    /// As [`GpuBackend::new`], with the KV cache in f16 (where the adapter has shader-f16) or
+    /// f32.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn new_with_kv_f16(choice: GpuChoice, kv_f16: bool) -> Result<GpuBackend> {
         let ctx = GpuContext::new(choice)?;
         let options = GpuOptions {
             f16_kv: kv_f16,
-            ..GpuOptions::accurate(&ctx)
+            ..GpuOptions::fastest(&ctx)
         };
         Self::with_context(ctx, options)
     }
