@@ -13,8 +13,11 @@ fn ember(args: &[&str]) -> Output {
 }
 
 fn ember_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    // No tuning cache of the user's unless a test names one: runs use the default kernels.
+    let no_cache = std::env::temp_dir().join("ember-no-tune-cache/tune.json");
     Command::new(env!("CARGO_BIN_EXE_ember"))
         .args(args)
+        .env("EMBER_TUNE_CACHE", no_cache)
         .envs(env.iter().copied())
         .output()
         .expect("ember runs")
@@ -390,4 +393,92 @@ fn compare_refuses_models_with_different_vocabularies() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("do not share a vocabulary"), "{err}");
+}
+
+/// `ember tune` times every decode kernel choice and writes the winner to the cache; a later
+/// `ember run` on the same adapter and model uses it (its backend name says which), including a
+/// choice that is not the adapter's default, with the same greedy output. A corrupt cache is a
+/// notice, not a failure; tuning the CPU is a clear error.
+#[test]
+fn tune_writes_a_cache_that_run_uses() {
+    let dir = std::env::temp_dir().join(format!("ember-tune-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cache = dir.join("tune.json");
+    let env = [("EMBER_TUNE_CACHE", cache.to_str().unwrap())];
+    for choice in gpu_choices() {
+        let backend = format!("{choice:?}").to_lowercase();
+        let tuned = ember_json_env(
+            &[
+                "tune",
+                "--backend",
+                &backend,
+                "-n",
+                "2",
+                "-r",
+                "1",
+                "--depth",
+                "16",
+                "--json",
+            ],
+            &env,
+        );
+        let chosen = tuned["chosen"].as_str().unwrap().to_string();
+        assert_eq!(
+            tuned["entry"]["measured"].as_array().unwrap().len(),
+            4,
+            "{tuned}"
+        );
+        let run = |env: &[(&str, &str)]| {
+            ember_json_env(
+                &[
+                    "run",
+                    "--backend",
+                    &backend,
+                    "--temp",
+                    "0",
+                    "-n",
+                    "6",
+                    "--json",
+                    "-p",
+                    "Once upon a time",
+                ],
+                env,
+            )
+        };
+        let first = run(&env);
+        let name = first["backend"].as_str().unwrap();
+        assert!(
+            name.ends_with(&format!("[tuned: {chosen}]")),
+            "{name} after choosing {chosen}"
+        );
+        // Force each choice through the cache: the run reports it and answers the same.
+        let stored: Value = serde_json::from_slice(&std::fs::read(&cache).unwrap()).unwrap();
+        for (rows, attention) in [(true, true), (false, false)] {
+            let mut forced = stored.clone();
+            for e in forced["entries"].as_array_mut().unwrap() {
+                e["tuning"] = serde_json::json!({"split_rows": rows, "split_attention": attention});
+            }
+            std::fs::write(&cache, forced.to_string()).unwrap();
+            let again = run(&env);
+            let want = if rows {
+                "split rows, split attention"
+            } else {
+                "whole rows, per-head attention"
+            };
+            let name = again["backend"].as_str().unwrap();
+            assert!(name.ends_with(&format!("[tuned: {want}]")), "{name}");
+            assert_eq!(ids(&again["ids"]), ids(&first["ids"]), "{name}");
+        }
+        std::fs::write(&cache, "{ not json").unwrap();
+        let out = ember_env(&["run", "--backend", &backend, "-n", "2", "-p", "hi"], &env);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{err}");
+        assert!(
+            err.contains("notice: tuning cache") && err.contains("default kernels"),
+            "{err}"
+        );
+        std::fs::remove_file(&cache).unwrap();
+    }
+    std::fs::remove_dir_all(&dir).ok();
+    assert_fails(&["tune", "--backend", "cpu"], "GPU");
 }

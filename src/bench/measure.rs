@@ -90,16 +90,23 @@ pub fn measure(
             (Box::new(Model::new(&file, cpu, ctx)?), device)
         }
         Some(choice) => {
-            let gpu = GpuBackend::new(choice)?;
+            let mut gpu = GpuBackend::new(choice)?;
+            // The kernels `ember tune` measured fastest here, as `ember run` uses them.
+            let tuned = gpu.apply_default_tune_cache(&file).unwrap_or_else(|e| {
+                log::warn!("{e}; benchmarking the default kernels");
+                None
+            });
             let a = gpu.adapter().clone();
-            let features: Vec<&str> = [
+            let mut features: Vec<String> = [
                 (a.subgroups, "subgroups"),
                 (a.shader_f16, "shader-f16"),
                 (a.timestamp_query, "timestamp-query"),
             ]
             .into_iter()
-            .filter_map(|(on, name)| on.then_some(name))
+            .filter(|(on, _)| *on)
+            .map(|(_, name)| name.to_string())
             .collect();
+            features.extend(tuned.map(|t| format!("tuned: {}", t.describe())));
             let device = Device {
                 name: a.name,
                 backend: a.backend,

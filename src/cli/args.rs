@@ -33,7 +33,8 @@ pub enum BackendChoice {
 }
 
 impl BackendChoice {
-    fn gpu(self) -> Option<GpuChoice> {
+    /// The GPU this choice names, if it names one.
+    pub fn gpu(self) -> Option<GpuChoice> {
         Some(match self {
             BackendChoice::Gpu => GpuChoice::Any,
             BackendChoice::Vulkan => GpuChoice::Vulkan,
@@ -116,6 +117,14 @@ impl PrecisionChoice {
 }
 
 impl RuntimeArgs {
+    /// A GPU backend on `choice` with the chosen cache type and default kernels.
+    pub fn gpu_backend(&self, choice: GpuChoice) -> Result<GpuBackend> {
+        Ok(GpuBackend::new_with_kv_f16(
+            choice,
+            self.cache_type == CacheType::F16,
+        )?)
+    }
+
     /// Uploads `file` to the chosen backend.
     pub fn load(&self, file: &ModelFile) -> Result<Box<dyn LanguageModel>> {
         let trained = file.config.context_length;
@@ -133,11 +142,12 @@ impl RuntimeArgs {
             )?))
         };
         let gpu = |choice| -> Result<Box<dyn LanguageModel>> {
-            Ok(Box::new(Model::new(
-                file,
-                GpuBackend::new_with_kv_f16(choice, self.cache_type == CacheType::F16)?,
-                self.ctx,
-            )?))
+            let mut gpu = self.gpu_backend(choice)?;
+            // The kernels `ember tune` measured fastest on this adapter for this model.
+            if let Err(e) = gpu.apply_default_tune_cache(file) {
+                eprintln!("notice: {e}; using the default kernels");
+            }
+            Ok(Box::new(Model::new(file, gpu, self.ctx)?))
         };
         match (self.backend, self.backend.gpu()) {
             (_, Some(choice)) => gpu(choice),

@@ -10,6 +10,7 @@ pub mod perplexity;
 pub mod quantize;
 pub mod run;
 pub mod tokenize;
+pub mod tune;
 
 use clap::{Parser, Subcommand};
 
@@ -42,6 +43,9 @@ pub enum Command {
     Quantize(quantize::QuantizeArgs),
     /// Measure prompt processing and generation speed per model and backend.
     Bench(bench::BenchArgs),
+    /// Time the GPU's decode kernel choices for a model and remember the fastest (used by later
+    /// runs on the same adapter, driver and model shape).
+    Tune(tune::TuneArgs),
     /// How far one model's predictions are from another's on a text: KL divergence, top-1
     /// agreement, perplexities (two files, or one file under two settings).
     Compare(compare::CompareArgs),
@@ -61,6 +65,7 @@ impl Cli {
             Command::Quantize(a) => quantize::run(a),
             Command::Bench(a) => bench::run(a),
             Command::Compare(a) => compare::run(a),
+            Command::Tune(a) => tune::run(a),
         }
     }
 }

@@ -21,6 +21,7 @@ mod profiler;
 mod readback;
 mod record;
 pub mod shaders;
+pub mod tuning;
 
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -89,6 +90,8 @@ pub struct GpuBackend {
     split_rows: bool,
     /// Decode attention split over chunks of the context.
     split_attention: bool,
+    /// Whether the decode kernel choices came from a tuning result (shown in the name).
+    tuned: bool,
 }
 
 /// Optional fast paths; each defaults to on when the adapter has the feature.
@@ -234,6 +237,7 @@ impl GpuBackend {
             subgroups: options.subgroups && ctx_subgroups,
             split_rows: options.split_rows,
             split_attention: options.split_attention,
+            tuned: false,
         })
     }
 
@@ -245,6 +249,22 @@ impl GpuBackend {
     /// Counters: (command submissions, bind groups created, pipelines created) so far.
     pub fn stats(&self) -> (u64, u64, usize) {
         (self.submits, self.bind_groups_made, self.pipelines.len())
+    }
+
+    /// The decode kernel choices in use.
+    pub fn tuning(&self) -> tuning::Tuning {
+        tuning::Tuning {
+            split_rows: self.split_rows,
+            split_attention: self.split_attention,
+        }
+    }
+
+    /// Uses the decode kernels `t` from now on. With `measured` (a result of `ember tune`) the
+    /// backend's name says `[tuned: …]`, so reports show the choice was measured, not a default.
+    pub fn set_tuning(&mut self, t: tuning::Tuning, measured: bool) {
+        self.split_rows = t.split_rows;
+        self.split_attention = t.split_attention;
+        self.tuned = measured;
     }
 
     /// Compute dispatches recorded so far.

@@ -51,7 +51,12 @@ impl Backend for GpuBackend {
             .as_ref()
             .map(|p| format!(" [profile {p}]"))
             .unwrap_or_default();
-        format!("{}: {}{profile}", r.backend.to_lowercase(), r.name)
+        let tuned = if self.tuned {
+            format!(" [tuned: {}]", self.tuning().describe())
+        } else {
+            String::new()
+        };
+        format!("{}: {}{profile}{tuned}", r.backend.to_lowercase(), r.name)
     }
 
     fn upload(&mut self, t: &TensorView) -> Result<GpuWeight> {
