@@ -1,4 +1,5 @@
-// Byte access into a weight tensor stored as array<u32> (little-endian GGUF bytes, unchanged).
+// Byte access into a weight tensor stored as array<u32> (little-endian GGUF bytes in the GPU's
+// word-aligned layout).
 // WGSL has no 8- or 16-bit storage types, so bytes and halves are shifted out of words.
 // Requires a module-scope `w: array<u32>` binding.
 
@@ -20,22 +21,10 @@ fn wf16(off: u32) -> f32 {
     return unpack2x16float(wu16(off)).x;
 }
 
-// 32-bit value at an offset that is at least 2-aligned.
-fn wu32(off: u32) -> u32 {
-    if ((off & 3u) == 0u) {
-        return w[off >> 2u];
-    }
-    return wu16(off) | (wu16(off + 2u) << 16u);
-}
-
-// Four bytes at any offset, as a little-endian u32.
+// The word at a 4-aligned offset: every row and every quant field is word-aligned in the GPU's
+// layout (src/backend/gpu/repack.rs regroups the formats whose blocks are not).
 fn wword(off: u32) -> u32 {
-    let i = off >> 2u;
-    let shift = (off & 3u) * 8u;
-    if (shift == 0u) {
-        return w[i];
-    }
-    return (w[i] >> shift) | (w[i + 1u] << (32u - shift));
+    return w[off >> 2u];
 }
 
 // The four bytes of a word, lowest first.

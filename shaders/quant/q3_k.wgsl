@@ -1,12 +1,16 @@
 // Q3_K, 110-byte blocks of 256 (8 chunks): hmask[32], qs[64], scales[12] (16 six-bit), d.
-fn q3k_scale(b: u32, j: u32) -> f32 {
+// Uploaded by pairs of blocks, hmask0 hmask1 qs0 qs1 scales0 scales1 d0 d1 (220 bytes,
+// word-aligned).
+
+// Scale j of the 12 scale bytes at `sc`.
+fn q3k_scale(sc: u32, j: u32) -> f32 {
     var low: u32;
     if (j < 8u) {
-        low = wbyte(b + 96u + j) & 15u;
+        low = wbyte(sc + j) & 15u;
     } else {
-        low = wbyte(b + 96u + j - 8u) >> 4u;
+        low = wbyte(sc + j - 8u) >> 4u;
     }
-    let high = (wbyte(b + 104u + j % 4u) >> (2u * (j / 4u))) & 3u;
+    let high = (wbyte(sc + 8u + j % 4u) >> (2u * (j / 4u))) & 3u;
     return f32(i32(low | (high << 4u)) - 32);
 }
 
@@ -21,17 +25,19 @@ struct Chunk {
 }
 
 fn chunk_at(row_off: u32, c: u32) -> Chunk {
-    let b = row_off + (c / 8u) * 110u;
+    let pair = row_off + (c / 16u) * 220u;
+    let h = (c / 8u) % 2u;
     let sub = c % 8u;
     let half = sub / 4u;
     let k = sub % 4u;
-    let d = wf16(b + 108u);
+    let d = wf16(pair + 216u + 2u * h);
+    let sc = pair + 192u + 12u * h;
     return Chunk(
-        b + 32u + half * 32u,
-        b,
+        pair + 64u + 64u * h + half * 32u,
+        pair + 32u * h,
         2u * k,
         4u * half + k,
-        d * vec2<f32>(q3k_scale(b, sub * 2u), q3k_scale(b, sub * 2u + 1u)),
+        d * vec2<f32>(q3k_scale(sc, sub * 2u), q3k_scale(sc, sub * 2u + 1u)),
     );
 }
 

@@ -1,12 +1,14 @@
 // Q4_0, 18-byte blocks of 32: d (f16), 16 bytes of nibbles; low nibbles are elements 0..16.
+// Uploaded by pairs of blocks, d0 d1 qs0 qs1 (36 bytes, word-aligned).
 struct Chunk {
     qs: u32,
     d: f32,
 }
 
 fn chunk_at(row_off: u32, c: u32) -> Chunk {
-    let b = row_off + c * 18u;
-    return Chunk(b + 2u, wf16(b));
+    let pair = row_off + (c / 2u) * 36u;
+    let h = c % 2u;
+    return Chunk(pair + 4u + 16u * h, wf16(pair + 2u * h));
 }
 
 // Elements 4i..4i+4: low nibbles of bytes 4i.. for i < 4, high nibbles of bytes 4(i - 4).. after.

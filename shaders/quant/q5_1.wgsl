@@ -8,7 +8,7 @@ struct Chunk {
 
 fn chunk_at(row_off: u32, c: u32) -> Chunk {
     let b = row_off + c * 24u;
-    return Chunk(b + 8u, wu32(b + 4u), wf16(b), wf16(b + 2u));
+    return Chunk(b + 8u, wword(b + 4u), wf16(b), wf16(b + 2u));
 }
 
 // Elements 4i..4i+4: nibbles as in Q4_1; element e's fifth bit is bit e of qh.

@@ -1,6 +1,7 @@
 // Q6_K, 210-byte blocks of 256 (8 chunks): ql[128], qh[64], scales[16] (i8), d.
 // Chunk sub = 4 * half + k: low nibble k / 2 of ql[64 * half + 32 * (k % 2)..], high bit pair k
-// of qh[32 * half..]; value scale * (q - 32), one scale per 16 elements.
+// of qh[32 * half..]; value scale * (q - 32), one scale per 16 elements. Uploaded by pairs of
+// blocks, ql0 ql1 qh0 qh1 scales0 scales1 d0 d1 (420 bytes, word-aligned).
 struct Chunk {
     ql: u32,
     qh: u32,
@@ -10,17 +11,19 @@ struct Chunk {
 }
 
 fn chunk_at(row_off: u32, c: u32) -> Chunk {
-    let b = row_off + (c / 8u) * 210u;
+    let pair = row_off + (c / 16u) * 420u;
+    let h = (c / 8u) % 2u;
     let sub = c % 8u;
     let half = sub / 4u;
     let k = sub % 4u;
-    let d = wf16(b + 208u);
+    let d = wf16(pair + 416u + 2u * h);
+    let sc = pair + 384u + 16u * h + sub * 2u;
     return Chunk(
-        b + half * 64u + 32u * (k % 2u),
-        b + 128u + half * 32u,
+        pair + 128u * h + half * 64u + 32u * (k % 2u),
+        pair + 256u + 64u * h + half * 32u,
         4u * (k / 2u),
         2u * k,
-        d * vec2<f32>(f32(wi8(b + 192u + sub * 2u)), f32(wi8(b + 192u + sub * 2u + 1u))),
+        d * vec2<f32>(f32(wi8(sc)), f32(wi8(sc + 1u))),
     );
 }
 

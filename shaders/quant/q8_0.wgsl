@@ -1,12 +1,14 @@
-// Q8_0, 34-byte blocks of 32: d (f16), 32 signed bytes; value d * q.
+// Q8_0, 34-byte blocks of 32: d (f16), 32 signed bytes; value d * q. Uploaded by pairs of
+// blocks, d0 d1 qs0 qs1 (68 bytes, word-aligned).
 struct Chunk {
     qs: u32,
     d: f32,
 }
 
 fn chunk_at(row_off: u32, c: u32) -> Chunk {
-    let b = row_off + c * 34u;
-    return Chunk(b + 2u, wf16(b));
+    let pair = row_off + (c / 2u) * 68u;
+    let h = c % 2u;
+    return Chunk(pair + 4u + 32u * h, wf16(pair + 2u * h));
 }
 
 fn chunk_vec4(ch: Chunk, i: u32) -> vec4<f32> {

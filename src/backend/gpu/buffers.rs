@@ -8,6 +8,7 @@ use std::rc::Rc;
 
 use wgpu::util::DeviceExt;
 
+use super::repack::{gpu_row_bytes, gpu_rows};
 use crate::format::TensorView;
 use crate::quant::GgmlType;
 
@@ -39,7 +40,7 @@ pub enum GpuWeight {
         cols: usize,
         /// Total rows.
         rows: usize,
-        /// Encoded bytes per row.
+        /// Encoded bytes per row, in the GPU's layout (`repack.rs`).
         row_bytes: usize,
         /// The buffers.
         parts: Vec<WeightPart>,
@@ -66,13 +67,14 @@ pub fn buffer_with(device: &wgpu::Device, label: &str, bytes: &[u8]) -> wgpu::Bu
     })
 }
 
-/// Splits a matrix into buffers of at most `max_bytes` each, at row boundaries.
+/// Splits a matrix, in the GPU's layout (see `repack.rs`), into buffers of at most `max_bytes`
+/// each, at row boundaries.
 pub fn upload_matrix(
     device: &wgpu::Device,
     t: &TensorView,
     max_bytes: u64,
 ) -> Result<Vec<WeightPart>, String> {
-    let rb = t.row_bytes();
+    let rb = gpu_row_bytes(t.dtype, t.row_bytes());
     let rows_per_part = (max_bytes as usize / rb.max(1)).min(t.rows());
     if rows_per_part == 0 {
         return Err(format!(
@@ -80,7 +82,7 @@ pub fn upload_matrix(
             t.name
         ));
     }
-    let bytes = t.bytes();
+    let bytes = gpu_rows(t.dtype, t.bytes(), t.row_bytes());
     Ok((0..t.rows())
         .step_by(rows_per_part)
         .map(|r0| {

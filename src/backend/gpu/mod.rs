@@ -3,8 +3,8 @@
 //! records its dispatches into a command encoder and submits the rest in [`Backend::read`](super::Backend::read).
 //!
 //! The files: `context.rs` (adapters, devices, errors), `profile.rs` (device-limit profiles),
-//! `shaders.rs` (WGSL composition and the limits each kernel needs), `buffers.rs` (weights, KV
-//! cache, pooled activations), `arena.rs` (per-step parameters), `record.rs` (pipelines, bind
+//! `shaders.rs` (WGSL composition and the limits each kernel needs), `repack.rs` (the weights'
+//! word-aligned GPU layout), `buffers.rs` (weights, KV cache, pooled activations), `arena.rs` (per-step parameters), `record.rs` (pipelines, bind
 //! groups, dispatches), `ops.rs` (each op of the forward pass as dispatches), `readback.rs`
 //! (submission and read-back) and `profiler.rs` (timestamp queries).
 //!
@@ -20,6 +20,7 @@ pub mod profile;
 mod profiler;
 mod readback;
 mod record;
+mod repack;
 pub mod shaders;
 pub mod tuning;
 

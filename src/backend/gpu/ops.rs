@@ -2,6 +2,7 @@
 
 use super::buffers::{self, GpuKvCache, GpuWeight, buffer_with, upload_matrix};
 use super::profiler::Profiler;
+use super::repack::{gpu_row_bytes, gpu_rows};
 use super::shaders::{self, PREFILL_TILE, Variant};
 use super::{GpuAct, GpuBackend, PLAIN, bytes_of, linear_groups};
 use crate::backend::{AttentionShape, Backend, Norm, OpTimes, Rope};
@@ -83,7 +84,7 @@ impl Backend for GpuBackend {
                 dtype: t.dtype,
                 cols: t.cols(),
                 rows: t.rows(),
-                row_bytes: t.row_bytes(),
+                row_bytes: gpu_row_bytes(t.dtype, t.row_bytes()),
                 parts,
             }
         };
@@ -99,7 +100,8 @@ impl Backend for GpuBackend {
         let Some(&first) = ts.first() else {
             return Ok(Vec::new());
         };
-        let bytes: usize = ts.iter().map(|t| t.bytes().len()).sum();
+        let gpu_bytes = |t: &TensorView| gpu_row_bytes(t.dtype, t.row_bytes()) * t.rows();
+        let bytes: usize = ts.iter().map(|t| gpu_bytes(t)).sum();
         let together = ts.len() > 1
             && first.rows() > 1
             && first.cols().is_multiple_of(32)
@@ -112,7 +114,7 @@ impl Backend for GpuBackend {
         }
         let mut all = Vec::with_capacity(bytes);
         for t in ts {
-            all.extend_from_slice(t.bytes());
+            all.extend_from_slice(&gpu_rows(t.dtype, t.bytes(), t.row_bytes()));
         }
         let buffer = buffer_with(&self.ctx.device, &first.name, &all);
         self.weight_bytes += buffer.size();
@@ -131,7 +133,7 @@ impl Backend for GpuBackend {
                     dtype: t.dtype,
                     cols: t.cols(),
                     rows: t.rows(),
-                    row_bytes: t.row_bytes(),
+                    row_bytes: gpu_row_bytes(t.dtype, t.row_bytes()),
                     parts: vec![part],
                 }
             })
