@@ -113,9 +113,10 @@ fn matmul_every_type_and_shape() {
             for (cols, rows) in [(base, 37), (base * 3, 5), (base * 2, 129)] {
                 let w = random_tensor(&mut rng, t, cols, rows);
                 let bias = random_tensor(&mut rng, GgmlType::F32, rows, 1);
-                for tokens in [1, 3, 9, 17] {
+                // Mat-vec, the 8-token tile, and 32 x 32 tiles (partial in rows and tokens).
+                for tokens in [1, 3, 9, 17, 45] {
                     let x = rng.vec(tokens * cols);
-                    let with_bias = tokens < 5;
+                    let with_bias = tokens % 3 == 0;
                     let bias = with_bias.then_some(&bias);
                     let label = format!(
                         "{} {cols}x{rows} tokens {tokens} bias {with_bias}",

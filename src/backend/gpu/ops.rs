@@ -500,10 +500,14 @@ impl GpuBackend {
                 accumulate as u32,
                 part.first as u32,
             ];
-            // One token: several threads per row. More: each row's chunks decoded once per tile.
+            // One token: several threads per row. A few: each row's chunks decoded once per 8
+            // tokens. More: 32 x 32 tiles through workgroup memory.
             let (kernel, tile, groups) = if x.rows == 1 && self.split_rows {
                 let groups = linear_groups(part.rows * shaders::MATVEC_LANES);
                 (shaders::MATVEC, 1, groups)
+            } else if x.rows > PREFILL_TILE as usize {
+                let groups = (part.rows.div_ceil(32) as u32, x.rows.div_ceil(32) as u32);
+                (shaders::MATMUL_TILED, 1, groups)
             } else {
                 let tile = if x.rows == 1 { 1 } else { PREFILL_TILE };
                 let groups = (

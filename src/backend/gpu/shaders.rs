@@ -30,6 +30,9 @@ macro_rules! kernel {
 
 /// Quantized matrix product over tiles of tokens (prefill).
 pub const MATMUL: Kernel = kernel!("matmul", &[false, false, true, false]);
+/// Quantized matrix product in 32 x 32 workgroup tiles (prefill of more than [`PREFILL_TILE`]
+/// tokens).
+pub const MATMUL_TILED: Kernel = kernel!("matmul_tiled", &[false, false, true, false]);
 /// Quantized matrix-vector product for one token (decode): several threads per weight row.
 pub const MATVEC: Kernel = kernel!("matvec", &[false, false, true, false]);
 /// silu(gate · x) * (up · x) for one token, gate and up from one buffer.
@@ -63,6 +66,7 @@ pub const ADD: Kernel = kernel!("add", &[true, false]);
 /// Every kernel.
 pub const KERNELS: &[Kernel] = &[
     MATMUL,
+    MATMUL_TILED,
     MATVEC,
     MATVEC_GLU,
     MATVEC_MULTI,
@@ -307,7 +311,7 @@ pub fn variants(kernel: Kernel) -> Vec<Variant> {
                 })
             })
             .collect(),
-        "matvec" | "embed" => GgmlType::ALL
+        "matvec" | "matmul_tiled" | "embed" => GgmlType::ALL
             .iter()
             .map(|&t| Variant {
                 dtype: Some(t),
