@@ -1,6 +1,6 @@
 // y[out_off + n] = sum_k x[k] * W[n, k] (+ bias[out_off + n]) for one token: the decode mat-vec
-// over one weight part, rows split over threads (matvec_lanes.wgsl). The lanes' partial sums meet
-// in workgroup memory. The block format's `chunk_at`/`chunk_vec4` are spliced in below.
+// over one weight part, rows split over threads (matvec_lanes.wgsl, which also sums the lanes).
+// The block format's `chunk_at`/`chunk_vec4` are spliced in below.
 
 //!include matmul_io.wgsl
 
@@ -11,27 +11,20 @@
 
 //!include matvec_lanes.wgsl
 
-var<workgroup> partial: array<f32, 64>;
-
 @compute @workgroup_size(64)
 fn main(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
+    inv: Invocation,
 ) {
-    let n = lane_row(wg, groups, lid);
-    let lane = lid % LANES;
+    let n = lane_row(wg, groups, inv);
+    let lane = lane_of(inv);
     var s = 0.0;
     if (n < p.rows) {
         s = lane_dot((p.w_row0 + n) * p.row_bytes, p.k, lane);
     }
-    partial[lid] = s;
-    workgroupBarrier();
+    var total = lane_sum(s, inv);
     if (lane == 0u && n < p.rows) {
-        var total = 0.0;
-        for (var i = 0u; i < LANES; i++) {
-            total += partial[lid + i];
-        }
         if (p.has_bias != 0u) {
             total += bias[p.out_off + n];
         }

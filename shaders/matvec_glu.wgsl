@@ -27,36 +27,24 @@ struct Params {
 
 //!include matvec_lanes.wgsl
 
-var<workgroup> partial_gate: array<f32, 64>;
-var<workgroup> partial_up: array<f32, 64>;
-
 @compute @workgroup_size(64)
 fn main(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
+    inv: Invocation,
 ) {
-    let scale = norm_scale(lid);
-    let n = lane_row(wg, groups, lid);
-    let lane = lid % LANES;
+    let scale = norm_scale(inv.lid);
+    let n = lane_row(wg, groups, inv);
+    let lane = lane_of(inv);
     var gs = 0.0;
     var us = 0.0;
     if (n < p.rows) {
         gs = lane_dot((p.gate_row0 + n) * p.row_bytes, p.k, lane);
         us = lane_dot((p.up_row0 + n) * p.row_bytes, p.k, lane);
     }
-    partial_gate[lid] = gs;
-    partial_up[lid] = us;
-    workgroupBarrier();
+    let gt = lane_sum(gs, inv) * scale;
+    let ut = lane_sum(us, inv) * scale;
     if (lane == 0u && n < p.rows) {
-        var gt = 0.0;
-        var ut = 0.0;
-        for (var i = 0u; i < LANES; i++) {
-            gt += partial_gate[lid + i];
-            ut += partial_up[lid + i];
-        }
-        gt *= scale;
-        ut *= scale;
         y[n] = gt / (1.0 + exp(-gt)) * ut;
     }
 }

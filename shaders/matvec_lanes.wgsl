@@ -1,15 +1,20 @@
 // Weight rows split over threads, for the one-token mat-vecs (matvec, matvec_glu, matvec_multi):
 // a 64-thread workgroup computes ROWS rows with LANES threads each. Lane l decodes chunks
 // l, l + LANES, ... of its row, so neighbouring threads read neighbouring blocks (coalesced
-// loads) and a short row still keeps many threads busy. Needs `chunk_dot` (quant/chunk_dot.wgsl).
+// loads) and a short row still keeps many threads busy. LANES follows the adapter's subgroup
+// size (16 at most), so a row's lanes can sum within a subgroup (`//!include LANES`:
+// lanes/subgroup.wgsl, or lanes/shared.wgsl through workgroup memory). Needs `chunk_dot`
+// (quant/chunk_dot.wgsl).
 
-const LANES: u32 = 16u;
+const LANES: u32 = {{LANES}}u;
 const ROWS: u32 = 64u / LANES;
 
-// The row thread `lid` works on; workgroups fold into two dimensions when a row count needs more
-// than 65535 of them.
-fn lane_row(wg: vec3<u32>, groups: vec3<u32>, lid: u32) -> u32 {
-    return (wg.y * groups.x + wg.x) * ROWS + lid / LANES;
+//!include LANES
+
+// The row this invocation works on; workgroups fold into two dimensions when a row count needs
+// more than 65535 of them.
+fn lane_row(wg: vec3<u32>, groups: vec3<u32>, inv: Invocation) -> u32 {
+    return (wg.y * groups.x + wg.x) * ROWS + row_slot(inv);
 }
 
 // This lane's share of the dot product of the `k`-wide row at byte offset `row_off` with x.

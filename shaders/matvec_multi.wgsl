@@ -29,30 +29,22 @@ struct Params {
 
 //!include matvec_lanes.wgsl
 
-var<workgroup> partial: array<f32, 64>;
-
 @compute @workgroup_size(64)
 fn main(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
+    inv: Invocation,
 ) {
-    let scale = norm_scale(lid);
-    let n = lane_row(wg, groups, lid);
-    let lane = lid % LANES;
+    let scale = norm_scale(inv.lid);
+    let n = lane_row(wg, groups, inv);
+    let lane = lane_of(inv);
     let rows = p.rows0 + p.rows1 + p.rows2;
     var s = 0.0;
     if (n < rows) {
         s = lane_dot((p.w_row0 + n) * p.row_bytes, p.k, lane);
     }
-    partial[lid] = s;
-    workgroupBarrier();
+    let total = lane_sum(s, inv) * scale;
     if (lane == 0u && n < rows) {
-        var total = 0.0;
-        for (var i = 0u; i < LANES; i++) {
-            total += partial[lid + i];
-        }
-        total *= scale;
         if (n < p.rows0) {
             y0[n] = total;
         } else if (n < p.rows0 + p.rows1) {

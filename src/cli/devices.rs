@@ -43,9 +43,11 @@ pub fn run(args: &DevicesArgs) -> Result<()> {
             a.max_compute_invocations_per_workgroup
         );
         println!(
-            "    shader-f16: {}  subgroups: {}  timestamp queries: {}",
+            "    shader-f16: {}  subgroups: {} (size {}-{})  timestamp queries: {}",
             yes(a.shader_f16),
             yes(a.subgroups),
+            a.subgroup_sizes.0,
+            a.subgroup_sizes.1,
             yes(a.timestamp_query)
         );
     }

@@ -65,6 +65,8 @@ pub struct AdapterReport {
     pub shader_f16: bool,
     /// Subgroup operations.
     pub subgroups: bool,
+    /// Smallest and largest subgroup size the adapter may use (0 where unknown).
+    pub subgroup_sizes: (u32, u32),
     /// Timestamp queries.
     pub timestamp_query: bool,
     /// The device-limit profile imposed on it, if any (its limits and features are then the
@@ -94,6 +96,7 @@ fn report(a: &wgpu::Adapter) -> AdapterReport {
         max_compute_invocations_per_workgroup: limits.max_compute_invocations_per_workgroup,
         shader_f16: features.contains(wgpu::Features::SHADER_F16),
         subgroups: features.contains(wgpu::Features::SUBGROUP),
+        subgroup_sizes: (info.subgroup_min_size, info.subgroup_max_size),
         timestamp_query: features.contains(wgpu::Features::TIMESTAMP_QUERY),
         profile: None,
     }

@@ -89,6 +89,9 @@ pub struct GpuBackend {
     inside_passes: bool,
     /// Decode mat-vecs with several threads per row.
     split_rows: bool,
+    /// Threads per row in those, and whether they sum within subgroups.
+    lanes: u32,
+    subgroup_lanes: bool,
     /// Decode attention split over chunks of the context.
     split_attention: bool,
     /// Whether the decode kernel choices came from a tuning result (shown in the name).
@@ -158,6 +161,7 @@ const PLAIN: Variant = Variant {
     f16: false,
     subgroups: false,
     norm: false,
+    lanes: 0,
 };
 
 /// Dispatches recorded before the work so far is submitted, mid-step: enough that submissions
@@ -209,6 +213,20 @@ impl GpuBackend {
             .max_storage_buffer_binding_size
             .min(ctx.limits.max_buffer_size);
         let max_binding = max_binding.map_or(limit, |m| m.min(limit));
+        // A row's lanes sum within a subgroup where every subgroup size the adapter may use
+        // holds whole rows and divides the 64-thread workgroup.
+        let subgroups = options.subgroups && ctx_subgroups;
+        let (sg_min, sg_max) = ctx.report.subgroup_sizes;
+        let subgroup_lanes = subgroups
+            && sg_min >= 4
+            && sg_max <= 64
+            && sg_min.is_power_of_two()
+            && sg_max.is_power_of_two();
+        let lanes = if subgroup_lanes {
+            sg_min.min(shaders::MATVEC_LANES)
+        } else {
+            shaders::MATVEC_LANES
+        };
         // Room for 4096 dispatches per step before the arena has to grow.
         let params = Arena::new(&ctx.device, 4096 * slot, slot);
         let ids = Arena::new(&ctx.device, 16 * 1024, slot);
@@ -235,8 +253,10 @@ impl GpuBackend {
             profiler: None,
             f16_kv: options.f16_kv && ctx_f16,
             inside_passes,
-            subgroups: options.subgroups && ctx_subgroups,
+            subgroups,
             split_rows: options.split_rows,
+            lanes,
+            subgroup_lanes,
             split_attention: options.split_attention,
             tuned: false,
         })

@@ -503,7 +503,7 @@ impl GpuBackend {
             // One token: several threads per row. A few: each row's chunks decoded once per 8
             // tokens. More: 32 x 32 tiles through workgroup memory.
             let (kernel, tile, groups) = if x.rows == 1 && self.split_rows {
-                let groups = linear_groups(part.rows * shaders::MATVEC_LANES);
+                let groups = linear_groups(part.rows * self.lanes as usize);
                 (shaders::MATVEC, 1, groups)
             } else if x.rows > PREFILL_TILE as usize {
                 let groups = (part.rows.div_ceil(32) as u32, x.rows.div_ceil(32) as u32);
@@ -516,13 +516,18 @@ impl GpuBackend {
                 );
                 (shaders::MATMUL, tile, groups)
             };
-            self.dispatch(
-                kernel,
+            let variant = if kernel == shaders::MATVEC {
+                self.matvec_variant(*dtype, false)
+            } else {
                 Variant {
                     dtype: Some(*dtype),
                     tile,
                     ..Variant::default()
-                },
+                }
+            };
+            self.dispatch(
+                kernel,
+                variant,
                 &params,
                 &[&part.buffer, x.buffer(), out.buffer(), &bias_buf],
                 groups,
@@ -704,10 +709,20 @@ impl GpuBackend {
                 outs[2].buffer(),
                 &gain,
             ],
-            linear_groups(rows * shaders::MATVEC_LANES),
+            linear_groups(rows * self.lanes as usize),
             (rows * row_bytes + 4 * (cols * (1 + norm.is_some() as usize) + rows)) as u64,
         );
         Some(outs.into())
+    }
+
+    /// The one-token mat-vec variant (matvec_lanes.wgsl) for `dtype`, with the norm folded in.
+    fn matvec_variant(&self, dtype: GgmlType, norm: bool) -> Variant {
+        Variant {
+            norm,
+            subgroups: self.subgroup_lanes,
+            lanes: self.lanes,
+            ..Variant::weights(dtype)
+        }
     }
 
     /// The one-token mat-vec variant for `dtype`, folding in `norm` if given: with the gain
@@ -717,11 +732,7 @@ impl GpuBackend {
         dtype: GgmlType,
         norm: Option<&Norm<'_, GpuWeight>>,
     ) -> (Variant, wgpu::Buffer, f32) {
-        let variant = Variant {
-            norm: norm.is_some(),
-            subgroups: self.subgroups && norm.is_some(),
-            ..Variant::weights(dtype)
-        };
+        let variant = self.matvec_variant(dtype, norm.is_some());
         match norm {
             Some(n) => (variant, Self::vector(n.weight).clone(), n.eps),
             None => (variant, self.dummy.clone(), 0.0),
@@ -781,7 +792,7 @@ impl GpuBackend {
             variant,
             &params,
             &[&g[0].buffer, x.buffer(), out.buffer(), &gain],
-            linear_groups(rows * shaders::MATVEC_LANES),
+            linear_groups(rows * self.lanes as usize),
             (2 * rows * row_bytes + 4 * (cols * (1 + norm.is_some() as usize) + rows)) as u64,
         );
         Some(out)

@@ -85,8 +85,9 @@ pub const KERNELS: &[Kernel] = &[
 /// Tokens per invocation of the matmul kernel for prefill (decode without split rows uses 1).
 pub const PREFILL_TILE: u32 = 8;
 
-/// Threads per weight row in the matvec kernel (see shaders/matvec.wgsl).
-pub const MATVEC_LANES: usize = 16;
+/// Threads per weight row of the one-token mat-vecs where the lanes sum through workgroup
+/// memory; with subgroup sums, the adapter's smallest subgroup size up to this.
+pub const MATVEC_LANES: u32 = 16;
 
 /// Which build of a kernel: block format, token tile, and the optional fast paths.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -101,6 +102,9 @@ pub struct Variant {
     pub subgroups: bool,
     /// The RMSNorm of the activations folded into a one-token mat-vec (norm/rms.wgsl).
     pub norm: bool,
+    /// Threads per weight row of the one-token mat-vecs (matvec_lanes.wgsl); 0 means
+    /// [`MATVEC_LANES`].
+    pub lanes: u32,
 }
 
 impl Variant {
@@ -202,6 +206,14 @@ const INCLUDES: &[(&str, &str)] = &[
         include_str!("../../../shaders/quant/q6_k.wgsl"),
     ),
     (
+        "lanes/shared.wgsl",
+        include_str!("../../../shaders/lanes/shared.wgsl"),
+    ),
+    (
+        "lanes/subgroup.wgsl",
+        include_str!("../../../shaders/lanes/subgroup.wgsl"),
+    ),
+    (
         "norm/none.wgsl",
         include_str!("../../../shaders/norm/none.wgsl"),
     ),
@@ -229,6 +241,8 @@ fn include_path(target: &str, v: Variant) -> Result<String> {
         }
         "REDUCE" if v.subgroups => "reduce/subgroup.wgsl".into(),
         "REDUCE" => "reduce/shared.wgsl".into(),
+        "LANES" if v.subgroups => "lanes/subgroup.wgsl".into(),
+        "LANES" => "lanes/shared.wgsl".into(),
         "NORM" if v.norm => "norm/rms.wgsl".into(),
         "NORM" => "norm/none.wgsl".into(),
         p => p.to_string(),
@@ -267,14 +281,18 @@ pub fn compose_with_files(kernel: Kernel, v: Variant) -> Result<(String, Vec<Str
     let mut files = vec![format!("{}.wgsl", kernel.name)];
     splice(kernel.source, v, &mut body, &mut files)?;
     let kv = if v.f16 { "f16" } else { "f32" };
+    let lanes = if v.lanes == 0 { MATVEC_LANES } else { v.lanes };
     let body = body
         .replace("{{TILE}}", &v.tile.max(1).to_string())
+        .replace("{{LANES}}", &lanes.to_string())
         .replace("{{KV}}", kv);
+    // naga 30 refuses `enable subgroups;` (it accepts subgroup operations without it).
     let header = if v.f16 && kernel.source.contains("{{KV}}") {
         "enable f16;\n"
     } else {
         ""
     };
+
     Ok((format!("{header}{body}"), files))
 }
 
@@ -300,18 +318,27 @@ pub fn variants(kernel: Kernel) -> Vec<Variant> {
                 })
             })
             .collect(),
-        "matvec_glu" | "matvec_multi" => GgmlType::ALL
+        // Lanes summed through workgroup memory (16), or in subgroups of 8 or 16.
+        "matvec" | "matvec_glu" | "matvec_multi" => GgmlType::ALL
             .iter()
             .flat_map(|&t| {
-                [(false, false), (true, false), (true, true)].map(|(norm, subgroups)| Variant {
-                    dtype: Some(t),
-                    norm,
-                    subgroups,
-                    ..base
+                let norms: &[bool] = if kernel.name == "matvec" {
+                    &[false]
+                } else {
+                    &[false, true]
+                };
+                norms.iter().flat_map(move |&norm| {
+                    [(false, 16), (true, 8), (true, 16)].map(|(subgroups, lanes)| Variant {
+                        dtype: Some(t),
+                        norm,
+                        subgroups,
+                        lanes,
+                        ..base
+                    })
                 })
             })
             .collect(),
-        "matvec" | "matmul_tiled" | "embed" => GgmlType::ALL
+        "matmul_tiled" | "embed" => GgmlType::ALL
             .iter()
             .map(|&t| Variant {
                 dtype: Some(t),
