@@ -22,8 +22,13 @@ fn chunk_at(row_off: u32, c: u32) -> Chunk {
     );
 }
 
-fn chunk_vec4(ch: Chunk, i: u32) -> vec4<f32> {
+fn chunk_codes(ch: Chunk, i: u32) -> vec4<f32> {
     let q = (bytes4(wword(ch.qs + 4u * i)) >> vec4<u32>(ch.shift)) & vec4<u32>(3u);
-    let g = i / 4u;
-    return ch.scale[g] * vec4<f32>(q) - ch.dmin[g];
+    return vec4<f32>(q);
 }
+
+fn chunk_affine(ch: Chunk, half: u32) -> vec2<f32> {
+    return vec2<f32>(ch.scale[half], -ch.dmin[half]);
+}
+
+//!include quant/affine.wgsl

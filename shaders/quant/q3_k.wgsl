@@ -41,8 +41,14 @@ fn chunk_at(row_off: u32, c: u32) -> Chunk {
     );
 }
 
-fn chunk_vec4(ch: Chunk, i: u32) -> vec4<f32> {
+fn chunk_codes(ch: Chunk, i: u32) -> vec4<f32> {
     let q = (bytes4(wword(ch.qs + 4u * i)) >> vec4<u32>(ch.shift)) & vec4<u32>(3u);
     let h = (bytes4(wword(ch.hmask + 4u * i)) >> vec4<u32>(ch.bit)) & vec4<u32>(1u);
-    return ch.scale[i / 4u] * (vec4<f32>(q) - 4.0 * vec4<f32>(1u - h));
+    return vec4<f32>(q) - 4.0 * vec4<f32>(1u - h);
 }
+
+fn chunk_affine(ch: Chunk, half: u32) -> vec2<f32> {
+    return vec2<f32>(ch.scale[half], 0.0);
+}
+
+//!include quant/affine.wgsl

@@ -15,7 +15,13 @@ fn chunk_at(row_off: u32, c: u32) -> Chunk {
     return Chunk(b + 16u + (g / 2u) * 32u, 4u * (g % 2u), dm.x, dm.y);
 }
 
-fn chunk_vec4(ch: Chunk, i: u32) -> vec4<f32> {
+fn chunk_codes(ch: Chunk, i: u32) -> vec4<f32> {
     let q = (bytes4(wword(ch.qs + 4u * i)) >> vec4<u32>(ch.shift)) & vec4<u32>(15u);
-    return ch.scale * vec4<f32>(q) - ch.dmin;
+    return vec4<f32>(q);
 }
+
+fn chunk_affine(ch: Chunk, _half: u32) -> vec2<f32> {
+    return vec2<f32>(ch.scale, -ch.dmin);
+}
+
+//!include quant/affine.wgsl

@@ -150,6 +150,10 @@ const INCLUDES: &[(&str, &str)] = &[
         include_str!("../../../shaders/quant/k_scale_min.wgsl"),
     ),
     (
+        "quant/affine.wgsl",
+        include_str!("../../../shaders/quant/affine.wgsl"),
+    ),
+    (
         "quant/chunk_dot.wgsl",
         include_str!("../../../shaders/quant/chunk_dot.wgsl"),
     ),
