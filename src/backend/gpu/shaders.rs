@@ -47,6 +47,10 @@ pub const RMS_NORM: Kernel = kernel!("rms_norm", &[false, false, true]);
 pub const ROPE: Kernel = kernel!("rope", &[true, false]);
 /// Causal GQA attention over the KV cache.
 pub const ATTENTION: Kernel = kernel!("attention", &[false, false, false, true]);
+/// Causal attention of a prompt's rows, 64 query rows of a head per workgroup sharing each
+/// block of keys and values.
+pub const ATTENTION_PREFILL: Kernel =
+    kernel!("attention_prefill", &[false, false, false, true]);
 /// Attention of one query row split over chunks of the context, a KV head's query heads together.
 pub const ATTENTION_DECODE: Kernel =
     kernel!("attention_decode", &[false, false, false, true, true, true]);
@@ -75,6 +79,7 @@ pub const KERNELS: &[Kernel] = &[
     ROPE,
     ROPE_STORE,
     ATTENTION,
+    ATTENTION_PREFILL,
     ATTENTION_DECODE,
     ATTENTION_MERGE,
     KV_STORE,
@@ -356,7 +361,7 @@ pub fn variants(kernel: Kernel) -> Vec<Variant> {
                 ..base
             },
         ],
-        "attention" | "attention_decode" | "kv_store" | "rope_store" => {
+        "attention" | "attention_prefill" | "attention_decode" | "kv_store" | "rope_store" => {
             vec![base, Variant { f16: true, ..base }]
         }
         _ => vec![base],

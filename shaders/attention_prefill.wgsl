@@ -1,0 +1,90 @@
+// Causal attention for a prompt's rows, tiled over the queries: a 64-thread workgroup takes 64
+// consecutive query rows of one head, one thread per row with its query and running output in
+// registers. The keys and values are walked in blocks of KB positions that the workgroup loads
+// into workgroup memory together, so each block is read from memory once per 64 rows instead of
+// once per row (attention.wgsl), and every thread then reads the same block entry at the same
+// time (a broadcast). Each thread keeps an online softmax; positions after its own are masked.
+// The cache holds {{KV}} values; arithmetic is f32. 8 KiB of workgroup memory.
+
+struct Params {
+    heads: u32,
+    kv_heads: u32,
+    head_dim: u32,
+    pos0: u32,
+    rows: u32,
+    kv_dim: u32,
+    scale: f32,
+}
+
+@group(0) @binding(0) var<storage, read> p: Params;
+@group(0) @binding(1) var<storage, read> q: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> kc: array<vec4<{{KV}}>>;
+@group(0) @binding(3) var<storage, read> vc: array<vec4<{{KV}}>>;
+@group(0) @binding(4) var<storage, read_write> out: array<vec4<f32>>;
+
+const QT: u32 = 64u;
+const KB: u32 = 8u;
+// Head sizes up to 128, in vec4s.
+const MAX_D4: u32 = 32u;
+
+var<workgroup> ks: array<vec4<f32>, 256>; // KB * MAX_D4
+var<workgroup> vs: array<vec4<f32>, 256>;
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let h = wid.y;
+    let r = wid.x * QT + lid;
+    let live = r < p.rows;
+    let pos = p.pos0 + min(r, p.rows - 1u);
+    let last = p.pos0 + min(wid.x * QT + QT, p.rows) - 1u;
+    let d4 = p.head_dim / 4u;
+    let kvo = (h / (p.heads / p.kv_heads)) * d4;
+    let stride = p.kv_dim / 4u;
+    let qb = (min(r, p.rows - 1u) * p.heads + h) * d4;
+
+    var qv: array<vec4<f32>, MAX_D4>;
+    var acc: array<vec4<f32>, MAX_D4>;
+    for (var d = 0u; d < d4; d++) {
+        qv[d] = q[qb + d] * p.scale;
+    }
+    var m = -3.0e38;
+    var l = 0.0;
+    for (var j0 = 0u; j0 <= last; j0 += KB) {
+        // Load positions j0 .. j0 + KB of this head's keys and values.
+        for (var i = lid; i < KB * d4; i += 64u) {
+            let j = j0 + i / d4;
+            var kv = vec4<f32>(0.0);
+            var vv = vec4<f32>(0.0);
+            if (j <= last) {
+                kv = vec4<f32>(kc[j * stride + kvo + i % d4]);
+                vv = vec4<f32>(vc[j * stride + kvo + i % d4]);
+            }
+            ks[(i / d4) * MAX_D4 + i % d4] = kv;
+            vs[(i / d4) * MAX_D4 + i % d4] = vv;
+        }
+        workgroupBarrier();
+        for (var t = 0u; t < KB; t++) {
+            if (j0 + t <= pos) {
+                var s = 0.0;
+                for (var d = 0u; d < d4; d++) {
+                    s += dot(qv[d], ks[t * MAX_D4 + d]);
+                }
+                let m_new = max(m, s);
+                let corr = exp(m - m_new);
+                let pj = exp(s - m_new);
+                l = l * corr + pj;
+                for (var d = 0u; d < d4; d++) {
+                    acc[d] = acc[d] * corr + pj * vs[t * MAX_D4 + d];
+                }
+                m = m_new;
+            }
+        }
+        workgroupBarrier();
+    }
+    if (live) {
+        let ob = (r * p.heads + h) * d4;
+        for (var d = 0u; d < d4; d++) {
+            out[ob + d] = acc[d] / l;
+        }
+    }
+}
