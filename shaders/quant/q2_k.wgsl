@@ -22,13 +22,12 @@ fn chunk_at(row_off: u32, c: u32) -> Chunk {
     );
 }
 
-fn chunk_codes(ch: Chunk, i: u32) -> vec4<f32> {
-    let q = (bytes4(wword(ch.qs + 4u * i)) >> vec4<u32>(ch.shift)) & vec4<u32>(3u);
-    return vec4<f32>(q);
+fn chunk_packed(ch: Chunk, i: u32) -> u32 {
+    return (wword(ch.qs + 4u * i) >> ch.shift) & 0x03030303u;
 }
 
 fn chunk_affine(ch: Chunk, half: u32) -> vec2<f32> {
     return vec2<f32>(ch.scale[half], -ch.dmin[half]);
 }
 
-//!include quant/affine.wgsl
+//!include quant/packed.wgsl

@@ -41,14 +41,15 @@ fn chunk_at(row_off: u32, c: u32) -> Chunk {
     );
 }
 
-fn chunk_codes(ch: Chunk, i: u32) -> vec4<f32> {
-    let q = (bytes4(wword(ch.qs + 4u * i)) >> vec4<u32>(ch.shift)) & vec4<u32>(3u);
-    let h = (bytes4(wword(ch.hmask + 4u * i)) >> vec4<u32>(ch.bit)) & vec4<u32>(1u);
-    return vec4<f32>(q) - 4.0 * vec4<f32>(1u - h);
+// Codes q | 4h (0..7; the value is scale * (code - 4): a clear hmask bit subtracts 4).
+fn chunk_packed(ch: Chunk, i: u32) -> u32 {
+    let q = (wword(ch.qs + 4u * i) >> ch.shift) & 0x03030303u;
+    let h = (wword(ch.hmask + 4u * i) >> ch.bit) & 0x01010101u;
+    return q | (h << 2u);
 }
 
 fn chunk_affine(ch: Chunk, half: u32) -> vec2<f32> {
-    return vec2<f32>(ch.scale[half], 0.0);
+    return vec2<f32>(ch.scale[half], -4.0 * ch.scale[half]);
 }
 
-//!include quant/affine.wgsl
+//!include quant/packed.wgsl

@@ -12,13 +12,12 @@ fn chunk_at(row_off: u32, c: u32) -> Chunk {
 }
 
 // Elements 4i..4i+4: low nibbles of bytes 4i.. for i < 4, high nibbles of bytes 4(i - 4).. after.
-fn chunk_codes(ch: Chunk, i: u32) -> vec4<f32> {
-    let q = (bytes4(wword(ch.qs + 4u * (i % 4u))) >> vec4<u32>(4u * (i / 4u))) & vec4<u32>(15u);
-    return vec4<f32>(q);
+fn chunk_packed(ch: Chunk, i: u32) -> u32 {
+    return (wword(ch.qs + 4u * (i % 4u)) >> (4u * (i / 4u))) & 0x0f0f0f0fu;
 }
 
 fn chunk_affine(ch: Chunk, _half: u32) -> vec2<f32> {
     return vec2<f32>(ch.d, -8.0 * ch.d);
 }
 
-//!include quant/affine.wgsl
+//!include quant/packed.wgsl

@@ -15,13 +15,12 @@ fn chunk_at(row_off: u32, c: u32) -> Chunk {
     return Chunk(b + 16u + (g / 2u) * 32u, 4u * (g % 2u), dm.x, dm.y);
 }
 
-fn chunk_codes(ch: Chunk, i: u32) -> vec4<f32> {
-    let q = (bytes4(wword(ch.qs + 4u * i)) >> vec4<u32>(ch.shift)) & vec4<u32>(15u);
-    return vec4<f32>(q);
+fn chunk_packed(ch: Chunk, i: u32) -> u32 {
+    return (wword(ch.qs + 4u * i) >> ch.shift) & 0x0f0f0f0fu;
 }
 
 fn chunk_affine(ch: Chunk, _half: u32) -> vec2<f32> {
     return vec2<f32>(ch.scale, -ch.dmin);
 }
 
-//!include quant/affine.wgsl
+//!include quant/packed.wgsl

@@ -13,14 +13,13 @@ fn chunk_at(row_off: u32, c: u32) -> Chunk {
 }
 
 // Elements 4i..4i+4: nibbles as in Q4_0; element e's fifth bit is bit e of qh.
-fn chunk_codes(ch: Chunk, i: u32) -> vec4<f32> {
-    let lo = (bytes4(wword(ch.qs + 4u * (i % 4u))) >> vec4<u32>(4u * (i / 4u))) & vec4<u32>(15u);
-    let hi = (vec4<u32>(ch.qh >> (4u * i)) >> vec4<u32>(0u, 1u, 2u, 3u)) & vec4<u32>(1u);
-    return vec4<f32>(lo | (hi << vec4<u32>(4u)));
+fn chunk_packed(ch: Chunk, i: u32) -> u32 {
+    let lo = (wword(ch.qs + 4u * (i % 4u)) >> (4u * (i / 4u))) & 0x0f0f0f0fu;
+    return lo | fifth_bits((ch.qh >> (4u * i)) & 15u);
 }
 
 fn chunk_affine(ch: Chunk, _half: u32) -> vec2<f32> {
     return vec2<f32>(ch.d, -16.0 * ch.d);
 }
 
-//!include quant/affine.wgsl
+//!include quant/packed.wgsl

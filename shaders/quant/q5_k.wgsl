@@ -17,14 +17,14 @@ fn chunk_at(row_off: u32, c: u32) -> Chunk {
     return Chunk(b + 48u + (g / 2u) * 32u, b + 16u, 4u * (g % 2u), g, dm.x, dm.y);
 }
 
-fn chunk_codes(ch: Chunk, i: u32) -> vec4<f32> {
-    let lo = (bytes4(wword(ch.qs + 4u * i)) >> vec4<u32>(ch.shift)) & vec4<u32>(15u);
-    let hi = (bytes4(wword(ch.qh + 4u * i)) >> vec4<u32>(ch.g)) & vec4<u32>(1u);
-    return vec4<f32>(lo | (hi << vec4<u32>(4u)));
+fn chunk_packed(ch: Chunk, i: u32) -> u32 {
+    let lo = (wword(ch.qs + 4u * i) >> ch.shift) & 0x0f0f0f0fu;
+    let hi = (wword(ch.qh + 4u * i) >> ch.g) & 0x01010101u;
+    return lo | (hi << 4u);
 }
 
 fn chunk_affine(ch: Chunk, _half: u32) -> vec2<f32> {
     return vec2<f32>(ch.scale, -ch.dmin);
 }
 
-//!include quant/affine.wgsl
+//!include quant/packed.wgsl

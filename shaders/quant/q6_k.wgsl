@@ -27,14 +27,14 @@ fn chunk_at(row_off: u32, c: u32) -> Chunk {
     );
 }
 
-fn chunk_codes(ch: Chunk, i: u32) -> vec4<f32> {
-    let lo = (bytes4(wword(ch.ql + 4u * i)) >> vec4<u32>(ch.lshift)) & vec4<u32>(15u);
-    let hi = (bytes4(wword(ch.qh + 4u * i)) >> vec4<u32>(ch.hshift)) & vec4<u32>(3u);
-    return vec4<f32>(lo | (hi << vec4<u32>(4u)));
+fn chunk_packed(ch: Chunk, i: u32) -> u32 {
+    let lo = (wword(ch.ql + 4u * i) >> ch.lshift) & 0x0f0f0f0fu;
+    let hi = (wword(ch.qh + 4u * i) >> ch.hshift) & 0x03030303u;
+    return lo | (hi << 4u);
 }
 
 fn chunk_affine(ch: Chunk, half: u32) -> vec2<f32> {
     return vec2<f32>(ch.scale[half], -32.0 * ch.scale[half]);
 }
 
-//!include quant/affine.wgsl
+//!include quant/packed.wgsl

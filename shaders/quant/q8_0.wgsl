@@ -11,12 +11,12 @@ fn chunk_at(row_off: u32, c: u32) -> Chunk {
     return Chunk(pair + 4u + 32u * h, wf16(pair + 2u * h));
 }
 
-fn chunk_codes(ch: Chunk, i: u32) -> vec4<f32> {
-    return sbytes4(wword(ch.qs + 4u * i));
+fn chunk_packed(ch: Chunk, i: u32) -> u32 {
+    return wword(ch.qs + 4u * i);
 }
 
 fn chunk_affine(ch: Chunk, _half: u32) -> vec2<f32> {
     return vec2<f32>(ch.d, 0.0);
 }
 
-//!include quant/affine.wgsl
+//!include quant/packed.wgsl

@@ -155,6 +155,10 @@ const INCLUDES: &[(&str, &str)] = &[
         include_str!("../../../shaders/quant/k_scale_min.wgsl"),
     ),
     (
+        "quant/packed.wgsl",
+        include_str!("../../../shaders/quant/packed.wgsl"),
+    ),
+    (
         "quant/affine.wgsl",
         include_str!("../../../shaders/quant/affine.wgsl"),
     ),
