@@ -7,7 +7,7 @@
 //!include quant/bytes.wgsl
 //!include QUANT
 //!include norm/none.wgsl
-//!include quant/chunk_dot.wgsl
+//!include DOT
 
 //!include matvec_lanes.wgsl
 
@@ -17,6 +17,7 @@ fn main(
     @builtin(num_workgroups) groups: vec3<u32>,
     inv: Invocation,
 ) {
+    prepare_acts(inv.lid);
     let n = lane_row(wg, groups, inv);
     let lane = lane_of(inv);
     var s = 0.0;

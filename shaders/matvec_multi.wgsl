@@ -25,7 +25,7 @@ struct Params {
 //!include quant/bytes.wgsl
 //!include QUANT
 //!include NORM
-//!include quant/chunk_dot.wgsl
+//!include DOT
 
 //!include matvec_lanes.wgsl
 
@@ -36,6 +36,7 @@ fn main(
     inv: Invocation,
 ) {
     let scale = norm_scale(inv.lid);
+    prepare_acts(inv.lid);
     let n = lane_row(wg, groups, inv);
     let lane = lane_of(inv);
     let rows = p.rows0 + p.rows1 + p.rows2;

@@ -423,9 +423,12 @@ fn tune_writes_a_cache_that_run_uses() {
             &env,
         );
         let chosen = tuned["chosen"].as_str().unwrap().to_string();
+        // Six candidates (four on GL, without 8-bit mat-vecs): none may be refused for changing
+        // the answer.
+        let candidates = if backend == "gl" { 4 } else { 6 };
         assert_eq!(
             tuned["entry"]["measured"].as_array().unwrap().len(),
-            4,
+            candidates,
             "{tuned}"
         );
         let run = |env: &[(&str, &str)]| {

@@ -2,7 +2,8 @@
 //! every block format, on each available GPU API (Vulkan and GL here, through Mesa).
 //! f32 paths must agree to a relative error of 1e-4 (max |gpu - cpu| / max |cpu|). Each test runs
 //! on the plain path and, where the adapter has the features, on the fast paths (subgroup
-//! reductions: also 1e-4; f16 KV cache: keys and values rounded to f16, bound 2e-3).
+//! reductions: also 1e-4; f16 KV cache: keys and values rounded to f16, bound 2e-3; mat-vecs on
+//! 8-bit activations against the CPU's 8-bit path: 1e-3).
 
 mod common;
 
@@ -16,6 +17,8 @@ use ember::quant::GgmlType;
 const TOL: f32 = 1e-4;
 /// Bound for attention over an f16 KV cache (f16 keeps 11 significant bits: ~5e-4 per value).
 const TOL_F16_KV: f32 = 2e-3;
+/// Bound for mat-vecs on 8-bit activations against the CPU's (the same rounding).
+const TOL_INT8: f32 = 1e-3;
 
 fn rel_err(gpu: &[f32], cpu: &[f32]) -> f32 {
     assert_eq!(gpu.len(), cpu.len(), "lengths differ");
@@ -44,6 +47,7 @@ fn option_sets(choice: GpuChoice) -> Vec<GpuOptions> {
         max_binding: None,
         split_rows: false,
         split_attention: false,
+        int8_matvec: false,
         timestamps_inside_passes: false,
     };
     // Every fast path at once, with the decode mat-vec and attention split over threads
@@ -545,4 +549,61 @@ fn rope_attention_fused_store() {
             }
         }
     });
+}
+
+/// The one-token mat-vecs on 8-bit activations (`dot4I8Packed`) for every integer format —
+/// plain, grouped with the norm folded in, and gate/up — against the CPU's products on 8-bit
+/// activations: the same rounding of the same 32-value blocks, so they agree to 1e-3 (the
+/// rounding's own effect on accuracy is the CPU i8 path's, measured on real text in
+/// tests/accuracy.rs; on random rows whose sums cancel it is no guide).
+#[test]
+fn int8_matvecs_every_integer_format() {
+    for choice in gpu_choices() {
+        let ctx = GpuContext::new(choice).unwrap();
+        let options = GpuOptions {
+            split_rows: true,
+            int8_matvec: true,
+            ..GpuOptions::fastest(&ctx)
+        };
+        let mut g = GpuBackend::with_context(ctx, options).unwrap();
+        // GL has no integer dot product: the option is refused there.
+        assert_eq!(g.tuning().int8, g.int8_available(), "{choice:?}");
+        if !g.int8_available() {
+            assert_eq!(choice, GpuChoice::Gl);
+            continue;
+        }
+        let mut c = CpuBackend::with_precision(1, Precision::I8).unwrap();
+        let mut rng = Rng::fresh("int8");
+        let check = |label: &str, gpu: &[f32], cpu: &[f32]| {
+            check(&format!("int8 {label} on {choice:?}"), gpu, cpu, TOL_INT8)
+        };
+        // Rows of three blocks, and of 18 and 48 (the default model's widths).
+        let widths = |t: GgmlType| [t.block_elems().max(32) * 3, 576, 1536];
+        for (t, cols) in GgmlType::ALL
+            .iter()
+            .filter(|t| !t.is_float())
+            .flat_map(|&t| widths(t).map(|c| (t, c)))
+            .filter(|(t, c)| c % t.block_elems() == 0)
+        {
+            let w = random_tensor(&mut rng, t, cols, 37);
+            let x = rng.vec(cols);
+            check(
+                &format!("{} {cols} matvec", t.name()),
+                &matmul_case(&mut g, &w, None, &x, 1),
+                &matmul_case(&mut c, &w, None, &x, 1),
+            );
+            let gain = random_tensor(&mut rng, GgmlType::F32, cols, 1);
+            let ws = [37, 13, 13].map(|rows| random_tensor(&mut rng, t, cols, rows));
+            check(
+                &format!("{} q/k/v with the norm", t.name()),
+                &grouped_case(&mut g, &ws, None, Some(&gain), &x, 1),
+                &grouped_case(&mut c, &ws, None, Some(&gain), &x, 1),
+            );
+            check(
+                &format!("{} gate/up with the norm", t.name()),
+                &glu_case(&mut g, &ws[1], &ws[2], Some(&gain), &x, 1),
+                &glu_case(&mut c, &ws[1], &ws[2], Some(&gain), &x, 1),
+            );
+        }
+    }
 }

@@ -3,6 +3,9 @@
 // and x, then applies the scale and offset once (quant/affine.wgsl): sum((s * q + m) * x) =
 // s * sum(q * x) + m * sum(x). The activations come from `act4` (norm/none.wgsl or
 // norm/rms.wgsl).
+// Nothing to prepare on f32 activations (quant/chunk_dot_i8.wgsl quantizes them here).
+fn prepare_acts(lid: u32) {}
+
 fn chunk_dot(row_off: u32, c: u32, xb: u32) -> f32 {
     let ch = chunk_at(row_off, c);
     var s = 0.0;

@@ -12,6 +12,7 @@ use super::args::{BackendChoice, CacheType, ModelArgs};
 use ember::backend::gpu::GpuBackend;
 use ember::backend::gpu::tuning::{Timed, TuneCache, TuneEntry, TuneKey, Tuning};
 use ember::model::{LanguageModel, Model};
+use ember::sample::argmax;
 
 /// Arguments of `ember tune`.
 #[derive(Args, Debug)]
@@ -45,6 +46,9 @@ pub struct TuneArgs {
 /// Candidates whose logits differ from the default's by more than this (relative to the largest
 /// logit) are refused: a kernel choice must change the speed, not the answer.
 const AGREEMENT: f32 = 1e-3;
+/// The bound for 8-bit activations, which round each value by up to 1/254 of its block's
+/// largest; they must also keep the most likely next token.
+const AGREEMENT_INT8: f32 = 3e-2;
 
 /// Runs the tuning and writes the winner to the cache.
 pub fn run(args: &TuneArgs) -> Result<()> {
@@ -73,6 +77,7 @@ pub fn run(args: &TuneArgs) -> Result<()> {
     let gpu = GpuBackend::new_with_kv_f16(choice, args.cache_type == CacheType::F16)?;
     let key = TuneKey::new(gpu.adapter(), &file);
     let default = gpu.tuning();
+    let int8 = gpu.int8_available();
     let mut model = Model::new(&file, gpu, ctx)?;
     if !args.json {
         eprintln!(
@@ -92,7 +97,7 @@ pub fn run(args: &TuneArgs) -> Result<()> {
     model.forward(&prompt, 0, false)?;
     let token = prompt[prompt.len() / 2];
     let mut candidates = vec![default];
-    candidates.extend(Tuning::ALL.into_iter().filter(|t| *t != default));
+    candidates.extend(Tuning::all(int8).into_iter().filter(|t| *t != default));
     let mut want: Option<Vec<f32>> = None;
     let mut accepted = Vec::new();
     for t in candidates {
@@ -113,7 +118,8 @@ pub fn run(args: &TuneArgs) -> Result<()> {
             .zip(reference)
             .fold(0f32, |m, (a, b)| m.max((a - b).abs()))
             / scale;
-        if err <= AGREEMENT {
+        let bound = if t.int8 { AGREEMENT_INT8 } else { AGREEMENT };
+        if err <= bound && argmax(&logits) == argmax(reference) {
             accepted.push(t);
         } else {
             eprintln!(

@@ -92,6 +92,10 @@ pub struct GpuBackend {
     /// Threads per row in those, and whether they sum within subgroups.
     lanes: u32,
     subgroup_lanes: bool,
+    /// Split-row mat-vecs of integer formats on 8-bit activations, and whether the adapter may
+    /// use them.
+    int8: bool,
+    int8_ok: bool,
     /// Decode attention split over chunks of the context.
     split_attention: bool,
     /// Whether the decode kernel choices came from a tuning result (shown in the name).
@@ -117,6 +121,13 @@ pub struct GpuOptions {
     /// query head walks the whole context (attention.wgsl), which is faster on software
     /// rasterizers.
     pub split_attention: bool,
+    /// With `split_rows`, the mat-vecs of integer block formats multiply 8-bit activations
+    /// with `dot4I8Packed` (quant/chunk_dot_i8.wgsl). Off by default: it rounds the activations
+    /// (about 1e-2 in the logits) and only pays where the GPU's arithmetic, not its memory, is
+    /// the limit; `ember tune` turns it on where it measures faster. Not on GL, which has no
+    /// integer dot product (naga writes it as bit-field extracts, and llvmpipe's build of that
+    /// disagrees with the CPU on rows of 16 blocks or more).
+    pub int8_matvec: bool,
     /// When profiling, write timestamps between the dispatches of one compute pass (needs
     /// timestamp-query-inside-passes); otherwise each timed dispatch gets a pass of its own, as
     /// WebGPU requires.
@@ -134,6 +145,7 @@ impl GpuOptions {
             max_binding: None,
             split_rows: ctx.report.device_type != "Cpu",
             split_attention: ctx.report.device_type != "Cpu",
+            int8_matvec: false,
             timestamps_inside_passes: timestamps_inside_passes(ctx),
         }
     }
@@ -162,6 +174,7 @@ const PLAIN: Variant = Variant {
     subgroups: false,
     norm: false,
     lanes: 0,
+    int8: false,
 };
 
 /// Dispatches recorded before the work so far is submitted, mid-step: enough that submissions
@@ -222,6 +235,7 @@ impl GpuBackend {
             && sg_max <= 64
             && sg_min.is_power_of_two()
             && sg_max.is_power_of_two();
+        let int8_ok = ctx.report.backend != "Gl";
         let lanes = if subgroup_lanes {
             sg_min.min(shaders::MATVEC_LANES)
         } else {
@@ -257,6 +271,8 @@ impl GpuBackend {
             split_rows: options.split_rows,
             lanes,
             subgroup_lanes,
+            int8: options.int8_matvec && int8_ok,
+            int8_ok,
             split_attention: options.split_attention,
             tuned: false,
         })
@@ -277,6 +293,7 @@ impl GpuBackend {
         tuning::Tuning {
             split_rows: self.split_rows,
             split_attention: self.split_attention,
+            int8: self.split_rows && self.int8,
         }
     }
 
@@ -285,7 +302,13 @@ impl GpuBackend {
     pub fn set_tuning(&mut self, t: tuning::Tuning, measured: bool) {
         self.split_rows = t.split_rows;
         self.split_attention = t.split_attention;
+        self.int8 = t.int8 && self.int8_ok;
         self.tuned = measured;
+    }
+
+    /// Whether the 8-bit mat-vecs are available here (see [`GpuOptions::int8_matvec`]).
+    pub fn int8_available(&self) -> bool {
+        self.int8_ok
     }
 
     /// Compute dispatches recorded so far.

@@ -517,7 +517,7 @@ impl GpuBackend {
                 (shaders::MATMUL, tile, groups)
             };
             let variant = if kernel == shaders::MATVEC {
-                self.matvec_variant(*dtype, false)
+                self.matvec_variant(*dtype, *cols, false)
             } else {
                 Variant {
                     dtype: Some(*dtype),
@@ -700,7 +700,7 @@ impl GpuBackend {
         let buffer = a.4.buffer.clone();
         let outs = [a.2, b.2, c.2].map(|rows| self.act(1, rows));
         let rows = a.2 + b.2 + c.2;
-        let (variant, gain, eps) = self.norm_variant(dtype, norm);
+        let (variant, gain, eps) = self.norm_variant(dtype, cols, norm);
         let params = [
             a.2 as u32,
             b.2 as u32,
@@ -728,24 +728,27 @@ impl GpuBackend {
         Some(outs.into())
     }
 
-    /// The one-token mat-vec variant (matvec_lanes.wgsl) for `dtype`, with the norm folded in.
-    fn matvec_variant(&self, dtype: GgmlType, norm: bool) -> Variant {
+    /// The one-token mat-vec variant (matvec_lanes.wgsl) for `dtype` rows of `cols`, with the
+    /// norm folded in.
+    fn matvec_variant(&self, dtype: GgmlType, cols: usize, norm: bool) -> Variant {
         Variant {
             norm,
             subgroups: self.subgroup_lanes,
             lanes: self.lanes,
+            int8: self.int8 && !dtype.is_float() && cols <= shaders::INT8_MAX_K,
             ..Variant::weights(dtype)
         }
     }
 
-    /// The one-token mat-vec variant for `dtype`, folding in `norm` if given: with the gain
-    /// vector to bind (a placeholder without a norm) and epsilon.
+    /// The one-token mat-vec variant for `dtype` rows of `cols`, folding in `norm` if given:
+    /// with the gain vector to bind (a placeholder without a norm) and epsilon.
     fn norm_variant(
         &self,
         dtype: GgmlType,
+        cols: usize,
         norm: Option<&Norm<'_, GpuWeight>>,
     ) -> (Variant, wgpu::Buffer, f32) {
-        let variant = self.matvec_variant(dtype, norm.is_some());
+        let variant = self.matvec_variant(dtype, cols, norm.is_some());
         match norm {
             Some(n) => (variant, Self::vector(n.weight).clone(), n.eps),
             None => (variant, self.dummy.clone(), 0.0),
@@ -791,7 +794,7 @@ impl GpuBackend {
             return None;
         }
         let out = self.act(1, *rows);
-        let (variant, gain, eps) = self.norm_variant(*dtype, norm);
+        let (variant, gain, eps) = self.norm_variant(*dtype, *cols, norm);
         let params = [
             *rows as u32,
             *cols as u32,

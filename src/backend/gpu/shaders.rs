@@ -49,8 +49,7 @@ pub const ROPE: Kernel = kernel!("rope", &[true, false]);
 pub const ATTENTION: Kernel = kernel!("attention", &[false, false, false, true]);
 /// Causal attention of a prompt's rows, 64 query rows of a head per workgroup sharing each
 /// block of keys and values.
-pub const ATTENTION_PREFILL: Kernel =
-    kernel!("attention_prefill", &[false, false, false, true]);
+pub const ATTENTION_PREFILL: Kernel = kernel!("attention_prefill", &[false, false, false, true]);
 /// Attention of one query row split over chunks of the context, a KV head's query heads together.
 pub const ATTENTION_DECODE: Kernel =
     kernel!("attention_decode", &[false, false, false, true, true, true]);
@@ -94,6 +93,9 @@ pub const PREFILL_TILE: u32 = 8;
 /// memory; with subgroup sums, the adapter's smallest subgroup size up to this.
 pub const MATVEC_LANES: u32 = 16;
 
+/// Longest row the 8-bit mat-vecs take (`MAX_K` in quant/chunk_dot_i8.wgsl).
+pub const INT8_MAX_K: usize = 4096;
+
 /// Which build of a kernel: block format, token tile, and the optional fast paths.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Variant {
@@ -110,6 +112,8 @@ pub struct Variant {
     /// Threads per weight row of the one-token mat-vecs (matvec_lanes.wgsl); 0 means
     /// [`MATVEC_LANES`].
     pub lanes: u32,
+    /// The one-token mat-vecs on 8-bit activations (quant/chunk_dot_i8.wgsl).
+    pub int8: bool,
 }
 
 impl Variant {
@@ -161,6 +165,10 @@ const INCLUDES: &[(&str, &str)] = &[
     (
         "quant/affine.wgsl",
         include_str!("../../../shaders/quant/affine.wgsl"),
+    ),
+    (
+        "quant/chunk_dot_i8.wgsl",
+        include_str!("../../../shaders/quant/chunk_dot_i8.wgsl"),
     ),
     (
         "quant/chunk_dot.wgsl",
@@ -256,6 +264,8 @@ fn include_path(target: &str, v: Variant) -> Result<String> {
         "REDUCE" => "reduce/shared.wgsl".into(),
         "LANES" if v.subgroups => "lanes/subgroup.wgsl".into(),
         "LANES" => "lanes/shared.wgsl".into(),
+        "DOT" if v.int8 => "quant/chunk_dot_i8.wgsl".into(),
+        "DOT" => "quant/chunk_dot.wgsl".into(),
         "NORM" if v.norm => "norm/rms.wgsl".into(),
         "NORM" => "norm/none.wgsl".into(),
         p => p.to_string(),
@@ -340,13 +350,22 @@ pub fn variants(kernel: Kernel) -> Vec<Variant> {
                 } else {
                     &[false, true]
                 };
+                // 8-bit activations for the integer formats.
+                let int8: &[bool] = if t.is_float() {
+                    &[false]
+                } else {
+                    &[false, true]
+                };
                 norms.iter().flat_map(move |&norm| {
-                    [(false, 16), (true, 8), (true, 16)].map(|(subgroups, lanes)| Variant {
-                        dtype: Some(t),
-                        norm,
-                        subgroups,
-                        lanes,
-                        ..base
+                    int8.iter().flat_map(move |&int8| {
+                        [(false, 16), (true, 8), (true, 16)].map(|(subgroups, lanes)| Variant {
+                            dtype: Some(t),
+                            norm,
+                            subgroups,
+                            lanes,
+                            int8,
+                            ..base
+                        })
                     })
                 })
             })

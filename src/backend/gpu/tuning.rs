@@ -22,35 +22,37 @@ pub struct Tuning {
     /// One-token attention split over chunks of the context (attention_decode.wgsl); otherwise
     /// a workgroup per query head (attention.wgsl).
     pub split_attention: bool,
+    /// With split rows, integer-format mat-vecs on 8-bit activations (quant/chunk_dot_i8.wgsl).
+    #[serde(default)]
+    pub int8: bool,
 }
 
 impl Tuning {
-    /// Every combination, the one GPUs default to first.
-    pub const ALL: [Tuning; 4] = [
-        Tuning {
-            split_rows: true,
-            split_attention: true,
-        },
-        Tuning {
-            split_rows: true,
-            split_attention: false,
-        },
-        Tuning {
-            split_rows: false,
-            split_attention: true,
-        },
-        Tuning {
-            split_rows: false,
-            split_attention: false,
-        },
-    ];
+    /// Every combination (8-bit activations only with split rows, and where `int8` says the
+    /// adapter has them).
+    pub fn all(int8: bool) -> Vec<Tuning> {
+        let mut all = Vec::new();
+        for (split_rows, int8) in [(true, false), (true, true), (false, false)]
+            .into_iter()
+            .filter(|&(_, i8)| int8 || !i8)
+        {
+            for split_attention in [true, false] {
+                all.push(Tuning {
+                    split_rows,
+                    split_attention,
+                    int8,
+                });
+            }
+        }
+        all
+    }
 
-    /// A short description, e.g. `split rows, per-head attention`.
+    /// A short description, e.g. `split rows (int8), per-head attention`.
     pub fn describe(&self) -> String {
-        let rows = if self.split_rows {
-            "split rows"
-        } else {
-            "whole rows"
+        let rows = match (self.split_rows, self.int8) {
+            (true, true) => "split rows (int8)",
+            (true, false) => "split rows",
+            (false, _) => "whole rows",
         };
         let attention = if self.split_attention {
             "split attention"
