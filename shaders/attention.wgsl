@@ -6,25 +6,9 @@
 // The cache holds {{KV}} values (f16 where the adapter has shader-f16, halving its memory and
 // bandwidth); arithmetic is f32 throughout.
 
-struct Params {
-    heads: u32,
-    kv_heads: u32,
-    head_dim: u32,
-    pos0: u32,
-    rows: u32,
-    kv_dim: u32,
-    scale: f32,
-}
-
-@group(0) @binding(0) var<storage, read> p: Params;
-@group(0) @binding(1) var<storage, read> q: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> kc: array<vec4<{{KV}}>>;
-@group(0) @binding(3) var<storage, read> vc: array<vec4<{{KV}}>>;
-@group(0) @binding(4) var<storage, read_write> out: array<vec4<f32>>;
+//!include attention_io.wgsl
 
 const WG: u32 = 32u;
-// Head sizes up to 128, in vec4s.
-const MAX_D4: u32 = 32u;
 
 // 8.5 KiB in all: WebGPU's default limit, the Raspberry Pi 5's and GLES 3.1's minimum are 16 KiB.
 var<workgroup> sm_max: array<f32, WG>;

@@ -6,26 +6,10 @@
 // time (a broadcast). Each thread keeps an online softmax; positions after its own are masked.
 // The cache holds {{KV}} values; arithmetic is f32. 8 KiB of workgroup memory.
 
-struct Params {
-    heads: u32,
-    kv_heads: u32,
-    head_dim: u32,
-    pos0: u32,
-    rows: u32,
-    kv_dim: u32,
-    scale: f32,
-}
-
-@group(0) @binding(0) var<storage, read> p: Params;
-@group(0) @binding(1) var<storage, read> q: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> kc: array<vec4<{{KV}}>>;
-@group(0) @binding(3) var<storage, read> vc: array<vec4<{{KV}}>>;
-@group(0) @binding(4) var<storage, read_write> out: array<vec4<f32>>;
+//!include attention_io.wgsl
 
 const QT: u32 = 64u;
 const KB: u32 = 8u;
-// Head sizes up to 128, in vec4s.
-const MAX_D4: u32 = 32u;
 
 var<workgroup> ks: array<vec4<f32>, 256>; // KB * MAX_D4
 var<workgroup> vs: array<vec4<f32>, 256>;

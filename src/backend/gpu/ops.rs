@@ -576,24 +576,18 @@ impl GpuBackend {
             kv_dim as u32,
             scale.to_bits(),
         ];
-        if q.rows > PREFILL_TILE as usize {
+        let (kernel, groups) = if q.rows > PREFILL_TILE as usize {
             // A workgroup per 64 rows of a head.
             let groups = (q.rows.div_ceil(64) as u32, s.heads as u32);
-            self.dispatch(
-                shaders::ATTENTION_PREFILL,
-                Variant::kv(self.f16_kv),
-                &params,
-                &[q.buffer(), kc, vc, out.buffer()],
-                groups,
-                cache_bytes,
-            );
-            return out;
-        }
-        // One workgroup per (row, head).
-        let workgroups = (q.rows * s.heads) as u32;
-        let groups = (workgroups.min(65535), workgroups.div_ceil(65535));
+            (shaders::ATTENTION_PREFILL, groups)
+        } else {
+            // One workgroup per (row, head).
+            let workgroups = (q.rows * s.heads) as u32;
+            let groups = (workgroups.min(65535), workgroups.div_ceil(65535));
+            (shaders::ATTENTION, groups)
+        };
         self.dispatch(
-            shaders::ATTENTION,
+            kernel,
             Variant::kv(self.f16_kv),
             &params,
             &[q.buffer(), kc, vc, out.buffer()],

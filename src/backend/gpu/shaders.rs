@@ -143,6 +143,10 @@ const INCLUDES: &[(&str, &str)] = &[
         include_str!("../../../shaders/matmul_io.wgsl"),
     ),
     (
+        "attention_io.wgsl",
+        include_str!("../../../shaders/attention_io.wgsl"),
+    ),
+    (
         "matvec_lanes.wgsl",
         include_str!("../../../shaders/matvec_lanes.wgsl"),
     ),
@@ -304,17 +308,17 @@ pub fn compose_with_files(kernel: Kernel, v: Variant) -> Result<(String, Vec<Str
     let mut files = vec![format!("{}.wgsl", kernel.name)];
     splice(kernel.source, v, &mut body, &mut files)?;
     let kv = if v.f16 { "f16" } else { "f32" };
+    // naga 30 refuses `enable subgroups;` (it accepts subgroup operations without it).
+    let header = if v.f16 && body.contains("{{KV}}") {
+        "enable f16;\n"
+    } else {
+        ""
+    };
     let lanes = if v.lanes == 0 { MATVEC_LANES } else { v.lanes };
     let body = body
         .replace("{{TILE}}", &v.tile.max(1).to_string())
         .replace("{{LANES}}", &lanes.to_string())
         .replace("{{KV}}", kv);
-    // naga 30 refuses `enable subgroups;` (it accepts subgroup operations without it).
-    let header = if v.f16 && kernel.source.contains("{{KV}}") {
-        "enable f16;\n"
-    } else {
-        ""
-    };
 
     Ok((format!("{header}{body}"), files))
 }

@@ -1,0 +1,23 @@
+// What the causal attention kernels for several rows (attention.wgsl, attention_prefill.wgsl)
+// bind: both are dispatched with the same parameters and buffers. Row r of q (heads x head_dim)
+// is at position pos0 + r and attends to positions 0..=pos0 + r of the layer's cache
+// (kv_dim values per position, {{KV}} elements); out has q's shape.
+
+struct Params {
+    heads: u32,
+    kv_heads: u32,
+    head_dim: u32,
+    pos0: u32,
+    rows: u32,
+    kv_dim: u32,
+    scale: f32,
+}
+
+@group(0) @binding(0) var<storage, read> p: Params;
+@group(0) @binding(1) var<storage, read> q: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> kc: array<vec4<{{KV}}>>;
+@group(0) @binding(3) var<storage, read> vc: array<vec4<{{KV}}>>;
+@group(0) @binding(4) var<storage, read_write> out: array<vec4<f32>>;
+
+// Head sizes up to 128, in vec4s.
+const MAX_D4: u32 = 32u;
