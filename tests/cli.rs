@@ -160,8 +160,9 @@ fn unknown_or_unsupported_cpu_level_is_refused() {
 }
 
 /// With an f32 KV cache at the reference's tolerance; with the default cache (f16 where the
-/// adapter has shader-f16: keys and values rounded to 11 bits move logits of ~30 by up to ~1e-2)
-/// at 2e-2, greedy ids unchanged (adapters without shader-f16 run the f32 cache once).
+/// adapter has shader-f16: keys and values rounded to 11 bits move logits of ~30 by up to ~2e-2,
+/// about 1e-3 of their size) at 5e-2, greedy ids unchanged (adapters without shader-f16 run the
+/// f32 cache once).
 #[test]
 fn gpus_match_reference() {
     for choice in gpu_choices() {
@@ -176,7 +177,7 @@ fn gpus_match_reference() {
             .report
             .shader_f16;
         if f16 {
-            score_and_greedy_run_match_reference_with(&["--backend", &backend], &[], 2e-2);
+            score_and_greedy_run_match_reference_with(&["--backend", &backend], &[], 5e-2);
         }
     }
 }
@@ -423,9 +424,10 @@ fn tune_writes_a_cache_that_run_uses() {
             &env,
         );
         let chosen = tuned["chosen"].as_str().unwrap().to_string();
-        // Six candidates (four on GL, without 8-bit mat-vecs): none may be refused for changing
-        // the answer.
-        let candidates = if backend == "gl" { 4 } else { 6 };
+        // Every candidate timed (lane counts, 8-bit or not, ...): none may be refused for
+        // changing the answer.
+        let candidates = tuned["candidates"].as_u64().unwrap() as usize;
+        assert!(candidates >= 6, "{tuned}");
         assert_eq!(
             tuned["entry"]["measured"].as_array().unwrap().len(),
             candidates,
@@ -463,13 +465,15 @@ fn tune_writes_a_cache_that_run_uses() {
             }
             std::fs::write(&cache, forced.to_string()).unwrap();
             let again = run(&env);
+            // Without a lane count, split rows take the adapter's.
             let want = if rows {
-                "split rows, split attention"
+                "split attention]"
             } else {
-                "whole rows, per-head attention"
+                "[tuned: whole rows, per-head attention]"
             };
             let name = again["backend"].as_str().unwrap();
-            assert!(name.ends_with(&format!("[tuned: {want}]")), "{name}");
+            assert!(name.ends_with(want), "{name}");
+            assert_eq!(name.contains("[tuned: split rows x"), rows, "{name}");
             assert_eq!(ids(&again["ids"]), ids(&first["ids"]), "{name}");
         }
         std::fs::write(&cache, "{ not json").unwrap();

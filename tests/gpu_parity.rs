@@ -9,6 +9,7 @@ mod common;
 
 use common::*;
 use ember::backend::cpu::{CpuBackend, Precision};
+use ember::backend::gpu::tuning::Tuning;
 use ember::backend::gpu::{GpuBackend, GpuChoice, GpuContext, GpuOptions};
 use ember::backend::{AttentionShape, Backend, Norm, Rope};
 use ember::format::RopeLayout;
@@ -604,6 +605,58 @@ fn int8_matvecs_every_integer_format() {
                 &glu_case(&mut g, &ws[1], &ws[2], Some(&gain), &x, 1),
                 &glu_case(&mut c, &ws[1], &ws[2], Some(&gain), &x, 1),
             );
+        }
+    }
+}
+
+/// The split-row mat-vecs with every lane count the adapter allows (what `ember tune` chooses
+/// between): plain, grouped q/k/v with the norm folded in, and gate/up, against the CPU.
+#[test]
+fn matvecs_at_every_lane_count() {
+    for choice in gpu_choices() {
+        let ctx = GpuContext::new(choice).unwrap();
+        let options = GpuOptions {
+            split_rows: true,
+            ..GpuOptions::fastest(&ctx)
+        };
+        let mut g = GpuBackend::with_context(ctx, options).unwrap();
+        let mut c = CpuBackend::with_precision(1, Precision::F32).unwrap();
+        let mut rng = Rng::fresh("lanes");
+        let lanes = g.lane_choices();
+        assert!(lanes.len() >= 2, "{choice:?}: {lanes:?}");
+        for l in lanes {
+            let tuning = Tuning {
+                lanes: l,
+                ..g.tuning()
+            };
+            g.set_tuning(tuning, false);
+            assert_eq!(g.tuning().lanes, l);
+            for t in [GgmlType::Q4_1, GgmlType::Q6K, GgmlType::Q8_0] {
+                let cols = t.block_elems().max(32) * 3;
+                let label = format!("{} x{l} on {choice:?}", t.name());
+                let w = random_tensor(&mut rng, t, cols, 37);
+                let x = rng.vec(cols);
+                check(
+                    &format!("matvec {label}"),
+                    &matmul_case(&mut g, &w, None, &x, 1),
+                    &matmul_case(&mut c, &w, None, &x, 1),
+                    TOL,
+                );
+                let gain = random_tensor(&mut rng, GgmlType::F32, cols, 1);
+                let ws = [37, 13, 13].map(|rows| random_tensor(&mut rng, t, cols, rows));
+                check(
+                    &format!("q/k/v {label}"),
+                    &grouped_case(&mut g, &ws, None, Some(&gain), &x, 1),
+                    &grouped_case(&mut c, &ws, None, Some(&gain), &x, 1),
+                    TOL,
+                );
+                check(
+                    &format!("gate/up {label}"),
+                    &glu_case(&mut g, &ws[1], &ws[2], Some(&gain), &x, 1),
+                    &glu_case(&mut c, &ws[1], &ws[2], Some(&gain), &x, 1),
+                    TOL,
+                );
+            }
         }
     }
 }

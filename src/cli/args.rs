@@ -77,7 +77,7 @@ pub struct RuntimeArgs {
     #[arg(short = 'c', long = "ctx-size", default_value_t = 0)]
     pub ctx: usize,
     /// GPU: the KV cache's element type. f16 (where the adapter has shader-f16, else f32) halves
-    /// its memory and bandwidth, moving logits by ~5e-3; f32 keeps attention exact.
+    /// its memory and bandwidth, moving logits by up to ~2e-2; f32 keeps attention exact.
     #[arg(long = "cache-type", value_enum, default_value = "f16")]
     pub cache_type: CacheType,
     /// CPU: how activations meet quantized weights in matrix products.

@@ -78,6 +78,7 @@ pub fn run(args: &TuneArgs) -> Result<()> {
     let key = TuneKey::new(gpu.adapter(), &file);
     let default = gpu.tuning();
     let int8 = gpu.int8_available();
+    let lanes = gpu.lane_choices();
     let mut model = Model::new(&file, gpu, ctx)?;
     if !args.json {
         eprintln!(
@@ -97,7 +98,12 @@ pub fn run(args: &TuneArgs) -> Result<()> {
     model.forward(&prompt, 0, false)?;
     let token = prompt[prompt.len() / 2];
     let mut candidates = vec![default];
-    candidates.extend(Tuning::all(int8).into_iter().filter(|t| *t != default));
+    candidates.extend(
+        Tuning::all(int8, &lanes)
+            .into_iter()
+            .filter(|t| *t != default),
+    );
+    let tried = candidates.len();
     let mut want: Option<Vec<f32>> = None;
     let mut accepted = Vec::new();
     for t in candidates {
@@ -167,7 +173,7 @@ pub fn run(args: &TuneArgs) -> Result<()> {
     if args.json {
         println!(
             "{}",
-            json!({"cache": path, "chosen": best.describe(), "entry": entry})
+            json!({"cache": path, "chosen": best.describe(), "candidates": tried, "entry": entry})
         );
         return Ok(());
     }

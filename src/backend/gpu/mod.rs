@@ -89,9 +89,12 @@ pub struct GpuBackend {
     inside_passes: bool,
     /// Decode mat-vecs with several threads per row.
     split_rows: bool,
-    /// Threads per row in those, and whether they sum within subgroups.
+    /// Threads per row in those, whether they sum within subgroups, the adapter's default and
+    /// the most a row may have.
     lanes: u32,
     subgroup_lanes: bool,
+    default_lanes: u32,
+    max_lanes: u32,
     /// Split-row mat-vecs of integer formats on 8-bit activations, and whether the adapter may
     /// use them.
     int8: bool,
@@ -137,7 +140,7 @@ pub struct GpuOptions {
 impl GpuOptions {
     /// The default: every fast path the context's device supports, the f16 KV cache included
     /// (as llama.cpp's default cache type): half the cache's memory and bandwidth for about
-    /// 5e-3 in the logits.
+    /// 2e-2 in logits of ~30.
     pub fn fastest(ctx: &GpuContext) -> GpuOptions {
         GpuOptions {
             f16_kv: ctx.report.shader_f16,
@@ -241,6 +244,9 @@ impl GpuBackend {
         } else {
             shaders::MATVEC_LANES
         };
+        // Within a subgroup a row has at most the smallest subgroup size; through workgroup
+        // memory, up to half the workgroup.
+        let max_lanes = if subgroup_lanes { lanes } else { 32 };
         // Room for 4096 dispatches per step before the arena has to grow.
         let params = Arena::new(&ctx.device, 4096 * slot, slot);
         let ids = Arena::new(&ctx.device, 16 * 1024, slot);
@@ -271,6 +277,8 @@ impl GpuBackend {
             split_rows: options.split_rows,
             lanes,
             subgroup_lanes,
+            default_lanes: lanes,
+            max_lanes,
             int8: options.int8_matvec && int8_ok,
             int8_ok,
             split_attention: options.split_attention,
@@ -294,7 +302,16 @@ impl GpuBackend {
             split_rows: self.split_rows,
             split_attention: self.split_attention,
             int8: self.split_rows && self.int8,
+            lanes: if self.split_rows { self.lanes } else { 0 },
         }
+    }
+
+    /// The threads per row the split-row mat-vecs may use here (`ember tune` times each).
+    pub fn lane_choices(&self) -> Vec<u32> {
+        [4, 8, 16, 32]
+            .into_iter()
+            .filter(|&l| l <= self.max_lanes)
+            .collect()
     }
 
     /// Uses the decode kernels `t` from now on. With `measured` (a result of `ember tune`) the
@@ -303,6 +320,11 @@ impl GpuBackend {
         self.split_rows = t.split_rows;
         self.split_attention = t.split_attention;
         self.int8 = t.int8 && self.int8_ok;
+        self.lanes = if self.lane_choices().contains(&t.lanes) {
+            t.lanes
+        } else {
+            self.default_lanes
+        };
         self.tuned = measured;
     }
 

@@ -345,7 +345,7 @@ pub fn variants(kernel: Kernel) -> Vec<Variant> {
                 })
             })
             .collect(),
-        // Lanes summed through workgroup memory (16), or in subgroups of 8 or 16.
+        // Lanes summed through workgroup memory (4 to 32), or in subgroups (4 to 16).
         "matvec" | "matvec_glu" | "matvec_multi" => GgmlType::ALL
             .iter()
             .flat_map(|&t| {
@@ -362,7 +362,15 @@ pub fn variants(kernel: Kernel) -> Vec<Variant> {
                 };
                 norms.iter().flat_map(move |&norm| {
                     int8.iter().flat_map(move |&int8| {
-                        [(false, 16), (true, 8), (true, 16)].map(|(subgroups, lanes)| Variant {
+                        [
+                            (false, 4),
+                            (false, 16),
+                            (false, 32),
+                            (true, 4),
+                            (true, 8),
+                            (true, 16),
+                        ]
+                        .map(|(subgroups, lanes)| Variant {
                             dtype: Some(t),
                             norm,
                             subgroups,

@@ -25,34 +25,45 @@ pub struct Tuning {
     /// With split rows, integer-format mat-vecs on 8-bit activations (quant/chunk_dot_i8.wgsl).
     #[serde(default)]
     pub int8: bool,
+    /// With split rows, threads per row (`LANES`; 0: the adapter's default); a 64-thread
+    /// workgroup then computes 64 / lanes rows.
+    #[serde(default)]
+    pub lanes: u32,
 }
 
 impl Tuning {
-    /// Every combination (8-bit activations only with split rows, and where `int8` says the
-    /// adapter has them).
-    pub fn all(int8: bool) -> Vec<Tuning> {
-        let mut all = Vec::new();
-        for (split_rows, int8) in [(true, false), (true, true), (false, false)]
-            .into_iter()
-            .filter(|&(_, i8)| int8 || !i8)
-        {
-            for split_attention in [true, false] {
-                all.push(Tuning {
+    /// Every combination: split rows with each of `lanes` threads per row, on 8-bit activations
+    /// too where `int8` says the adapter has them, and whole rows; each with both attentions.
+    pub fn all(int8: bool, lanes: &[u32]) -> Vec<Tuning> {
+        let mut rows: Vec<(bool, bool, u32)> = Vec::new();
+        for &l in lanes {
+            rows.push((true, false, l));
+            if int8 {
+                rows.push((true, true, l));
+            }
+        }
+        rows.push((false, false, 0));
+        rows.into_iter()
+            .flat_map(|(split_rows, int8, lanes)| {
+                [true, false].map(|split_attention| Tuning {
                     split_rows,
                     split_attention,
                     int8,
-                });
-            }
-        }
-        all
+                    lanes,
+                })
+            })
+            .collect()
     }
 
-    /// A short description, e.g. `split rows (int8), per-head attention`.
+    /// A short description, e.g. `split rows x16 (int8), per-head attention`.
     pub fn describe(&self) -> String {
         let rows = match (self.split_rows, self.int8) {
-            (true, true) => "split rows (int8)",
-            (true, false) => "split rows",
-            (false, _) => "whole rows",
+            (true, int8) => format!(
+                "split rows x{}{}",
+                self.lanes,
+                if int8 { " (int8)" } else { "" }
+            ),
+            (false, _) => "whole rows".to_string(),
         };
         let attention = if self.split_attention {
             "split attention"
