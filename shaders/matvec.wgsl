@@ -4,11 +4,6 @@
 
 //!include matmul_io.wgsl
 
-//!include quant/bytes.wgsl
-//!include QUANT
-//!include norm/none.wgsl
-//!include DOT
-
 //!include matvec_lanes.wgsl
 
 @compute @workgroup_size(64)
@@ -17,7 +12,7 @@ fn main(
     @builtin(num_workgroups) groups: vec3<u32>,
     inv: Invocation,
 ) {
-    prepare_acts(inv.lid);
+    prepare_token(inv.lid);
     let n = lane_row(wg, groups, inv);
     let lane = lane_of(inv);
     var s = 0.0;

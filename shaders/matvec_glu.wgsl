@@ -20,11 +20,6 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 @group(0) @binding(4) var<storage, read> g: array<vec4<f32>>;
 
-//!include quant/bytes.wgsl
-//!include QUANT
-//!include NORM
-//!include DOT
-
 //!include matvec_lanes.wgsl
 
 @compute @workgroup_size(64)
@@ -33,8 +28,7 @@ fn main(
     @builtin(num_workgroups) groups: vec3<u32>,
     inv: Invocation,
 ) {
-    let scale = norm_scale(inv.lid);
-    prepare_acts(inv.lid);
+    let scale = prepare_token(inv.lid);
     let n = lane_row(wg, groups, inv);
     let lane = lane_of(inv);
     var gs = 0.0;

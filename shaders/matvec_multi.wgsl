@@ -22,11 +22,6 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> y2: array<f32>;
 @group(0) @binding(6) var<storage, read> g: array<vec4<f32>>;
 
-//!include quant/bytes.wgsl
-//!include QUANT
-//!include NORM
-//!include DOT
-
 //!include matvec_lanes.wgsl
 
 @compute @workgroup_size(64)
@@ -35,8 +30,7 @@ fn main(
     @builtin(num_workgroups) groups: vec3<u32>,
     inv: Invocation,
 ) {
-    let scale = norm_scale(inv.lid);
-    prepare_acts(inv.lid);
+    let scale = prepare_token(inv.lid);
     let n = lane_row(wg, groups, inv);
     let lane = lane_of(inv);
     let rows = p.rows0 + p.rows1 + p.rows2;
