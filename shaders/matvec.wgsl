@@ -13,20 +13,24 @@ fn main(
     inv: Invocation,
 ) {
     prepare_token(inv.lid);
-    let n = lane_row(wg, groups, inv);
+    let n0 = lane_row(wg, groups, inv);
     let lane = lane_of(inv);
-    var s = 0.0;
-    if (n < p.rows) {
-        s = lane_dot((p.w_row0 + n) * p.row_bytes, p.k, lane);
+    var s: array<f32, GROUP_ROWS>;
+    if (n0 < p.rows) {
+        s = lane_dots((p.w_row0 + n0) * p.row_bytes, p.row_bytes, p.rows - n0, p.k, lane);
     }
-    var total = lane_sum(s, inv);
-    if (lane == 0u && n < p.rows) {
-        if (p.has_bias != 0u) {
-            total += bias[p.out_off + n];
+    for (var r = 0u; r < GROUP_ROWS; r++) {
+        let n = n0 + r;
+        var total = lane_sum(s[r], inv);
+        // Each row's result is written by a different lane of the group.
+        if (lane == r % LANES && n < p.rows) {
+            if (p.has_bias != 0u) {
+                total += bias[p.out_off + n];
+            }
+            if (p.accumulate != 0u) {
+                total += y[p.out_off + n];
+            }
+            y[p.out_off + n] = total;
         }
-        if (p.accumulate != 0u) {
-            total += y[p.out_off + n];
-        }
-        y[p.out_off + n] = total;
     }
 }

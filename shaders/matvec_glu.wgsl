@@ -1,8 +1,8 @@
 // The gated MLP's first half for one token: y[n] = silu(gate_n · x) * (up_n · x), where the
 // gate and up weights were uploaded together into one buffer (rows gate_row0.. and up_row0..),
 // so one dispatch reads both and writes the product the down projection takes — instead of two
-// mat-vecs and an elementwise kernel. Threads split each row as in matvec.wgsl; the two dot
-// products of a row share the lanes' activations. With NORM = norm/rms.wgsl they take
+// mat-vecs and an elementwise kernel. Threads split each row as in matvec.wgsl; the gate and up
+// products of a group's rows read the same activation chunks (the second time from cache). With NORM = norm/rms.wgsl they take
 // RMSNorm(x) * g, the MLP's norm folded in.
 
 struct Params {
@@ -29,17 +29,21 @@ fn main(
     inv: Invocation,
 ) {
     let scale = prepare_token(inv.lid);
-    let n = lane_row(wg, groups, inv);
+    let n0 = lane_row(wg, groups, inv);
     let lane = lane_of(inv);
-    var gs = 0.0;
-    var us = 0.0;
-    if (n < p.rows) {
-        gs = lane_dot((p.gate_row0 + n) * p.row_bytes, p.k, lane);
-        us = lane_dot((p.up_row0 + n) * p.row_bytes, p.k, lane);
+    var gs: array<f32, GROUP_ROWS>;
+    var us: array<f32, GROUP_ROWS>;
+    if (n0 < p.rows) {
+        let count = p.rows - n0;
+        gs = lane_dots((p.gate_row0 + n0) * p.row_bytes, p.row_bytes, count, p.k, lane);
+        us = lane_dots((p.up_row0 + n0) * p.row_bytes, p.row_bytes, count, p.k, lane);
     }
-    let gt = lane_sum(gs, inv) * scale;
-    let ut = lane_sum(us, inv) * scale;
-    if (lane == 0u && n < p.rows) {
-        y[n] = gt / (1.0 + exp(-gt)) * ut;
+    for (var r = 0u; r < GROUP_ROWS; r++) {
+        let n = n0 + r;
+        let gt = lane_sum(gs[r], inv) * scale;
+        let ut = lane_sum(us[r], inv) * scale;
+        if (lane == r % LANES && n < p.rows) {
+            y[n] = gt / (1.0 + exp(-gt)) * ut;
+        }
     }
 }

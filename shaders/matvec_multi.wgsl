@@ -31,21 +31,24 @@ fn main(
     inv: Invocation,
 ) {
     let scale = prepare_token(inv.lid);
-    let n = lane_row(wg, groups, inv);
+    let n0 = lane_row(wg, groups, inv);
     let lane = lane_of(inv);
     let rows = p.rows0 + p.rows1 + p.rows2;
-    var s = 0.0;
-    if (n < rows) {
-        s = lane_dot((p.w_row0 + n) * p.row_bytes, p.k, lane);
+    var s: array<f32, GROUP_ROWS>;
+    if (n0 < rows) {
+        s = lane_dots((p.w_row0 + n0) * p.row_bytes, p.row_bytes, rows - n0, p.k, lane);
     }
-    let total = lane_sum(s, inv) * scale;
-    if (lane == 0u && n < rows) {
-        if (n < p.rows0) {
-            y0[n] = total;
-        } else if (n < p.rows0 + p.rows1) {
-            y1[n - p.rows0] = total;
-        } else {
-            y2[n - p.rows0 - p.rows1] = total;
+    for (var r = 0u; r < GROUP_ROWS; r++) {
+        let n = n0 + r;
+        let total = lane_sum(s[r], inv) * scale;
+        if (lane == r % LANES && n < rows) {
+            if (n < p.rows0) {
+                y0[n] = total;
+            } else if (n < p.rows0 + p.rows1) {
+                y1[n - p.rows0] = total;
+            } else {
+                y2[n - p.rows0 - p.rows1] = total;
+            }
         }
     }
 }

@@ -419,6 +419,8 @@ fn tune_writes_a_cache_that_run_uses() {
                 "1",
                 "--depth",
                 "16",
+                "--prompt",
+                "12",
                 "--json",
             ],
             &env,
@@ -431,6 +433,14 @@ fn tune_writes_a_cache_that_run_uses() {
         assert_eq!(
             tuned["entry"]["measured"].as_array().unwrap().len(),
             candidates,
+            "{tuned}"
+        );
+        // Then every prefill tile shape, in f16 too where the adapter has it.
+        let prefill = tuned["prefill_candidates"].as_u64().unwrap() as usize;
+        assert!(prefill >= 4, "{tuned}");
+        assert_eq!(
+            tuned["entry"]["prefill"].as_array().unwrap().len(),
+            prefill,
             "{tuned}"
         );
         let run = |env: &[(&str, &str)]| {
@@ -465,11 +475,11 @@ fn tune_writes_a_cache_that_run_uses() {
             }
             std::fs::write(&cache, forced.to_string()).unwrap();
             let again = run(&env);
-            // Without a lane count, split rows take the adapter's.
+            // Without a lane count, split rows take the adapter's; without tiles, the default.
             let want = if rows {
-                "split attention]"
+                "split attention, prefill tiles 32x32]"
             } else {
-                "[tuned: whole rows, per-head attention]"
+                "[tuned: whole rows, per-head attention, prefill tiles 32x32]"
             };
             let name = again["backend"].as_str().unwrap();
             assert!(name.ends_with(want), "{name}");

@@ -133,8 +133,8 @@ fn decode_dispatches_per_layer() {
     let want = cpu.forward(&[314], 3, false).unwrap();
     let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
     for choice in gpu_choices() {
-        // Rows and attention split over threads, as on GPUs (software adapters default to
-        // whole rows and a workgroup per head).
+        // Rows and attention split over threads, as on GPUs (software adapters default to a
+        // workgroup per head, and to whole rows without subgroups).
         let ctx = GpuContext::new(choice).unwrap();
         let options = GpuOptions {
             split_rows: true,

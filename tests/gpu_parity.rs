@@ -9,7 +9,8 @@ mod common;
 
 use common::*;
 use ember::backend::cpu::{CpuBackend, Precision};
-use ember::backend::gpu::tuning::Tuning;
+use ember::backend::gpu::shaders::TILE_CHOICES;
+use ember::backend::gpu::tuning::{GROUP_ROWS, Tuning};
 use ember::backend::gpu::{GpuBackend, GpuChoice, GpuContext, GpuOptions};
 use ember::backend::{AttentionShape, Backend, Norm, Rope};
 use ember::format::RopeLayout;
@@ -20,6 +21,9 @@ const TOL: f32 = 1e-4;
 const TOL_F16_KV: f32 = 2e-3;
 /// Bound for mat-vecs on 8-bit activations against the CPU's (the same rounding).
 const TOL_INT8: f32 = 1e-3;
+/// Bound for prefill tiles in f16: weights and activations rounded to f16 (~5e-4 each) and each
+/// four-term dot product summed in f16.
+const TOL_F16_TILES: f32 = 1e-2;
 
 fn rel_err(gpu: &[f32], cpu: &[f32]) -> f32 {
     assert_eq!(gpu.len(), cpu.len(), "lengths differ");
@@ -52,7 +56,7 @@ fn option_sets(choice: GpuChoice) -> Vec<GpuOptions> {
         timestamps_inside_passes: false,
     };
     // Every fast path at once, with the decode mat-vec and attention split over threads
-    // (software adapters default to whole rows and a workgroup per head, real GPUs to splits).
+    // (software adapters default to a workgroup per head, real GPUs to splits).
     vec![
         plain,
         GpuOptions {
@@ -609,10 +613,11 @@ fn int8_matvecs_every_integer_format() {
     }
 }
 
-/// The split-row mat-vecs with every lane count the adapter allows (what `ember tune` chooses
-/// between): plain, grouped q/k/v with the norm folded in, and gate/up, against the CPU.
+/// The split-row mat-vecs with every lane count the adapter allows and every number of rows per
+/// group of lanes (what `ember tune` chooses between): plain, grouped q/k/v with the norm folded
+/// in, and gate/up, against the CPU. Row counts that are no multiple of the group's rows.
 #[test]
-fn matvecs_at_every_lane_count() {
+fn matvecs_at_every_lane_count_and_group() {
     for choice in gpu_choices() {
         let ctx = GpuContext::new(choice).unwrap();
         let options = GpuOptions {
@@ -624,16 +629,28 @@ fn matvecs_at_every_lane_count() {
         let mut rng = Rng::fresh("lanes");
         let lanes = g.lane_choices();
         assert!(lanes.len() >= 2, "{choice:?}: {lanes:?}");
-        for l in lanes {
+        let shapes = lanes
+            .iter()
+            .flat_map(|&l| GROUP_ROWS.map(|group| (l, group)));
+        // Each group size with every format at one lane count; the rest with one format each,
+        // in turn (each variant is a pipeline the software drivers compile cold in CI).
+        let formats = [GgmlType::Q4_1, GgmlType::Q6K, GgmlType::Q8_0];
+        for (i, (l, group)) in shapes.enumerate() {
             let tuning = Tuning {
                 lanes: l,
+                group_rows: group,
                 ..g.tuning()
             };
             g.set_tuning(tuning, false);
-            assert_eq!(g.tuning().lanes, l);
-            for t in [GgmlType::Q4_1, GgmlType::Q6K, GgmlType::Q8_0] {
+            assert_eq!((g.tuning().lanes, g.tuning().group_rows), (l, group));
+            let types = if l == lanes[0] {
+                &formats[..]
+            } else {
+                std::slice::from_ref(&formats[i % formats.len()])
+            };
+            for &t in types {
                 let cols = t.block_elems().max(32) * 3;
-                let label = format!("{} x{l} on {choice:?}", t.name());
+                let label = format!("{} x{l} by {group} on {choice:?}", t.name());
                 let w = random_tensor(&mut rng, t, cols, 37);
                 let x = rng.vec(cols);
                 check(
@@ -655,6 +672,58 @@ fn matvecs_at_every_lane_count() {
                     &glu_case(&mut g, &ws[1], &ws[2], Some(&gain), &x, 1),
                     &glu_case(&mut c, &ws[1], &ws[2], Some(&gain), &x, 1),
                     TOL,
+                );
+            }
+        }
+    }
+}
+
+/// The prefill product in every tile shape `ember tune` chooses between, in f32 and (where the
+/// adapter has shader-f16) f16, against the CPU: token and row counts that fill no tile evenly.
+/// Each choice with one block format, in turn (the default tiles meet every format in
+/// `matmul_every_type_and_shape`).
+#[test]
+fn prefill_tiles_every_shape() {
+    for choice in gpu_choices() {
+        let mut g = GpuBackend::new(choice).unwrap();
+        let mut c = CpuBackend::with_precision(1, Precision::F32).unwrap();
+        let mut rng = Rng::fresh("tiles");
+        let types: &[bool] = if g.tile_f16_available() {
+            &[false, true]
+        } else {
+            &[false]
+        };
+        let formats = [
+            GgmlType::Q4_0,
+            GgmlType::Q4K,
+            GgmlType::Q8_0,
+            GgmlType::F16,
+            GgmlType::Q6K,
+        ];
+        let choices = TILE_CHOICES
+            .iter()
+            .flat_map(|&t| types.iter().map(move |&f| (t, f)));
+        for (i, (tiles, f16)) in choices.enumerate() {
+            g.set_tuning(
+                Tuning {
+                    tiles,
+                    tile_f16: f16,
+                    ..g.tuning()
+                },
+                false,
+            );
+            assert_eq!((g.tuning().tiles, g.tuning().tile_f16), (tiles, f16));
+            let tol = if f16 { TOL_F16_TILES } else { TOL };
+            let t = formats[i % formats.len()];
+            let cols = t.block_elems().max(32) * 3;
+            let w = random_tensor(&mut rng, t, cols, 77);
+            for tokens in [9, 45, 70] {
+                let x = rng.vec(cols * tokens);
+                check(
+                    &format!("{} {tiles:?} f16 {f16} x {tokens} on {choice:?}", t.name()),
+                    &matmul_case(&mut g, &w, None, &x, tokens),
+                    &matmul_case(&mut c, &w, None, &x, tokens),
+                    tol,
                 );
             }
         }

@@ -102,7 +102,7 @@ fn small_models_match_reference_on_cpu() {
 #[test]
 fn small_models_match_reference_on_gpu() {
     // Both decode layouts: whole rows per thread and a workgroup per attention head (software
-    // adapters' default), rows and the context split over threads (GPUs').
+    // adapters without subgroups), rows and the context split over threads (GPUs').
     for choice in gpu_choices() {
         for split in [false, true] {
             small_models(|| {

@@ -35,17 +35,34 @@ fn prepare_acts(lid: u32) {
     workgroupBarrier();
 }
 
-fn chunk_dot(row_off: u32, c: u32, xb: u32) -> f32 {
+// One 32-value chunk of the 8-bit activations: codes, each half's code sum, and the scale.
+struct Acts {
+    q: array<u32, 8>,
+    sums: vec2<f32>,
+    scale: f32,
+}
+
+fn chunk_acts(c: u32) -> Acts {
+    var a: Acts;
+    for (var i = 0u; i < 8u; i++) {
+        a.q[i] = xq[c * 8u + i];
+    }
+    a.sums = vec2<f32>(f32(xsum[2u * c]), f32(xsum[2u * c + 1u]));
+    a.scale = xscale[c];
+    return a;
+}
+
+fn chunk_dot(row_off: u32, c: u32, a: Acts) -> f32 {
     let ch = chunk_at(row_off, c);
     var s = 0.0;
     for (var half = 0u; half < 2u; half++) {
         var qx = 0;
         for (var j = 0u; j < 4u; j++) {
             let i = 4u * half + j;
-            qx += dot4I8Packed(chunk_packed(ch, i), xq[c * 8u + i]);
+            qx += dot4I8Packed(chunk_packed(ch, i), a.q[i]);
         }
-        let a = chunk_affine(ch, half);
-        s += a.x * f32(qx) + a.y * f32(xsum[2u * c + half]);
+        let af = chunk_affine(ch, half);
+        s += af.x * f32(qx) + af.y * a.sums[half];
     }
-    return s * xscale[c];
+    return s * a.scale;
 }

@@ -503,10 +503,14 @@ impl GpuBackend {
             // One token: several threads per row. A few: each row's chunks decoded once per 8
             // tokens. More: 32 x 32 tiles through workgroup memory.
             let (kernel, tile, groups) = if x.rows == 1 && self.split_rows {
-                let groups = linear_groups(part.rows * self.lanes as usize);
+                let groups = self.matvec_groups(part.rows);
                 (shaders::MATVEC, 1, groups)
             } else if x.rows > PREFILL_TILE as usize {
-                let groups = (part.rows.div_ceil(32) as u32, x.rows.div_ceil(32) as u32);
+                let (tr, tt) = self.tiles;
+                let groups = (
+                    part.rows.div_ceil(tr as usize) as u32,
+                    x.rows.div_ceil(tt as usize) as u32,
+                );
                 (shaders::MATMUL_TILED, 1, groups)
             } else {
                 let tile = if x.rows == 1 { 1 } else { PREFILL_TILE };
@@ -518,6 +522,12 @@ impl GpuBackend {
             };
             let variant = if kernel == shaders::MATVEC {
                 self.matvec_variant(*dtype, *cols, false)
+            } else if kernel == shaders::MATMUL_TILED {
+                Variant {
+                    tiles: self.tiles,
+                    f16: self.tile_f16,
+                    ..Variant::weights(*dtype)
+                }
             } else {
                 Variant {
                     dtype: Some(*dtype),
@@ -716,7 +726,7 @@ impl GpuBackend {
                 outs[2].buffer(),
                 &gain,
             ],
-            linear_groups(rows * self.lanes as usize),
+            self.matvec_groups(rows),
             (rows * row_bytes + 4 * (cols * (1 + norm.is_some() as usize) + rows)) as u64,
         );
         Some(outs.into())
@@ -730,8 +740,15 @@ impl GpuBackend {
             subgroups: self.subgroup_lanes,
             lanes: self.lanes,
             int8: self.int8 && !dtype.is_float() && cols <= shaders::INT8_MAX_K,
+            group_rows: self.group_rows,
             ..Variant::weights(dtype)
         }
+    }
+
+    /// Workgroups for a one-token mat-vec of `rows` rows: 64 threads, `lanes` to a group of
+    /// lanes, `group_rows` rows to a group.
+    fn matvec_groups(&self, rows: usize) -> (u32, u32) {
+        linear_groups(rows.div_ceil(self.group_rows as usize) * self.lanes as usize)
     }
 
     /// The one-token mat-vec variant for `dtype` rows of `cols`, folding in `norm` if given:
@@ -802,7 +819,7 @@ impl GpuBackend {
             variant,
             &params,
             &[&g[0].buffer, x.buffer(), out.buffer(), &gain],
-            linear_groups(rows * self.lanes as usize),
+            self.matvec_groups(*rows),
             (2 * rows * row_bytes + 4 * (cols * (1 + norm.is_some() as usize) + rows)) as u64,
         );
         Some(out)

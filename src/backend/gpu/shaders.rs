@@ -93,6 +93,13 @@ pub const PREFILL_TILE: u32 = 8;
 /// memory; with subgroup sums, the adapter's smallest subgroup size up to this.
 pub const MATVEC_LANES: u32 = 16;
 
+/// The prefill tile shape (weight rows, tokens) where `ember tune` has not chosen one.
+pub const DEFAULT_TILES: (u32, u32) = (32, 32);
+
+/// The prefill tile shapes `ember tune` chooses between; all fit WebGPU's default limits (16 KiB
+/// of workgroup memory in f32, 256 invocations).
+pub const TILE_CHOICES: [(u32, u32); 4] = [(32, 32), (64, 32), (32, 64), (64, 64)];
+
 /// Longest row the 8-bit mat-vecs take (`MAX_K` in quant/chunk_dot_i8.wgsl).
 pub const INT8_MAX_K: usize = 4096;
 
@@ -103,7 +110,8 @@ pub struct Variant {
     pub dtype: Option<GgmlType>,
     /// Tokens per invocation (matmul).
     pub tile: u32,
-    /// f16 KV cache (needs shader-f16).
+    /// f16 elements (needs shader-f16): the KV cache of the attention kernels, the tiles of
+    /// matmul_tiled.
     pub f16: bool,
     /// Subgroup reductions (needs subgroups).
     pub subgroups: bool,
@@ -114,6 +122,12 @@ pub struct Variant {
     pub lanes: u32,
     /// The one-token mat-vecs on 8-bit activations (quant/chunk_dot_i8.wgsl).
     pub int8: bool,
+    /// Rows each group of lanes of the one-token mat-vecs computes (matvec_lanes.wgsl); 0
+    /// means 1.
+    pub group_rows: u32,
+    /// Weight rows x tokens of a matmul_tiled workgroup's tile (32 or 64 each); (0, 0) means
+    /// [`DEFAULT_TILES`].
+    pub tiles: (u32, u32),
 }
 
 impl Variant {
@@ -309,15 +323,25 @@ pub fn compose_with_files(kernel: Kernel, v: Variant) -> Result<(String, Vec<Str
     splice(kernel.source, v, &mut body, &mut files)?;
     let kv = if v.f16 { "f16" } else { "f32" };
     // naga 30 refuses `enable subgroups;` (it accepts subgroup operations without it).
-    let header = if v.f16 && body.contains("{{KV}}") {
+    let header = if v.f16 && (body.contains("{{KV}}") || body.contains("{{TILE_TYPE}}")) {
         "enable f16;\n"
     } else {
         ""
     };
     let lanes = if v.lanes == 0 { MATVEC_LANES } else { v.lanes };
+    let tiles = if v.tiles.0 == 0 {
+        DEFAULT_TILES
+    } else {
+        v.tiles
+    };
     let body = body
         .replace("{{TILE}}", &v.tile.max(1).to_string())
         .replace("{{LANES}}", &lanes.to_string())
+        .replace("{{GROUP_ROWS}}", &v.group_rows.max(1).to_string())
+        .replace("{{TILE_ROWS}}", &tiles.0.to_string())
+        .replace("{{TILE_TOKENS}}", &tiles.1.to_string())
+        .replace("{{TILE_THREADS}}", &(tiles.0 * tiles.1 / 16).to_string())
+        .replace("{{TILE_TYPE}}", kv)
         .replace("{{KV}}", kv);
 
     Ok((format!("{header}{body}"), files))
@@ -345,7 +369,8 @@ pub fn variants(kernel: Kernel) -> Vec<Variant> {
                 })
             })
             .collect(),
-        // Lanes summed through workgroup memory (4 to 32), or in subgroups (4 to 16).
+        // Lanes summed through workgroup memory (4 to 32), or in subgroups (4 to 16), each group
+        // of lanes computing 1 row, or 2 or 4 at the common lane counts.
         "matvec" | "matvec_glu" | "matvec_multi" => GgmlType::ALL
             .iter()
             .flat_map(|&t| {
@@ -363,26 +388,47 @@ pub fn variants(kernel: Kernel) -> Vec<Variant> {
                 norms.iter().flat_map(move |&norm| {
                     int8.iter().flat_map(move |&int8| {
                         [
-                            (false, 4),
-                            (false, 16),
-                            (false, 32),
-                            (true, 4),
-                            (true, 8),
-                            (true, 16),
+                            (false, 4, 1),
+                            (false, 16, 1),
+                            (false, 32, 1),
+                            (true, 4, 1),
+                            (true, 8, 1),
+                            (true, 16, 1),
+                            (false, 16, 2),
+                            (false, 8, 4),
+                            (true, 8, 2),
+                            (true, 16, 4),
                         ]
-                        .map(|(subgroups, lanes)| Variant {
+                        .map(|(subgroups, lanes, group_rows)| Variant {
                             dtype: Some(t),
                             norm,
                             subgroups,
                             lanes,
                             int8,
+                            group_rows,
                             ..base
                         })
                     })
                 })
             })
             .collect(),
-        "matmul_tiled" | "embed" => GgmlType::ALL
+        // Every tile shape in f32; in f16 the default and largest.
+        "matmul_tiled" => GgmlType::ALL
+            .iter()
+            .flat_map(|&t| {
+                TILE_CHOICES
+                    .iter()
+                    .map(move |&tiles| (tiles, false))
+                    .chain([(DEFAULT_TILES, true), ((64, 64), true)])
+                    .map(move |(tiles, f16)| Variant {
+                        dtype: Some(t),
+                        tiles,
+                        f16,
+                        ..base
+                    })
+            })
+            .collect(),
+        "embed" => GgmlType::ALL
             .iter()
             .map(|&t| Variant {
                 dtype: Some(t),

@@ -29,48 +29,96 @@ pub struct Tuning {
     /// workgroup then computes 64 / lanes rows.
     #[serde(default)]
     pub lanes: u32,
+    /// With split rows, rows each group of lanes computes, sharing its activation loads (one of
+    /// [`GROUP_ROWS`]; 0 in caches written before the choice existed: 1).
+    #[serde(default)]
+    pub group_rows: u32,
+    /// Prefill tile shape, weight rows x tokens (one of
+    /// [`TILE_CHOICES`](super::shaders::TILE_CHOICES); absent: the default).
+    #[serde(default)]
+    pub tiles: (u32, u32),
+    /// The prefill tiles hold f16 and multiply in f16 (needs shader-f16).
+    #[serde(default)]
+    pub tile_f16: bool,
 }
 
+/// The rows per group of lanes `ember tune` chooses between.
+pub const GROUP_ROWS: [u32; 3] = [1, 2, 4];
+
 impl Tuning {
-    /// Every combination: split rows with each of `lanes` threads per row, on 8-bit activations
-    /// too where `int8` says the adapter has them, and whole rows; each with both attentions.
-    pub fn all(int8: bool, lanes: &[u32]) -> Vec<Tuning> {
-        let mut rows: Vec<(bool, bool, u32)> = Vec::new();
+    /// The decode kernel choices, each with this tuning's prefill tiles: split rows with each of
+    /// `lanes` threads per row and each of [`GROUP_ROWS`] rows per group of them, on 8-bit
+    /// activations too where `int8` says the adapter has them, and whole rows; each with both
+    /// attentions.
+    pub fn decode_choices(self, int8: bool, lanes: &[u32]) -> Vec<Tuning> {
+        let mut rows: Vec<(bool, bool, u32, u32)> = Vec::new();
         for &l in lanes {
-            rows.push((true, false, l));
-            if int8 {
-                rows.push((true, true, l));
+            for g in GROUP_ROWS {
+                rows.push((true, false, l, g));
+                if int8 {
+                    rows.push((true, true, l, g));
+                }
             }
         }
-        rows.push((false, false, 0));
+        rows.push((false, false, 0, 0));
         rows.into_iter()
-            .flat_map(|(split_rows, int8, lanes)| {
+            .flat_map(|(split_rows, int8, lanes, group_rows)| {
                 [true, false].map(|split_attention| Tuning {
                     split_rows,
                     split_attention,
                     int8,
                     lanes,
+                    group_rows,
+                    ..self
                 })
             })
             .collect()
     }
 
-    /// A short description, e.g. `split rows x16 (int8), per-head attention`.
+    /// The prefill tile choices, each with this tuning's decode kernels: every shape of
+    /// [`TILE_CHOICES`](super::shaders::TILE_CHOICES) in f32, and in f16 too where `f16`.
+    pub fn prefill_choices(self, f16: bool) -> Vec<Tuning> {
+        let types: &[bool] = if f16 { &[false, true] } else { &[false] };
+        super::shaders::TILE_CHOICES
+            .iter()
+            .flat_map(|&tiles| {
+                types.iter().map(move |&tile_f16| Tuning {
+                    tiles,
+                    tile_f16,
+                    ..self
+                })
+            })
+            .collect()
+    }
+
+    /// A short description, e.g. `split rows x16 (2 per group, int8), per-head attention,
+    /// prefill tiles 64x32`.
     pub fn describe(&self) -> String {
-        let rows = match (self.split_rows, self.int8) {
-            (true, int8) => format!(
-                "split rows x{}{}",
-                self.lanes,
-                if int8 { " (int8)" } else { "" }
-            ),
-            (false, _) => "whole rows".to_string(),
+        let rows = if self.split_rows {
+            let mut notes = Vec::new();
+            if self.group_rows > 1 {
+                notes.push(format!("{} per group", self.group_rows));
+            }
+            if self.int8 {
+                notes.push("int8".to_string());
+            }
+            let notes = if notes.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", notes.join(", "))
+            };
+            format!("split rows x{}{notes}", self.lanes)
+        } else {
+            "whole rows".to_string()
         };
         let attention = if self.split_attention {
             "split attention"
         } else {
             "per-head attention"
         };
-        format!("{rows}, {attention}")
+        let (tr, tt) = self.tiles;
+        let f16 = if self.tile_f16 { " (f16)" } else { "" };
+        format!("{rows}, {attention}, prefill tiles {tr}x{tt}{f16}")
     }
 }
 
@@ -136,20 +184,26 @@ pub struct TuneEntry {
     pub key: TuneKey,
     /// The fastest choice.
     pub tuning: Tuning,
-    /// Each candidate and its median decode time.
+    /// Each decode candidate and its median time per decode step.
     pub measured: Vec<Timed>,
+    /// Each prefill candidate and its median time per prompt token.
+    #[serde(default)]
+    pub prefill: Vec<Timed>,
     /// Context depth the decode steps were timed at.
     pub depth: usize,
+    /// Prompt tokens the prefill candidates were timed on.
+    #[serde(default)]
+    pub prompt: usize,
     /// Ember version that measured it.
     pub version: String,
 }
 
-/// A candidate's measured decode time.
+/// A candidate's measured time.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub struct Timed {
     /// The kernel choice.
     pub kernels: Tuning,
-    /// Median milliseconds per decode step.
+    /// Median milliseconds per token (per decode step, or per prompt token).
     pub ms_per_token: f64,
 }
 
