@@ -185,6 +185,8 @@ pub trait Backend {
     fn add(&mut self, x: &mut Self::Act, y: &Self::Act);
     /// Rows `start..start + count` of `x`.
     fn rows(&mut self, x: &Self::Act, start: usize, count: usize) -> Self::Act;
+    /// `parts` stacked in order into one activation (all of the same width).
+    fn concat_rows(&mut self, parts: &[&Self::Act]) -> Self::Act;
     /// Bytes of device memory the backend holds (weights, caches, activations); 0 on the CPU,
     /// whose weights stay in the model file's memory map.
     fn device_bytes(&self) -> u64 {

@@ -1,7 +1,7 @@
 //! Llama-family forward pass (Llama, SmolLM, Mistral, Qwen2): the differences are
 //! [`ModelConfig`] data — biases, tied output, rope layout and theta, GQA ratio.
 
-use super::{LanguageModel, f32_tensor};
+use super::{LanguageModel, SeqChunk, f32_tensor};
 use crate::backend::gpu::GpuBackend;
 use crate::backend::{AttentionShape, Backend, Norm, Rope};
 use crate::error::{Error, Result};
@@ -22,7 +22,7 @@ struct Layer<W> {
     down: W,
 }
 
-/// A model with its weights uploaded to backend `B`, and its KV cache.
+/// A model with its weights uploaded to backend `B`, and a KV cache per sequence slot.
 pub struct Model<B: Backend> {
     config: ModelConfig,
     backend: B,
@@ -31,14 +31,30 @@ pub struct Model<B: Backend> {
     output: Option<B::Weight>,
     inv_freq: B::Weight,
     layers: Vec<Layer<B::Weight>>,
-    cache: B::Cache,
+    caches: Vec<B::Cache>,
     ctx: usize,
 }
 
 impl<B: Backend> Model<B> {
     /// Uploads `file`'s weights to `backend` and makes a cache of `ctx` positions (0: the model's
     /// trained context length).
-    pub fn new(file: &ModelFile, mut backend: B, ctx: usize) -> Result<Model<B>> {
+    pub fn new(file: &ModelFile, backend: B, ctx: usize) -> Result<Model<B>> {
+        Self::with_slots(file, backend, ctx, 1)
+    }
+
+    /// As [`Model::new`], with `slots` caches of `ctx` positions each: sequences that
+    /// [`LanguageModel::forward_batch`] evaluates together.
+    pub fn with_slots(
+        file: &ModelFile,
+        mut backend: B,
+        ctx: usize,
+        slots: usize,
+    ) -> Result<Model<B>> {
+        if slots == 0 {
+            return Err(Error::Invalid(
+                "a model needs at least one sequence slot".into(),
+            ));
+        }
         let cfg = file.config.clone();
         let ctx = if ctx == 0 { cfg.context_length } else { ctx };
         let w = &file.weights;
@@ -81,7 +97,9 @@ impl<B: Backend> Model<B> {
         let token_embd = up(&w.token_embd)?;
         let output_norm = up(&w.output_norm)?;
         let output = w.output.as_ref().map(&mut up).transpose()?;
-        let cache = backend.new_cache(cfg.layers, cfg.kv_dim(), ctx)?;
+        let caches = (0..slots)
+            .map(|_| backend.new_cache(cfg.layers, cfg.kv_dim(), ctx))
+            .collect::<Result<Vec<_>>>()?;
         Ok(Model {
             config: cfg,
             backend,
@@ -90,7 +108,7 @@ impl<B: Backend> Model<B> {
             output,
             inv_freq,
             layers,
-            cache,
+            caches,
             ctx,
         })
     }
@@ -100,34 +118,70 @@ impl<B: Backend> Model<B> {
         &mut self.backend
     }
 
-    /// Records the forward pass of `ids` at `pos0..` (see [`LanguageModel::forward`]) and
-    /// returns the logits without reading them back: reading is the one step that differs
-    /// between blocking hosts and the browser.
-    fn record(&mut self, ids: &[u32], pos0: usize, all_logits: bool) -> Result<B::Act> {
-        let cfg = &self.config;
-        if ids.is_empty() {
+    /// Checks `chunks` against the model: tokens in the vocabulary and within each slot's
+    /// context, every slot known and used once.
+    fn check(&self, chunks: &[SeqChunk<'_>]) -> Result<()> {
+        if chunks.is_empty() || chunks.iter().any(|c| c.ids.is_empty()) {
             return Err(Error::Invalid("nothing to evaluate: no tokens".into()));
         }
-        if pos0 + ids.len() > self.ctx {
-            return Err(Error::Invalid(format!(
-                "{} tokens at position {pos0} exceed the context of {} tokens",
-                ids.len(),
-                self.ctx
-            )));
+        for (i, c) in chunks.iter().enumerate() {
+            if c.slot >= self.caches.len() {
+                return Err(Error::Invalid(format!(
+                    "sequence slot {} does not exist (the model has {})",
+                    c.slot,
+                    self.caches.len()
+                )));
+            }
+            if chunks[..i].iter().any(|o| o.slot == c.slot) {
+                return Err(Error::Invalid(format!(
+                    "sequence slot {} appears twice in one batch",
+                    c.slot
+                )));
+            }
+            if c.pos0 + c.ids.len() > self.ctx {
+                return Err(Error::Invalid(format!(
+                    "{} tokens at position {} exceed the context of {} tokens",
+                    c.ids.len(),
+                    c.pos0,
+                    self.ctx
+                )));
+            }
+            let vocab = self.config.vocab_size;
+            if let Some(&bad) = c.ids.iter().find(|&&id| id as usize >= vocab) {
+                return Err(Error::Invalid(format!(
+                    "token id {bad} is outside the vocabulary of {vocab}"
+                )));
+            }
         }
-        if let Some(&bad) = ids.iter().find(|&&id| id as usize >= cfg.vocab_size) {
-            return Err(Error::Invalid(format!(
-                "token id {bad} is outside the vocabulary of {}",
-                cfg.vocab_size
-            )));
-        }
+        Ok(())
+    }
+
+    /// Records the forward pass of `chunks` (see [`LanguageModel::forward_batch`]) and returns
+    /// the logits without reading them back: reading is the one step that differs between
+    /// blocking hosts and the browser. The rows of every chunk go through each weight product
+    /// together (one read of the weights for all); RoPE and attention run per chunk, on its own
+    /// slot's cache and positions. With `all_logits` (one chunk only) every row's logits,
+    /// otherwise each chunk's last row's.
+    fn record(&mut self, chunks: &[SeqChunk<'_>], all_logits: bool) -> Result<B::Act> {
+        self.check(chunks)?;
+        let cfg = &self.config;
         let b = &mut self.backend;
         let shape = AttentionShape {
             heads: cfg.heads,
             kv_heads: cfg.kv_heads,
             head_dim: cfg.head_dim,
         };
-        let mut x = b.embed(&self.token_embd, ids);
+        let ids: Vec<u32> = chunks.iter().flat_map(|c| c.ids.iter().copied()).collect();
+        // First row of each chunk in the batch.
+        let starts: Vec<usize> = chunks
+            .iter()
+            .scan(0, |row, c| {
+                let s = *row;
+                *row += c.ids.len();
+                Some(s)
+            })
+            .collect();
+        let mut x = b.embed(&self.token_embd, &ids);
         for (i, l) in self.layers.iter().enumerate() {
             let norm = |weight| Norm {
                 weight,
@@ -145,20 +199,56 @@ impl<B: Backend> Model<B> {
                 )
                 .try_into()
                 .map_err(|_| Error::Backend("matmuls returned the wrong count".into()))?;
-            let rope = Rope {
+            let rope = || Rope {
                 inv_freq: &self.inv_freq,
                 layout: cfg.rope_layout,
             };
-            let a = b.rope_attention(&mut q, &mut k, &v, rope, &mut self.cache, i, pos0, shape);
+            let a = if let [c] = chunks {
+                let cache = &mut self.caches[c.slot];
+                b.rope_attention(&mut q, &mut k, &v, rope(), cache, i, c.pos0, shape)
+            } else {
+                let parts: Vec<B::Act> = chunks
+                    .iter()
+                    .zip(&starts)
+                    .map(|(c, &s)| {
+                        let n = c.ids.len();
+                        let (mut q, mut k) = (b.rows(&q, s, n), b.rows(&k, s, n));
+                        let v = b.rows(&v, s, n);
+                        let cache = &mut self.caches[c.slot];
+                        b.rope_attention(&mut q, &mut k, &v, rope(), cache, i, c.pos0, shape)
+                    })
+                    .collect();
+                b.concat_rows(&parts.iter().collect::<Vec<_>>())
+            };
             b.matmul_add(&a, &l.o, &mut x);
             let act = b.norm_glu(&x, norm(&l.ffn_norm), &l.gate, &l.up);
             b.matmul_add(&act, &l.down, &mut x);
         }
-        if !all_logits && ids.len() > 1 {
-            x = b.rows(&x, ids.len() - 1, 1);
+        if !all_logits {
+            x = match chunks {
+                [c] if c.ids.len() == 1 => x,
+                [c] => b.rows(&x, c.ids.len() - 1, 1),
+                _ => {
+                    let last: Vec<B::Act> = chunks
+                        .iter()
+                        .zip(&starts)
+                        .map(|(c, &s)| b.rows(&x, s + c.ids.len() - 1, 1))
+                        .collect();
+                    b.concat_rows(&last.iter().collect::<Vec<_>>())
+                }
+            };
+        } else if chunks.len() > 1 {
+            return Err(Error::Invalid(
+                "every row's logits are only given for a single sequence".into(),
+            ));
         }
         let h = b.rms_norm(&x, &self.output_norm, cfg.rms_eps);
         Ok(b.matmul(&h, self.output.as_ref().unwrap_or(&self.token_embd), None))
+    }
+
+    /// One chunk of `ids` at `pos0..` in slot 0 (what the single-sequence paths use).
+    fn single(ids: &[u32], pos0: usize) -> [SeqChunk<'_>; 1] {
+        [SeqChunk { slot: 0, ids, pos0 }]
     }
 }
 
@@ -170,7 +260,7 @@ impl Model<GpuBackend> {
         pos0: usize,
         all_logits: bool,
     ) -> Result<Vec<f32>> {
-        let logits = self.record(ids, pos0, all_logits)?;
+        let logits = self.record(&Self::single(ids, pos0), all_logits)?;
         self.backend.read_async(&logits).await
     }
 }
@@ -201,7 +291,18 @@ impl<B: Backend> LanguageModel for Model<B> {
     }
 
     fn forward(&mut self, ids: &[u32], pos0: usize, all_logits: bool) -> Result<Vec<f32>> {
-        let logits = self.record(ids, pos0, all_logits)?;
+        let logits = self.record(&Self::single(ids, pos0), all_logits)?;
         self.backend.read(&logits)
+    }
+
+    fn slots(&self) -> usize {
+        self.caches.len()
+    }
+
+    fn forward_batch(&mut self, chunks: &[SeqChunk<'_>]) -> Result<Vec<Vec<f32>>> {
+        let logits = self.record(chunks, false)?;
+        let all = self.backend.read(&logits)?;
+        let vocab = self.config.vocab_size;
+        Ok(all.chunks(vocab).map(<[f32]>::to_vec).collect())
     }
 }

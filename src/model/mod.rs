@@ -30,6 +30,26 @@ pub trait LanguageModel {
     /// the logits of every position when `all_logits`, else of the last one only
     /// (`vocab_size` floats per position).
     fn forward(&mut self, ids: &[u32], pos0: usize, all_logits: bool) -> Result<Vec<f32>>;
+    /// Sequence slots: KV caches of [`LanguageModel::context_len`] positions each ([`forward`]
+    /// uses slot 0).
+    ///
+    /// [`forward`]: LanguageModel::forward
+    fn slots(&self) -> usize;
+    /// Runs several sequences in one pass — each chunk's tokens at its positions in its own
+    /// slot's cache, every weight read once for all of them — and returns each chunk's last
+    /// logits, in order.
+    fn forward_batch(&mut self, chunks: &[SeqChunk<'_>]) -> Result<Vec<Vec<f32>>>;
+}
+
+/// Tokens of one sequence in a batched forward pass.
+#[derive(Clone, Copy, Debug)]
+pub struct SeqChunk<'a> {
+    /// The sequence's KV-cache slot.
+    pub slot: usize,
+    /// Its next tokens.
+    pub ids: &'a [u32],
+    /// Position of the first of them (the tokens before it are in the slot's cache).
+    pub pos0: usize,
 }
 
 /// A small f32 vector as a tensor view (for derived constants such as rope frequencies).

@@ -396,6 +396,17 @@ impl Backend for CpuBackend {
         })
     }
 
+    fn concat_rows(&mut self, parts: &[&CpuAct]) -> CpuAct {
+        let rows = parts.iter().map(|p| p.rows).sum();
+        let bytes = f32_bytes(2 * parts.iter().map(|p| p.data.len()).sum::<usize>());
+        self.timed("rows", bytes, |_| {
+            CpuAct::new(
+                parts.iter().flat_map(|p| p.data.iter().copied()).collect(),
+                rows,
+            )
+        })
+    }
+
     fn set_profiling(&mut self, on: bool) {
         self.profile = on.then(Vec::new);
         self.traffic.clear();

@@ -452,6 +452,21 @@ impl Backend for GpuBackend {
         out
     }
 
+    fn concat_rows(&mut self, parts: &[&GpuAct]) -> GpuAct {
+        let cols = parts.first().map_or(0, |p| p.cols);
+        let out = self.act(parts.iter().map(|p| p.rows).sum(), cols);
+        let dst = out.buffer().clone();
+        let mut at = 0;
+        for p in parts {
+            let bytes = (p.rows * p.cols * 4) as u64;
+            let src = p.buffer().clone();
+            self.encoder()
+                .copy_buffer_to_buffer(&src, 0, &dst, at, bytes);
+            at += bytes;
+        }
+        out
+    }
+
     fn read(&mut self, x: &GpuAct) -> Result<Vec<f32>> {
         #[cfg(not(target_arch = "wasm32"))]
         return pollster::block_on(self.read_async(x));
