@@ -22,7 +22,13 @@ pub struct SamplerConfig {
     pub min_p: f32,
     /// Divide positive (multiply negative) logits of recently seen tokens by this (`1`: off).
     pub repeat_penalty: f32,
-    /// How many recent tokens the penalty looks at.
+    /// Subtract this from the logit of every token seen recently (OpenAI's presence penalty,
+    /// `0`: off).
+    pub presence_penalty: f32,
+    /// Subtract this times the number of recent occurrences from a token's logit (OpenAI's
+    /// frequency penalty, `0`: off).
+    pub frequency_penalty: f32,
+    /// How many recent tokens the penalties look at.
     pub repeat_last_n: usize,
     /// Random seed.
     pub seed: u64,
@@ -36,6 +42,8 @@ impl Default for SamplerConfig {
             top_p: 0.95,
             min_p: 0.05,
             repeat_penalty: 1.0,
+            presence_penalty: 0.0,
+            frequency_penalty: 0.0,
             repeat_last_n: 64,
             seed: 0,
         }
@@ -65,6 +73,11 @@ impl SamplerConfig {
         }
         if !(self.repeat_penalty.is_finite() && self.repeat_penalty > 0.0) {
             return bad("repeat penalty must be a finite number > 0");
+        }
+        if !(-2.0..=2.0).contains(&self.presence_penalty)
+            || !(-2.0..=2.0).contains(&self.frequency_penalty)
+        {
+            return bad("presence and frequency penalties must be in [-2, 2]");
         }
         Ok(())
     }
@@ -109,6 +122,23 @@ pub fn apply_repeat_penalty(logits: &mut [f32], recent: &[u32], penalty: f32) {
     for &id in recent {
         if let Some(l) = logits.get_mut(id as usize).filter(|_| seen.insert(id)) {
             *l = if *l > 0.0 { *l / penalty } else { *l * penalty };
+        }
+    }
+}
+
+/// Applies OpenAI's presence and frequency penalties for the tokens in `recent`:
+/// `logit -= count * frequency + (count > 0) * presence`.
+pub fn apply_presence_frequency(logits: &mut [f32], recent: &[u32], presence: f32, frequency: f32) {
+    if presence == 0.0 && frequency == 0.0 {
+        return;
+    }
+    let mut counts = std::collections::HashMap::new();
+    for &id in recent {
+        *counts.entry(id).or_insert(0u32) += 1;
+    }
+    for (id, n) in counts {
+        if let Some(l) = logits.get_mut(id as usize) {
+            *l -= n as f32 * frequency + presence;
         }
     }
 }
@@ -173,6 +203,8 @@ impl Sampler {
     pub fn sample(&mut self, logits: &mut [f32], history: &[u32]) -> u32 {
         let recent = &history[history.len().saturating_sub(self.cfg.repeat_last_n)..];
         apply_repeat_penalty(logits, recent, self.cfg.repeat_penalty);
+        let (presence, frequency) = (self.cfg.presence_penalty, self.cfg.frequency_penalty);
+        apply_presence_frequency(logits, recent, presence, frequency);
         if self.cfg.temperature == 0.0 {
             return argmax(logits);
         }
@@ -201,6 +233,7 @@ mod tests {
             repeat_penalty: 1.0,
             repeat_last_n: 64,
             seed: 1,
+            ..SamplerConfig::default()
         }
     }
 
@@ -265,6 +298,13 @@ mod tests {
         let mut l = vec![2.0, -2.0, 1.0];
         apply_repeat_penalty(&mut l, &[0, 1, 1], 2.0);
         assert_eq!(l, vec![1.0, -4.0, 1.0]);
+    }
+
+    #[test]
+    fn presence_and_frequency_penalties_follow_their_definition() {
+        let mut l = vec![2.0, -2.0, 1.0];
+        apply_presence_frequency(&mut l, &[0, 1, 1], 0.5, 0.25);
+        assert_eq!(l, vec![1.25, -3.0, 1.0]);
     }
 
     #[test]

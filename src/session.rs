@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result};
 use crate::model::LanguageModel;
 use crate::sample::{Sampler, SamplerConfig};
-use crate::tokenizer::Tokenizer;
+use crate::tokenizer::{StreamDecoder, Tokenizer};
 
 /// Prompt tokens evaluated per forward call, bounding activation memory on long prompts.
 const PREFILL_CHUNK: usize = 512;
@@ -180,69 +180,151 @@ impl<'a> Session<'a> {
             prompt: t0.elapsed(),
             ..Timings::default()
         };
-        let mut sampler = Sampler::new(opts.sampler.clone());
-        let mut history = prompt.to_vec();
-        let mut decoder = self.tokenizer.stream();
-        let (mut ids, mut text, mut emitted) = (Vec::new(), String::new(), 0usize);
+        let mut answer = Continuation::new(self.tokenizer, prompt, opts);
         let t_gen = Instant::now();
         let ctx = self.model.context_len();
-        let mut reason = StopReason::MaxTokens;
-        while ids.len() < opts.max_tokens {
-            let next = sampler.sample(&mut logits, &history);
-            if ids.is_empty() {
+        let reason = loop {
+            if opts.max_tokens == 0 {
+                break StopReason::MaxTokens;
+            }
+            let step = answer.step(&mut logits);
+            if answer.ids().len() == 1 {
                 timings.first_token = t0.elapsed();
             }
-            ids.push(next);
-            history.push(next);
-            if self.tokenizer.stop_ids.contains(&next) {
-                reason = StopReason::EndOfSequence;
-                break;
+            if !step.text.is_empty() && !on_text(&step.text) {
+                break StopReason::Cancelled;
             }
-            if !self.tokenizer.is_control(next) {
-                text.push_str(&decoder.push(self.tokenizer.token_bytes(next)));
-            }
-            if let Some(at) = opts.stop.iter().filter_map(|s| text.find(s.as_str())).min() {
-                text.truncate(at);
-                reason = StopReason::StopString;
-            }
-            let safe = if reason == StopReason::StopString {
-                text.len()
-            } else {
-                text.len() - held_back(&text, &opts.stop)
-            };
-            if safe > emitted {
-                let keep_going = on_text(&text[emitted..safe]);
-                emitted = safe;
-                if !keep_going {
-                    reason = StopReason::Cancelled;
-                }
-            }
-            if reason != StopReason::MaxTokens {
-                break;
-            }
-            if ids.len() == opts.max_tokens {
-                break;
+            if let Some(reason) = step.done {
+                break reason;
             }
             if self.cached.len() >= ctx {
-                reason = StopReason::ContextFull;
-                break;
+                let rest = answer.finish();
+                if !rest.is_empty() {
+                    on_text(&rest);
+                }
+                break StopReason::ContextFull;
             }
-            logits = self.model.forward(&[next], self.cached.len(), false)?;
-            self.cached.push(next);
-        }
-        if matches!(reason, StopReason::MaxTokens | StopReason::ContextFull) {
-            text.push_str(&decoder.finish());
-            if text.len() > emitted {
-                on_text(&text[emitted..]);
-            }
-        }
-        timings.generated_tokens = ids.len();
+            logits = self
+                .model
+                .forward(&[step.token], self.cached.len(), false)?;
+            self.cached.push(step.token);
+        };
+        timings.generated_tokens = answer.ids().len();
         timings.generate = t_gen.elapsed();
         Ok(Generation {
-            ids,
-            text,
+            ids: answer.ids().to_vec(),
+            text: answer.text().to_string(),
             stop_reason: reason,
             timings,
         })
+    }
+}
+
+/// What one [`Continuation::step`] produced.
+#[derive(Clone, Debug)]
+pub struct Step {
+    /// The sampled token.
+    pub token: u32,
+    /// Text that became final with it (empty while a possible stop string or an incomplete
+    /// character is held back).
+    pub text: String,
+    /// Why the answer ended with this token, if it did.
+    pub done: Option<StopReason>,
+}
+
+/// One answer being generated, a token at a time: sampling, stop tokens, stop strings,
+/// `max_tokens`, and the text released as it becomes final. The model runs elsewhere — a
+/// [`Session`] for one conversation, or a server stepping many answers in one batch — and hands
+/// each step the logits after the previous token.
+pub struct Continuation<'t> {
+    tokenizer: &'t Tokenizer,
+    sampler: Sampler,
+    stop: Vec<String>,
+    max_tokens: usize,
+    history: Vec<u32>,
+    decoder: StreamDecoder,
+    ids: Vec<u32>,
+    text: String,
+    emitted: usize,
+}
+
+impl<'t> Continuation<'t> {
+    /// An answer to `prompt` (its tokens count for the repetition penalties) under `opts`,
+    /// whose sampler settings the caller has validated.
+    pub fn new(tokenizer: &'t Tokenizer, prompt: &[u32], opts: &GenerateOptions) -> Self {
+        Continuation {
+            tokenizer,
+            sampler: Sampler::new(opts.sampler.clone()),
+            stop: opts.stop.clone(),
+            max_tokens: opts.max_tokens,
+            history: prompt.to_vec(),
+            decoder: tokenizer.stream(),
+            ids: Vec::new(),
+            text: String::new(),
+            emitted: 0,
+        }
+    }
+
+    /// The tokens generated so far (a stop token included).
+    pub fn ids(&self) -> &[u32] {
+        &self.ids
+    }
+
+    /// The answer's text so far (without a stop string or stop token).
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// Samples the next token from `logits` (the model's output after the previous token) and
+    /// returns it with the text it made final and whether the answer ends there.
+    pub fn step(&mut self, logits: &mut [f32]) -> Step {
+        let token = self.sampler.sample(logits, &self.history);
+        self.ids.push(token);
+        self.history.push(token);
+        let tok = self.tokenizer;
+        let mut done = None;
+        if tok.stop_ids.contains(&token) {
+            done = Some(StopReason::EndOfSequence);
+        } else if !tok.is_control(token) {
+            self.text
+                .push_str(&self.decoder.push(tok.token_bytes(token)));
+        }
+        if let Some(at) = self
+            .stop
+            .iter()
+            .filter_map(|s| self.text.find(s.as_str()))
+            .min()
+        {
+            self.text.truncate(at);
+            let text = self.release(self.text.len());
+            return Step {
+                token,
+                text,
+                done: Some(StopReason::StopString),
+            };
+        }
+        if done.is_none() && self.ids.len() >= self.max_tokens {
+            done = Some(StopReason::MaxTokens);
+        }
+        let text = match done {
+            // The end of the answer: whatever was held back is final.
+            Some(_) => self.finish(),
+            None => self.release(self.text.len() - held_back(&self.text, &self.stop)),
+        };
+        Step { token, text, done }
+    }
+
+    /// Ends the answer early (the model's context is full, say) and returns the text held back
+    /// until now.
+    pub fn finish(&mut self) -> String {
+        self.text.push_str(&self.decoder.finish());
+        self.release(self.text.len())
+    }
+
+    /// Releases the text up to byte `upto`.
+    fn release(&mut self, upto: usize) -> String {
+        let out = self.text[self.emitted.min(upto)..upto].to_string();
+        self.emitted = self.emitted.max(upto);
+        out
     }
 }

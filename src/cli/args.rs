@@ -275,7 +275,13 @@ pub struct SamplingArgs {
     /// Repetition penalty (1: off).
     #[arg(long, default_value_t = 1.0)]
     pub repeat_penalty: f32,
-    /// Tokens the repetition penalty looks back over.
+    /// Subtracted from the logit of every recently seen token (OpenAI's presence penalty).
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub presence_penalty: f32,
+    /// Subtracted from a token's logit per recent occurrence (OpenAI's frequency penalty).
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub frequency_penalty: f32,
+    /// Tokens the penalties look back over.
     #[arg(long, default_value_t = 64)]
     pub repeat_last_n: usize,
     /// Random seed (default: from the clock).
@@ -298,6 +304,8 @@ impl SamplingArgs {
             top_p: self.top_p,
             min_p: self.min_p,
             repeat_penalty: self.repeat_penalty,
+            presence_penalty: self.presence_penalty,
+            frequency_penalty: self.frequency_penalty,
             repeat_last_n: self.repeat_last_n,
             seed,
         };
