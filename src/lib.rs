@@ -3,7 +3,8 @@
 //! The data path: a model file ([`format`]) becomes a [`format::ModelFile`] — hyper-parameters,
 //! weights still in their GGUF block encodings ([`quant`]), and a [`tokenizer`]. The forward pass
 //! ([`model`]) is written once against the [`backend::Backend`] interface; a [`session::Session`]
-//! keeps the KV cache and drives prefill, decode and [`sample`]-ing.
+//! keeps the KV cache and drives prefill, decode and [`sample`]-ing; [`server`] batches many
+//! conversations on one model behind an OpenAI-compatible HTTP API.
 
 pub mod error;
 pub mod format;
@@ -37,3 +38,5 @@ pub fn default_model_path() -> std::path::PathBuf {
 }
 pub mod bench;
 pub mod eval;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod server;

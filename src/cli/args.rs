@@ -127,6 +127,12 @@ impl RuntimeArgs {
 
     /// Uploads `file` to the chosen backend.
     pub fn load(&self, file: &ModelFile) -> Result<Box<dyn LanguageModel>> {
+        self.load_slots(file, 1)
+    }
+
+    /// Uploads `file` to the chosen backend with `slots` KV caches of `--ctx-size` positions
+    /// each (sequences decoded together, as `ember serve` does).
+    pub fn load_slots(&self, file: &ModelFile, slots: usize) -> Result<Box<dyn LanguageModel>> {
         let trained = file.config.context_length;
         if self.ctx > trained {
             bail!(
@@ -135,10 +141,11 @@ impl RuntimeArgs {
             );
         }
         let cpu = || -> Result<Box<dyn LanguageModel>> {
-            Ok(Box::new(Model::new(
+            Ok(Box::new(Model::with_slots(
                 file,
                 CpuBackend::with_precision(self.threads, self.precision.cpu())?,
                 self.ctx,
+                slots,
             )?))
         };
         let gpu = |choice| -> Result<Box<dyn LanguageModel>> {
@@ -147,7 +154,7 @@ impl RuntimeArgs {
             if let Err(e) = gpu.apply_default_tune_cache(file) {
                 eprintln!("notice: {e}; using the default kernels");
             }
-            Ok(Box::new(Model::new(file, gpu, self.ctx)?))
+            Ok(Box::new(Model::with_slots(file, gpu, self.ctx, slots)?))
         };
         match (self.backend, self.backend.gpu()) {
             (_, Some(choice)) => gpu(choice),
@@ -244,13 +251,7 @@ impl PromptArgs {
                 messages.push(ChatMessage::new("system", s));
             }
             messages.push(ChatMessage::new("user", &text));
-            let rendered = tok.apply_chat_template(&messages, true)?;
-            // The template writes BOS itself where the model wants one.
-            let mut ids = tok.encode(&rendered, true)?;
-            if tok.add_bos && ids.len() > 1 && ids[1] == ids[0] {
-                ids.remove(0);
-            }
-            Ok(ids)
+            Ok(tok.encode_chat(&messages)?)
         } else {
             Ok(tok.encode(&text, true)?)
         }

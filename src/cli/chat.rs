@@ -74,8 +74,7 @@ pub fn run(args: &ChatArgs) -> Result<()> {
             _ => {}
         }
         messages.push(ChatMessage::new("user", &line));
-        let rendered = file.tokenizer.apply_chat_template(&messages, true)?;
-        let prompt = file.tokenizer.encode(&rendered, true)?;
+        let prompt = file.tokenizer.encode_chat(&messages)?;
         let mut out = std::io::stdout();
         let result = session.generate(&prompt, &opts, &mut |s: &str| {
             out.write_all(s.as_bytes())

@@ -9,6 +9,7 @@ pub mod info;
 pub mod perplexity;
 pub mod quantize;
 pub mod run;
+pub mod serve;
 pub mod tokenize;
 pub mod tune;
 
@@ -39,6 +40,8 @@ pub enum Command {
     Devices(devices::DevicesArgs),
     /// Perplexity of a model on a text (non-overlapping windows).
     Perplexity(perplexity::PerplexityArgs),
+    /// Serve the model over an OpenAI-compatible HTTP API, batching concurrent requests.
+    Serve(serve::ServeArgs),
     /// Re-encode a model (GGUF or Hugging Face folder) into a GGUF file of another type.
     Quantize(quantize::QuantizeArgs),
     /// Measure prompt processing and generation speed per model and backend.
@@ -66,6 +69,7 @@ impl Cli {
             Command::Bench(a) => bench::run(a),
             Command::Compare(a) => compare::run(a),
             Command::Tune(a) => tune::run(a),
+            Command::Serve(a) => serve::run(a),
         }
     }
 }

@@ -349,4 +349,15 @@ impl Tokenizer {
             &name(self.eos),
         )
     }
+
+    /// The prompt tokens of a conversation: rendered with the chat template (the assistant's
+    /// turn opened), then encoded. Templates that write BOS themselves do not get a second one.
+    pub fn encode_chat(&self, messages: &[ChatMessage]) -> Result<Vec<u32>> {
+        let rendered = self.apply_chat_template(messages, true)?;
+        let mut ids = self.encode(&rendered, true)?;
+        if self.add_bos && ids.len() > 1 && ids[1] == ids[0] {
+            ids.remove(0);
+        }
+        Ok(ids)
+    }
 }
