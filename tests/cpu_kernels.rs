@@ -25,7 +25,8 @@ fn integer_matmul_matches_f32_for_every_format_level_and_shape() {
         let base = t.block_elems().max(32);
         for (cols, rows) in [(base, 37), (base * 3, 5), (base * 2, 131)] {
             let w = random_tensor(&mut rng, t, cols, rows);
-            for tokens in [1, 3, 9, 17] {
+            // Token tiles of 8, 4, 2 and 1 in every combination that occurs.
+            for tokens in [1, 6, 15] {
                 let x = rng.vec(tokens * cols);
                 let want = matmul(&mut exact, &w, &x, tokens);
                 // Error bound relative to the row's size: Σ|w·x| ≤ √cols · |w| · |x| in spirit;

@@ -30,7 +30,20 @@ macro_rules! token_tiles {
             const $T: usize = TOKENS;
             $call
         }
-        for $tok in full..tokens {
+        // The rest in tiles of 4, 2 and 1: a few rows from different sequences (a server's
+        // batched decode step) still unpack each weight block once, not once per row.
+        let mut $tok = full;
+        if tokens - $tok >= 4 {
+            const $T: usize = 4;
+            $call;
+            $tok += 4;
+        }
+        if tokens - $tok >= 2 {
+            const $T: usize = 2;
+            $call;
+            $tok += 2;
+        }
+        if $tok < tokens {
             const $T: usize = 1;
             $call
         }
@@ -206,27 +219,36 @@ trait RunAct: Copy {
     unsafe fn sums(self, t: usize) -> (f32, f32, [f32; 2]);
 }
 
-/// A run of one row-major token (the tail of a batch, and decode).
+/// A run of row-major tokens (the tail of a batch, and decode): token `t`'s run is `stride`
+/// runs after token `t - 1`'s.
 #[derive(Clone, Copy)]
 struct RowRun<'a> {
     x: &'a Q8Act,
     run: usize,
+    stride: usize,
+}
+
+impl RowRun<'_> {
+    #[inline(always)]
+    fn at(self, t: usize) -> usize {
+        self.run + t * self.stride
+    }
 }
 
 impl RunAct for RowRun<'_> {
     #[inline(always)]
-    fn q(self, _: usize) -> *const i8 {
-        self.x.qs.as_ptr().wrapping_add(32 * self.run)
+    fn q(self, t: usize) -> *const i8 {
+        self.x.qs.as_ptr().wrapping_add(32 * self.at(t))
     }
 
     #[inline(always)]
-    fn lo(self, _: usize) -> *const i8 {
-        self.x.lo.as_ptr().wrapping_add(32 * self.run)
+    fn lo(self, t: usize) -> *const i8 {
+        self.x.lo.as_ptr().wrapping_add(32 * self.at(t))
     }
 
     #[inline(always)]
-    unsafe fn sums(self, _: usize) -> (f32, f32, [f32; 2]) {
-        let (x, e) = (self.x, self.run);
+    unsafe fn sums(self, t: usize) -> (f32, f32, [f32; 2]) {
+        let (x, e) = (self.x, self.at(t));
         // SAFETY: `e` is a run of `x` (the caller's contract).
         unsafe {
             let s16 = x.s16.as_ptr().add(2 * e);
@@ -287,7 +309,7 @@ impl<const WIDE: bool> RunAct for TileRun<WIDE> {
 }
 
 /// The cursor of run `run` for `T` tokens from `tok`: interleaved for a whole tile, row-major
-/// for one token.
+/// for fewer tokens.
 #[inline(always)]
 fn run_act<const WIDE: bool, const T: usize>(
     x: &Q8Act,
@@ -304,6 +326,7 @@ fn run_act<const WIDE: bool, const T: usize>(
         Either::Row(RowRun {
             x,
             run: tok * (x.cols / Q8_BLOCK) + run,
+            stride: x.cols / Q8_BLOCK,
         })
     }
 }
@@ -380,6 +403,17 @@ unsafe fn tile_run<P: Product, const WIDE: bool, const T: usize>(
         } else if T == TOKENS {
             tokens!(4, false, 0);
             tokens!(4, false, 4);
+        } else if T == 4 && kind.two_groups {
+            tokens!(2, true, 0);
+            tokens!(2, true, 2);
+        } else if T == 4 {
+            tokens!(4, false, 0);
+        } else if T == 2 {
+            if kind.two_groups {
+                tokens!(2, true, 0);
+            } else {
+                tokens!(2, false, 0);
+            }
         } else if kind.two_groups {
             for t in 0..T {
                 tokens!(1, true, t);
