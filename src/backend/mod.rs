@@ -33,6 +33,17 @@ pub fn attention_cache_bytes(rows: usize, pos0: usize, kv_dim: usize, elem: usiz
     (2 * positions * kv_dim * elem) as u64
 }
 
+/// One sequence's rows in a batch of several ([`Backend::rope_attention_seqs`]).
+#[derive(Clone, Copy, Debug)]
+pub struct SeqRows {
+    /// Its first row in the stacked activations.
+    pub start: usize,
+    /// How many rows.
+    pub rows: usize,
+    /// Position of the first in its cache.
+    pub pos0: usize,
+}
+
 /// The rotary embedding of a model: its frequencies (a vector weight) and pair layout.
 pub struct Rope<'a, W> {
     /// One inverse frequency per pair of a head.
@@ -40,6 +51,14 @@ pub struct Rope<'a, W> {
     /// Which elements form the pairs.
     pub layout: RopeLayout,
 }
+
+impl<W> Clone for Rope<'_, W> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<W> Copy for Rope<'_, W> {}
 
 /// An RMSNorm to apply before a product: its weight (a vector) and epsilon.
 pub struct Norm<'a, W> {
@@ -160,6 +179,33 @@ pub trait Backend {
         self.rope(q, shape.heads, pos0, rope.inv_freq, rope.layout);
         self.rope(k, shape.kv_heads, pos0, rope.inv_freq, rope.layout);
         self.attention(q, k, v, cache, layer, pos0, shape)
+    }
+    /// [`Backend::rope_attention`] of several sequences whose rows are stacked in `q`, `k` and
+    /// `v`: sequence `i` is `seqs[i]`, with cache `caches[i]`; the outputs stacked the same way.
+    /// By default one call per sequence on copies of its rows; the CPU runs every sequence's
+    /// heads in one parallel job.
+    #[allow(clippy::too_many_arguments)]
+    fn rope_attention_seqs(
+        &mut self,
+        q: &Self::Act,
+        k: &Self::Act,
+        v: &Self::Act,
+        rope: Rope<'_, Self::Weight>,
+        caches: &mut [&mut Self::Cache],
+        seqs: &[SeqRows],
+        layer: usize,
+        shape: AttentionShape,
+    ) -> Self::Act {
+        let parts: Vec<Self::Act> = seqs
+            .iter()
+            .zip(caches.iter_mut())
+            .map(|(s, cache)| {
+                let (mut q, mut k) = (self.rows(q, s.start, s.rows), self.rows(k, s.start, s.rows));
+                let v = self.rows(v, s.start, s.rows);
+                self.rope_attention(&mut q, &mut k, &v, rope, cache, layer, s.pos0, shape)
+            })
+            .collect();
+        self.concat_rows(&parts.iter().collect::<Vec<_>>())
     }
     /// The gated MLP's first half: `silu(x · gateᵀ) * (x · upᵀ)`. GPU backends do it in one
     /// dispatch for weights from one [`Backend::upload_group`].

@@ -3,7 +3,7 @@
 
 use super::{LanguageModel, SeqChunk, f32_tensor};
 use crate::backend::gpu::GpuBackend;
-use crate::backend::{AttentionShape, Backend, Norm, Rope};
+use crate::backend::{AttentionShape, Backend, Norm, Rope, SeqRows};
 use crate::error::{Error, Result};
 use crate::format::{ModelConfig, ModelFile};
 
@@ -181,6 +181,15 @@ impl<B: Backend> Model<B> {
                 Some(s)
             })
             .collect();
+        let seqs: Vec<SeqRows> = chunks
+            .iter()
+            .zip(&starts)
+            .map(|(c, &start)| SeqRows {
+                start,
+                rows: c.ids.len(),
+                pos0: c.pos0,
+            })
+            .collect();
         let mut x = b.embed(&self.token_embd, &ids);
         for (i, l) in self.layers.iter().enumerate() {
             let norm = |weight| Norm {
@@ -199,26 +208,22 @@ impl<B: Backend> Model<B> {
                 )
                 .try_into()
                 .map_err(|_| Error::Backend("matmuls returned the wrong count".into()))?;
-            let rope = || Rope {
+            let rope = Rope {
                 inv_freq: &self.inv_freq,
                 layout: cfg.rope_layout,
             };
             let a = if let [c] = chunks {
                 let cache = &mut self.caches[c.slot];
-                b.rope_attention(&mut q, &mut k, &v, rope(), cache, i, c.pos0, shape)
+                b.rope_attention(&mut q, &mut k, &v, rope, cache, i, c.pos0, shape)
             } else {
-                let parts: Vec<B::Act> = chunks
+                // Each chunk's cache, in chunk order (the slots are distinct: checked above).
+                let mut free: Vec<Option<&mut B::Cache>> =
+                    self.caches.iter_mut().map(Some).collect();
+                let mut caches: Vec<&mut B::Cache> = chunks
                     .iter()
-                    .zip(&starts)
-                    .map(|(c, &s)| {
-                        let n = c.ids.len();
-                        let (mut q, mut k) = (b.rows(&q, s, n), b.rows(&k, s, n));
-                        let v = b.rows(&v, s, n);
-                        let cache = &mut self.caches[c.slot];
-                        b.rope_attention(&mut q, &mut k, &v, rope(), cache, i, c.pos0, shape)
-                    })
+                    .map(|c| free[c.slot].take().expect("distinct slots"))
                     .collect();
-                b.concat_rows(&parts.iter().collect::<Vec<_>>())
+                b.rope_attention_seqs(&q, &k, &v, rope, &mut caches, &seqs, i, shape)
             };
             b.matmul_add(&a, &l.o, &mut x);
             let act = b.norm_glu(&x, norm(&l.ffn_norm), &l.gate, &l.up);

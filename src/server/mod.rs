@@ -78,7 +78,7 @@ struct AppState {
 /// server with that error.
 pub fn serve(file: Arc<ModelFile>, config: ServerConfig, load: Loader) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(1)
         .enable_all()
         .build()
         .map_err(|e| Error::Backend(format!("cannot start the async runtime: {e}")))?;

@@ -56,39 +56,83 @@ impl KvCache {
         rows: usize,
         s: AttentionShape,
     ) -> Vec<f32> {
-        let hd = s.head_dim;
-        let group = s.heads / s.kv_heads;
-        let scale = 1.0 / (hd as f32).sqrt();
-        let (keys, values) = (&self.keys[layer], &self.values[layer]);
-        let mut out = vec![0.0f32; rows * s.heads * hd];
-        // A few (row, head) items per task, each task with one score buffer: a row per task in
-        // prefill, handed out from the last row (the most positions) to the first, so the
-        // threads end together; heads spread over the threads in decode.
-        let items = rows * s.heads;
-        let per_task = if rows >= 4 * pool.threads() {
-            s.heads
-        } else {
-            items.div_ceil(4 * pool.threads()).max(1)
-        };
-        pool.for_chunks_from_last(&mut out, per_task * hd, |task, chunk| {
-            let mut scores = Vec::with_capacity(pos0 + rows);
-            for (k, o) in chunk.chunks_exact_mut(hd).enumerate() {
-                let idx = task * per_task + k;
-                let (i, h) = (idx / s.heads, idx % s.heads);
-                let head = Head {
-                    q: &q[idx * hd..(idx + 1) * hd],
-                    keys,
-                    values,
-                    stride: self.kv_dim,
-                    offset: (h / group) * hd,
-                    positions: pos0 + i + 1,
-                    scale,
-                };
-                head.attend(&mut scores, o);
-            }
-        });
-        out
+        attend_seqs(
+            pool,
+            layer,
+            &[SeqQuery {
+                cache: self,
+                pos0,
+                q,
+                rows,
+            }],
+            s,
+        )
     }
+}
+
+/// One sequence's query rows for [`attend_seqs`]: row `i` at position `pos0 + i` of `cache`.
+pub struct SeqQuery<'a> {
+    /// The sequence's cache.
+    pub cache: &'a KvCache,
+    /// Position of its first row.
+    pub pos0: usize,
+    /// Its query rows, `rows` x heads x head size.
+    pub q: &'a [f32],
+    /// How many.
+    pub rows: usize,
+}
+
+/// Attention of several sequences' query rows, each over its own cache, in one parallel job:
+/// the outputs stacked in order. (A server's decode step has one row per sequence: one job for
+/// all of them keeps both threads busy where one job per sequence would mostly synchronise.)
+pub fn attend_seqs(
+    pool: &Pool,
+    layer: usize,
+    seqs: &[SeqQuery<'_>],
+    s: AttentionShape,
+) -> Vec<f32> {
+    let hd = s.head_dim;
+    let group = s.heads / s.kv_heads;
+    let scale = 1.0 / (hd as f32).sqrt();
+    let rows: usize = seqs.iter().map(|q| q.rows).sum();
+    // (sequence, its first row in the output) of every output row.
+    let mut row_of = Vec::with_capacity(rows);
+    for (i, q) in seqs.iter().enumerate() {
+        row_of.extend((0..q.rows).map(|r| (i, r)));
+    }
+    let mut out = vec![0.0f32; rows * s.heads * hd];
+    // A few (row, head) items per task, each task with one score buffer: a row per task in
+    // prefill, handed out from the last row (the most positions) to the first, so the
+    // threads end together; heads spread over the threads in decode.
+    let items = rows * s.heads;
+    let per_task = if rows >= 4 * pool.threads() {
+        s.heads
+    } else {
+        items.div_ceil(4 * pool.threads()).max(1)
+    };
+    let longest = seqs.iter().map(|q| q.pos0 + q.rows).max().unwrap_or(0);
+    pool.for_chunks_from_last(&mut out, per_task * hd, |task, chunk| {
+        let mut scores = Vec::with_capacity(longest);
+        for (k, o) in chunk.chunks_exact_mut(hd).enumerate() {
+            let idx = task * per_task + k;
+            let (row, h) = (idx / s.heads, idx % s.heads);
+            let (seq, i) = row_of[row];
+            let sq = &seqs[seq];
+            let c = sq.cache;
+            let at = (i * s.heads + h) * hd;
+            let head = Head {
+                q: &sq.q[at..at + hd],
+                keys: &c.keys[layer],
+                values: &c.values[layer],
+                stride: c.kv_dim,
+                offset: (h / group) * hd,
+                positions: sq.pos0 + i + 1,
+                scale,
+            };
+            head.attend(&mut scores, o);
+        }
+    });
+    out
 }
 
 /// One query head against its key/value head over `positions` cached positions.

@@ -14,12 +14,13 @@ use std::time::{Duration, Instant};
 pub use attention::KvCache;
 use pool::Pool;
 
-use super::{AttentionShape, Backend, OpTimes};
+use super::{AttentionShape, Backend, OpTimes, Rope, SeqRows};
 use crate::error::{Error, Result};
 use crate::format::{RopeLayout, TensorView};
 use crate::quant::int_dot::strips::Strips;
 use crate::quant::int_dot::{self, CpuLevel};
 use crate::quant::q8_act::Q8Act;
+use attention::SeqQuery;
 
 /// Activations on the CPU: `rows` x `cols`, row-major.
 #[derive(Clone, Debug)]
@@ -177,6 +178,27 @@ impl CpuBackend {
 
 impl CpuBackend {
     /// Runs `f`, adding its time and the `bytes` it moves to `op`'s totals when profiling.
+    /// RoPE of every row of `x` in place, row `r` at position `pos(r)`.
+    fn rope_rows(
+        &mut self,
+        x: &mut CpuAct,
+        heads: usize,
+        inv_freq: &CpuWeight,
+        layout: RopeLayout,
+        pos: &(dyn Fn(usize) -> usize + Sync),
+    ) {
+        let bytes = f32_bytes(2 * x.data.len() + inv_freq.view.cols());
+        self.timed("rope", bytes, |b| {
+            let cols = x.cols;
+            let rows = x.rows.div_ceil(4 * b.pool.threads()).max(1);
+            b.pool.for_chunks(&mut x.data, rows * cols, |i, chunk| {
+                for (r, row) in chunk.chunks_exact_mut(cols).enumerate() {
+                    kernels::rope(row, heads, pos(i * rows + r), inv_freq.vector(), layout);
+                }
+            });
+        })
+    }
+
     fn timed<T>(&mut self, op: &'static str, bytes: u64, f: impl FnOnce(&mut Self) -> T) -> T {
         if self.profile.is_none() {
             return f(self);
@@ -333,17 +355,7 @@ impl Backend for CpuBackend {
         inv_freq: &CpuWeight,
         layout: RopeLayout,
     ) {
-        let bytes = f32_bytes(2 * x.data.len() + inv_freq.view.cols());
-        self.timed("rope", bytes, |b| {
-            let cols = x.cols;
-            let rows = x.rows.div_ceil(4 * b.pool.threads()).max(1);
-            b.pool.for_chunks(&mut x.data, rows * cols, |i, chunk| {
-                for (r, row) in chunk.chunks_exact_mut(cols).enumerate() {
-                    let pos = pos0 + i * rows + r;
-                    kernels::rope(row, heads, pos, inv_freq.vector(), layout);
-                }
-            });
-        })
+        self.rope_rows(x, heads, inv_freq, layout, &|r| pos0 + r);
     }
 
     fn attention(
@@ -362,6 +374,58 @@ impl Backend for CpuBackend {
             cache.store(layer, pos0, &k.data, &v.data);
             let out = cache.attend(&b.pool, layer, pos0, &q.data, q.rows, shape);
             CpuAct::new(out, q.rows)
+        })
+    }
+
+    fn rope_attention_seqs(
+        &mut self,
+        q: &CpuAct,
+        k: &CpuAct,
+        v: &CpuAct,
+        rope: Rope<'_, CpuWeight>,
+        caches: &mut [&mut KvCache],
+        seqs: &[SeqRows],
+        layer: usize,
+        shape: AttentionShape,
+    ) -> CpuAct {
+        // Each row's position in its own sequence.
+        let mut pos = Vec::with_capacity(q.rows);
+        for s in seqs {
+            pos.extend(s.pos0..s.pos0 + s.rows);
+        }
+        let (mut q, mut k) = (q.clone(), k.clone());
+        let (inv_freq, layout) = (rope.inv_freq, rope.layout);
+        self.rope_rows(&mut q, shape.heads, inv_freq, layout, &|r| pos[r]);
+        self.rope_rows(&mut k, shape.kv_heads, inv_freq, layout, &|r| pos[r]);
+        let cache_bytes: u64 = seqs
+            .iter()
+            .map(|s| crate::backend::attention_cache_bytes(s.rows, s.pos0, k.cols, 4))
+            .sum();
+        let bytes = cache_bytes + f32_bytes(2 * q.data.len() + k.data.len() + v.data.len());
+        self.timed("attention", bytes, |b| {
+            let (kc, vc) = (k.cols, v.cols);
+            for (s, cache) in seqs.iter().zip(caches.iter_mut()) {
+                let rows = s.start..s.start + s.rows;
+                let (ks, vs) = (
+                    &k.data[rows.start * kc..rows.end * kc],
+                    &v.data[rows.start * vc..rows.end * vc],
+                );
+                cache.store(layer, s.pos0, ks, vs);
+            }
+            let queries: Vec<SeqQuery> = seqs
+                .iter()
+                .zip(caches.iter())
+                .map(|(s, cache)| SeqQuery {
+                    cache,
+                    pos0: s.pos0,
+                    q: &q.data[s.start * q.cols..(s.start + s.rows) * q.cols],
+                    rows: s.rows,
+                })
+                .collect();
+            CpuAct::new(
+                attention::attend_seqs(&b.pool, layer, &queries, shape),
+                q.rows,
+            )
         })
     }
 
