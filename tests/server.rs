@@ -466,3 +466,24 @@ fn streams_end_with_done_and_usage() {
     }
     assert_eq!(metric(&m, "ember_completion_tokens_total"), 5.0);
 }
+
+#[test]
+fn bad_server_flags_fail_cleanly() {
+    let s = Server::start(&["-c", "64"]);
+    let port = s.port.to_string();
+    for (args, why) in [
+        (vec!["--port", port.as_str()], "cannot listen"),
+        (vec!["--parallel", "0"], "--parallel"),
+        (vec!["-m", "/nonexistent/model.gguf"], "nonexistent"),
+        (vec!["--api-key", ""], "empty"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_ember"))
+            .args(["serve", "--backend", "cpu"])
+            .args(&args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(err.contains(why), "{args:?}: {err}");
+    }
+}

@@ -445,7 +445,7 @@ async fn complete(
     }
     let id = state.next_id.fetch_add(1, Ordering::SeqCst);
     let head = responses::Head {
-        id: format!("{}-{id:x}{:x}", kind.id_prefix(), state.created),
+        id: format!("{}-{:x}-{id}", kind.id_prefix(), state.created),
         created: SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
