@@ -182,6 +182,11 @@ fn assert_error(r: &Reply, status: u16, kind: &str, param: Option<&str>, what: &
     }
 }
 
+/// A 400 `invalid_request_error` about `param`.
+fn invalid(r: &Reply, param: Option<&str>, what: &str) {
+    assert_error(r, 400, "invalid_request_error", param, what);
+}
+
 #[test]
 fn bad_requests_get_openai_errors() {
     let s = Server::start(&["--api-key", "sekret", "-c", "64", "--body-limit", "4096"]);
@@ -203,17 +208,11 @@ fn bad_requests_get_openai_errors() {
     assert_eq!(s.get("/health").0, 200);
 
     let r = chat(b"{\"messages\": [");
-    assert_error(&r, 400, "invalid_request_error", None, "broken JSON");
+    invalid(&r, None, "broken JSON");
     let r = chat(br#"{"messages": "hi"}"#);
-    assert_error(&r, 400, "invalid_request_error", None, "wrong type");
+    invalid(&r, None, "wrong type");
     let r = chat(br#"{"messages": [{"role": "user", "content": "hi"}], "temperature": "hot"}"#);
-    assert_error(
-        &r,
-        400,
-        "invalid_request_error",
-        None,
-        "wrong type of a number",
-    );
+    invalid(&r, None, "wrong type of a number");
     let r = chat(&vec![b' '; 8000]);
     assert_error(&r, 413, "invalid_request_error", None, "huge body");
 
@@ -223,13 +222,7 @@ fn bad_requests_get_openai_errors() {
             .to_string()
             .as_bytes(),
     );
-    assert_error(
-        &r,
-        400,
-        "invalid_request_error",
-        Some("messages"),
-        "long prompt",
-    );
+    invalid(&r, Some("messages"), "long prompt");
     assert_eq!(r.json()["error"]["code"], "context_length_exceeded");
     let r = s.send(
         "POST",
@@ -237,13 +230,7 @@ fn bad_requests_get_openai_errors() {
         &auth,
         json!({"prompt": long}).to_string().as_bytes(),
     );
-    assert_error(
-        &r,
-        400,
-        "invalid_request_error",
-        Some("prompt"),
-        "long text prompt",
-    );
+    invalid(&r, Some("prompt"), "long text prompt");
 
     let mut other = hello.clone();
     other["model"] = json!("gpt-4o");
@@ -262,13 +249,7 @@ fn bad_requests_get_openai_errors() {
             .to_string()
             .as_bytes(),
     );
-    assert_error(
-        &r,
-        400,
-        "invalid_request_error",
-        Some("messages[0].role"),
-        "unknown role",
-    );
+    invalid(&r, Some("messages[0].role"), "unknown role");
     for (field, value) in [
         ("n", json!(2)),
         ("logprobs", json!(true)),
@@ -280,7 +261,7 @@ fn bad_requests_get_openai_errors() {
         let mut body = hello.clone();
         body[field] = value;
         let r = chat(body.to_string().as_bytes());
-        assert_error(&r, 400, "invalid_request_error", Some(field), field);
+        invalid(&r, Some(field), field);
     }
 
     let r = s.send("GET", "/v1/nothing", &auth, b"");

@@ -220,6 +220,24 @@ pub struct CompletionRequest {
     pub params: Params,
 }
 
+/// A request body with generation parameters.
+pub trait Request: for<'de> Deserialize<'de> {
+    /// Its parameters.
+    fn params(&self) -> &Params;
+}
+
+impl Request for ChatRequest {
+    fn params(&self) -> &Params {
+        &self.params
+    }
+}
+
+impl Request for CompletionRequest {
+    fn params(&self) -> &Params {
+        &self.params
+    }
+}
+
 impl ChatRequest {
     /// The conversation as the chat template takes it.
     pub fn messages(&self) -> Result<Vec<ChatMessage>, ApiError> {

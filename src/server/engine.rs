@@ -188,11 +188,16 @@ pub fn run(
                 metrics.cancelled();
             }
         }
-        step(model, &mut slots, ctx, metrics);
+        let finished = step(model, &mut slots, ctx, metrics);
         let used: usize = slots.iter().map(|s| s.tokens.len()).sum();
         let busy = slots.iter().filter(|s| s.active.is_some()).count();
         // Jobs count as waiting until they take a slot, in the channel or in `pending`.
         metrics.set_load(busy, queue.waiting.load(Ordering::SeqCst), used);
+        // Answers end after the metrics count them, so a client that has its answer reads
+        // metrics that include it.
+        for (events, summary) in finished {
+            let _ = events.send(Event::Done(summary));
+        }
     }
 }
 
@@ -235,7 +240,14 @@ fn start<'t>(slot: &mut Slot<'t>, job: Job, tokenizer: &'t Tokenizer) {
 }
 
 /// One forward pass over every active slot, then a token for each whose prompt is done.
-fn step(model: &mut dyn LanguageModel, slots: &mut [Slot], ctx: usize, metrics: &Metrics) {
+/// Returns the answers that ended, for the caller to deliver.
+fn step(
+    model: &mut dyn LanguageModel,
+    slots: &mut [Slot],
+    ctx: usize,
+    metrics: &Metrics,
+) -> Vec<(UnboundedSender<Event>, Summary)> {
+    let mut finished = Vec::new();
     let decoding = slots
         .iter()
         .filter(|s| s.active.as_ref().is_some_and(|a| a.next.is_some()))
@@ -259,7 +271,7 @@ fn step(model: &mut dyn LanguageModel, slots: &mut [Slot], ctx: usize, metrics: 
         }
     }
     if plan.is_empty() {
-        return;
+        return finished;
     }
     let chunks: Vec<SeqChunk> = plan
         .iter()
@@ -281,7 +293,7 @@ fn step(model: &mut dyn LanguageModel, slots: &mut [Slot], ctx: usize, metrics: 
                 slot.tokens.clear();
                 metrics.failed();
             }
-            return;
+            return finished;
         }
     };
     for ((i, ids, _, sample), mut logits) in plan.into_iter().zip(logits) {
@@ -323,7 +335,8 @@ fn step(model: &mut dyn LanguageModel, slots: &mut [Slot], ctx: usize, metrics: 
             decode_time: now - first,
         };
         metrics.finished(&Finished::from(&summary));
-        let _ = a.job.events.send(Event::Done(summary));
+        finished.push((a.job.events, summary));
         slot.last_used = Some(now);
     }
+    finished
 }

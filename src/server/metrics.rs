@@ -231,7 +231,6 @@ impl Metrics {
                     out.push_str(&format!("ember_{name}{labels} {v}\n"));
                 }
             };
-            let one = |v: f64| vec![(String::new(), v)];
             metric(
                 "requests_total",
                 "counter",
@@ -245,78 +244,31 @@ impl Metrics {
                 ]
                 .map(|(o, n)| (format!("{{outcome=\"{o}\"}}"), n as f64)),
             );
-            metric(
-                "prompt_tokens_total",
-                "counter",
-                "Prompt tokens of finished requests.",
-                &one(s.prompt_tokens as f64),
-            );
-            metric(
-                "prompt_tokens_cached_total",
-                "counter",
-                "Prompt tokens reused from a slot's KV cache.",
-                &one(s.cached_tokens as f64),
-            );
-            metric(
-                "completion_tokens_total",
-                "counter",
-                "Tokens generated for finished requests.",
-                &one(s.completion_tokens as f64),
-            );
-            metric(
-                "prompt_seconds_total",
-                "counter",
-                "Seconds spent evaluating prompts.",
-                &one(s.prompt_seconds),
-            );
-            metric(
-                "decode_seconds_total",
-                "counter",
-                "Seconds from first to last token, summed over requests.",
-                &one(s.decode_seconds),
-            );
-            metric(
-                "prompt_tokens_per_second",
-                "gauge",
-                "Prompt evaluation speed of the last finished request.",
-                &one(s.last_prompt_tps),
-            );
-            metric(
-                "decode_tokens_per_second",
-                "gauge",
-                "Decode speed of the last finished request.",
-                &one(s.last_decode_tps),
-            );
-            metric(
-                "queue_depth",
-                "gauge",
-                "Requests waiting for a slot.",
-                &one(s.waiting as f64),
-            );
-            metric(
-                "slots_busy",
-                "gauge",
-                "Slots generating an answer.",
-                &one(s.busy as f64),
-            );
-            metric(
-                "slots",
-                "gauge",
-                "Slots (--parallel).",
-                &one(s.slots as f64),
-            );
-            metric(
-                "kv_cache_used_tokens",
-                "gauge",
-                "KV-cache positions holding tokens, over all slots.",
-                &one(s.kv_used as f64),
-            );
-            metric(
-                "kv_cache_capacity_tokens",
-                "gauge",
-                "KV-cache positions, over all slots.",
-                &one(s.kv_capacity as f64),
-            );
+            // (name, type, help, value): one line each, as the exposition format lists them.
+            #[rustfmt::skip]
+            let plain: [(&str, &str, &str, f64); 13] = [
+                ("prompt_tokens_total", "counter", "Prompt tokens of finished requests.", s.prompt_tokens as f64),
+                ("prompt_tokens_cached_total", "counter", "Prompt tokens reused from a slot's KV cache.", s.cached_tokens as f64),
+                ("completion_tokens_total", "counter", "Tokens generated for finished requests.", s.completion_tokens as f64),
+                ("prompt_seconds_total", "counter", "Seconds spent evaluating prompts.", s.prompt_seconds),
+                ("decode_seconds_total", "counter", "Seconds from first to last token, summed over requests.", s.decode_seconds),
+                ("prompt_tokens_per_second", "gauge", "Prompt evaluation speed of the last finished request.", s.last_prompt_tps),
+                ("decode_tokens_per_second", "gauge", "Decode speed of the last finished request.", s.last_decode_tps),
+                ("queue_depth", "gauge", "Requests waiting for a slot.", s.waiting as f64),
+                ("slots_busy", "gauge", "Slots generating an answer.", s.busy as f64),
+                ("slots", "gauge", "Slots (--parallel).", s.slots as f64),
+                ("kv_cache_used_tokens", "gauge", "KV-cache positions holding tokens, over all slots.", s.kv_used as f64),
+                ("kv_cache_capacity_tokens", "gauge", "KV-cache positions, over all slots.", s.kv_capacity as f64),
+                ("backend_info", "gauge", "The backend running the model (in the label).", 1.0),
+            ];
+            for (name, kind, help, v) in plain {
+                let labels = if name == "backend_info" {
+                    format!("{{backend=\"{}\"}}", s.backend.replace('"', "'"))
+                } else {
+                    String::new()
+                };
+                metric(name, kind, help, &[(labels, v)]);
+            }
             let mut buckets: Vec<(String, f64)> = TTFT_BUCKETS
                 .iter()
                 .zip(&s.ttft_counts)

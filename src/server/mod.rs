@@ -325,65 +325,71 @@ async fn chat_completions(
     State(state): State<Arc<AppState>>,
     raw: std::result::Result<Bytes, BytesRejection>,
 ) -> Response {
-    let received = Instant::now();
-    let prepared = body(&state, raw)
-        .and_then(|b| api::parse::<ChatRequest>(&b))
-        .and_then(|req| {
-            check_model(&state, &req.params)?;
-            let messages = req.messages()?;
-            let prompt = state.file.tokenizer.encode_chat(&messages).map_err(|e| {
-                ApiError::invalid(Some("messages"), format!("cannot render the chat: {e}"))
-            })?;
-            Ok((req, prompt))
-        });
-    match prepared {
-        Ok((req, prompt)) => complete(&state, Kind::Chat, prompt, &req.params, received).await,
-        Err(e) => refused(&state, e),
-    }
+    answer(&state, raw, Kind::Chat, |state, req: &ChatRequest| {
+        let messages = req.messages()?;
+        state.file.tokenizer.encode_chat(&messages).map_err(|e| {
+            ApiError::invalid(Some("messages"), format!("cannot render the chat: {e}"))
+        })
+    })
+    .await
 }
 
 async fn completions(
     State(state): State<Arc<AppState>>,
     raw: std::result::Result<Bytes, BytesRejection>,
 ) -> Response {
-    let received = Instant::now();
-    let prepared = body(&state, raw)
-        .and_then(|b| api::parse::<CompletionRequest>(&b))
-        .and_then(|req| {
-            check_model(&state, &req.params)?;
-            let tok = &state.file.tokenizer;
-            let encode = |text: &str| {
-                tok.encode(text, true)
-                    .map_err(|e| ApiError::invalid(Some("prompt"), e.to_string()))
-            };
-            let prompt = match &req.prompt {
-                Prompt::Text(t) => encode(t.as_str())?,
-                Prompt::Texts(v) if v.len() == 1 => encode(&v[0])?,
-                Prompt::Texts(_) => {
+    answer(&state, raw, Kind::Text, |state, req: &CompletionRequest| {
+        let tok = &state.file.tokenizer;
+        let encode = |text: &str| {
+            tok.encode(text, true)
+                .map_err(|e| ApiError::invalid(Some("prompt"), e.to_string()))
+        };
+        let prompt = match &req.prompt {
+            Prompt::Text(t) => encode(t.as_str())?,
+            Prompt::Texts(v) if v.len() == 1 => encode(&v[0])?,
+            Prompt::Texts(_) => {
+                return Err(ApiError::invalid(
+                    Some("prompt"),
+                    "one prompt per request is supported",
+                ));
+            }
+            Prompt::Tokens(ids) => {
+                let vocab = state.file.config.vocab_size;
+                if let Some(bad) = ids.iter().find(|&&i| i as usize >= vocab) {
                     return Err(ApiError::invalid(
                         Some("prompt"),
-                        "one prompt per request is supported",
+                        format!("token id {bad} is outside the vocabulary of {vocab}"),
                     ));
                 }
-                Prompt::Tokens(ids) => {
-                    let vocab = state.file.config.vocab_size;
-                    if let Some(bad) = ids.iter().find(|&&i| i as usize >= vocab) {
-                        return Err(ApiError::invalid(
-                            Some("prompt"),
-                            format!("token id {bad} is outside the vocabulary of {vocab}"),
-                        ));
-                    }
-                    ids.clone()
-                }
-            };
-            if prompt.is_empty() {
-                return Err(ApiError::invalid(Some("prompt"), "the prompt is empty"));
+                ids.clone()
             }
-            Ok((req, prompt))
+        };
+        if prompt.is_empty() {
+            return Err(ApiError::invalid(Some("prompt"), "the prompt is empty"));
+        }
+        Ok(prompt)
+    })
+    .await
+}
+
+/// Parses the body as an `R`, checks its model, makes its prompt with `prompt`, and answers.
+async fn answer<R: api::Request>(
+    state: &Arc<AppState>,
+    raw: std::result::Result<Bytes, BytesRejection>,
+    kind: Kind,
+    prompt: impl FnOnce(&AppState, &R) -> std::result::Result<Vec<u32>, ApiError>,
+) -> Response {
+    let received = Instant::now();
+    let prepared = body(state, raw)
+        .and_then(|b| api::parse::<R>(&b))
+        .and_then(|req| {
+            check_model(state, req.params())?;
+            let ids = prompt(state, &req)?;
+            Ok((req, ids))
         });
     match prepared {
-        Ok((req, prompt)) => complete(&state, Kind::Text, prompt, &req.params, received).await,
-        Err(e) => refused(&state, e),
+        Ok((req, ids)) => complete(state, kind, ids, req.params(), received).await,
+        Err(e) => refused(state, e),
     }
 }
 
