@@ -55,21 +55,7 @@ impl Server {
 
     /// Sends a request; returns status, headers (lower-case names) and body.
     fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n",
-            body.len()
-        );
-        for (k, v) in headers {
-            head.push_str(&format!("{k}: {v}\r\n"));
-        }
-        head.push_str("\r\n");
-        s.write_all(head.as_bytes()).unwrap();
-        // A server may answer (413) before reading a huge body; a reset then is fine.
-        let _ = s.write_all(body);
-        let mut raw = Vec::new();
-        let _ = s.read_to_end(&mut raw);
-        Reply::parse(&raw)
+        send(self.port, method, path, headers, body)
     }
 
     fn get(&self, path: &str) -> (u16, String) {
@@ -91,6 +77,25 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Sends a request to the server on `port`; returns status, headers (lower-case names) and body.
+fn send(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).unwrap();
+    // A server may answer (413) before reading a huge body; a reset then is fine.
+    let _ = s.write_all(body);
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    Reply::parse(&raw)
 }
 
 struct Reply {
@@ -467,4 +472,46 @@ fn bad_server_flags_fail_cleanly() {
         assert!(!out.status.success(), "{args:?} succeeded");
         assert!(err.contains(why), "{args:?}: {err}");
     }
+}
+
+#[test]
+fn a_full_queue_answers_503_with_retry_after() {
+    let s = Server::start(&["-c", "4096", "-P", "1", "--queue", "1"]);
+    // The one slot streams a long answer; the next request waits in the queue.
+    let body = json!({"prompt": "Once upon a time", "max_tokens": 3000, "stream": true,
+                      "temperature": 0.7, "seed": 5})
+    .to_string();
+    let mut busy = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    write!(
+        busy,
+        "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut buf = [0u8; 1024];
+    assert!(busy.read(&mut buf).unwrap() > 0);
+    let port = s.port;
+    let waiting = std::thread::spawn(move || {
+        let body = json!({"prompt": "Hi", "max_tokens": 2}).to_string();
+        send(port, "POST", "/v1/completions", &[], body.as_bytes()).status
+    });
+    let start = Instant::now();
+    while metric(&s.metrics(), "ember_queue_depth") < 1.0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the request never queued"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let r = s.post("/v1/completions", &json!({"prompt": "Hi", "max_tokens": 2}));
+    assert_error(&r, 503, "server_error", None, "full queue");
+    assert_eq!(r.header("retry-after"), Some("1"));
+    // The slot frees when its client leaves; the waiting request is then served.
+    drop(busy);
+    assert_eq!(waiting.join().unwrap(), 200);
+    let m = s.metrics();
+    assert!(
+        m.contains("ember_requests_total{outcome=\"rejected\"} 1"),
+        "{m}"
+    );
 }
