@@ -78,7 +78,7 @@ struct AppState {
 /// server with that error.
 pub fn serve(file: Arc<ModelFile>, config: ServerConfig, load: Loader) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+        .worker_threads(2)
         .enable_all()
         .build()
         .map_err(|e| Error::Backend(format!("cannot start the async runtime: {e}")))?;
@@ -373,20 +373,34 @@ async fn completions(
 }
 
 /// Parses the body as an `R`, checks its model, makes its prompt with `prompt`, and answers.
-async fn answer<R: api::Request>(
+/// Parsing, template rendering and tokenizing run on tokio's blocking pool: a prompt of
+/// megabytes takes a while, and the I/O threads keep streaming other answers meanwhile.
+async fn answer<R: api::Request + Send + 'static>(
     state: &Arc<AppState>,
     raw: std::result::Result<Bytes, BytesRejection>,
     kind: Kind,
-    prompt: impl FnOnce(&AppState, &R) -> std::result::Result<Vec<u32>, ApiError>,
+    prompt: impl FnOnce(&AppState, &R) -> std::result::Result<Vec<u32>, ApiError> + Send + 'static,
 ) -> Response {
     let received = Instant::now();
-    let prepared = body(state, raw)
-        .and_then(|b| api::parse::<R>(&b))
-        .and_then(|req| {
-            check_model(state, req.params())?;
-            let ids = prompt(state, &req)?;
-            Ok((req, ids))
-        });
+    let raw = match body(state, raw) {
+        Ok(b) => b,
+        Err(e) => return refused(state, e),
+    };
+    let shared = state.clone();
+    let prepared = tokio::task::spawn_blocking(move || {
+        let req = api::parse::<R>(&raw)?;
+        check_model(&shared, req.params())?;
+        let ids = prompt(&shared, &req)?;
+        Ok((req, ids))
+    })
+    .await
+    .unwrap_or_else(|e| {
+        Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            format!("preparing the prompt failed: {e}"),
+        ))
+    });
     match prepared {
         Ok((req, ids)) => complete(state, kind, ids, req.params(), received).await,
         Err(e) => refused(state, e),
