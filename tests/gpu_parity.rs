@@ -411,6 +411,20 @@ fn small_ops<B: Backend>(b: &mut B, rng_seed: u64) -> Vec<(String, Vec<f32>)> {
         out.push((format!("add {rows}x{cols}"), b.read(&z).unwrap()));
         let r = b.rows(&z, rows / 2, rows - rows / 2);
         out.push((format!("rows {rows}x{cols}"), b.read(&r).unwrap()));
+        let c = b.concat_rows(&[&z, &x, &r]);
+        out.push((format!("concat_rows {rows}x{cols}"), b.read(&c).unwrap()));
+    }
+    // Per-head norms (Qwen3's q/k norms): heads of 16, 32 and 128.
+    for (rows, heads, head_dim) in [(1, 6, 16), (5, 3, 32), (2, 2, 128)] {
+        let x = b.load_act(&rng.vec(rows * heads * head_dim), rows, heads * head_dim);
+        let w = b
+            .upload(&random_tensor(&mut rng, GgmlType::F32, head_dim, 1))
+            .unwrap();
+        let n = b.rms_norm_heads(&x, heads, &w, 1e-6);
+        out.push((
+            format!("rms_norm_heads {rows}x{heads}x{head_dim}"),
+            b.read(&n).unwrap(),
+        ));
     }
     for (heads, head_dim, rows, pos0) in [(3, 64, 4, 5), (5, 16, 1, 1000), (2, 128, 9, 0)] {
         let inv: Vec<f32> = (0..head_dim / 2)

@@ -48,6 +48,37 @@ fn tiny_qwen2_folder() {
     assert_eq!(l.k_bias.as_ref().unwrap().shape, vec![32]);
 }
 
+/// Qwen3 from its folder and from llama.cpp's GGUF of it: the same config (head size 32 at width
+/// 64, no biases, NEOX RoPE) and a per-head q/k norm in every layer.
+#[test]
+fn tiny_qwen3_folder_and_gguf() {
+    let hf = ModelFile::open(data("archs/tiny-qwen3/hf").as_ref()).unwrap();
+    let gguf = ModelFile::open(data("archs/tiny-qwen3/tiny-qwen3-F16.gguf").as_ref()).unwrap();
+    for f in [&hf, &gguf] {
+        let c = &f.config;
+        assert_eq!(
+            (c.arch, c.hidden, c.heads, c.kv_heads, c.head_dim),
+            (Arch::Qwen3, 64, 4, 2, 32)
+        );
+        assert!(!c.qkv_bias && c.tied_output);
+        assert_eq!(c.rope_layout, RopeLayout::Halves);
+        for l in &f.weights.layers {
+            assert_eq!(l.q.shape, vec![64, 128]);
+            assert_eq!(l.q_norm.as_ref().unwrap().shape, vec![32]);
+            assert_eq!(l.k_norm.as_ref().unwrap().shape, vec![32]);
+        }
+        let reference = json("archs/tiny-qwen3/reference.json");
+        for p in reference["prompts"].as_array().unwrap() {
+            let got = f
+                .tokenizer
+                .encode(p["text"].as_str().unwrap(), true)
+                .unwrap();
+            assert_eq!(got, ids(&p["prompt_ids"]));
+        }
+    }
+    assert_eq!(hf.config, gguf.config);
+}
+
 #[test]
 fn folder_tokenizers_give_reference_prompt_ids() {
     for name in ["tiny-hf-llama", "tiny-hf-qwen2"] {

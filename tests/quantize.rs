@@ -308,3 +308,28 @@ fn bad_requests_fail_and_leave_no_file() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(ModelFile::open(&out).is_ok());
 }
+
+/// A Qwen3 folder (q/k head norms, head size 32 at width 64) quantized to Q8_0 by Ember holds
+/// the same config, tensors, types and bytes as llama.cpp's convert + llama-quantize made of it
+/// (whose outputs tests/reference.rs checks), and the same tokenizer.
+#[test]
+fn qwen3_folder_quantizes_as_llama_cpp_does() {
+    let dir = TempDir::new("qwen3");
+    let out = dir.0.join("tiny-qwen3-q8_0.gguf");
+    let ours = convert(data("archs/tiny-qwen3/hf").as_ref(), &out, "q8_0");
+    let theirs = ModelFile::open(data("archs/tiny-qwen3/tiny-qwen3-Q8_0.gguf").as_ref()).unwrap();
+    assert_eq!(ours.config, theirs.config);
+    let (a, b) = (ours.weights.all(), theirs.weights.all());
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!((&x.name, x.dtype, &x.shape), (&y.name, y.dtype, &y.shape));
+        assert!(x.bytes() == y.bytes(), "{} differs", x.name);
+    }
+    let reference = json("archs/tiny-qwen3/reference-Q8_0.json");
+    let p = &reference["prompts"][0];
+    let prompt = ours
+        .tokenizer
+        .encode(p["text"].as_str().unwrap(), true)
+        .unwrap();
+    assert_eq!(prompt, ids(&p["prompt_ids"]));
+}

@@ -60,7 +60,8 @@ fn check<B: Backend>(
     }
 }
 
-/// The small models: the K-quant tiny Llama and both Hugging Face folders.
+/// The small models: the K-quant tiny Llama, both Hugging Face folders, and each tiny model of
+/// the other architectures (tests/data/archs: its HF folder, F16 GGUF and Q8_0 GGUF).
 fn small_models<B: Backend>(make: impl Fn() -> B) {
     let reference = json("tiny-llama-q4_k_m/reference.json");
     check(
@@ -79,6 +80,23 @@ fn small_models<B: Backend>(make: impl Fn() -> B) {
             1e-3,
             false,
         );
+    }
+    for arch in ["qwen3"] {
+        let dir = format!("archs/tiny-{arch}");
+        for (file, reference) in [
+            ("hf".to_string(), "reference.json"),
+            (format!("tiny-{arch}-F16.gguf"), "reference.json"),
+            (format!("tiny-{arch}-Q8_0.gguf"), "reference-Q8_0.json"),
+        ] {
+            let reference = json(&format!("{dir}/{reference}"));
+            check(
+                make(),
+                &data(&format!("{dir}/{file}")),
+                &reference["prompts"],
+                1e-3,
+                false,
+            );
+        }
     }
 }
 

@@ -108,6 +108,15 @@ pub trait Backend {
     fn embed(&mut self, table: &Self::Weight, ids: &[u32]) -> Self::Act;
     /// RMSNorm of every row, times `w`.
     fn rms_norm(&mut self, x: &Self::Act, w: &Self::Weight, eps: f32) -> Self::Act;
+    /// RMSNorm of each of the `heads` equal parts of every row (one head each), times `w` (one
+    /// head wide): Qwen3's and Gemma 3's q/k norms.
+    fn rms_norm_heads(
+        &mut self,
+        x: &Self::Act,
+        heads: usize,
+        w: &Self::Weight,
+        eps: f32,
+    ) -> Self::Act;
     /// `x · wᵀ (+ bias)`: `w` has one row per output feature.
     fn matmul(&mut self, x: &Self::Act, w: &Self::Weight, bias: Option<&Self::Weight>)
     -> Self::Act;

@@ -60,7 +60,9 @@ pub fn run(args: &InfoArgs) -> Result<()> {
             "separate"
         }
     );
-    println!("qkv bias:       {}", if c.qkv_bias { "yes" } else { "no" });
+    let yes_no = |b: bool| if b { "yes" } else { "no" };
+    println!("qkv bias:       {}", yes_no(c.qkv_bias));
+    println!("q/k head norms: {}", yes_no(c.arch.qk_norm()));
     let t = &f.tokenizer;
     let name = |id: Option<u32>| {
         id.map(|i| format!("{i} {:?}", t.token_text(i)))

@@ -12,6 +12,9 @@ pub enum Arch {
     Llama,
     /// Qwen2: biases on q/k/v, usually an untied output head.
     Qwen2,
+    /// Qwen3: no biases; an RMSNorm over each head of q and k before RoPE; head size
+    /// independent of the width.
+    Qwen3,
 }
 
 impl Arch {
@@ -20,8 +23,9 @@ impl Arch {
         match name {
             "llama" | "mistral" => Ok(Arch::Llama),
             "qwen2" => Ok(Arch::Qwen2),
+            "qwen3" => Ok(Arch::Qwen3),
             other => Err(Error::Unsupported(format!(
-                "architecture {other:?} (supported: llama, mistral, qwen2)"
+                "architecture {other:?} (supported: llama, mistral, qwen2, qwen3)"
             ))),
         }
     }
@@ -31,7 +35,13 @@ impl Arch {
         match self {
             Arch::Llama => "llama",
             Arch::Qwen2 => "qwen2",
+            Arch::Qwen3 => "qwen3",
         }
+    }
+
+    /// Whether q and k go through a per-head RMSNorm before RoPE.
+    pub fn qk_norm(self) -> bool {
+        self == Arch::Qwen3
     }
 }
 
@@ -192,7 +202,7 @@ impl ModelConfig {
             rope_scaling,
             rope_layout: match arch {
                 Arch::Llama => RopeLayout::Interleaved,
-                Arch::Qwen2 => RopeLayout::Halves,
+                Arch::Qwen2 | Arch::Qwen3 => RopeLayout::Halves,
             },
             rms_eps: float("attention.layer_norm_rms_epsilon")
                 .ok_or_else(|| missing(&key("attention.layer_norm_rms_epsilon")))?,

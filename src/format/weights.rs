@@ -27,6 +27,10 @@ pub struct LayerWeights {
     pub k_bias: Option<TensorView>,
     /// Value bias (Qwen2).
     pub v_bias: Option<TensorView>,
+    /// RMSNorm weight over each query head, before RoPE (Qwen3).
+    pub q_norm: Option<TensorView>,
+    /// RMSNorm weight over each key head (Qwen3).
+    pub k_norm: Option<TensorView>,
     /// Attention output projection.
     pub o: TensorView,
     /// RMSNorm before the feed-forward block.
@@ -76,6 +80,12 @@ impl ModelWeights {
             }
             matrix(name, len, 1).map(Some)
         };
+        let head_norm = |name: &str| -> Result<Option<TensorView>> {
+            if !cfg.arch.qk_norm() {
+                return Ok(None);
+            }
+            matrix(name, cfg.head_dim, 1).map(Some)
+        };
         let mut layers = Vec::with_capacity(cfg.layers);
         for i in 0..cfg.layers {
             let n = |s: &str| format!("blk.{i}.{s}");
@@ -87,6 +97,8 @@ impl ModelWeights {
                 q_bias: bias(&n("attn_q.bias"), q_dim)?,
                 k_bias: bias(&n("attn_k.bias"), kv_dim)?,
                 v_bias: bias(&n("attn_v.bias"), kv_dim)?,
+                q_norm: head_norm(&n("attn_q_norm.weight"))?,
+                k_norm: head_norm(&n("attn_k_norm.weight"))?,
                 o: matrix(&n("attn_output.weight"), q_dim, h)?,
                 ffn_norm: matrix(&n("ffn_norm.weight"), h, 1)?,
                 gate: matrix(&n("ffn_gate.weight"), h, cfg.ffn)?,
@@ -130,6 +142,7 @@ impl ModelWeights {
                 &l.down,
             ]);
             v.extend(l.q_bias.iter().chain(&l.k_bias).chain(&l.v_bias));
+            v.extend(l.q_norm.iter().chain(&l.k_norm));
         }
         v
     }
@@ -154,6 +167,8 @@ pub fn hf_name(canonical: &str) -> Option<String> {
         "attn_q" => "self_attn.q_proj",
         "attn_k" => "self_attn.k_proj",
         "attn_v" => "self_attn.v_proj",
+        "attn_q_norm" => "self_attn.q_norm",
+        "attn_k_norm" => "self_attn.k_norm",
         "attn_output" => "self_attn.o_proj",
         "ffn_norm" => "post_attention_layernorm",
         "ffn_gate" => "mlp.gate_proj",

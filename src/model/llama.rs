@@ -1,5 +1,6 @@
-//! Llama-family forward pass (Llama, SmolLM, Mistral, Qwen2): the differences are
-//! [`ModelConfig`] data — biases, tied output, rope layout and theta, GQA ratio.
+//! Llama-family forward pass (Llama, SmolLM, Mistral, Qwen2, Qwen3): the differences are
+//! [`ModelConfig`] data — biases, q/k head norms, tied output, rope layout and theta, GQA
+//! ratio.
 
 use super::{LanguageModel, SeqChunk, f32_tensor};
 use crate::backend::gpu::GpuBackend;
@@ -15,6 +16,8 @@ struct Layer<W> {
     q_bias: Option<W>,
     k_bias: Option<W>,
     v_bias: Option<W>,
+    q_norm: Option<W>,
+    k_norm: Option<W>,
     o: W,
     ffn_norm: W,
     gate: W,
@@ -78,6 +81,8 @@ impl<B: Backend> Model<B> {
                 q_bias: l.q_bias.as_ref().map(&mut up).transpose()?,
                 k_bias: l.k_bias.as_ref().map(&mut up).transpose()?,
                 v_bias: l.v_bias.as_ref().map(&mut up).transpose()?,
+                q_norm: l.q_norm.as_ref().map(&mut up).transpose()?,
+                k_norm: l.k_norm.as_ref().map(&mut up).transpose()?,
                 o: up(&l.o)?,
                 ffn_norm: up(&l.ffn_norm)?,
                 gate,
@@ -196,7 +201,7 @@ impl<B: Backend> Model<B> {
                 weight,
                 eps: cfg.rms_eps,
             };
-            let [mut q, mut k, v]: [B::Act; 3] = b
+            let [q, k, v]: [B::Act; 3] = b
                 .norm_matmuls(
                     &x,
                     norm(&l.attn_norm),
@@ -208,6 +213,15 @@ impl<B: Backend> Model<B> {
                 )
                 .try_into()
                 .map_err(|_| Error::Backend("matmuls returned the wrong count".into()))?;
+            // Qwen3: each head of q and k normalised before RoPE.
+            let mut q = match &l.q_norm {
+                Some(w) => b.rms_norm_heads(&q, cfg.heads, w, cfg.rms_eps),
+                None => q,
+            };
+            let mut k = match &l.k_norm {
+                Some(w) => b.rms_norm_heads(&k, cfg.kv_heads, w, cfg.rms_eps),
+                None => k,
+            };
             let rope = Rope {
                 inv_freq: &self.inv_freq,
                 layout: cfg.rope_layout,

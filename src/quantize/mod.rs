@@ -190,6 +190,7 @@ pub fn quantize(
     for l in &w.layers {
         tensors.extend([&l.attn_norm, &l.q, &l.k, &l.v]);
         tensors.extend(l.q_bias.iter().chain(&l.k_bias).chain(&l.v_bias));
+        tensors.extend(l.q_norm.iter().chain(&l.k_norm));
         tensors.extend([&l.o, &l.ffn_norm, &l.gate, &l.up, &l.down]);
     }
     tensors.push(&w.output_norm);

@@ -178,6 +178,24 @@ impl CpuBackend {
 
 impl CpuBackend {
     /// Runs `f`, adding its time and the `bytes` it moves to `op`'s totals when profiling.
+    /// RMSNorm of each of the `parts` equal parts of every row of `x` (1: whole rows; the heads
+    /// for Qwen3's q/k norms).
+    fn rms_norm_parts(&mut self, x: &CpuAct, w: &CpuWeight, eps: f32, parts: usize) -> CpuAct {
+        let bytes = f32_bytes(2 * x.data.len() + x.cols / parts);
+        self.timed("rms_norm", bytes, |b| {
+            // Rows are independent: a few per task in prefill, one task in decode.
+            let rows = x.rows.div_ceil(4 * b.pool.threads()).max(1);
+            let cols = x.cols / parts;
+            let data = kernels::par_collect(&b.pool, x.data.len(), rows * x.cols, |i, out| {
+                let src = &x.data[i * rows * x.cols..][..out.len()];
+                for (s, d) in src.chunks_exact(cols).zip(out.chunks_exact_mut(cols)) {
+                    kernels::rms_norm_to(s, d, w.vector(), eps);
+                }
+            });
+            CpuAct::new(data, x.rows)
+        })
+    }
+
     /// RoPE of every row of `x` in place, row `r` at position `pos(r)`.
     fn rope_rows(
         &mut self,
@@ -288,19 +306,11 @@ impl Backend for CpuBackend {
     }
 
     fn rms_norm(&mut self, x: &CpuAct, w: &CpuWeight, eps: f32) -> CpuAct {
-        let bytes = f32_bytes(2 * x.data.len() + x.cols);
-        self.timed("rms_norm", bytes, |b| {
-            // Rows are independent: a few per task in prefill, one task in decode.
-            let rows = x.rows.div_ceil(4 * b.pool.threads()).max(1);
-            let cols = x.cols;
-            let data = kernels::par_collect(&b.pool, x.data.len(), rows * cols, |i, out| {
-                let src = &x.data[i * rows * cols..][..out.len()];
-                for (s, d) in src.chunks_exact(cols).zip(out.chunks_exact_mut(cols)) {
-                    kernels::rms_norm_to(s, d, w.vector(), eps);
-                }
-            });
-            CpuAct::new(data, x.rows)
-        })
+        self.rms_norm_parts(x, w, eps, 1)
+    }
+
+    fn rms_norm_heads(&mut self, x: &CpuAct, heads: usize, w: &CpuWeight, eps: f32) -> CpuAct {
+        self.rms_norm_parts(x, w, eps, heads)
     }
 
     fn matmul(&mut self, x: &CpuAct, w: &CpuWeight, bias: Option<&CpuWeight>) -> CpuAct {

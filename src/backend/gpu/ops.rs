@@ -230,21 +230,11 @@ impl Backend for GpuBackend {
     }
 
     fn rms_norm(&mut self, x: &GpuAct, w: &GpuWeight, eps: f32) -> GpuAct {
-        let out = self.act(x.rows, x.cols);
-        let params = [x.cols as u32, eps.to_bits()];
-        self.dispatch(
-            shaders::RMS_NORM,
-            Variant {
-                subgroups: self.subgroups,
-                tile: 1,
-                ..Variant::default()
-            },
-            &params,
-            &[x.buffer(), Self::vector(w), out.buffer()],
-            (x.rows as u32, 1),
-            4 * (2 * x.rows * x.cols + x.cols) as u64,
-        );
-        out
+        self.record_rms_norm(x, w, eps, 1)
+    }
+
+    fn rms_norm_heads(&mut self, x: &GpuAct, heads: usize, w: &GpuWeight, eps: f32) -> GpuAct {
+        self.record_rms_norm(x, w, eps, heads)
     }
 
     fn matmul(&mut self, x: &GpuAct, w: &GpuWeight, bias: Option<&GpuWeight>) -> GpuAct {
@@ -481,6 +471,27 @@ impl Backend for GpuBackend {
 }
 
 impl GpuBackend {
+    /// Records RMSNorm of each of the `parts` equal parts of every row of `x` (1: whole rows).
+    fn record_rms_norm(&mut self, x: &GpuAct, w: &GpuWeight, eps: f32, parts: usize) -> GpuAct {
+        let out = self.act(x.rows, x.cols);
+        let (rows, cols) = (x.rows * parts, x.cols / parts);
+        let params = [cols as u32, eps.to_bits(), rows as u32];
+        let x_groups = rows.clamp(1, 65535);
+        self.dispatch(
+            shaders::RMS_NORM,
+            Variant {
+                subgroups: self.subgroups,
+                tile: 1,
+                ..Variant::default()
+            },
+            &params,
+            &[x.buffer(), Self::vector(w), out.buffer()],
+            (x_groups as u32, rows.div_ceil(x_groups) as u32),
+            4 * (2 * x.rows * x.cols + cols) as u64,
+        );
+        out
+    }
+
     /// Records `out = x · wᵀ (+ bias)`, or `out += x · wᵀ` with `accumulate`.
     fn record_matmul(
         &mut self,
