@@ -81,7 +81,7 @@ fn small_models<B: Backend>(make: impl Fn() -> B) {
             false,
         );
     }
-    for arch in ["qwen3"] {
+    for arch in ["qwen3", "llama3"] {
         let dir = format!("archs/tiny-{arch}");
         for (file, reference) in [
             ("hf".to_string(), "reference.json"),

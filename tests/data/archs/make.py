@@ -31,6 +31,13 @@ def configs():
         # head_dim 32 with a width of 64: the head size is its own setting.
         "qwen3": transformers.Qwen3Config(head_dim=32, rope_theta=1e6, rms_norm_eps=1e-6,
                                           tie_word_embeddings=True, **common),
+        # Llama 3.2's frequency-dependent RoPE scaling, with an original context of 16 so that
+        # the test prompts reach the scaled and the blended wavelengths.
+        "llama3": transformers.LlamaConfig(
+            rope_theta=5e5, rms_norm_eps=1e-5, tie_word_embeddings=True,
+            rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                          "high_freq_factor": 4.0, "original_max_position_embeddings": 16},
+            **common),
     }
 
 
@@ -71,6 +78,8 @@ def dequantized_state(gguf_path, model):
     reader = gguf.GGUFReader(gguf_path)
     arch = model.config.model_type
     nmap = gguf.get_tensor_name_map(gguf.MODEL_ARCH[arch.upper()], model.config.num_hidden_layers)
+    # llama.cpp's converter permutes llama's q/k rows for its interleaved RoPE; undo it.
+    permute = arch == "llama"
     by_gguf = {}
     for name in model.state_dict():
         base, suffix = name.rsplit(".", 1)
@@ -78,10 +87,18 @@ def dequantized_state(gguf_path, model):
         if g is not None:
             by_gguf[f"{g}.{suffix}"] = name
     state = model.state_dict()
+    cfg = model.config
     for t in reader.tensors:
+        if t.name not in by_gguf:
+            continue  # derived data such as llama3's rope_freqs, not a weight
         w = gguf.dequantize(t.data, t.tensor_type).astype(np.float32)
         hf = by_gguf[t.name]
-        state[hf] = torch.from_numpy(w.reshape(state[hf].shape).copy())
+        w = w.reshape(state[hf].shape)
+        if permute and t.name.endswith(("attn_q.weight", "attn_k.weight")):
+            heads = cfg.num_attention_heads if "attn_q" in t.name else cfg.num_key_value_heads
+            w = w.reshape(heads, w.shape[0] // heads // 2, 2, *w.shape[1:]).swapaxes(1, 2)
+            w = w.reshape(state[hf].shape)
+        state[hf] = torch.from_numpy(w.copy())
     if model.config.tie_word_embeddings:
         state["lm_head.weight"] = state["model.embed_tokens.weight"]
     return state
