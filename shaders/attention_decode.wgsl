@@ -1,6 +1,6 @@
 // Decode attention split over the context (flash-decoding), for one query row at position `pos`.
 // Workgroup (x, y) serves up to MAX_G query heads of one KV head (x) over positions
-// y * CHUNK .. (y + 1) * CHUNK: the keys and values of the chunk are read once for all of those
+// first + y * CHUNK .. first + (y + 1) * CHUNK (first: 0, or where a sliding window starts): the keys and values of the chunk are read once for all of those
 // heads, where a workgroup per query head would read them once per head. Each workgroup keeps the
 // chunk's scores in workgroup memory, takes a softmax over them and sums the values. With one
 // chunk it writes the attention output; with several, the unnormalized sums and each head's
@@ -16,6 +16,8 @@ struct Params {
     kv_dim: u32,
     scale: f32,
     chunks: u32,
+    // First position attended to (after a sliding window; 0 without one): chunks start here.
+    first: u32,
 }
 
 @group(0) @binding(0) var<storage, read> p: Params;
@@ -52,7 +54,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let h0 = kvh * group + g0;
     let chunk = wid.y;
     let d4 = p.head_dim / 4u;
-    let j0 = chunk * CHUNK;
+    let j0 = p.first + chunk * CHUNK;
     let n = min(CHUNK, p.pos + 1u - j0);
     let kvo = kvh * d4;
     let stride = p.kv_dim / 4u;

@@ -3,7 +3,8 @@
 // registers. The keys and values are walked in blocks of KB positions that the workgroup loads
 // into workgroup memory together, so each block is read from memory once per 64 rows instead of
 // once per row (attention.wgsl), and every thread then reads the same block entry at the same
-// time (a broadcast). Each thread keeps an online softmax; positions after its own are masked.
+// time (a broadcast). Each thread keeps an online softmax; positions after its own (and before
+// its sliding window) are masked.
 // The cache holds {{KV}} values; arithmetic is f32. 8 KiB of workgroup memory.
 
 //!include attention_io.wgsl
@@ -33,7 +34,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
     var m = -3.0e38;
     var l = 0.0;
-    for (var j0 = 0u; j0 <= last; j0 += KB) {
+    // A sliding window: the tile's first row starts the earliest, each row masks before its own.
+    let lo = first_position(p.pos0 + wid.x * QT);
+    let own = first_position(pos);
+    for (var j0 = lo / KB * KB; j0 <= last; j0 += KB) {
         // Load positions j0 .. j0 + KB of this head's keys and values.
         for (var i = lid; i < KB * d4; i += 64u) {
             let j = j0 + i / d4;
@@ -48,7 +52,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         }
         workgroupBarrier();
         for (var t = 0u; t < KB; t++) {
-            if (j0 + t <= pos) {
+            if (j0 + t <= pos && j0 + t >= own) {
                 var s = 0.0;
                 for (var d = 0u; d < d4; d++) {
                     s += dot(qv[d], ks[t * MAX_D4 + d]);

@@ -514,17 +514,33 @@ fn attention_gqa_over_a_growing_cache() {
                 heads: 6,
                 kv_heads: 2,
                 head_dim: 32,
+                window: 0,
             },
             AttentionShape {
                 heads: 3,
                 kv_heads: 3,
                 head_dim: 64,
+                window: 0,
             },
             // A GQA group of ten: more query heads than one decode workgroup serves.
             AttentionShape {
                 heads: 20,
                 kv_heads: 2,
                 head_dim: 128,
+                window: 0,
+            },
+            // Sliding windows: shorter than a prompt, and spanning decode chunks.
+            AttentionShape {
+                heads: 6,
+                kv_heads: 2,
+                head_dim: 32,
+                window: 5,
+            },
+            AttentionShape {
+                heads: 20,
+                kv_heads: 2,
+                head_dim: 128,
+                window: 150,
             },
         ] {
             let seed = Rng::fresh("attention").0;
@@ -551,6 +567,7 @@ fn rope_attention_fused_store() {
             heads: 6,
             kv_heads: 2,
             head_dim: 32,
+            window: 0,
         };
         let mut rng = Rng::fresh("rope_attention");
         let freqs = random_tensor(&mut rng, GgmlType::F32, s.head_dim / 2, 1);

@@ -16,6 +16,20 @@ pub struct AttentionShape {
     pub kv_heads: usize,
     /// Width of one head.
     pub head_dim: usize,
+    /// Sliding window: a row at position `p` attends to positions `p + 1 - window ..= p`
+    /// only (0: every earlier position).
+    pub window: usize,
+}
+
+impl AttentionShape {
+    /// The first position a row at `pos` attends to.
+    pub fn first(&self, pos: usize) -> usize {
+        if self.window == 0 {
+            0
+        } else {
+            (pos + 1).saturating_sub(self.window)
+        }
+    }
 }
 
 /// Adds `bytes` to `name`'s entry of per-op totals.

@@ -63,6 +63,10 @@ pub fn run(args: &InfoArgs) -> Result<()> {
     let yes_no = |b: bool| if b { "yes" } else { "no" };
     println!("qkv bias:       {}", yes_no(c.qkv_bias));
     println!("q/k head norms: {}", yes_no(c.arch.qk_norm()));
+    match c.sliding_window {
+        0 => println!("sliding window: none"),
+        w => println!("sliding window: {w} positions"),
+    }
     let t = &f.tokenizer;
     let name = |id: Option<u32>| {
         id.map(|i| format!("{i} {:?}", t.token_text(i)))

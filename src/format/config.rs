@@ -111,6 +111,8 @@ pub struct ModelConfig {
     pub tied_output: bool,
     /// Whether q/k/v projections carry biases.
     pub qkv_bias: bool,
+    /// Sliding-window attention: positions a token attends to, itself included (0: all).
+    pub sliding_window: usize,
 }
 
 fn missing(key: &str) -> Error {
@@ -209,6 +211,9 @@ impl ModelConfig {
             context_length: uint("context_length")?,
             tied_output,
             qkv_bias: arch == Arch::Qwen2,
+            // llama.cpp reads no window for these architectures (its converter writes Mistral
+            // as `llama` without one): files behave as there.
+            sliding_window: 0,
         }
         .validated()
     }
@@ -264,8 +269,15 @@ impl ModelConfig {
             other => return Err(Error::Unsupported(format!("rope scaling {other:?}"))),
         };
         if c["use_sliding_window"].as_bool() == Some(true) {
-            return Err(Error::Unsupported("sliding-window attention".into()));
+            return Err(Error::Unsupported(
+                "Qwen2's sliding-window attention (use_sliding_window)".into(),
+            ));
         }
+        // Mistral's window applies to every layer (`null`: none).
+        let sliding_window = match (arch_name, &c["sliding_window"]) {
+            ("mistral", Value::Number(n)) => size(n.as_u64().unwrap_or(0), "sliding_window")?,
+            _ => 0,
+        };
         ModelConfig {
             arch,
             vocab_size: uint("vocab_size")?,
@@ -286,6 +298,7 @@ impl ModelConfig {
             context_length: uint("max_position_embeddings")?,
             tied_output: c["tie_word_embeddings"].as_bool().unwrap_or(false),
             qkv_bias: arch == Arch::Qwen2 || c["attention_bias"].as_bool() == Some(true),
+            sliding_window,
         }
         .validated()
     }

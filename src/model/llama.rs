@@ -175,6 +175,7 @@ impl<B: Backend> Model<B> {
             heads: cfg.heads,
             kv_heads: cfg.kv_heads,
             head_dim: cfg.head_dim,
+            window: cfg.sliding_window,
         };
         let ids: Vec<u32> = chunks.iter().flat_map(|c| c.ids.iter().copied()).collect();
         // First row of each chunk in the batch.

@@ -120,13 +120,16 @@ pub fn attend_seqs(
             let sq = &seqs[seq];
             let c = sq.cache;
             let at = (i * s.heads + h) * hd;
+            let pos = sq.pos0 + i;
+            // A sliding window starts later: the head sees its cache from there on.
+            let from = s.first(pos) * c.kv_dim;
             let head = Head {
                 q: &sq.q[at..at + hd],
-                keys: &c.keys[layer],
-                values: &c.values[layer],
+                keys: &c.keys[layer][from..],
+                values: &c.values[layer][from..],
                 stride: c.kv_dim,
                 offset: (h / group) * hd,
-                positions: sq.pos0 + i + 1,
+                positions: pos + 1 - s.first(pos),
                 scale,
             };
             head.attend(&mut scores, o);

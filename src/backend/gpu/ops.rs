@@ -611,6 +611,7 @@ impl GpuBackend {
             q.rows as u32,
             kv_dim as u32,
             scale.to_bits(),
+            s.window as u32,
         ];
         let (kernel, groups) = if q.rows > PREFILL_TILE as usize {
             // A workgroup per 64 rows of a head.
@@ -649,7 +650,8 @@ impl GpuBackend {
         cache_bytes: u64,
     ) {
         const MAX_G: usize = 8;
-        let chunks = (pos + 1).div_ceil(shaders::ATTENTION_CHUNK);
+        let first = s.first(pos);
+        let chunks = (pos + 1 - first).div_ceil(shaders::ATTENTION_CHUNK);
         let group = s.heads / s.kv_heads;
         let part = self.act(chunks, s.heads * s.head_dim);
         let stats = self.act(chunks, s.heads * 2);
@@ -661,6 +663,7 @@ impl GpuBackend {
             kv_dim as u32,
             (1.0 / (s.head_dim as f32).sqrt()).to_bits(),
             chunks as u32,
+            first as u32,
         ];
         let merge_bytes = 4 * (chunks * s.heads * (s.head_dim + 2) + s.heads * s.head_dim) as u64;
         self.dispatch(

@@ -38,7 +38,15 @@ def configs():
             rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
                           "high_freq_factor": 4.0, "original_max_position_embeddings": 16},
             **common),
+        # Mistral's sliding window, shorter than the longer test prompts.
+        "mistral": transformers.MistralConfig(sliding_window=8, rope_theta=1e4, rms_norm_eps=1e-5,
+                                              tie_word_embeddings=True, **common),
     }
+
+
+# What llama.cpp's reading of the GGUF leaves out, so the GGUF references do too: its converter
+# writes Mistral as `llama`, without the window.
+GGUF_READING = {"mistral": {"sliding_window": None}}
 
 
 def randomize(m):
@@ -76,7 +84,8 @@ def dequantized_state(gguf_path, model):
     back to HF names through the converter's own tensor-name map."""
     import gguf
     reader = gguf.GGUFReader(gguf_path)
-    arch = model.config.model_type
+    field = reader.fields["general.architecture"]
+    arch = bytes(field.parts[field.data[0]]).decode()
     nmap = gguf.get_tensor_name_map(gguf.MODEL_ARCH[arch.upper()], model.config.num_hidden_layers)
     # llama.cpp's converter permutes llama's q/k rows for its interleaved RoPE; undo it.
     permute = arch == "llama"
@@ -115,8 +124,15 @@ def make(arch, cfg, llama_cpp):
         shutil.copy(os.path.join(TOKENIZER, f), hf)
     tok = AutoTokenizer.from_pretrained(hf)
     model = AutoModelForCausalLM.from_pretrained(hf, dtype=torch.float32).eval()
-    json.dump(reference(model, tok, f"tiny-{arch} (bf16 weights; the F16 GGUF holds the same)"),
+    json.dump(reference(model, tok, f"tiny-{arch} folder (bf16 weights)"),
               open(os.path.join(out, "reference.json"), "w"), indent=1)
+    # The GGUF files as llama.cpp reads them: the same weights (F16 holds bf16 exactly).
+    config = transformers.AutoConfig.from_pretrained(hf)
+    for k, v in GGUF_READING.get(arch, {}).items():
+        setattr(config, k, v)
+    model = AutoModelForCausalLM.from_pretrained(hf, config=config, dtype=torch.float32).eval()
+    json.dump(reference(model, tok, f"tiny-{arch}-F16.gguf as llama.cpp reads it"),
+              open(os.path.join(out, "reference-F16.json"), "w"), indent=1)
     f16 = os.path.join(out, f"tiny-{arch}-F16.gguf")
     subprocess.run([sys.executable, os.path.join(llama_cpp, "convert_hf_to_gguf.py"), hf,
                     "--outtype", "f16", "--outfile", f16], check=True)
