@@ -95,6 +95,7 @@ fn attention<B: Backend>(name: &str, b: &mut B, rng: &mut Rng, contexts: &[usize
         heads: 9,
         kv_heads: 3,
         head_dim: 64,
+        window: 0,
     };
     let kv_dim = s.kv_heads * s.head_dim;
     for &ctx in contexts {
