@@ -71,19 +71,18 @@ fn small_models<B: Backend>(make: impl Fn() -> B) {
         1e-3,
         false,
     );
-    for name in ["tiny-hf-llama", "tiny-hf-qwen2"] {
-        let reference = json(&format!("hf-tiny/{name}/reference.json"));
-        check(
-            make(),
-            &data(&format!("hf-tiny/{name}")),
-            &reference["prompts"],
-            1e-3,
-            false,
-        );
-    }
-    // Each file against its own reference: the folder as transformers reads it, the GGUF files
-    // as llama.cpp does (Mistral's converted file has no sliding window, so neither has its
-    // reference; the folder's prompt of 32 tokens crosses its window of 8).
+    // (model, reference) pairs. Each file against its own reference: a folder as transformers
+    // reads it, a GGUF file as llama.cpp does (Mistral's converted file has no sliding window,
+    // so neither has its reference; the folder's prompt of 32 tokens crosses its window of 8).
+    let mut pairs: Vec<(String, String)> = ["tiny-hf-llama", "tiny-hf-qwen2"]
+        .iter()
+        .map(|n| {
+            (
+                format!("hf-tiny/{n}"),
+                format!("hf-tiny/{n}/reference.json"),
+            )
+        })
+        .collect();
     for arch in ["qwen3", "llama3", "mistral"] {
         let dir = format!("archs/tiny-{arch}");
         for (file, reference) in [
@@ -91,15 +90,17 @@ fn small_models<B: Backend>(make: impl Fn() -> B) {
             (format!("tiny-{arch}-F16.gguf"), "reference-F16.json"),
             (format!("tiny-{arch}-Q8_0.gguf"), "reference-Q8_0.json"),
         ] {
-            let reference = json(&format!("{dir}/{reference}"));
-            check(
-                make(),
-                &data(&format!("{dir}/{file}")),
-                &reference["prompts"],
-                1e-3,
-                false,
-            );
+            pairs.push((format!("{dir}/{file}"), format!("{dir}/{reference}")));
         }
+    }
+    for (model, reference) in pairs {
+        check(
+            make(),
+            &data(&model),
+            &json(&reference)["prompts"],
+            1e-3,
+            false,
+        );
     }
 }
 
