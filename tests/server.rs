@@ -355,8 +355,9 @@ fn second_chat_turn_reuses_the_cache() {
 #[test]
 fn a_client_leaving_mid_stream_frees_its_slot() {
     let s = Server::start(&["-c", "4096", "-P", "1"]);
-    let body = json!({"prompt": "Once upon a time", "max_tokens": 3000, "stream": true,
-                      "temperature": 0.7, "seed": 3});
+    // Greedy counting: an answer that does not end by itself before the client leaves.
+    let body = json!({"prompt": "The list of numbers from 1 to 1000: 1, 2, 3, 4, 5,",
+                      "max_tokens": 3000, "stream": true, "temperature": 0});
     let mut stream = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
     let body = body.to_string();
     write!(
@@ -462,6 +463,8 @@ fn bad_server_flags_fail_cleanly() {
         (vec!["--parallel", "0"], "--parallel"),
         (vec!["-m", "/nonexistent/model.gguf"], "nonexistent"),
         (vec!["--api-key", ""], "empty"),
+        (vec!["--cors", "not an origin"], "--cors"),
+        (vec!["--queue", "0"], "--queue"),
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_ember"))
             .args(["serve", "--backend", "cpu"])
@@ -477,9 +480,11 @@ fn bad_server_flags_fail_cleanly() {
 #[test]
 fn a_full_queue_answers_503_with_retry_after() {
     let s = Server::start(&["-c", "4096", "-P", "1", "--queue", "1"]);
-    // The one slot streams a long answer; the next request waits in the queue.
-    let body = json!({"prompt": "Once upon a time", "max_tokens": 3000, "stream": true,
-                      "temperature": 0.7, "seed": 5})
+    // The one slot streams a long answer (greedy counting, which does not stop by itself for
+    // thousands of tokens, so the slot stays busy however slow a shared machine is); the next
+    // request waits in the queue.
+    let body = json!({"prompt": "The list of numbers from 1 to 1000: 1, 2, 3, 4, 5,",
+                      "max_tokens": 3000, "stream": true, "temperature": 0})
     .to_string();
     let mut busy = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
     write!(
@@ -496,10 +501,16 @@ fn a_full_queue_answers_503_with_retry_after() {
         send(port, "POST", "/v1/completions", &[], body.as_bytes()).status
     });
     let start = Instant::now();
-    while metric(&s.metrics(), "ember_queue_depth") < 1.0 {
+    // The slot is busy and a request waits (jobs count as waiting until the engine starts
+    // them, so both are needed to know the waiting one is the second request).
+    let queued =
+        |m: &str| metric(m, "ember_slots_busy") >= 1.0 && metric(m, "ember_queue_depth") >= 1.0;
+    while !queued(&s.metrics()) {
         assert!(
             start.elapsed() < Duration::from_secs(20),
-            "the request never queued"
+            "the request never queued: {} {}",
+            s.metrics(),
+            waiting.is_finished()
         );
         std::thread::sleep(Duration::from_millis(20));
     }

@@ -55,6 +55,17 @@ pub fn run(args: &ServeArgs) -> Result<()> {
     if args.parallel == 0 || args.parallel > 64 {
         bail!("--parallel must be between 1 and 64");
     }
+    if args.queue == 0 {
+        bail!("--queue must be at least 1");
+    }
+    let bad_origin = |o: &str| {
+        o != "*"
+            && (!(o.starts_with("http://") || o.starts_with("https://"))
+                || o.contains(char::is_whitespace))
+    };
+    if args.cors.as_deref().is_some_and(bad_origin) {
+        bail!("--cors takes an origin such as https://app.example.com, or *");
+    }
     let api_key = match (&args.api_key, &args.api_key_file) {
         (Some(k), _) => Some(k.clone()),
         (None, Some(path)) => {

@@ -81,14 +81,16 @@ pub enum Rejected {
 pub struct EngineHandle {
     jobs: mpsc::Sender<Job>,
     waiting: Arc<AtomicUsize>,
+    free: Arc<AtomicUsize>,
     queue_limit: usize,
 }
 
 impl EngineHandle {
-    /// Queues `job`, unless `queue_limit` jobs are already waiting for a slot.
+    /// Queues `job`, unless `queue_limit` jobs are already waiting for a slot (beyond those the
+    /// free slots are about to take: jobs count as waiting until the engine starts them).
     pub fn submit(&self, job: Job) -> Result<(), Rejected> {
         let waiting = self.waiting.fetch_add(1, Ordering::SeqCst);
-        if waiting >= self.queue_limit {
+        if waiting >= self.queue_limit + self.free.load(Ordering::SeqCst) {
             self.waiting.fetch_sub(1, Ordering::SeqCst);
             return Err(Rejected::Busy);
         }
@@ -97,30 +99,32 @@ impl EngineHandle {
             Rejected::Stopped
         })
     }
-
-    /// Jobs waiting for a slot.
-    pub fn waiting(&self) -> usize {
-        self.waiting.load(Ordering::SeqCst)
-    }
 }
 
 /// The receiving side, to hand to [`run`] on the engine's thread.
 pub struct JobQueue {
     jobs: mpsc::Receiver<Job>,
     waiting: Arc<AtomicUsize>,
+    free: Arc<AtomicUsize>,
 }
 
 /// A connected handle and queue; `queue_limit` jobs may wait for a slot.
 pub fn channel(queue_limit: usize) -> (EngineHandle, JobQueue) {
     let (tx, rx) = mpsc::channel();
     let waiting = Arc::new(AtomicUsize::new(0));
+    let free = Arc::new(AtomicUsize::new(0));
     (
         EngineHandle {
             jobs: tx,
             waiting: waiting.clone(),
+            free: free.clone(),
             queue_limit,
         },
-        JobQueue { jobs: rx, waiting },
+        JobQueue {
+            jobs: rx,
+            waiting,
+            free,
+        },
     )
 }
 
@@ -157,6 +161,7 @@ pub fn run(
     let ctx = model.context_len();
     let mut slots: Vec<Slot> = (0..model.slots()).map(|_| Slot::default()).collect();
     metrics.set_capacity(slots.len(), slots.len() * ctx);
+    queue.free.store(slots.len(), Ordering::SeqCst);
     let mut pending: VecDeque<Job> = VecDeque::new();
     loop {
         // Take new jobs: wait for one only when nothing is running.
@@ -193,6 +198,7 @@ pub fn run(
         let busy = slots.iter().filter(|s| s.active.is_some()).count();
         // Jobs count as waiting until they take a slot, in the channel or in `pending`.
         metrics.set_load(busy, queue.waiting.load(Ordering::SeqCst), used);
+        queue.free.store(slots.len() - busy, Ordering::SeqCst);
         // Answers end after the metrics count them, so a client that has its answer reads
         // metrics that include it.
         for (events, summary) in finished {
