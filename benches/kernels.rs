@@ -91,12 +91,7 @@ fn prefill<B: Backend>(
 }
 
 fn attention<B: Backend>(name: &str, b: &mut B, rng: &mut Rng, contexts: &[usize], reps: usize) {
-    let s = AttentionShape {
-        heads: 9,
-        kv_heads: 3,
-        head_dim: 64,
-        window: 0,
-    };
+    let s = AttentionShape::plain(9, 3, 64);
     let kv_dim = s.kv_heads * s.head_dim;
     for &ctx in contexts {
         let mut cache = b.new_cache(1, kv_dim, ctx + 1).expect("cache");

@@ -40,7 +40,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
         for (var d = 0u; d < d4; d++) {
             s += dot(q[qb + d], vec4<f32>(kc[kb + d]));
         }
-        s *= p.scale;
+        s = soft_cap(s * p.scale, p.softcap);
         let m_new = max(m, s);
         let corr = exp(m - m_new);
         let pj = exp(s - m_new);

@@ -18,6 +18,8 @@ struct Params {
     chunks: u32,
     // First position attended to (after a sliding window; 0 without one): chunks start here.
     first: u32,
+    // Soft cap of the scaled scores (0: none).
+    softcap: f32,
 }
 
 @group(0) @binding(0) var<storage, read> p: Params;
@@ -27,6 +29,8 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> out: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read_write> part: array<vec4<f32>>;
 @group(0) @binding(6) var<storage, read_write> stats: array<vec2<f32>>;
+
+//!include soft_cap.wgsl
 
 const WG: u32 = 64u;
 // Positions per workgroup (mirrored by ATTENTION_CHUNK on the host).
@@ -75,7 +79,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             }
         }
         for (var g = 0u; g < ng; g++) {
-            sp[g * CHUNK + j] = s[g];
+            sp[g * CHUNK + j] = soft_cap(s[g], p.softcap);
         }
     }
     workgroupBarrier();

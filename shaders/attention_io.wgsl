@@ -14,6 +14,8 @@ struct Params {
     scale: f32,
     // Sliding window in positions (0: none).
     window: u32,
+    // Soft cap of the scaled scores (0: none).
+    softcap: f32,
 }
 
 @group(0) @binding(0) var<storage, read> p: Params;
@@ -21,6 +23,8 @@ struct Params {
 @group(0) @binding(2) var<storage, read> kc: array<vec4<{{KV}}>>;
 @group(0) @binding(3) var<storage, read> vc: array<vec4<{{KV}}>>;
 @group(0) @binding(4) var<storage, read_write> out: array<vec4<f32>>;
+
+//!include soft_cap.wgsl
 
 // The first position a row at `pos` attends to.
 fn first_position(pos: u32) -> u32 {

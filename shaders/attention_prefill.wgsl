@@ -57,6 +57,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
                 for (var d = 0u; d < d4; d++) {
                     s += dot(qv[d], ks[t * MAX_D4 + d]);
                 }
+                s = soft_cap(s, p.softcap);
                 let m_new = max(m, s);
                 let corr = exp(m - m_new);
                 let pj = exp(s - m_new);

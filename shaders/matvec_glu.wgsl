@@ -1,4 +1,4 @@
-// The gated MLP's first half for one token: y[n] = silu(gate_n · x) * (up_n · x), where the
+// The gated MLP's first half for one token: y[n] = act(gate_n · x) * (up_n · x), where the
 // gate and up weights were uploaded together into one buffer (rows gate_row0.. and up_row0..),
 // so one dispatch reads both and writes the product the down projection takes — instead of two
 // mat-vecs and an elementwise kernel. Threads split each row as in matvec.wgsl; the gate and up
@@ -12,6 +12,8 @@ struct Params {
     gate_row0: u32,
     up_row0: u32,
     eps: f32,
+    // activation.wgsl's code.
+    act: u32,
 }
 
 @group(0) @binding(0) var<storage, read> p: Params;
@@ -21,6 +23,7 @@ struct Params {
 @group(0) @binding(4) var<storage, read> g: array<vec4<f32>>;
 
 //!include matvec_lanes.wgsl
+//!include activation.wgsl
 
 @compute @workgroup_size(64)
 fn main(
@@ -43,7 +46,7 @@ fn main(
         let gt = lane_sum(gs[r], inv) * scale;
         let ut = lane_sum(us[r], inv) * scale;
         if (lane == r % LANES && n < p.rows) {
-            y[n] = gt / (1.0 + exp(-gt)) * ut;
+            y[n] = activate(gt, p.act) * ut;
         }
     }
 }

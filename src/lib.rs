@@ -6,6 +6,7 @@
 //! keeps the KV cache and drives prefill, decode and [`sample`]-ing; [`server`] batches many
 //! conversations on one model behind an OpenAI-compatible HTTP API.
 
+pub mod arch;
 pub mod error;
 pub mod format;
 pub mod quant;

@@ -12,8 +12,8 @@ use ember::backend::cpu::{CpuBackend, Precision};
 use ember::backend::gpu::shaders::TILE_CHOICES;
 use ember::backend::gpu::tuning::{GROUP_ROWS, Tuning};
 use ember::backend::gpu::{GpuBackend, GpuChoice, GpuContext, GpuOptions};
-use ember::backend::{AttentionShape, Backend, Norm, Rope};
-use ember::format::RopeLayout;
+use ember::backend::{AttentionShape, Backend, Norm, Rope, Unary};
+use ember::format::{Activation, RopeLayout};
 use ember::quant::GgmlType;
 
 const TOL: f32 = 1e-4;
@@ -200,13 +200,19 @@ fn glu_from_grouped_weights() {
             let up = random_tensor(&mut rng, t, cols, 67);
             let gain = random_tensor(&mut rng, GgmlType::F32, cols, 1);
             for (tokens, norm) in [(1, None), (5, None), (1, Some(&gain)), (5, Some(&gain))] {
-                let x = rng.vec(tokens * cols);
-                let label = format!("{} tokens {tokens} norm {}", t.name(), norm.is_some());
-                cmp(
-                    &label,
-                    &glu_case(&mut g, &gate, &up, norm, &x, tokens),
-                    &glu_case(&mut c, &gate, &up, norm, &x, tokens),
-                );
+                for act in [Activation::Silu, Activation::GeluTanh] {
+                    let x = rng.vec(tokens * cols);
+                    let label = format!(
+                        "{} tokens {tokens} norm {} {act:?}",
+                        t.name(),
+                        norm.is_some()
+                    );
+                    cmp(
+                        &label,
+                        &glu_case(&mut g, &gate, &up, norm, &x, tokens, act),
+                        &glu_case(&mut c, &gate, &up, norm, &x, tokens, act),
+                    );
+                }
             }
         }
     });
@@ -220,6 +226,7 @@ fn glu_case<B: Backend>(
     norm: Option<&ember::format::TensorView>,
     x: &[f32],
     tokens: usize,
+    act: Activation,
 ) -> Vec<f32> {
     let w = b.upload_group(&[gate, up]).unwrap();
     let xa = b.load_act(x, tokens, gate.cols());
@@ -234,9 +241,10 @@ fn glu_case<B: Backend>(
                 },
                 &w[0],
                 &w[1],
+                act,
             )
         }
-        None => b.glu(&xa, &w[0], &w[1]),
+        None => b.glu(&xa, &w[0], &w[1], act),
     };
     b.read(&y).unwrap()
 }
@@ -404,8 +412,18 @@ fn small_ops<B: Backend>(b: &mut B, rng_seed: u64) -> Vec<(String, Vec<f32>)> {
         let n = b.rms_norm(&x, &w, 1e-5);
         out.push((format!("rms_norm {rows}x{cols}"), b.read(&n).unwrap()));
         let y = b.load_act(&rng.vec(rows * cols), rows, cols);
-        let s = b.silu_mul(&x, &y);
-        out.push((format!("silu_mul {rows}x{cols}"), b.read(&s).unwrap()));
+        for act in [Activation::Silu, Activation::GeluTanh] {
+            let s = b.act_mul(&x, &y, act);
+            out.push((
+                format!("act_mul {act:?} {rows}x{cols}"),
+                b.read(&s).unwrap(),
+            ));
+        }
+        for op in [Unary::Scale(1.7), Unary::SoftCap(0.8)] {
+            let mut u = b.load_act(&rng.vec(rows * cols), rows, cols);
+            b.unary(&mut u, op);
+            out.push((format!("unary {op:?} {rows}x{cols}"), b.read(&u).unwrap()));
+        }
         let mut z = b.load_act(&rng.vec(rows * cols), rows, cols);
         b.add(&mut z, &y);
         out.push((format!("add {rows}x{cols}"), b.read(&z).unwrap()));
@@ -510,37 +528,30 @@ fn attention_run<B: Backend>(
 fn attention_gqa_over_a_growing_cache() {
     parity_tol("attention", TOL_F16_KV, |cmp, gpu| {
         for s in [
-            AttentionShape {
-                heads: 6,
-                kv_heads: 2,
-                head_dim: 32,
-                window: 0,
-            },
-            AttentionShape {
-                heads: 3,
-                kv_heads: 3,
-                head_dim: 64,
-                window: 0,
-            },
+            AttentionShape::plain(6, 2, 32),
+            AttentionShape::plain(3, 3, 64),
             // A GQA group of ten: more query heads than one decode workgroup serves.
-            AttentionShape {
-                heads: 20,
-                kv_heads: 2,
-                head_dim: 128,
-                window: 0,
-            },
+            AttentionShape::plain(20, 2, 128),
             // Sliding windows: shorter than a prompt, and spanning decode chunks.
             AttentionShape {
-                heads: 6,
-                kv_heads: 2,
-                head_dim: 32,
                 window: 5,
+                ..AttentionShape::plain(6, 2, 32)
             },
             AttentionShape {
-                heads: 20,
-                kv_heads: 2,
-                head_dim: 128,
                 window: 150,
+                ..AttentionShape::plain(20, 2, 128)
+            },
+            // A scale of the model's own and soft-capped scores (Gemma 2), with a window.
+            AttentionShape {
+                window: 7,
+                scale: 0.6,
+                softcap: 1.5,
+                ..AttentionShape::plain(6, 2, 32)
+            },
+            AttentionShape {
+                scale: 0.3,
+                softcap: 2.0,
+                ..AttentionShape::plain(20, 2, 128)
             },
         ] {
             let seed = Rng::fresh("attention").0;
@@ -563,12 +574,7 @@ fn attention_gqa_over_a_growing_cache() {
 #[test]
 fn rope_attention_fused_store() {
     parity_tol("rope_attention", TOL_F16_KV, |cmp, gpu| {
-        let s = AttentionShape {
-            heads: 6,
-            kv_heads: 2,
-            head_dim: 32,
-            window: 0,
-        };
+        let s = AttentionShape::plain(6, 2, 32);
         let mut rng = Rng::fresh("rope_attention");
         let freqs = random_tensor(&mut rng, GgmlType::F32, s.head_dim / 2, 1);
         for layout in [RopeLayout::Interleaved, RopeLayout::Halves] {
@@ -637,8 +643,8 @@ fn int8_matvecs_every_integer_format() {
             );
             check(
                 &format!("{} gate/up with the norm", t.name()),
-                &glu_case(&mut g, &ws[1], &ws[2], Some(&gain), &x, 1),
-                &glu_case(&mut c, &ws[1], &ws[2], Some(&gain), &x, 1),
+                &glu_case(&mut g, &ws[1], &ws[2], Some(&gain), &x, 1, Activation::Silu),
+                &glu_case(&mut c, &ws[1], &ws[2], Some(&gain), &x, 1, Activation::Silu),
             );
         }
     }
@@ -700,8 +706,8 @@ fn matvecs_at_every_lane_count_and_group() {
                 );
                 check(
                     &format!("gate/up {label}"),
-                    &glu_case(&mut g, &ws[1], &ws[2], Some(&gain), &x, 1),
-                    &glu_case(&mut c, &ws[1], &ws[2], Some(&gain), &x, 1),
+                    &glu_case(&mut g, &ws[1], &ws[2], Some(&gain), &x, 1, Activation::Silu),
+                    &glu_case(&mut c, &ws[1], &ws[2], Some(&gain), &x, 1, Activation::Silu),
                     TOL,
                 );
             }

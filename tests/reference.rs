@@ -83,7 +83,7 @@ fn small_models<B: Backend>(make: impl Fn() -> B) {
             )
         })
         .collect();
-    for arch in ["qwen3", "llama3", "mistral"] {
+    for arch in ["qwen3", "llama3", "mistral", "gemma2", "gemma3"] {
         let dir = format!("archs/tiny-{arch}");
         for (file, reference) in [
             ("hf".to_string(), "reference.json"),

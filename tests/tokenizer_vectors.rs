@@ -63,3 +63,43 @@ fn qwen2() {
 fn gpt_2() {
     check_vocab("gpt-2");
 }
+
+/// Gemma's SentencePiece vocabulary (a small one trained with Gemma's settings: no dummy prefix,
+/// whitespace pieces, byte fallback) splits unicode, whitespace runs, digits, code and emoji as
+/// transformers does, read from the Hugging Face folder's tokenizer.json and from the GGUF file
+/// llama.cpp's converter made of its tokenizer.model.
+#[test]
+fn gemma_sentencepiece_matches_transformers() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/archs");
+    for arch in ["gemma2", "gemma3"] {
+        let vectors: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(format!("{dir}/tiny-{arch}/tokenizer-vectors.json")).unwrap(),
+        )
+        .unwrap();
+        for source in ["hf".to_string(), format!("tiny-{arch}-F16.gguf")] {
+            let path = format!("{dir}/tiny-{arch}/{source}");
+            let file = ember::ModelFile::open(path.as_ref()).expect("model opens");
+            let tok = &file.tokenizer;
+            assert!(tok.add_bos, "{path}: Gemma starts with BOS");
+            let mut failures = Vec::new();
+            for v in vectors["strings"].as_array().unwrap() {
+                let text = v["text"].as_str().unwrap();
+                let want: Vec<u32> = v["ids"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|i| i.as_u64().unwrap() as u32)
+                    .collect();
+                // transformers parses the chat markers in text, as Ember does with specials on.
+                let got = tok.encode(text, true).unwrap();
+                let got = got.strip_prefix(&[tok.bos.unwrap()][..]).unwrap_or(&got);
+                if got != want {
+                    failures.push(format!("{text:?}: got {got:?}, want {want:?}"));
+                } else if tok.decode(got, true) != text {
+                    failures.push(format!("{text:?}: decoded as {:?}", tok.decode(got, true)));
+                }
+            }
+            assert!(failures.is_empty(), "{path}:\n{}", failures.join("\n"));
+        }
+    }
+}

@@ -5,7 +5,7 @@ pub mod cpu;
 pub mod gpu;
 
 use crate::error::Result;
-use crate::format::{RopeLayout, TensorView};
+use crate::format::{Activation, RopeLayout, TensorView};
 
 /// Shape of the attention computation for one layer.
 #[derive(Clone, Copy, Debug)]
@@ -19,15 +19,60 @@ pub struct AttentionShape {
     /// Sliding window: a row at position `p` attends to positions `p + 1 - window ..= p`
     /// only (0: every earlier position).
     pub window: usize,
+    /// Multiplies q·k (usually 1/√head_dim).
+    pub scale: f32,
+    /// Soft cap of the scaled scores, `s ← c·tanh(s/c)` (0: none).
+    pub softcap: f32,
 }
 
 impl AttentionShape {
+    /// Plain causal attention: no window, scale 1/√head_dim, no soft cap.
+    pub fn plain(heads: usize, kv_heads: usize, head_dim: usize) -> AttentionShape {
+        AttentionShape {
+            heads,
+            kv_heads,
+            head_dim,
+            window: 0,
+            scale: 1.0 / (head_dim as f32).sqrt(),
+            softcap: 0.0,
+        }
+    }
+
+    /// A scaled score with the soft cap applied.
+    pub fn cap(&self, s: f32) -> f32 {
+        soft_cap(s, self.softcap)
+    }
+
     /// The first position a row at `pos` attends to.
     pub fn first(&self, pos: usize) -> usize {
         if self.window == 0 {
             0
         } else {
             (pos + 1).saturating_sub(self.window)
+        }
+    }
+}
+
+/// `c·tanh(s/c)`, or `s` when `c` is 0.
+pub fn soft_cap(s: f32, c: f32) -> f32 {
+    if c > 0.0 { c * (s / c).tanh() } else { s }
+}
+
+/// An elementwise operation applied in place ([`Backend::unary`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Unary {
+    /// `x ← s·x`.
+    Scale(f32),
+    /// `x ← c·tanh(x/c)`.
+    SoftCap(f32),
+}
+
+impl Unary {
+    /// The operation on one value.
+    pub fn apply(self, x: f32) -> f32 {
+        match self {
+            Unary::Scale(s) => s * x,
+            Unary::SoftCap(c) => soft_cap(x, c),
         }
     }
 }
@@ -230,12 +275,18 @@ pub trait Backend {
             .collect();
         self.concat_rows(&parts.iter().collect::<Vec<_>>())
     }
-    /// The gated MLP's first half: `silu(x · gateᵀ) * (x · upᵀ)`. GPU backends do it in one
+    /// The gated MLP's first half: `act(x · gateᵀ) * (x · upᵀ)`. GPU backends do it in one
     /// dispatch for weights from one [`Backend::upload_group`].
-    fn glu(&mut self, x: &Self::Act, gate: &Self::Weight, up: &Self::Weight) -> Self::Act {
+    fn glu(
+        &mut self,
+        x: &Self::Act,
+        gate: &Self::Weight,
+        up: &Self::Weight,
+        act: Activation,
+    ) -> Self::Act {
         // One product per weight, in order (`matmuls`' contract).
         let outs = self.matmuls(x, &[(gate, None), (up, None)]);
-        self.silu_mul(&outs[0], &outs[1])
+        self.act_mul(&outs[0], &outs[1], act)
     }
     /// [`Backend::glu`] of `RMSNorm(x)`, the norm folded in as in [`Backend::norm_matmuls`].
     fn norm_glu(
@@ -244,12 +295,15 @@ pub trait Backend {
         norm: Norm<'_, Self::Weight>,
         gate: &Self::Weight,
         up: &Self::Weight,
+        act: Activation,
     ) -> Self::Act {
         let h = self.rms_norm(x, norm.weight, norm.eps);
-        self.glu(&h, gate, up)
+        self.glu(&h, gate, up, act)
     }
-    /// `silu(gate) * up`, elementwise.
-    fn silu_mul(&mut self, gate: &Self::Act, up: &Self::Act) -> Self::Act;
+    /// `act(gate) * up`, elementwise.
+    fn act_mul(&mut self, gate: &Self::Act, up: &Self::Act, act: Activation) -> Self::Act;
+    /// `x ← op(x)`, elementwise.
+    fn unary(&mut self, x: &mut Self::Act, op: Unary);
     /// `x += y`.
     fn add(&mut self, x: &mut Self::Act, y: &Self::Act);
     /// Rows `start..start + count` of `x`.

@@ -62,10 +62,49 @@ pub fn run(args: &InfoArgs) -> Result<()> {
     );
     let yes_no = |b: bool| if b { "yes" } else { "no" };
     println!("qkv bias:       {}", yes_no(c.qkv_bias));
-    println!("q/k head norms: {}", yes_no(c.arch.qk_norm()));
+    println!("q/k head norms: {}", yes_no(c.qk_norm));
+    println!("post-norms:     {}", yes_no(c.post_norms));
+    println!("activation:     {:?}", c.activation);
+    if c.embed_scale != 1.0 {
+        println!("embed scale:    {}", c.embed_scale);
+    }
+    println!(
+        "attn scale:     {} (1/sqrt({:.4}))",
+        c.attn_scale,
+        1.0 / (c.attn_scale * c.attn_scale)
+    );
+    let cap = |v: f32| {
+        if v > 0.0 {
+            v.to_string()
+        } else {
+            "none".into()
+        }
+    };
+    if c.attn_softcap > 0.0 || c.final_softcap > 0.0 {
+        println!(
+            "soft caps:      attention {}, final {}",
+            cap(c.attn_softcap),
+            cap(c.final_softcap)
+        );
+    }
+    let sliding = c.sliding_layers.iter().filter(|&&s| s).count();
     match c.sliding_window {
         0 => println!("sliding window: none"),
-        w => println!("sliding window: {w} positions"),
+        w if sliding == c.layers => println!("sliding window: {w} positions, every layer"),
+        w => {
+            let global: Vec<String> = (0..c.layers)
+                .filter(|&i| !c.sliding_layers[i])
+                .map(|i| i.to_string())
+                .collect();
+            println!(
+                "sliding window: {w} positions on {sliding} of {} layers (global: {})",
+                c.layers,
+                global.join(", ")
+            );
+        }
+    }
+    if let Some(local) = c.rope_theta_local {
+        println!("local rope:     theta {local} on the sliding layers, unscaled");
     }
     let t = &f.tokenizer;
     let name = |id: Option<u32>| {

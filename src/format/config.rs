@@ -1,49 +1,13 @@
 //! Architecture hyper-parameters, from GGUF metadata or a Hugging Face `config.json`, in one shape.
+//! The keys every architecture shares are read here; each architecture's file in `src/arch/`
+//! reads the rest.
 
 use serde_json::Value;
 
-use super::gguf::GgufFile;
+pub use crate::arch::Arch;
+use crate::arch::{GgufKeys, plausible_size};
 use crate::error::{Error, Result};
-
-/// Model families Ember runs. Their differences are data in [`ModelConfig`], not code paths.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Arch {
-    /// Llama 2/3, TinyLlama, SmolLM, Mistral (no sliding window).
-    Llama,
-    /// Qwen2: biases on q/k/v, usually an untied output head.
-    Qwen2,
-    /// Qwen3: no biases; an RMSNorm over each head of q and k before RoPE; head size
-    /// independent of the width.
-    Qwen3,
-}
-
-impl Arch {
-    /// Parses GGUF's `general.architecture` / HF's `model_type`.
-    pub fn from_name(name: &str) -> Result<Arch> {
-        match name {
-            "llama" | "mistral" => Ok(Arch::Llama),
-            "qwen2" => Ok(Arch::Qwen2),
-            "qwen3" => Ok(Arch::Qwen3),
-            other => Err(Error::Unsupported(format!(
-                "architecture {other:?} (supported: llama, mistral, qwen2, qwen3)"
-            ))),
-        }
-    }
-
-    /// GGUF's name for the architecture.
-    pub fn name(self) -> &'static str {
-        match self {
-            Arch::Llama => "llama",
-            Arch::Qwen2 => "qwen2",
-            Arch::Qwen3 => "qwen3",
-        }
-    }
-
-    /// Whether q and k go through a per-head RMSNorm before RoPE.
-    pub fn qk_norm(self) -> bool {
-        self == Arch::Qwen3
-    }
-}
+use crate::format::gguf::GgufFile;
 
 /// Which dimensions RoPE rotates together within a head.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,7 +15,7 @@ pub enum RopeLayout {
     /// Pairs `(2i, 2i + 1)`. llama.cpp's converter permutes the q/k rows of `llama` models so
     /// that this layout is right for GGUF files of that architecture.
     Interleaved,
-    /// Pairs `(i, i + d/2)` ("rotate_half"): Hugging Face weights and GGUF `qwen2`.
+    /// Pairs `(i, i + d/2)` ("rotate_half"): Hugging Face weights and most GGUF architectures.
     Halves,
 }
 
@@ -76,6 +40,28 @@ pub enum RopeScaling {
         /// The context length the model was trained with.
         original_context: f32,
     },
+}
+
+/// The gated MLP's activation of the gate branch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    /// `x · sigmoid(x)` (Llama, Qwen, Phi).
+    Silu,
+    /// GELU, tanh approximation (Gemma).
+    GeluTanh,
+}
+
+impl Activation {
+    /// The function, in f32 as every backend computes it.
+    pub fn apply(self, x: f32) -> f32 {
+        match self {
+            Activation::Silu => x / (1.0 + (-x).exp()),
+            Activation::GeluTanh => {
+                const C: f32 = 0.797_884_6; // sqrt(2 / pi)
+                0.5 * x * (1.0 + (C * (x + 0.044715 * x * x * x)).tanh())
+            }
+        }
+    }
 }
 
 /// Everything the forward pass needs to know about the network's shape.
@@ -103,6 +89,9 @@ pub struct ModelConfig {
     pub rope_scaling: RopeScaling,
     /// Which dimensions RoPE pairs.
     pub rope_layout: RopeLayout,
+    /// RoPE base of the sliding-window layers when it differs (Gemma 3's local layers, which
+    /// have no frequency rescaling either).
+    pub rope_theta_local: Option<f32>,
     /// RMSNorm epsilon.
     pub rms_eps: f32,
     /// Trained context length.
@@ -111,8 +100,25 @@ pub struct ModelConfig {
     pub tied_output: bool,
     /// Whether q/k/v projections carry biases.
     pub qkv_bias: bool,
+    /// Whether q and k go through an RMSNorm per head before RoPE (Qwen3, Gemma 3).
+    pub qk_norm: bool,
+    /// Whether each block's attention and MLP outputs go through an RMSNorm of their own before
+    /// the residual add (Gemma 2/3).
+    pub post_norms: bool,
+    /// The gated MLP's activation.
+    pub activation: Activation,
+    /// Multiplies the embedding rows (Gemma: √hidden; 1 elsewhere).
+    pub embed_scale: f32,
+    /// Multiplies q·k before the softmax (1/√head_dim unless the model says otherwise).
+    pub attn_scale: f32,
+    /// Soft cap of attention scores, `s ← c·tanh(s/c)` (0: none; Gemma 2).
+    pub attn_softcap: f32,
+    /// Soft cap of the final logits (0: none; Gemma 2).
+    pub final_softcap: f32,
     /// Sliding-window attention: positions a token attends to, itself included (0: all).
     pub sliding_window: usize,
+    /// Which layers use the window (one entry per layer).
+    pub sliding_layers: Vec<bool>,
 }
 
 fn missing(key: &str) -> Error {
@@ -121,17 +127,48 @@ fn missing(key: &str) -> Error {
     ))
 }
 
-/// A positive size that a real model could have (guards later allocations against nonsense).
-fn size(v: u64, key: &str) -> Result<usize> {
-    if v == 0 || v > 1 << 24 {
-        return Err(Error::format(format!(
-            "{key} = {v} is not a plausible size"
-        )));
-    }
-    Ok(v as usize)
-}
-
 impl ModelConfig {
+    /// The shared defaults for an architecture of these sizes: Llama's choices everywhere.
+    #[allow(clippy::too_many_arguments)]
+    fn base(
+        arch: Arch,
+        vocab_size: usize,
+        hidden: usize,
+        layers: usize,
+        heads: usize,
+        kv_heads: usize,
+        head_dim: usize,
+        ffn: usize,
+    ) -> ModelConfig {
+        ModelConfig {
+            arch,
+            vocab_size,
+            hidden,
+            layers,
+            heads,
+            kv_heads,
+            head_dim,
+            ffn,
+            rope_theta: 10000.0,
+            rope_scaling: RopeScaling::None,
+            rope_layout: RopeLayout::Halves,
+            rope_theta_local: None,
+            rms_eps: 1e-6,
+            context_length: 4096,
+            tied_output: false,
+            qkv_bias: false,
+            qk_norm: false,
+            post_norms: false,
+            activation: Activation::Silu,
+            embed_scale: 1.0,
+            attn_scale: 1.0 / (head_dim as f32).sqrt(),
+            attn_softcap: 0.0,
+            final_softcap: 0.0,
+            sliding_window: 0,
+            sliding_layers: vec![false; layers],
+        }
+    }
+
     /// Checks relations between the sizes that the forward pass relies on.
     fn validated(self) -> Result<ModelConfig> {
         if !self.heads.is_multiple_of(self.kv_heads) {
@@ -146,10 +183,33 @@ impl ModelConfig {
                 self.head_dim
             )));
         }
-        if !(self.rms_eps > 0.0 && self.rope_theta > 0.0) {
-            return Err(Error::format("RMS epsilon and rope theta must be positive"));
+        if !(self.rms_eps > 0.0 && self.rope_theta > 0.0 && self.attn_scale > 0.0) {
+            return Err(Error::format(
+                "RMS epsilon, rope theta and the attention scale must be positive",
+            ));
+        }
+        if !(self.attn_softcap >= 0.0 && self.final_softcap >= 0.0 && self.embed_scale > 0.0) {
+            return Err(Error::format(
+                "soft caps must not be negative and the embedding scale must be positive",
+            ));
+        }
+        if self.sliding_layers.len() != self.layers {
+            return Err(Error::format(format!(
+                "{} sliding-window flags for {} layers",
+                self.sliding_layers.len(),
+                self.layers
+            )));
         }
         Ok(self)
+    }
+
+    /// The window of layer `layer` (0: it attends to every earlier position).
+    pub fn layer_window(&self, layer: usize) -> usize {
+        if self.sliding_layers.get(layer) == Some(&true) {
+            self.sliding_window
+        } else {
+            0
+        }
     }
 
     /// Reads the `{arch}.*` keys of a GGUF file.
@@ -159,63 +219,39 @@ impl ModelConfig {
             .and_then(|v| v.as_str())
             .ok_or_else(|| missing("general.architecture"))?;
         let arch = Arch::from_name(arch_name)?;
-        let key = |k: &str| format!("{arch_name}.{k}");
-        let uint = |k: &str| -> Result<usize> {
-            let full = key(k);
-            size(
-                g.get(&full)
-                    .and_then(|v| v.as_u64())
-                    .ok_or_else(|| missing(&full))?,
-                &full,
-            )
+        let keys = GgufKeys {
+            file: g,
+            arch: arch_name,
         };
-        let opt_uint = |k: &str| -> Result<Option<usize>> {
-            let full = key(k);
-            g.get(&full)
-                .and_then(|v| v.as_u64())
-                .map(|v| size(v, &full))
-                .transpose()
-        };
-        let float = |k: &str| g.get(&key(k)).and_then(|v| v.as_f64()).map(|v| v as f32);
-
+        let uint = |k: &str| keys.size(k)?.ok_or_else(|| missing(&keys.key(k)));
         let hidden = uint("embedding_length")?;
         let heads = uint("attention.head_count")?;
-        let head_dim = match opt_uint("attention.key_length")? {
-            Some(d) => d,
-            None => hidden / heads,
-        };
-        let rope_scaling = match g.get(&key("rope.scaling.type")).and_then(|v| v.as_str()) {
-            None | Some("none") => RopeScaling::None,
-            Some("linear") => RopeScaling::Linear {
-                factor: float("rope.scaling.factor").unwrap_or(1.0),
-            },
-            Some(other) => return Err(Error::Unsupported(format!("rope scaling {other:?}"))),
-        };
-        ModelConfig {
+        let head_dim = keys.size("attention.key_length")?.unwrap_or(hidden / heads);
+        let mut cfg = ModelConfig::base(
             arch,
             vocab_size,
             hidden,
-            layers: uint("block_count")?,
+            uint("block_count")?,
             heads,
-            kv_heads: opt_uint("attention.head_count_kv")?.unwrap_or(heads),
+            keys.size("attention.head_count_kv")?.unwrap_or(heads),
             head_dim,
-            ffn: uint("feed_forward_length")?,
-            rope_theta: float("rope.freq_base").unwrap_or(10000.0),
-            rope_scaling,
-            rope_layout: match arch {
-                Arch::Llama => RopeLayout::Interleaved,
-                Arch::Qwen2 | Arch::Qwen3 => RopeLayout::Halves,
+            uint("feed_forward_length")?,
+        );
+        cfg.rope_scaling = match keys.get("rope.scaling.type").and_then(|v| v.as_str()) {
+            None | Some("none") => RopeScaling::None,
+            Some("linear") => RopeScaling::Linear {
+                factor: keys.float("rope.scaling.factor").unwrap_or(1.0),
             },
-            rms_eps: float("attention.layer_norm_rms_epsilon")
-                .ok_or_else(|| missing(&key("attention.layer_norm_rms_epsilon")))?,
-            context_length: uint("context_length")?,
-            tied_output,
-            qkv_bias: arch == Arch::Qwen2,
-            // llama.cpp reads no window for these architectures (its converter writes Mistral
-            // as `llama` without one): files behave as there.
-            sliding_window: 0,
-        }
-        .validated()
+            Some(other) => return Err(Error::Unsupported(format!("rope scaling {other:?}"))),
+        };
+        cfg.rope_theta = keys.float("rope.freq_base").unwrap_or(10000.0);
+        cfg.rms_eps = keys
+            .float("attention.layer_norm_rms_epsilon")
+            .ok_or_else(|| missing(&keys.key("attention.layer_norm_rms_epsilon")))?;
+        cfg.context_length = uint("context_length")?;
+        cfg.tied_output = tied_output;
+        arch.def().gguf_config(&keys, &mut cfg)?;
+        cfg.validated()
     }
 
     /// Reads a Hugging Face `config.json` (both the top-level `rope_theta` of older configs and the
@@ -226,7 +262,7 @@ impl ModelConfig {
             .ok_or_else(|| Error::format("config.json has no model_type"))?;
         let arch = Arch::from_name(arch_name)?;
         let uint = |k: &str| -> Result<usize> {
-            size(
+            plausible_size(
                 c[k].as_u64().ok_or_else(|| {
                     Error::format(format!("config.json: {k} is missing or not an integer"))
                 })?,
@@ -236,108 +272,46 @@ impl ModelConfig {
         let hidden = uint("hidden_size")?;
         let heads = uint("num_attention_heads")?;
         let head_dim = match c["head_dim"].as_u64() {
-            Some(d) => size(d, "head_dim")?,
+            Some(d) => plausible_size(d, "head_dim")?,
             None => hidden / heads,
         };
-        // transformers 5 nests rope settings in `rope_parameters`; older files use `rope_theta`
-        // and `rope_scaling` at the top level.
-        let rope = if c["rope_parameters"].is_object() {
-            &c["rope_parameters"]
-        } else {
-            &c["rope_scaling"]
-        };
-        let theta = rope["rope_theta"]
-            .as_f64()
-            .or_else(|| c["rope_theta"].as_f64())
-            .unwrap_or(10000.0) as f32;
-        let f = |k: &str, default: f64| rope[k].as_f64().unwrap_or(default) as f32;
-        let rope_type = rope["rope_type"]
-            .as_str()
-            .or_else(|| rope["type"].as_str())
-            .unwrap_or("default");
-        let rope_scaling = match rope_type {
-            "default" => RopeScaling::None,
-            "linear" => RopeScaling::Linear {
-                factor: f("factor", 1.0),
-            },
-            "llama3" => RopeScaling::Llama3 {
-                factor: f("factor", 8.0),
-                low_freq_factor: f("low_freq_factor", 1.0),
-                high_freq_factor: f("high_freq_factor", 4.0),
-                original_context: f("original_max_position_embeddings", 8192.0),
-            },
-            other => return Err(Error::Unsupported(format!("rope scaling {other:?}"))),
-        };
-        if c["use_sliding_window"].as_bool() == Some(true) {
-            return Err(Error::Unsupported(
-                "Qwen2's sliding-window attention (use_sliding_window)".into(),
-            ));
-        }
-        // Mistral's window applies to every layer (`null`: none).
-        let sliding_window = match (arch_name, &c["sliding_window"]) {
-            ("mistral", Value::Number(n)) => size(n.as_u64().unwrap_or(0), "sliding_window")?,
-            _ => 0,
-        };
-        ModelConfig {
+        let kv_heads = c["num_key_value_heads"]
+            .as_u64()
+            .map(|v| plausible_size(v, "num_key_value_heads"))
+            .transpose()?
+            .unwrap_or(heads);
+        let mut cfg = ModelConfig::base(
             arch,
-            vocab_size: uint("vocab_size")?,
+            uint("vocab_size")?,
             hidden,
-            layers: uint("num_hidden_layers")?,
+            uint("num_hidden_layers")?,
             heads,
-            kv_heads: c["num_key_value_heads"]
-                .as_u64()
-                .map(|v| size(v, "num_key_value_heads"))
-                .transpose()?
-                .unwrap_or(heads),
+            kv_heads,
             head_dim,
-            ffn: uint("intermediate_size")?,
-            rope_theta: theta,
-            rope_scaling,
-            rope_layout: RopeLayout::Halves,
-            rms_eps: c["rms_norm_eps"].as_f64().unwrap_or(1e-6) as f32,
-            context_length: uint("max_position_embeddings")?,
-            tied_output: c["tie_word_embeddings"].as_bool().unwrap_or(false),
-            qkv_bias: arch == Arch::Qwen2 || c["attention_bias"].as_bool() == Some(true),
-            sliding_window,
-        }
-        .validated()
+            uint("intermediate_size")?,
+        );
+        let (theta, scaling) = hf_rope(c, c)?;
+        cfg.rope_theta = theta;
+        cfg.rope_scaling = scaling;
+        cfg.rms_eps = c["rms_norm_eps"].as_f64().unwrap_or(1e-6) as f32;
+        cfg.context_length = uint("max_position_embeddings")?;
+        cfg.tied_output = c["tie_word_embeddings"].as_bool().unwrap_or(false);
+        cfg.qkv_bias = c["attention_bias"].as_bool() == Some(true);
+        arch.def().hf_config(c, &mut cfg)?;
+        cfg.validated()
     }
 
-    /// Inverse rotary frequency of each pair (`head_dim / 2` values), scaling applied.
+    /// Inverse rotary frequency of each pair (`head_dim / 2` values) of the layers without a
+    /// window (all layers unless [`ModelConfig::rope_theta_local`]), scaling applied.
     pub fn rope_inv_freqs(&self) -> Vec<f32> {
-        let d = self.head_dim as f64;
-        (0..self.head_dim / 2)
-            .map(|i| {
-                let f = 1.0 / (self.rope_theta as f64).powf(2.0 * i as f64 / d);
-                let f = match self.rope_scaling {
-                    RopeScaling::None => f,
-                    RopeScaling::Linear { factor } => f / factor as f64,
-                    RopeScaling::Llama3 {
-                        factor,
-                        low_freq_factor,
-                        high_freq_factor,
-                        original_context,
-                    } => {
-                        let (factor, lo, hi, ctx) = (
-                            factor as f64,
-                            low_freq_factor as f64,
-                            high_freq_factor as f64,
-                            original_context as f64,
-                        );
-                        let wavelen = 2.0 * std::f64::consts::PI / f;
-                        if wavelen < ctx / hi {
-                            f
-                        } else if wavelen > ctx / lo {
-                            f / factor
-                        } else {
-                            let smooth = (ctx / wavelen - lo) / (hi - lo);
-                            (1.0 - smooth) * f / factor + smooth * f
-                        }
-                    }
-                };
-                f as f32
-            })
-            .collect()
+        inv_freqs(self.head_dim, self.rope_theta, self.rope_scaling)
+    }
+
+    /// Inverse rotary frequencies of the sliding-window layers, when they differ from
+    /// [`ModelConfig::rope_inv_freqs`].
+    pub fn rope_inv_freqs_local(&self) -> Option<Vec<f32>> {
+        self.rope_theta_local
+            .map(|theta| inv_freqs(self.head_dim, theta, RopeScaling::None))
     }
 
     /// Width of the key/value projections.
@@ -349,6 +323,79 @@ impl ModelConfig {
     pub fn q_dim(&self) -> usize {
         self.heads * self.head_dim
     }
+}
+
+/// RoPE base and scaling from the rope object of `config.json` (`rope_parameters` in
+/// transformers 5, else `rope_scaling` with `rope_theta` at the top level of `top`).
+pub fn hf_rope(rope_or_config: &Value, top: &Value) -> Result<(f32, RopeScaling)> {
+    let c = rope_or_config;
+    let rope = if c["rope_parameters"].is_object() {
+        &c["rope_parameters"]
+    } else if c["rope_scaling"].is_object() {
+        &c["rope_scaling"]
+    } else {
+        c
+    };
+    let theta = rope["rope_theta"]
+        .as_f64()
+        .or_else(|| top["rope_theta"].as_f64())
+        .unwrap_or(10000.0) as f32;
+    let f = |k: &str, default: f64| rope[k].as_f64().unwrap_or(default) as f32;
+    let rope_type = rope["rope_type"]
+        .as_str()
+        .or_else(|| rope["type"].as_str())
+        .unwrap_or("default");
+    let scaling = match rope_type {
+        "default" => RopeScaling::None,
+        "linear" => RopeScaling::Linear {
+            factor: f("factor", 1.0),
+        },
+        "llama3" => RopeScaling::Llama3 {
+            factor: f("factor", 8.0),
+            low_freq_factor: f("low_freq_factor", 1.0),
+            high_freq_factor: f("high_freq_factor", 4.0),
+            original_context: f("original_max_position_embeddings", 8192.0),
+        },
+        other => return Err(Error::Unsupported(format!("rope scaling {other:?}"))),
+    };
+    Ok((theta, scaling))
+}
+
+/// Inverse rotary frequencies of a head of `head_dim` with base `theta`, `scaling` applied.
+fn inv_freqs(head_dim: usize, theta: f32, scaling: RopeScaling) -> Vec<f32> {
+    let d = head_dim as f64;
+    (0..head_dim / 2)
+        .map(|i| {
+            let f = 1.0 / (theta as f64).powf(2.0 * i as f64 / d);
+            let f = match scaling {
+                RopeScaling::None => f,
+                RopeScaling::Linear { factor } => f / factor as f64,
+                RopeScaling::Llama3 {
+                    factor,
+                    low_freq_factor,
+                    high_freq_factor,
+                    original_context,
+                } => {
+                    let (factor, lo, hi, ctx) = (
+                        factor as f64,
+                        low_freq_factor as f64,
+                        high_freq_factor as f64,
+                        original_context as f64,
+                    );
+                    let wavelen = 2.0 * std::f64::consts::PI / f;
+                    if wavelen < ctx / hi {
+                        f
+                    } else if wavelen > ctx / lo {
+                        f / factor
+                    } else {
+                        let smooth = (ctx / wavelen - lo) / (hi - lo);
+                        (1.0 - smooth) * f / factor + smooth * f
+                    }
+                }
+            };
+            f as f32
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -407,6 +454,11 @@ mod tests {
         );
         assert!(ModelConfig::from_hf(&hf(json!({"num_key_value_heads": 3}))).is_err());
         assert!(ModelConfig::from_hf(&hf(json!({"hidden_size": -4}))).is_err());
-        assert!(ModelConfig::from_hf(&hf(json!({"use_sliding_window": true}))).is_err());
+        assert!(
+            ModelConfig::from_hf(&hf(
+                json!({"model_type": "qwen2", "use_sliding_window": true})
+            ))
+            .is_err()
+        );
     }
 }

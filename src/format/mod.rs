@@ -10,7 +10,7 @@ pub mod weights;
 
 use std::path::{Path, PathBuf};
 
-pub use config::{Arch, ModelConfig, RopeLayout, RopeScaling};
+pub use config::{Activation, Arch, ModelConfig, RopeLayout, RopeScaling};
 pub use tensor::TensorView;
 pub use weights::{LayerWeights, ModelWeights, TensorSource};
 
@@ -41,8 +41,8 @@ pub struct ModelFile {
 }
 
 impl TensorSource for GgufFile {
-    fn tensor(&self, canonical: &str) -> Option<TensorView> {
-        GgufFile::tensor(self, canonical)
+    fn tensor(&self, canonical: &str) -> Result<Option<TensorView>> {
+        Ok(GgufFile::tensor(self, canonical))
     }
 }
 
@@ -122,7 +122,7 @@ impl ModelFile {
     fn open_hf(dir: &Path) -> Result<ModelFile> {
         let cfg_json = safetensors::read_json(&dir.join("config.json"))?;
         let config = ModelConfig::from_hf(&cfg_json)?;
-        let tensors = safetensors::HfTensors::open(dir)?;
+        let tensors = safetensors::HfTensors::open(dir, config.arch)?;
         let weights = ModelWeights::load(&tensors, &config)?;
         let tokenizer = Tokenizer::from_hf_folder(dir, &cfg_json)?;
         Ok(ModelFile {

@@ -8,13 +8,15 @@ use serde_json::Value;
 
 use super::storage::Storage;
 use super::tensor::TensorView;
-use super::weights::{TensorSource, hf_name};
+use super::weights::TensorSource;
+use crate::arch::{Arch, hf_name};
 use crate::error::{Error, Result};
 use crate::quant::GgmlType;
 
 /// The tensors of a Hugging Face folder, indexed by their Hugging Face names.
 pub struct HfTensors {
     tensors: HashMap<String, TensorView>,
+    arch: Arch,
 }
 
 /// Reads and parses a JSON file.
@@ -35,8 +37,8 @@ fn dtype(d: safetensors::Dtype, name: &str) -> Result<GgmlType> {
 }
 
 impl HfTensors {
-    /// Opens every safetensors file of the folder `dir`.
-    pub fn open(dir: &Path) -> Result<HfTensors> {
+    /// Opens every safetensors file of the folder `dir`, a model of `arch`.
+    pub fn open(dir: &Path, arch: Arch) -> Result<HfTensors> {
         let files = shard_files(dir)?;
         let mut tensors = HashMap::new();
         for file in files {
@@ -61,7 +63,7 @@ impl HfTensors {
                 tensors.insert(name, view);
             }
         }
-        Ok(HfTensors { tensors })
+        Ok(HfTensors { tensors, arch })
     }
 }
 
@@ -101,10 +103,15 @@ fn shard_files(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 impl TensorSource for HfTensors {
-    fn tensor(&self, canonical: &str) -> Option<TensorView> {
-        let hf = hf_name(canonical)?;
-        let mut t = self.tensors.get(&hf)?.clone();
+    fn tensor(&self, canonical: &str) -> Result<Option<TensorView>> {
+        let Some(hf) = hf_name(self.arch, canonical) else {
+            return Ok(None);
+        };
+        let Some(t) = self.tensors.get(&hf) else {
+            return Ok(None);
+        };
+        let mut t = t.clone();
         t.name = canonical.to_string();
-        Some(t)
+        self.arch.def().convert_hf_tensor(t).map(Some)
     }
 }

@@ -60,6 +60,19 @@ impl TensorView {
         })
     }
 
+    /// An f32 tensor holding `values` in memory of its own (derived weights: Gemma's norms,
+    /// rope frequencies).
+    pub fn owned_f32(name: &str, shape: Vec<usize>, values: &[f32]) -> Result<TensorView> {
+        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        TensorView::new(
+            name.into(),
+            GgmlType::F32,
+            shape,
+            Arc::new(Storage::Owned(bytes)),
+            0,
+        )
+    }
+
     /// The raw encoded bytes.
     pub fn bytes(&self) -> &[u8] {
         &self.storage[self.offset..self.offset + self.len]

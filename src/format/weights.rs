@@ -6,8 +6,9 @@ use crate::error::{Error, Result};
 
 /// Anything that can produce tensors by their GGUF-convention name (`blk.3.attn_q.weight`).
 pub trait TensorSource {
-    /// The tensor with this canonical name, if the file has it.
-    fn tensor(&self, canonical: &str) -> Option<TensorView>;
+    /// The tensor with this canonical name, if the file has it, in the GGUF convention's
+    /// encoding (an architecture may derive it from what the file stores).
+    fn tensor(&self, canonical: &str) -> Result<Option<TensorView>>;
 }
 
 /// The weights of one transformer block, still encoded as in the file.
@@ -33,8 +34,12 @@ pub struct LayerWeights {
     pub k_norm: Option<TensorView>,
     /// Attention output projection.
     pub o: TensorView,
+    /// RMSNorm of the attention output before the residual add (Gemma).
+    pub post_attn_norm: Option<TensorView>,
     /// RMSNorm before the feed-forward block.
     pub ffn_norm: TensorView,
+    /// RMSNorm of the feed-forward output before the residual add (Gemma).
+    pub post_ffn_norm: Option<TensorView>,
     /// Gate projection (SiLU branch).
     pub gate: TensorView,
     /// Up projection.
@@ -59,7 +64,7 @@ pub struct ModelWeights {
 }
 
 fn require(src: &dyn TensorSource, name: &str) -> Result<TensorView> {
-    src.tensor(name).ok_or_else(|| Error::Tensor {
+    src.tensor(name)?.ok_or_else(|| Error::Tensor {
         name: name.to_string(),
         problem: "missing from the model file".into(),
     })
@@ -81,10 +86,16 @@ impl ModelWeights {
             matrix(name, len, 1).map(Some)
         };
         let head_norm = |name: &str| -> Result<Option<TensorView>> {
-            if !cfg.arch.qk_norm() {
+            if !cfg.qk_norm {
                 return Ok(None);
             }
             matrix(name, cfg.head_dim, 1).map(Some)
+        };
+        let post_norm = |name: &str| -> Result<Option<TensorView>> {
+            if !cfg.post_norms {
+                return Ok(None);
+            }
+            matrix(name, h, 1).map(Some)
         };
         let mut layers = Vec::with_capacity(cfg.layers);
         for i in 0..cfg.layers {
@@ -100,7 +111,9 @@ impl ModelWeights {
                 q_norm: head_norm(&n("attn_q_norm.weight"))?,
                 k_norm: head_norm(&n("attn_k_norm.weight"))?,
                 o: matrix(&n("attn_output.weight"), q_dim, h)?,
+                post_attn_norm: post_norm(&n("post_attention_norm.weight"))?,
                 ffn_norm: matrix(&n("ffn_norm.weight"), h, 1)?,
+                post_ffn_norm: post_norm(&n("post_ffw_norm.weight"))?,
                 gate: matrix(&n("ffn_gate.weight"), h, cfg.ffn)?,
                 up: matrix(&n("ffn_up.weight"), h, cfg.ffn)?,
                 down: matrix(&n("ffn_down.weight"), cfg.ffn, h)?,
@@ -111,7 +124,7 @@ impl ModelWeights {
         } else {
             Some(matrix("output.weight", h, cfg.vocab_size)?)
         };
-        let rope_freqs = src.tensor("rope_freqs.weight");
+        let rope_freqs = src.tensor("rope_freqs.weight")?;
         if let Some(f) = &rope_freqs {
             f.expect_shape(cfg.head_dim / 2, 1)?;
         }
@@ -143,38 +156,8 @@ impl ModelWeights {
             ]);
             v.extend(l.q_bias.iter().chain(&l.k_bias).chain(&l.v_bias));
             v.extend(l.q_norm.iter().chain(&l.k_norm));
+            v.extend(l.post_attn_norm.iter().chain(&l.post_ffn_norm));
         }
         v
     }
-}
-
-/// Hugging Face's name for a canonical (GGUF-convention) tensor name.
-pub fn hf_name(canonical: &str) -> Option<String> {
-    let fixed = match canonical {
-        "token_embd.weight" => Some("model.embed_tokens.weight"),
-        "output_norm.weight" => Some("model.norm.weight"),
-        "output.weight" => Some("lm_head.weight"),
-        _ => None,
-    };
-    if let Some(f) = fixed {
-        return Some(f.to_string());
-    }
-    let rest = canonical.strip_prefix("blk.")?;
-    let (layer, role) = rest.split_once('.')?;
-    let (role, kind) = role.rsplit_once('.')?;
-    let hf = match role {
-        "attn_norm" => "input_layernorm",
-        "attn_q" => "self_attn.q_proj",
-        "attn_k" => "self_attn.k_proj",
-        "attn_v" => "self_attn.v_proj",
-        "attn_q_norm" => "self_attn.q_norm",
-        "attn_k_norm" => "self_attn.k_norm",
-        "attn_output" => "self_attn.o_proj",
-        "ffn_norm" => "post_attention_layernorm",
-        "ffn_gate" => "mlp.gate_proj",
-        "ffn_up" => "mlp.up_proj",
-        "ffn_down" => "mlp.down_proj",
-        _ => return None,
-    };
-    Some(format!("model.layers.{layer}.{hf}.{kind}"))
 }

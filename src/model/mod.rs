@@ -1,16 +1,12 @@
 //! The transformer forward pass, written once against [`Backend`].
 
-mod llama;
+mod transformer;
 
-use std::sync::Arc;
-
-pub use llama::Model;
+pub use transformer::Model;
 
 use crate::error::Result;
 use crate::format::ModelConfig;
 use crate::format::TensorView;
-use crate::format::storage::Storage;
-use crate::quant::GgmlType;
 
 /// What a session needs from a loaded model, whatever backend runs it.
 pub trait LanguageModel {
@@ -54,12 +50,5 @@ pub struct SeqChunk<'a> {
 
 /// A small f32 vector as a tensor view (for derived constants such as rope frequencies).
 pub(crate) fn f32_tensor(name: &str, values: &[f32]) -> Result<TensorView> {
-    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-    TensorView::new(
-        name.into(),
-        GgmlType::F32,
-        vec![values.len()],
-        Arc::new(Storage::Owned(bytes)),
-        0,
-    )
+    TensorView::owned_f32(name, vec![values.len()], values)
 }

@@ -188,6 +188,7 @@ pub fn metadata(file: &ModelFile, config: &Value) -> Result<Vec<(String, MetaVal
             ));
         }
     }
+    md.extend(c.arch.def().gguf_keys(c)?);
     md.extend(tokenizer_metadata(file, c.vocab_size)?);
     Ok(md)
 }

@@ -8,7 +8,7 @@ use std::path::Path;
 use crate::error::{Error, Result};
 use crate::format::gguf::MetaValue;
 use crate::format::gguf_write::{TensorPlan, write_gguf};
-use crate::format::{Arch, ModelFile, ModelSource, RopeLayout, TensorView};
+use crate::format::{ModelFile, ModelSource, RopeLayout, TensorView};
 use crate::quant::{GgmlType, QK_K};
 
 /// What to quantize to.
@@ -191,7 +191,10 @@ pub fn quantize(
         tensors.extend([&l.attn_norm, &l.q, &l.k, &l.v]);
         tensors.extend(l.q_bias.iter().chain(&l.k_bias).chain(&l.v_bias));
         tensors.extend(l.q_norm.iter().chain(&l.k_norm));
-        tensors.extend([&l.o, &l.ffn_norm, &l.gate, &l.up, &l.down]);
+        tensors.extend([&l.o]);
+        tensors.extend(l.post_attn_norm.iter());
+        tensors.extend([&l.ffn_norm, &l.gate, &l.up, &l.down]);
+        tensors.extend(l.post_ffn_norm.iter());
     }
     tensors.push(&w.output_norm);
     tensors.extend(w.output.iter().chain(&w.rope_freqs));
@@ -206,7 +209,7 @@ pub fn quantize(
         .collect();
     // Hugging Face llama weights need llama.cpp's q/k row order (see `permute_rows`).
     let permute = matches!(input.source, ModelSource::HuggingFace(_))
-        && cfg.arch == Arch::Llama
+        && cfg.arch.def().permutes_qk()
         && cfg.rope_layout == RopeLayout::Halves;
     let mut metadata = match &input.source {
         ModelSource::Gguf(g) => g

@@ -28,8 +28,45 @@ fn raise_exception(msg: String) -> std::result::Result<Value, minijinja::Error> 
     Err(minijinja::Error::new(ErrorKind::InvalidOperation, msg))
 }
 
-/// Renders `template` for `messages` as transformers' `apply_chat_template` would.
+/// Renders `template` for `messages` as transformers' `apply_chat_template` would. A template
+/// that refuses a system turn (Gemma 2's raises "System role not supported") gets the system
+/// text folded into the first user turn instead, as Gemma 3's template does itself.
 pub fn render(
+    template: &str,
+    messages: &[ChatMessage],
+    add_generation_prompt: bool,
+    bos_token: &str,
+    eos_token: &str,
+) -> Result<String> {
+    let result = render_as_given(
+        template,
+        messages,
+        add_generation_prompt,
+        bos_token,
+        eos_token,
+    );
+    match (result, messages) {
+        (Err(e), [system, user, rest @ ..]) if system.role == "system" && user.role == "user" => {
+            let mut folded = vec![ChatMessage::new(
+                "user",
+                &format!("{}\n\n{}", system.content, user.content),
+            )];
+            folded.extend_from_slice(rest);
+            render_as_given(
+                template,
+                &folded,
+                add_generation_prompt,
+                bos_token,
+                eos_token,
+            )
+            .map_err(|_| e)
+        }
+        (result, _) => result,
+    }
+}
+
+/// [`render`] of exactly `messages`.
+fn render_as_given(
     template: &str,
     messages: &[ChatMessage],
     add_generation_prompt: bool,
@@ -92,5 +129,22 @@ mod tests {
         let e = render(t, &[ChatMessage::new("assistant", "x")], false, "", "").unwrap_err();
         assert!(e.to_string().contains("only users"));
         assert!(render("{% for %}", &[], false, "", "").is_err());
+    }
+
+    #[test]
+    fn a_refused_system_turn_is_folded_into_the_first_user_turn() {
+        let t = "{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}";
+        let msgs = [
+            ChatMessage::new("system", "Be brief"),
+            ChatMessage::new("user", "Hi"),
+            ChatMessage::new("assistant", "Hello"),
+        ];
+        assert_eq!(
+            render(t, &msgs, false, "", "").unwrap(),
+            "<user>Be brief\n\nHi<assistant>Hello"
+        );
+        // A system turn with no user turn to fold into stays refused.
+        let only_system = [ChatMessage::new("system", "x")];
+        assert!(render(t, &only_system, false, "", "").is_err());
     }
 }

@@ -245,7 +245,15 @@ impl Tokenizer {
                 .or(list.first())
                 .and_then(|e| e["template"].as_str())
                 .map(str::to_string),
-            _ => None,
+            // transformers 5 saves the template in a file of its own.
+            _ => {
+                let file = dir.join("chat_template.jinja");
+                if file.is_file() {
+                    Some(std::fs::read_to_string(&file).map_err(|e| Error::io(&file, e))?)
+                } else {
+                    None
+                }
+            }
         };
         Ok(t.finish_specials())
     }

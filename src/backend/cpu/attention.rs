@@ -93,7 +93,6 @@ pub fn attend_seqs(
 ) -> Vec<f32> {
     let hd = s.head_dim;
     let group = s.heads / s.kv_heads;
-    let scale = 1.0 / (hd as f32).sqrt();
     let rows: usize = seqs.iter().map(|q| q.rows).sum();
     // (sequence, its first row in the output) of every output row.
     let mut row_of = Vec::with_capacity(rows);
@@ -130,7 +129,8 @@ pub fn attend_seqs(
                 stride: c.kv_dim,
                 offset: (h / group) * hd,
                 positions: pos + 1 - s.first(pos),
-                scale,
+                scale: s.scale,
+                softcap: s.softcap,
             };
             head.attend(&mut scores, o);
         }
@@ -149,6 +149,8 @@ struct Head<'a> {
     offset: usize,
     positions: usize,
     scale: f32,
+    /// Soft cap of the scaled scores (0: none).
+    softcap: f32,
 }
 
 impl Head<'_> {
@@ -182,7 +184,7 @@ impl Head<'_> {
                 self.values.as_ptr().add(self.offset),
             );
             x86::scores(self.q, k, self.stride, self.scale, scores);
-            let inv = Self::softmax(scores);
+            let inv = self.softmax(scores);
             x86::weighted_sum(scores, v, self.stride, inv, out);
         }
     }
@@ -205,9 +207,15 @@ impl Head<'_> {
         start..start + self.q.len()
     }
 
-    /// Turns `scores` into softmax weights; returns `1 / Σ exp`.
+    /// Turns `scores` (soft-capped first, where the model caps them) into softmax weights;
+    /// returns `1 / Σ exp`.
     #[inline(always)]
-    fn softmax(scores: &mut [f32]) -> f32 {
+    fn softmax(&self, scores: &mut [f32]) -> f32 {
+        if self.softcap > 0.0 {
+            scores
+                .iter_mut()
+                .for_each(|s| *s = crate::backend::soft_cap(*s, self.softcap));
+        }
         let mut max = f32::NEG_INFINITY;
         for &s in scores.iter() {
             max = if s > max { s } else { max };
@@ -251,7 +259,7 @@ impl Head<'_> {
             dot_accumulate(&mut acc, q, key(p));
             *sc = acc.iter().sum::<f32>() * self.scale;
         }
-        let inv = Self::softmax(scores);
+        let inv = self.softmax(scores);
         let mut o = [0.0f32; HD];
         for (p, &w) in scores.iter().enumerate() {
             let v: &[f32; HD] = self.values[self.at(p)].try_into().expect("width");
@@ -280,7 +288,7 @@ impl Head<'_> {
             }
             *sc = dot * self.scale;
         }
-        let inv = Self::softmax(scores);
+        let inv = self.softmax(scores);
         for (p, &w) in scores.iter().enumerate() {
             for (a, &b) in out.iter_mut().zip(&self.values[self.at(p)]) {
                 *a += w * b;

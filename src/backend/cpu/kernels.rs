@@ -3,7 +3,7 @@
 use std::mem::MaybeUninit;
 
 use super::pool::Pool;
-use crate::format::{RopeLayout, TensorView};
+use crate::format::{Activation, RopeLayout, TensorView};
 use crate::quant::dot_f32;
 use crate::quant::int_dot::strips::Strips;
 use crate::quant::int_dot::{self, CpuLevel, STRIP, TILE};
@@ -215,29 +215,47 @@ pub fn rms_norm_to(src: &[f32], dst: &mut [MaybeUninit<f32>], w: &[f32], eps: f3
     }
 }
 
-/// `dst[i] = silu(gate[i]) * up[i]`, compiled for AVX2 where the CPU has it (8 lanes instead of
+/// `dst[i] = act(gate[i]) * up[i]`, compiled for AVX2 where the CPU has it (8 lanes instead of
 /// the baseline's 4).
-pub fn silu_mul_to(dst: &mut [MaybeUninit<f32>], gate: &[f32], up: &[f32]) {
+pub fn act_mul_to(dst: &mut [MaybeUninit<f32>], gate: &[f32], up: &[f32], act: Activation) {
     #[cfg(target_arch = "x86_64")]
     if CpuLevel::Avx2.supported() {
         // SAFETY: the CPU has the features the function is compiled for.
-        return unsafe { silu_mul_avx2(dst, gate, up) };
+        return unsafe { act_mul_avx2(dst, gate, up, act) };
     }
-    silu_mul_portable(dst, gate, up)
+    act_mul_portable(dst, gate, up, act)
 }
 
-/// [`silu_mul_to`] compiled for AVX2 and FMA.
+/// [`act_mul_to`] compiled for AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn silu_mul_avx2(dst: &mut [MaybeUninit<f32>], gate: &[f32], up: &[f32]) {
-    silu_mul_portable(dst, gate, up)
+fn act_mul_avx2(dst: &mut [MaybeUninit<f32>], gate: &[f32], up: &[f32], act: Activation) {
+    act_mul_portable(dst, gate, up, act)
 }
 
 #[inline(always)]
-fn silu_mul_portable(dst: &mut [MaybeUninit<f32>], gate: &[f32], up: &[f32]) {
-    for ((d, &g), &u) in dst.iter_mut().zip(gate).zip(up) {
-        d.write(silu(g) * u);
+fn act_mul_portable(dst: &mut [MaybeUninit<f32>], gate: &[f32], up: &[f32], act: Activation) {
+    // One loop per activation, so each vectorises.
+    match act {
+        Activation::Silu => {
+            for ((d, &g), &u) in dst.iter_mut().zip(gate).zip(up) {
+                d.write(silu(g) * u);
+            }
+        }
+        Activation::GeluTanh => {
+            for ((d, &g), &u) in dst.iter_mut().zip(gate).zip(up) {
+                d.write(gelu_tanh(g) * u);
+            }
+        }
     }
+}
+
+/// GELU, tanh approximation: `x/2 · (1 + tanh(z))` with `z = √(2/π)(x + 0.044715x³)`, as
+/// `x · sigmoid(2z)` (the same function) so that it needs one exponential.
+#[inline(always)]
+pub fn gelu_tanh(x: f32) -> f32 {
+    const TWO_C: f32 = 2.0 * 0.797_884_6;
+    x / (1.0 + exp(-TWO_C * (x + 0.044715 * x * x * x)))
 }
 
 /// `len` values computed on the pool, `chunk` at a time, with no zeroing first (a serial pass
@@ -333,5 +351,35 @@ mod tests {
         }
         assert!(super::exp(-1000.0) <= 2.0 * f32::MIN_POSITIVE);
         assert!(super::exp(1000.0).is_finite());
+    }
+
+    #[test]
+    fn activations_match_their_f64_definitions() {
+        use crate::format::Activation;
+        use std::mem::MaybeUninit;
+        let xs: Vec<f32> = (-900..=900).map(|i| i as f32 * 0.0123 + 0.001).collect();
+        let ups: Vec<f32> = xs.iter().map(|x| 1.0 - 0.37 * x).collect();
+        for act in [Activation::Silu, Activation::GeluTanh] {
+            let mut out = vec![MaybeUninit::uninit(); xs.len()];
+            super::act_mul_to(&mut out, &xs, &ups, act);
+            for ((o, &x), &u) in out.iter().zip(&xs).zip(&ups) {
+                // SAFETY: act_mul_to wrote every element.
+                let got = unsafe { o.assume_init() };
+                let x64 = x as f64;
+                let a = match act {
+                    Activation::Silu => x64 / (1.0 + (-x64).exp()),
+                    Activation::GeluTanh => {
+                        let c = (2.0 / std::f64::consts::PI).sqrt();
+                        0.5 * x64 * (1.0 + (c * (x64 + 0.044715 * x64.powi(3))).tanh())
+                    }
+                };
+                let want = a * u as f64;
+                assert!(
+                    (got as f64 - want).abs() <= 1e-6 * (1.0 + want.abs()),
+                    "{act:?}({x}) * {u} = {got}, want {want}"
+                );
+                assert!((act.apply(x) as f64 - a).abs() <= 1e-6 * (1.0 + a.abs()));
+            }
+        }
     }
 }

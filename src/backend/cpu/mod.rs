@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 pub use attention::KvCache;
 use pool::Pool;
 
-use super::{AttentionShape, Backend, OpTimes, Rope, SeqRows};
+use super::{AttentionShape, Backend, OpTimes, Rope, SeqRows, Unary};
 use crate::error::{Error, Result};
-use crate::format::{RopeLayout, TensorView};
+use crate::format::{Activation, RopeLayout, TensorView};
 use crate::quant::int_dot::strips::Strips;
 use crate::quant::int_dot::{self, CpuLevel};
 use crate::quant::q8_act::Q8Act;
@@ -439,17 +439,24 @@ impl Backend for CpuBackend {
         })
     }
 
-    fn silu_mul(&mut self, gate: &CpuAct, up: &CpuAct) -> CpuAct {
+    fn act_mul(&mut self, gate: &CpuAct, up: &CpuAct, act: Activation) -> CpuAct {
         let bytes = f32_bytes(3 * up.data.len());
-        self.timed("silu_mul", bytes, |b| {
+        self.timed("act_mul", bytes, |b| {
             // Decode's one row is cheaper done here than handed to the pool.
             let n = up.data.len();
             let chunk = n.div_ceil(4 * b.pool.threads()).max(16 * 1024);
             let data = kernels::par_collect(&b.pool, n, chunk, |i, out| {
                 let at = i * chunk..i * chunk + out.len();
-                kernels::silu_mul_to(out, &gate.data[at.clone()], &up.data[at]);
+                kernels::act_mul_to(out, &gate.data[at.clone()], &up.data[at], act);
             });
             CpuAct::new(data, gate.rows)
+        })
+    }
+
+    fn unary(&mut self, x: &mut CpuAct, op: Unary) {
+        let bytes = f32_bytes(2 * x.data.len());
+        self.timed("unary", bytes, |_| {
+            x.data.iter_mut().for_each(|v| *v = op.apply(*v))
         })
     }
 

@@ -5,9 +5,9 @@ use super::profiler::Profiler;
 use super::repack::{gpu_row_bytes, gpu_rows};
 use super::shaders::{self, PREFILL_TILE, Variant};
 use super::{GpuAct, GpuBackend, PLAIN, bytes_of, linear_groups};
-use crate::backend::{AttentionShape, Backend, Norm, OpTimes, Rope};
+use crate::backend::{AttentionShape, Backend, Norm, OpTimes, Rope, Unary};
 use crate::error::{Error, Result};
-use crate::format::{RopeLayout, TensorView};
+use crate::format::{Activation, RopeLayout, TensorView};
 use crate::quant::GgmlType;
 
 impl Backend for GpuBackend {
@@ -380,13 +380,13 @@ impl Backend for GpuBackend {
         self.record_attention(q, &kc, &vc, kv_dim, pos0, s)
     }
 
-    fn glu(&mut self, x: &GpuAct, gate: &GpuWeight, up: &GpuWeight) -> GpuAct {
-        if let Some(out) = self.matvec_glu(x, None, gate, up) {
+    fn glu(&mut self, x: &GpuAct, gate: &GpuWeight, up: &GpuWeight, act: Activation) -> GpuAct {
+        if let Some(out) = self.matvec_glu(x, None, gate, up, act) {
             return out;
         }
         let g = self.matmul(x, gate, None);
         let u = self.matmul(x, up, None);
-        self.silu_mul(&g, &u)
+        self.act_mul(&g, &u, act)
     }
 
     fn norm_glu(
@@ -395,26 +395,43 @@ impl Backend for GpuBackend {
         norm: Norm<'_, GpuWeight>,
         gate: &GpuWeight,
         up: &GpuWeight,
+        act: Activation,
     ) -> GpuAct {
-        if let Some(out) = self.matvec_glu(x, Some(&norm), gate, up) {
+        if let Some(out) = self.matvec_glu(x, Some(&norm), gate, up, act) {
             return out;
         }
         let h = self.rms_norm(x, norm.weight, norm.eps);
-        self.glu(&h, gate, up)
+        self.glu(&h, gate, up, act)
     }
 
-    fn silu_mul(&mut self, gate: &GpuAct, up: &GpuAct) -> GpuAct {
+    fn act_mul(&mut self, gate: &GpuAct, up: &GpuAct, act: Activation) -> GpuAct {
         let out = self.act(gate.rows, gate.cols);
         let n = gate.rows * gate.cols;
         self.dispatch(
-            shaders::SILU_MUL,
+            shaders::ACT_MUL,
             PLAIN,
-            &[n as u32],
+            &[n as u32, activation_code(act)],
             &[gate.buffer(), up.buffer(), out.buffer()],
             linear_groups(n),
             12 * n as u64,
         );
         out
+    }
+
+    fn unary(&mut self, x: &mut GpuAct, op: Unary) {
+        let n = x.rows * x.cols;
+        let (code, v) = match op {
+            Unary::Scale(s) => (0, s),
+            Unary::SoftCap(c) => (1, c),
+        };
+        self.dispatch(
+            shaders::UNARY,
+            PLAIN,
+            &[n as u32, code, v.to_bits()],
+            &[x.buffer()],
+            linear_groups(n),
+            8 * n as u64,
+        );
     }
 
     fn add(&mut self, x: &mut GpuAct, y: &GpuAct) {
@@ -592,7 +609,6 @@ impl GpuBackend {
                 s.head_dim
             )));
         }
-        let scale = 1.0 / (s.head_dim as f32).sqrt();
         let cache_bytes = crate::backend::attention_cache_bytes(
             q.rows,
             pos0,
@@ -610,8 +626,9 @@ impl GpuBackend {
             pos0 as u32,
             q.rows as u32,
             kv_dim as u32,
-            scale.to_bits(),
+            s.scale.to_bits(),
             s.window as u32,
+            s.softcap.to_bits(),
         ];
         let (kernel, groups) = if q.rows > PREFILL_TILE as usize {
             // A workgroup per 64 rows of a head.
@@ -661,9 +678,10 @@ impl GpuBackend {
             s.head_dim as u32,
             pos as u32,
             kv_dim as u32,
-            (1.0 / (s.head_dim as f32).sqrt()).to_bits(),
+            s.scale.to_bits(),
             chunks as u32,
             first as u32,
+            s.softcap.to_bits(),
         ];
         let merge_bytes = 4 * (chunks * s.heads * (s.head_dim + 2) + s.heads * s.head_dim) as u64;
         self.dispatch(
@@ -796,7 +814,7 @@ impl GpuBackend {
     }
 
     /// For one token whose gate and up weights share a buffer (one [`Backend::upload_group`]),
-    /// silu(gate · x) * (up · x) in one dispatch, of RMSNorm(x) with `norm`. Only with rows split
+    /// act(gate · x) * (up · x) in one dispatch, of RMSNorm(x) with `norm`. Only with rows split
     /// over threads, as GPUs want (software rasterizers keep whole rows per thread).
     fn matvec_glu(
         &mut self,
@@ -804,6 +822,7 @@ impl GpuBackend {
         norm: Option<&Norm<'_, GpuWeight>>,
         gate: &GpuWeight,
         up: &GpuWeight,
+        act: Activation,
     ) -> Option<GpuAct> {
         let (
             GpuWeight::Matrix {
@@ -842,6 +861,7 @@ impl GpuBackend {
             g[0].first as u32,
             u[0].first as u32,
             eps.to_bits(),
+            activation_code(act),
         ];
         self.dispatch(
             shaders::MATVEC_GLU,
@@ -852,5 +872,13 @@ impl GpuBackend {
             (2 * rows * row_bytes + 4 * (cols * (1 + norm.is_some() as usize) + rows)) as u64,
         );
         Some(out)
+    }
+}
+
+/// activation.wgsl's code for `act`.
+fn activation_code(act: Activation) -> u32 {
+    match act {
+        Activation::Silu => 0,
+        Activation::GeluTanh => 1,
     }
 }

@@ -35,7 +35,7 @@ pub const MATMUL: Kernel = kernel!("matmul", &[false, false, true, false]);
 pub const MATMUL_TILED: Kernel = kernel!("matmul_tiled", &[false, false, true, false]);
 /// Quantized matrix-vector product for one token (decode): several threads per weight row.
 pub const MATVEC: Kernel = kernel!("matvec", &[false, false, true, false]);
-/// silu(gate · x) * (up · x) for one token, gate and up from one buffer.
+/// act(gate · x) * (up · x) for one token, gate and up from one buffer.
 pub const MATVEC_GLU: Kernel = kernel!("matvec_glu", &[false, false, true, false]);
 /// One token times consecutive row ranges of one buffer (q, k, v), into three outputs.
 pub const MATVEC_MULTI: Kernel = kernel!("matvec_multi", &[false, false, true, true, true, false]);
@@ -61,8 +61,10 @@ pub const ATTENTION_CHUNK: usize = 128;
 pub const ROPE_STORE: Kernel = kernel!("rope_store", &[true, false, false, false, true, true]);
 /// Writes keys/values into the cache, converting to its element type.
 pub const KV_STORE: Kernel = kernel!("kv_store", &[false, true]);
-/// SiLU(gate) * up.
-pub const SILU_MUL: Kernel = kernel!("silu_mul", &[false, false, true]);
+/// act(gate) * up.
+pub const ACT_MUL: Kernel = kernel!("act_mul", &[false, false, true]);
+/// Scale or soft cap, in place.
+pub const UNARY: Kernel = kernel!("unary", &[true]);
 /// Residual add, in place.
 pub const ADD: Kernel = kernel!("add", &[true, false]);
 
@@ -82,7 +84,8 @@ pub const KERNELS: &[Kernel] = &[
     ATTENTION_DECODE,
     ATTENTION_MERGE,
     KV_STORE,
-    SILU_MUL,
+    ACT_MUL,
+    UNARY,
     ADD,
 ];
 
@@ -152,6 +155,14 @@ impl Variant {
 
 /// The files `//!include` may name.
 const INCLUDES: &[(&str, &str)] = &[
+    (
+        "activation.wgsl",
+        include_str!("../../../shaders/activation.wgsl"),
+    ),
+    (
+        "soft_cap.wgsl",
+        include_str!("../../../shaders/soft_cap.wgsl"),
+    ),
     (
         "matmul_io.wgsl",
         include_str!("../../../shaders/matmul_io.wgsl"),

@@ -23,6 +23,61 @@ PROMPTS = ["Once upon a time", "The capital of France is",
            "def add(a, b):\n    return a + b\n\nprint(add(2, 3))  # the sum of two and three is"]
 
 
+# Gemma 2's chat template as Google ships it (raises on a system turn; Ember must cope).
+GEMMA_TEMPLATE = ("{{ bos_token }}{% if messages[0]['role'] == 'system' %}"
+                  "{{ raise_exception('System role not supported') }}{% endif %}"
+                  "{% for message in messages %}"
+                  "{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+                  "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}"
+                  "{% endif %}{% if (message['role'] == 'assistant') %}{% set role = 'model' %}"
+                  "{% else %}{% set role = message['role'] %}{% endif %}"
+                  "{{ '<start_of_turn>' + role + '\n' + message['content'] | trim + '<end_of_turn>\n' }}"
+                  "{% endfor %}{% if add_generation_prompt %}{{'<start_of_turn>model\n'}}{% endif %}")
+
+PHI3_TEMPLATE = ("{% for message in messages %}{{ '<|' + message['role'] + '|>\n' + message['content']"
+                 " + '<|end|>\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>\n' }}"
+                 "{% else %}{{ eos_token }}{% endif %}")
+
+# Strings the tokenizers must split as transformers does (unicode, whitespace runs, digits,
+# code, emoji).
+TOKENIZER_STRINGS = [
+    "Hello world", " Hello world", "  two leading spaces", "tabs\tand\nnew\n\nlines   ",
+    "3.14159 and 1234567890", "def f(x):\n    return x ** 2  # square",
+    "naïve café — Zürich, Ελληνικά, русский, 日本語のテキスト", "emoji 🙂🚀 and 👩‍💻",
+    "<start_of_turn>user\nhi<end_of_turn>", "", " ", "\n", "a\u00a0b", "x" * 40,
+]
+
+
+def train_spm(out, gemma):
+    """A small SentencePiece BPE model with byte fallback, trained on the repository's text:
+    Gemma's settings (no dummy prefix, whitespace pieces, its special ids) or Llama 2's (Phi-3)."""
+    import glob
+    import sentencepiece as spm
+    root = os.path.join(HERE, "..", "..", "..")
+    text = []
+    for f in sorted(glob.glob(os.path.join(root, "src", "**", "*.rs"), recursive=True))[:60]:
+        text.append(open(f, encoding="utf-8").read())
+    for f in sorted(glob.glob(os.path.join(HERE, "..", "vocab", "*.inp"))):
+        text.append(open(f, encoding="utf-8").read())
+    text.append(open(os.path.join(root, "README.md"), encoding="utf-8").read())
+    lines = [l for t in text for l in t.split("\n") if l.strip()]
+    settings = dict(model_type="bpe", vocab_size=1024, byte_fallback=True, character_coverage=1.0,
+                    split_digits=True, normalization_rule_name="identity",
+                    remove_extra_whitespaces=False, allow_whitespace_only_pieces=True,
+                    max_sentence_length=100000, num_threads=1, minloglevel=2)
+    if gemma:
+        settings.update(pad_id=0, eos_id=1, bos_id=2, unk_id=3, add_dummy_prefix=False,
+                        pad_piece="<pad>", eos_piece="<eos>", bos_piece="<bos>",
+                        unk_piece="<unk>",
+                        user_defined_symbols=["<mask>", "<start_of_turn>", "<end_of_turn>"])
+    else:
+        settings.update(unk_id=0, bos_id=1, eos_id=2, pad_id=-1, add_dummy_prefix=True)
+    spm.SentencePieceTrainer.train(sentence_iterator=iter(lines),
+                                   model_prefix=os.path.join(out, "tokenizer"), **settings)
+    os.remove(os.path.join(out, "tokenizer.vocab"))
+    return spm.SentencePieceProcessor(model_file=os.path.join(out, "tokenizer.model"))
+
+
 def configs():
     common = dict(vocab_size=49152, hidden_size=64, intermediate_size=192, num_hidden_layers=2,
                   num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
@@ -41,6 +96,37 @@ def configs():
         # Mistral's sliding window, shorter than the longer test prompts.
         "mistral": transformers.MistralConfig(sliding_window=8, rope_theta=1e4, rms_norm_eps=1e-5,
                                               tie_word_embeddings=True, **common),
+        # Gemma 2: a window of 8 on the even layers, attention and final soft-capping small
+        # enough to cap these logits, an attention scale from query_pre_attn_scalar.
+        "gemma2": transformers.Gemma2Config(
+            **{**common, "vocab_size": 1024, "bos_token_id": 2, "eos_token_id": 1,
+               "num_hidden_layers": 4}, pad_token_id=0,
+            head_dim=32, query_pre_attn_scalar=32, sliding_window=8, attn_logit_softcapping=4.0,
+            final_logit_softcapping=3.0, rope_theta=1e4, rms_norm_eps=1e-6,
+            tie_word_embeddings=True),
+        # Gemma 3: five local layers (window 8, RoPE base 1e4) to one global (base 1e6, linear
+        # scaling 8), q/k norms, no soft-capping.
+        "gemma3": transformers.Gemma3TextConfig(
+            **{**common, "vocab_size": 1024, "bos_token_id": 2, "eos_token_id": 1,
+               "num_hidden_layers": 6}, pad_token_id=0,
+            head_dim=32, query_pre_attn_scalar=32, sliding_window=8, rms_norm_eps=1e-6,
+            rope_parameters={"sliding_attention": {"rope_type": "default", "rope_theta": 1e4},
+                             "full_attention": {"rope_type": "linear", "factor": 8.0,
+                                                "rope_theta": 1e6}},
+            tie_word_embeddings=True),
+        # Phi-3: fused q/k/v and gate/up, RoPE on the first 24 of each head's 32 dimensions,
+        # longrope frequency factors (the short ones: the context is the original one, where
+        # transformers and llama.cpp both take them), a separate output head, a vocabulary with
+        # added chat tokens and padding rows.
+        "phi3": transformers.Phi3Config(
+            vocab_size=1032, hidden_size=128, intermediate_size=192, num_hidden_layers=2,
+            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+            original_max_position_embeddings=512, bos_token_id=1, eos_token_id=1027,
+            pad_token_id=1024, rms_norm_eps=1e-5, tie_word_embeddings=False,
+            rope_parameters={"rope_type": "longrope", "rope_theta": 1e4,
+                             "partial_rotary_factor": 0.75,
+                             "short_factor": [1.0 + 0.25 * i for i in range(12)],
+                             "long_factor": [2.0 + 0.5 * i for i in range(12)]}),
     }
 
 
@@ -107,10 +193,70 @@ def dequantized_state(gguf_path, model):
             heads = cfg.num_attention_heads if "attn_q" in t.name else cfg.num_key_value_heads
             w = w.reshape(heads, w.shape[0] // heads // 2, 2, *w.shape[1:]).swapaxes(1, 2)
             w = w.reshape(state[hf].shape)
+        if arch.startswith("gemma") and t.name.endswith("norm.weight"):
+            w = w - 1  # the converter stores Gemma's norms as 1 + w; transformers adds the 1
         state[hf] = torch.from_numpy(w.copy())
     if model.config.tie_word_embeddings:
         state["lm_head.weight"] = state["model.embed_tokens.weight"]
     return state
+
+
+# Architectures whose converter wants a SentencePiece tokenizer.model: the HF tokenizer class
+# made from it, and the chat template.
+SENTENCEPIECE = {"gemma2": ("GemmaTokenizer", GEMMA_TEMPLATE),
+                 "gemma3": ("GemmaTokenizer", GEMMA_TEMPLATE),
+                 "phi3": ("LlamaTokenizer", PHI3_TEMPLATE)}
+# Phi-3's chat tokens, after the SentencePiece pieces (ids 1024..).
+PHI3_ADDED = ["<|endoftext|>", "<|assistant|>", "<|system|>", "<|end|>", "<|user|>"]
+
+
+def sentencepiece_tokenizer(arch, hf):
+    """Trains the tokenizer.model, saves transformers' tokenizer of it (tokenizer.json and
+    tokenizer_config.json) beside it, checks that both split TOKENIZER_STRINGS alike, and writes
+    transformers' ids of them as tokenizer-vectors.json."""
+    cls, template = SENTENCEPIECE[arch]
+    import tempfile
+    spm_dir = tempfile.mkdtemp()
+    sp = train_spm(spm_dir, gemma=cls == "GemmaTokenizer")
+    # Converted in a folder of its own: with config.json beside it transformers may convert
+    # differently. Checked against sentencepiece below.
+    tok = getattr(transformers, cls).from_pretrained(spm_dir)
+    if arch == "phi3":
+        tok.add_special_tokens({"additional_special_tokens": PHI3_ADDED})
+        tok.eos_token = "<|end|>"
+        tok.pad_token = "<|endoftext|>"
+    shutil.copy(os.path.join(spm_dir, "tokenizer.model"), hf)
+    tok.chat_template = template
+    tok.save_pretrained(hf)
+    # As the released models' files say: a BOS in front (the converter copies this to the GGUF);
+    # no path of this machine.
+    tcfg_path = os.path.join(hf, "tokenizer_config.json")
+    tcfg = json.load(open(tcfg_path))
+    tcfg.pop("vocab_file", None)
+    tcfg["add_bos_token"] = True
+    # The added tokens as the released models list them (transformers 4's form, which the
+    # converter reads for the token types): every one special, chat markers included.
+    tj_path = os.path.join(hf, "tokenizer.json")
+    tj = json.load(open(tj_path))
+    for t in tj["added_tokens"]:
+        t["special"] = True
+    json.dump(tj, open(tj_path, "w"), ensure_ascii=False)
+    tcfg["added_tokens_decoder"] = {str(t["id"]): {k: v for k, v in t.items() if k != "id"}
+                                    for t in tj["added_tokens"]}
+    json.dump(tcfg, open(tcfg_path, "w"), indent=2)
+    tok = AutoTokenizer.from_pretrained(hf)
+    vectors = []
+    for text in TOKENIZER_STRINGS:
+        ids = tok(text, add_special_tokens=False).input_ids
+        # (transformers' Llama tokenizer splits some whitespace runs otherwise than
+        # sentencepiece does; Phi-3's vocabulary is checked against llama.cpp's vectors.)
+        if cls == "GemmaTokenizer" and "<start_of_turn>" not in text:
+            assert ids == sp.encode(text), (text, ids, sp.encode(text))
+        vectors.append({"text": text, "ids": ids})
+    json.dump({"tokenizer": f"transformers {transformers.__version__} {cls}", "strings": vectors},
+              open(os.path.join(hf, "..", "tokenizer-vectors.json"), "w"), indent=1,
+              ensure_ascii=False)
+    return tok
 
 
 def make(arch, cfg, llama_cpp):
@@ -120,9 +266,12 @@ def make(arch, cfg, llama_cpp):
     m = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
     randomize(m)
     m.to(torch.bfloat16).save_pretrained(hf, safe_serialization=True)
-    for f in ("tokenizer.json", "tokenizer_config.json"):
-        shutil.copy(os.path.join(TOKENIZER, f), hf)
-    tok = AutoTokenizer.from_pretrained(hf)
+    if arch in SENTENCEPIECE:
+        tok = sentencepiece_tokenizer(arch, hf)
+    else:
+        for f in ("tokenizer.json", "tokenizer_config.json"):
+            shutil.copy(os.path.join(TOKENIZER, f), hf)
+        tok = AutoTokenizer.from_pretrained(hf)
     model = AutoModelForCausalLM.from_pretrained(hf, dtype=torch.float32).eval()
     json.dump(reference(model, tok, f"tiny-{arch} folder (bf16 weights)"),
               open(os.path.join(out, "reference.json"), "w"), indent=1)

@@ -1,10 +1,11 @@
-//! Llama-family forward pass (Llama, SmolLM, Mistral, Qwen2, Qwen3): the differences are
-//! [`ModelConfig`] data — biases, q/k head norms, tied output, rope layout and theta, GQA
-//! ratio.
+//! The forward pass of every architecture (`src/arch/`): a pre-norm decoder whose differences
+//! are [`ModelConfig`] data — biases, q/k head norms, post-norms, the MLP's activation, the
+//! embedding scale, attention scale and soft caps, sliding windows per layer with their own RoPE,
+//! tied output, rope layout and theta, GQA ratio.
 
 use super::{LanguageModel, SeqChunk, f32_tensor};
 use crate::backend::gpu::GpuBackend;
-use crate::backend::{AttentionShape, Backend, Norm, Rope, SeqRows};
+use crate::backend::{AttentionShape, Backend, Norm, Rope, SeqRows, Unary};
 use crate::error::{Error, Result};
 use crate::format::{ModelConfig, ModelFile};
 
@@ -19,7 +20,9 @@ struct Layer<W> {
     q_norm: Option<W>,
     k_norm: Option<W>,
     o: W,
+    post_attn_norm: Option<W>,
     ffn_norm: W,
+    post_ffn_norm: Option<W>,
     gate: W,
     up: W,
     down: W,
@@ -33,6 +36,8 @@ pub struct Model<B: Backend> {
     output_norm: B::Weight,
     output: Option<B::Weight>,
     inv_freq: B::Weight,
+    /// RoPE frequencies of the sliding-window layers, when they have their own.
+    inv_freq_local: Option<B::Weight>,
     layers: Vec<Layer<B::Weight>>,
     caches: Vec<B::Cache>,
     ctx: usize,
@@ -84,7 +89,9 @@ impl<B: Backend> Model<B> {
                 q_norm: l.q_norm.as_ref().map(&mut up).transpose()?,
                 k_norm: l.k_norm.as_ref().map(&mut up).transpose()?,
                 o: up(&l.o)?,
+                post_attn_norm: l.post_attn_norm.as_ref().map(&mut up).transpose()?,
                 ffn_norm: up(&l.ffn_norm)?,
+                post_ffn_norm: l.post_ffn_norm.as_ref().map(&mut up).transpose()?,
                 gate,
                 up: up_w,
                 down: up(&l.down)?,
@@ -99,6 +106,10 @@ impl<B: Backend> Model<B> {
                 .for_each(|(f, d)| *f /= d);
         }
         let inv_freq = up(&f32_tensor("rope_inv_freq", &inv_freq)?)?;
+        let inv_freq_local = cfg
+            .rope_inv_freqs_local()
+            .map(|f| up(&f32_tensor("rope_inv_freq_local", &f)?))
+            .transpose()?;
         let token_embd = up(&w.token_embd)?;
         let output_norm = up(&w.output_norm)?;
         let output = w.output.as_ref().map(&mut up).transpose()?;
@@ -112,6 +123,7 @@ impl<B: Backend> Model<B> {
             output_norm,
             output,
             inv_freq,
+            inv_freq_local,
             layers,
             caches,
             ctx,
@@ -171,12 +183,6 @@ impl<B: Backend> Model<B> {
         self.check(chunks)?;
         let cfg = &self.config;
         let b = &mut self.backend;
-        let shape = AttentionShape {
-            heads: cfg.heads,
-            kv_heads: cfg.kv_heads,
-            head_dim: cfg.head_dim,
-            window: cfg.sliding_window,
-        };
         let ids: Vec<u32> = chunks.iter().flat_map(|c| c.ids.iter().copied()).collect();
         // First row of each chunk in the batch.
         let starts: Vec<usize> = chunks
@@ -197,7 +203,18 @@ impl<B: Backend> Model<B> {
             })
             .collect();
         let mut x = b.embed(&self.token_embd, &ids);
+        if cfg.embed_scale != 1.0 {
+            b.unary(&mut x, Unary::Scale(cfg.embed_scale));
+        }
         for (i, l) in self.layers.iter().enumerate() {
+            let shape = AttentionShape {
+                heads: cfg.heads,
+                kv_heads: cfg.kv_heads,
+                head_dim: cfg.head_dim,
+                window: cfg.layer_window(i),
+                scale: cfg.attn_scale,
+                softcap: cfg.attn_softcap,
+            };
             let norm = |weight| Norm {
                 weight,
                 eps: cfg.rms_eps,
@@ -223,8 +240,12 @@ impl<B: Backend> Model<B> {
                 Some(w) => b.rms_norm_heads(&k, cfg.kv_heads, w, cfg.rms_eps),
                 None => k,
             };
+            let inv_freq = match &self.inv_freq_local {
+                Some(local) if shape.window > 0 => local,
+                _ => &self.inv_freq,
+            };
             let rope = Rope {
-                inv_freq: &self.inv_freq,
+                inv_freq,
                 layout: cfg.rope_layout,
             };
             let a = if let [c] = chunks {
@@ -240,9 +261,16 @@ impl<B: Backend> Model<B> {
                     .collect();
                 b.rope_attention_seqs(&q, &k, &v, rope, &mut caches, &seqs, i, shape)
             };
-            b.matmul_add(&a, &l.o, &mut x);
-            let act = b.norm_glu(&x, norm(&l.ffn_norm), &l.gate, &l.up);
-            b.matmul_add(&act, &l.down, &mut x);
+            residual_add(b, &mut x, &a, &l.o, l.post_attn_norm.as_ref(), cfg.rms_eps);
+            let act = b.norm_glu(&x, norm(&l.ffn_norm), &l.gate, &l.up, cfg.activation);
+            residual_add(
+                b,
+                &mut x,
+                &act,
+                &l.down,
+                l.post_ffn_norm.as_ref(),
+                cfg.rms_eps,
+            );
         }
         if !all_logits {
             x = match chunks {
@@ -263,12 +291,35 @@ impl<B: Backend> Model<B> {
             ));
         }
         let h = b.rms_norm(&x, &self.output_norm, cfg.rms_eps);
-        Ok(b.matmul(&h, self.output.as_ref().unwrap_or(&self.token_embd), None))
+        let mut logits = b.matmul(&h, self.output.as_ref().unwrap_or(&self.token_embd), None);
+        if cfg.final_softcap > 0.0 {
+            b.unary(&mut logits, Unary::SoftCap(cfg.final_softcap));
+        }
+        Ok(logits)
     }
 
     /// One chunk of `ids` at `pos0..` in slot 0 (what the single-sequence paths use).
     fn single(ids: &[u32], pos0: usize) -> [SeqChunk<'_>; 1] {
         [SeqChunk { slot: 0, ids, pos0 }]
+    }
+}
+
+/// `x += h · wᵀ`, or with a post-norm (Gemma) `x += RMSNorm(h · wᵀ) * post`.
+fn residual_add<B: Backend>(
+    b: &mut B,
+    x: &mut B::Act,
+    h: &B::Act,
+    w: &B::Weight,
+    post: Option<&B::Weight>,
+    eps: f32,
+) {
+    match post {
+        Some(post) => {
+            let out = b.matmul(h, w, None);
+            let out = b.rms_norm(&out, post, eps);
+            b.add(x, &out);
+        }
+        None => b.matmul_add(h, w, x),
     }
 }
 
