@@ -1,5 +1,6 @@
-// Rotary position embedding, in place. Row r is at position pos0 + r; every head of the row is
-// rotated pair by pair. layout 0: pairs (2i, 2i+1); layout 1: pairs (i, i + head_dim/2).
+// Rotary position embedding, in place. Row r is at position pos0 + r; the first `pairs` pairs
+// of every head of the row are rotated (all head_dim/2 of them, or fewer for partial rotary).
+// layout 0: pairs (2i, 2i+1); layout 1: pairs (i, i + pairs).
 
 struct Params {
     heads: u32,
@@ -7,6 +8,7 @@ struct Params {
     pos0: u32,
     pair_layout: u32,
     rows: u32,
+    pairs: u32,
 }
 
 @group(0) @binding(0) var<storage, read> p: Params;
@@ -16,7 +18,7 @@ struct Params {
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let idx = gid.x + gid.y * nwg.x * 64u;
-    let half = p.head_dim / 2u;
+    let half = p.pairs;
     if (idx >= p.rows * p.heads * half) {
         return;
     }

@@ -2,8 +2,10 @@
 // cache, in one dispatch instead of four (rope q, rope k, store k, store v). Row r is at
 // position pos0 + r. Invocation idx does one of: a pair of q, rotated in place (the first
 // rows * heads * half); a pair of k, rotated and written to the cache (the next
-// rows * kv_heads * half); two values of v copied to the cache (the rest). Pairs are (2i, 2i+1)
-// with pair_layout 0, (i, i + head_dim/2) with 1. The cache holds {{KV}} values.
+// rows * kv_heads * head_dim / 2); two values of v copied to the cache (the rest). The first
+// `pairs` pairs of a head rotate (partial rotary: fewer than head_dim / 2; the others of k are
+// copied as they are): (2i, 2i+1) with pair_layout 0, (i, i + pairs) with 1. The cache holds
+// {{KV}} values.
 
 struct Params {
     heads: u32,
@@ -12,6 +14,7 @@ struct Params {
     pos0: u32,
     pair_layout: u32,
     rows: u32,
+    pairs: u32,
 }
 
 @group(0) @binding(0) var<storage, read> p: Params;
@@ -22,11 +25,15 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> kc: array<{{KV}}>;
 @group(0) @binding(6) var<storage, read_write> vc: array<{{KV}}>;
 
-// Element offsets (within a row of `heads` heads) of pair `i` of head `head`.
+// Element offsets (within a row of `heads` heads) of pair `i` of head `head`: a rotated pair
+// for i < pairs, past them the remaining dimensions two by two.
 fn pair_at(head: u32, i: u32) -> vec2<u32> {
     let base = head * p.head_dim;
+    if (i >= p.pairs) {
+        return vec2<u32>(base + 2u * i, base + 2u * i + 1u);
+    }
     if (p.pair_layout == 1u) {
-        return vec2<u32>(base + i, base + i + p.head_dim / 2u);
+        return vec2<u32>(base + i, base + i + p.pairs);
     }
     return vec2<u32>(base + 2u * i, base + 2u * i + 1u);
 }
@@ -44,13 +51,13 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let idx = gid.x + gid.y * nwg.x * 64u;
     let half = p.head_dim / 2u;
     let kv_dim = p.kv_heads * p.head_dim;
-    let nq = p.rows * p.heads * half;
+    let nq = p.rows * p.heads * p.pairs;
     let nk = p.rows * p.kv_heads * half;
     let nv = p.rows * kv_dim / 2u;
     if (idx < nq) {
-        let i = idx % half;
-        let head = (idx / half) % p.heads;
-        let r = idx / (half * p.heads);
+        let i = idx % p.pairs;
+        let head = (idx / p.pairs) % p.heads;
+        let r = idx / (p.pairs * p.heads);
         let at = pair_at(head, i) + vec2<u32>(r * p.heads * p.head_dim);
         let y = rotate(q[at.x], q[at.y], p.pos0 + r, i);
         q[at.x] = y.x;
@@ -63,7 +70,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         let at = pair_at(head, i);
         let src = at + vec2<u32>(r * kv_dim);
         let dst = at + vec2<u32>((p.pos0 + r) * kv_dim);
-        let y = rotate(k[src.x], k[src.y], p.pos0 + r, i);
+        var y = vec2<f32>(k[src.x], k[src.y]);
+        if (i < p.pairs) {
+            y = rotate(y.x, y.y, p.pos0 + r, i);
+        }
         kc[dst.x] = {{KV}}(y.x);
         kc[dst.y] = {{KV}}(y.y);
     } else if (idx < nq + nk + nv) {

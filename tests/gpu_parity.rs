@@ -444,9 +444,16 @@ fn small_ops<B: Backend>(b: &mut B, rng_seed: u64) -> Vec<(String, Vec<f32>)> {
             b.read(&n).unwrap(),
         ));
     }
-    for (heads, head_dim, rows, pos0) in [(3, 64, 4, 5), (5, 16, 1, 1000), (2, 128, 9, 0)] {
-        let inv: Vec<f32> = (0..head_dim / 2)
-            .map(|i| 1.0 / 10000f32.powf(2.0 * i as f32 / head_dim as f32))
+    // Every pair rotated, and the first 3/8 of them only (partial rotary).
+    for (heads, head_dim, rows, pos0, pairs) in [
+        (3, 64, 4, 5, 32),
+        (5, 16, 1, 1000, 8),
+        (2, 128, 9, 0, 64),
+        (3, 64, 4, 5, 12),
+        (2, 128, 9, 0, 24),
+    ] {
+        let inv: Vec<f32> = (0..pairs)
+            .map(|i| 1.0 / 10000f32.powf(i as f32 / pairs as f32))
             .collect();
         let storage = std::sync::Arc::new(ember::format::storage::Storage::Owned(
             inv.iter().flat_map(|v| v.to_le_bytes()).collect(),
@@ -457,9 +464,14 @@ fn small_ops<B: Backend>(b: &mut B, rng_seed: u64) -> Vec<(String, Vec<f32>)> {
         let freqs = b.upload(&freqs).unwrap();
         for layout in [RopeLayout::Interleaved, RopeLayout::Halves] {
             let mut x = b.load_act(&rng.vec(rows * heads * head_dim), rows, heads * head_dim);
-            b.rope(&mut x, heads, pos0, &freqs, layout);
+            let rope = Rope {
+                inv_freq: &freqs,
+                layout,
+                pairs,
+            };
+            b.rope(&mut x, heads, pos0, rope);
             out.push((
-                format!("rope {heads}x{head_dim} rows {rows} pos {pos0} {layout:?}"),
+                format!("rope {heads}x{head_dim}/{pairs} rows {rows} pos {pos0} {layout:?}"),
                 b.read(&x).unwrap(),
             ));
         }
@@ -512,6 +524,7 @@ fn attention_run<B: Backend>(
                     let rope = Rope {
                         inv_freq: f,
                         layout: *layout,
+                        pairs: rope.map_or(0, |(_, t)| t.cols()),
                     };
                     b.rope_attention(&mut q, &mut k, &v, rope, &mut cache, layer, pos, s)
                 }
@@ -576,18 +589,25 @@ fn rope_attention_fused_store() {
     parity_tol("rope_attention", TOL_F16_KV, |cmp, gpu| {
         let s = AttentionShape::plain(6, 2, 32);
         let mut rng = Rng::fresh("rope_attention");
-        let freqs = random_tensor(&mut rng, GgmlType::F32, s.head_dim / 2, 1);
-        for layout in [RopeLayout::Interleaved, RopeLayout::Halves] {
+        // Every pair of a head rotated, and 12 of its 16 (partial rotary).
+        let full = random_tensor(&mut rng, GgmlType::F32, s.head_dim / 2, 1);
+        let partial = random_tensor(&mut rng, GgmlType::F32, 12, 1);
+        for (layout, freqs) in [
+            (RopeLayout::Interleaved, &full),
+            (RopeLayout::Halves, &full),
+            (RopeLayout::Interleaved, &partial),
+            (RopeLayout::Halves, &partial),
+        ] {
             let seed = rng.0;
-            let g = attention_run(&mut gpu(), seed, s, Some((layout, &freqs)));
+            let g = attention_run(&mut gpu(), seed, s, Some((layout, freqs)));
             let c = attention_run(
                 &mut CpuBackend::with_precision(1, Precision::F32).unwrap(),
                 seed,
                 s,
-                Some((layout, &freqs)),
+                Some((layout, freqs)),
             );
             for (i, (a, b)) in g.iter().zip(&c).enumerate() {
-                cmp(&format!("{layout:?} step {i}"), a, b);
+                cmp(&format!("{layout:?} {} pairs step {i}", freqs.cols()), a, b);
             }
         }
     });

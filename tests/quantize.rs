@@ -309,27 +309,45 @@ fn bad_requests_fail_and_leave_no_file() {
     assert!(ModelFile::open(&out).is_ok());
 }
 
-/// A Qwen3 folder (q/k head norms, head size 32 at width 64) quantized to Q8_0 by Ember holds
-/// the same config, tensors, types and bytes as llama.cpp's convert + llama-quantize made of it
-/// (whose outputs tests/reference.rs checks), and the same tokenizer.
+/// Folders of the architectures beyond Llama — Qwen3 (q/k head norms, head size 32 at width
+/// 64), Gemma 2 and 3 (norms stored as w - 1, windows, soft caps, local RoPE; a SentencePiece
+/// tokenizer.json), Phi-3 (fused q/k/v and gate/up, partial rotary, longrope factors) —
+/// quantized to Q8_0 by Ember hold the same config, tensors, types and bytes as llama.cpp's
+/// convert + llama-quantize made of them (whose outputs tests/reference.rs checks), and a
+/// tokenizer that encodes the reference prompts alike.
 #[test]
-fn qwen3_folder_quantizes_as_llama_cpp_does() {
-    let dir = TempDir::new("qwen3");
-    let out = dir.0.join("tiny-qwen3-q8_0.gguf");
-    let ours = convert(data("archs/tiny-qwen3/hf").as_ref(), &out, "q8_0");
-    let theirs = ModelFile::open(data("archs/tiny-qwen3/tiny-qwen3-Q8_0.gguf").as_ref()).unwrap();
-    assert_eq!(ours.config, theirs.config);
-    let (a, b) = (ours.weights.all(), theirs.weights.all());
-    assert_eq!(a.len(), b.len());
-    for (x, y) in a.iter().zip(&b) {
-        assert_eq!((&x.name, x.dtype, &x.shape), (&y.name, y.dtype, &y.shape));
-        assert!(x.bytes() == y.bytes(), "{} differs", x.name);
+fn folders_quantize_as_llama_cpp_does() {
+    let dir = TempDir::new("archs");
+    for arch in ["qwen3", "gemma2", "gemma3", "phi3"] {
+        let out = dir.0.join(format!("tiny-{arch}-q8_0.gguf"));
+        let ours = convert(
+            data(&format!("archs/tiny-{arch}/hf")).as_ref(),
+            &out,
+            "q8_0",
+        );
+        let theirs =
+            ModelFile::open(data(&format!("archs/tiny-{arch}/tiny-{arch}-Q8_0.gguf")).as_ref())
+                .unwrap();
+        assert_eq!(ours.config, theirs.config, "{arch}");
+        let (a, b) = (ours.weights.all(), theirs.weights.all());
+        assert_eq!(a.len(), b.len(), "{arch}");
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!((&x.name, x.dtype, &x.shape), (&y.name, y.dtype, &y.shape));
+            assert!(x.bytes() == y.bytes(), "{arch}: {} differs", x.name);
+        }
+        let reference = json(&format!("archs/tiny-{arch}/reference-Q8_0.json"));
+        for p in reference["prompts"].as_array().unwrap() {
+            let prompt = ours
+                .tokenizer
+                .encode(p["text"].as_str().unwrap(), true)
+                .unwrap();
+            let prompt = match ours.tokenizer.bos {
+                Some(b) if ids(&p["prompt_ids"]).first() != Some(&b) => {
+                    prompt.strip_prefix(&[b][..]).unwrap_or(&prompt).to_vec()
+                }
+                _ => prompt,
+            };
+            assert_eq!(prompt, ids(&p["prompt_ids"]), "{arch}");
+        }
     }
-    let reference = json("archs/tiny-qwen3/reference-Q8_0.json");
-    let p = &reference["prompts"][0];
-    let prompt = ours
-        .tokenizer
-        .encode(p["text"].as_str().unwrap(), true)
-        .unwrap();
-    assert_eq!(prompt, ids(&p["prompt_ids"]));
 }

@@ -11,9 +11,13 @@ use ember::backend::gpu::{GpuBackend, GpuContext, GpuOptions};
 use ember::model::{LanguageModel, Model};
 use ember::sample::argmax;
 
-fn load<B: Backend>(path: &str, backend: B) -> (ModelFile, Model<B>) {
+/// Positions of the caches the references run in: within every tiny model's trained context
+/// (Phi-3 takes its long rope factors beyond it).
+const CTX: usize = 256;
+
+fn load<B: Backend>(path: &str, backend: B, ctx: usize) -> (ModelFile, Model<B>) {
     let file = ModelFile::open(path.as_ref()).expect("model loads");
-    let model = Model::new(&file, backend, 1024).expect("model uploads");
+    let model = Model::new(&file, backend, ctx).expect("model uploads");
     (file, model)
 }
 
@@ -31,7 +35,8 @@ fn greedy(model: &mut dyn LanguageModel, prompt: &[u32], n: usize, stop: &[u32])
     out
 }
 
-/// Teacher-forced top-5 within `tol` and exact greedy ids for every reference entry.
+/// Teacher-forced top-5 within `tol` and exact greedy ids for every reference entry, in a cache
+/// of [`CTX`] positions.
 fn check<B: Backend>(
     backend: B,
     path: &str,
@@ -39,7 +44,19 @@ fn check<B: Backend>(
     tol: f32,
     use_stops: bool,
 ) {
-    let (file, mut model) = load(path, backend);
+    check_in(backend, path, entries, tol, use_stops, CTX)
+}
+
+/// [`check`] in a cache of `ctx` positions.
+fn check_in<B: Backend>(
+    backend: B,
+    path: &str,
+    entries: &serde_json::Value,
+    tol: f32,
+    use_stops: bool,
+    ctx: usize,
+) {
+    let (file, mut model) = load(path, backend, ctx);
     let vocab = model.config().vocab_size;
     let stops = if use_stops {
         file.tokenizer.stop_ids.clone()
@@ -83,7 +100,7 @@ fn small_models<B: Backend>(make: impl Fn() -> B) {
             )
         })
         .collect();
-    for arch in ["qwen3", "llama3", "mistral", "gemma2", "gemma3"] {
+    for arch in ["qwen3", "llama3", "mistral", "gemma2", "gemma3", "phi3"] {
         let dir = format!("archs/tiny-{arch}");
         for (file, reference) in [
             ("hf".to_string(), "reference.json"),
@@ -102,6 +119,15 @@ fn small_models<B: Backend>(make: impl Fn() -> B) {
             false,
         );
     }
+    // Phi-3 in a context beyond its original one of 512: the long rope factors.
+    check_in(
+        make(),
+        &data("archs/tiny-phi3/hf"),
+        &json("archs/tiny-phi3/reference-long.json")["prompts"],
+        1e-3,
+        false,
+        1024,
+    );
 }
 
 #[test]

@@ -10,6 +10,7 @@
 mod gemma2;
 mod gemma3;
 mod llama;
+mod phi3;
 mod qwen2;
 mod qwen3;
 
@@ -33,16 +34,19 @@ pub enum Arch {
     Gemma2,
     /// Gemma 3 (text).
     Gemma3,
+    /// Phi-3, Phi-3.5, Phi-4-mini.
+    Phi3,
 }
 
 impl Arch {
     /// Every architecture, in the order `ember` lists them.
-    pub const ALL: [Arch; 5] = [
+    pub const ALL: [Arch; 6] = [
         Arch::Llama,
         Arch::Qwen2,
         Arch::Qwen3,
         Arch::Gemma2,
         Arch::Gemma3,
+        Arch::Phi3,
     ];
 
     /// The architecture's definition.
@@ -53,6 +57,7 @@ impl Arch {
             Arch::Qwen3 => &qwen3::Qwen3,
             Arch::Gemma2 => &gemma2::Gemma2,
             Arch::Gemma3 => &gemma3::Gemma3,
+            Arch::Phi3 => &phi3::Phi3,
         }
     }
 
@@ -143,6 +148,11 @@ pub trait Architecture: Sync {
     /// store `w - 1`).
     fn convert_hf_tensor(&self, t: TensorView) -> Result<TensorView> {
         Ok(t)
+    }
+    /// Block tensors stored fused: (the fused role, the roles it holds, whose rows follow one
+    /// another in that order). The loader slices them; `ember quantize` writes them fused.
+    fn fused(&self) -> &'static [(&'static str, &'static [&'static str])] {
+        &[]
     }
     /// Whether llama.cpp's converter reorders q/k rows for interleaved RoPE (so a GGUF written
     /// from a folder must too).

@@ -105,10 +105,14 @@ pub struct SeqRows {
 
 /// The rotary embedding of a model: its frequencies (a vector weight) and pair layout.
 pub struct Rope<'a, W> {
-    /// One inverse frequency per pair of a head.
+    /// One inverse frequency per rotated pair of a head.
     pub inv_freq: &'a W,
     /// Which elements form the pairs.
     pub layout: RopeLayout,
+    /// Pairs rotated in each head: `head_dim / 2`, or fewer where only the first dimensions of
+    /// a head rotate (Phi-3's partial rotary; with [`RopeLayout::Halves`] pair `i` is then
+    /// `(i, i + pairs)`).
+    pub pairs: usize,
 }
 
 impl<W> Clone for Rope<'_, W> {
@@ -210,14 +214,7 @@ pub trait Backend {
         self.matmuls(&h, ws)
     }
     /// Rotates every head of every row in place; row `r` is at position `pos0 + r`.
-    fn rope(
-        &mut self,
-        x: &mut Self::Act,
-        heads: usize,
-        pos0: usize,
-        inv_freq: &Self::Weight,
-        layout: RopeLayout,
-    );
+    fn rope(&mut self, x: &mut Self::Act, heads: usize, pos0: usize, rope: Rope<'_, Self::Weight>);
     /// Causal attention of `q` over the cache after appending `k` and `v` at `pos0..`.
     #[allow(clippy::too_many_arguments)]
     fn attention(
@@ -244,8 +241,8 @@ pub trait Backend {
         pos0: usize,
         shape: AttentionShape,
     ) -> Self::Act {
-        self.rope(q, shape.heads, pos0, rope.inv_freq, rope.layout);
-        self.rope(k, shape.kv_heads, pos0, rope.inv_freq, rope.layout);
+        self.rope(q, shape.heads, pos0, rope);
+        self.rope(k, shape.kv_heads, pos0, rope);
         self.attention(q, k, v, cache, layer, pos0, shape)
     }
     /// [`Backend::rope_attention`] of several sequences whose rows are stacked in `q`, `k` and

@@ -42,6 +42,32 @@ pub enum RopeScaling {
     },
 }
 
+/// Phi-3's `longrope`: per-frequency divisors for contexts within the original one (short)
+/// and beyond it (long), and a factor on the rotated q and k for both.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LongRope {
+    /// Divisors of the inverse frequencies within the original context.
+    pub short: Vec<f32>,
+    /// Divisors beyond it.
+    pub long: Vec<f32>,
+    /// The context the model was pre-trained with.
+    pub original_context: usize,
+    /// Multiplies the rotated q and k (so the scores by its square).
+    pub attn_factor: f32,
+}
+
+impl LongRope {
+    /// llama.cpp's choice for a context of `ctx` positions: the long factors when the context,
+    /// rounded up to 256 as llama.cpp pads it, exceeds the original one.
+    pub fn factors(&self, ctx: usize) -> &[f32] {
+        if ctx.next_multiple_of(256) > self.original_context {
+            &self.long
+        } else {
+            &self.short
+        }
+    }
+}
+
 /// The gated MLP's activation of the gate branch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Activation {
@@ -89,6 +115,11 @@ pub struct ModelConfig {
     pub rope_scaling: RopeScaling,
     /// Which dimensions RoPE pairs.
     pub rope_layout: RopeLayout,
+    /// Dimensions of each head that RoPE rotates (the first ones): `head_dim`, or fewer with a
+    /// partial rotary factor (Phi-4-mini, Phi-3 configs that set one).
+    pub rope_dims: usize,
+    /// Phi-3's longrope factors.
+    pub longrope: Option<LongRope>,
     /// RoPE base of the sliding-window layers when it differs (Gemma 3's local layers, which
     /// have no frequency rescaling either).
     pub rope_theta_local: Option<f32>,
@@ -152,6 +183,8 @@ impl ModelConfig {
             rope_theta: 10000.0,
             rope_scaling: RopeScaling::None,
             rope_layout: RopeLayout::Halves,
+            rope_dims: head_dim,
+            longrope: None,
             rope_theta_local: None,
             rms_eps: 1e-6,
             context_length: 4096,
@@ -192,6 +225,22 @@ impl ModelConfig {
             return Err(Error::format(
                 "soft caps must not be negative and the embedding scale must be positive",
             ));
+        }
+        if !self.rope_dims.is_multiple_of(2) || self.rope_dims > self.head_dim {
+            return Err(Error::format(format!(
+                "RoPE over {} dimensions of a head of {}: it needs an even count up to the head size",
+                self.rope_dims, self.head_dim
+            )));
+        }
+        if let Some(lr) = &self.longrope
+            && (lr.short.len() != self.rope_dims / 2 || lr.long.len() != self.rope_dims / 2)
+        {
+            return Err(Error::format(format!(
+                "longrope factors of {} and {} values for {} rotated pairs",
+                lr.short.len(),
+                lr.long.len(),
+                self.rope_dims / 2
+            )));
         }
         if self.sliding_layers.len() != self.layers {
             return Err(Error::format(format!(
@@ -245,6 +294,7 @@ impl ModelConfig {
             Some(other) => return Err(Error::Unsupported(format!("rope scaling {other:?}"))),
         };
         cfg.rope_theta = keys.float("rope.freq_base").unwrap_or(10000.0);
+        cfg.rope_dims = keys.size("rope.dimension_count")?.unwrap_or(head_dim);
         cfg.rms_eps = keys
             .float("attention.layer_norm_rms_epsilon")
             .ok_or_else(|| missing(&keys.key("attention.layer_norm_rms_epsilon")))?;
@@ -293,6 +343,11 @@ impl ModelConfig {
         let (theta, scaling) = hf_rope(c, c)?;
         cfg.rope_theta = theta;
         cfg.rope_scaling = scaling;
+        let partial = c["rope_parameters"]["partial_rotary_factor"]
+            .as_f64()
+            .or_else(|| c["partial_rotary_factor"].as_f64())
+            .unwrap_or(1.0);
+        cfg.rope_dims = (head_dim as f64 * partial) as usize;
         cfg.rms_eps = c["rms_norm_eps"].as_f64().unwrap_or(1e-6) as f32;
         cfg.context_length = uint("max_position_embeddings")?;
         cfg.tied_output = c["tie_word_embeddings"].as_bool().unwrap_or(false);
@@ -304,14 +359,14 @@ impl ModelConfig {
     /// Inverse rotary frequency of each pair (`head_dim / 2` values) of the layers without a
     /// window (all layers unless [`ModelConfig::rope_theta_local`]), scaling applied.
     pub fn rope_inv_freqs(&self) -> Vec<f32> {
-        inv_freqs(self.head_dim, self.rope_theta, self.rope_scaling)
+        inv_freqs(self.rope_dims, self.rope_theta, self.rope_scaling)
     }
 
     /// Inverse rotary frequencies of the sliding-window layers, when they differ from
     /// [`ModelConfig::rope_inv_freqs`].
     pub fn rope_inv_freqs_local(&self) -> Option<Vec<f32>> {
         self.rope_theta_local
-            .map(|theta| inv_freqs(self.head_dim, theta, RopeScaling::None))
+            .map(|theta| inv_freqs(self.rope_dims, theta, RopeScaling::None))
     }
 
     /// Width of the key/value projections.
@@ -346,7 +401,8 @@ pub fn hf_rope(rope_or_config: &Value, top: &Value) -> Result<(f32, RopeScaling)
         .or_else(|| rope["type"].as_str())
         .unwrap_or("default");
     let scaling = match rope_type {
-        "default" => RopeScaling::None,
+        // Phi-3's per-frequency factors: read by its architecture (ModelConfig::longrope).
+        "default" | "longrope" | "su" => RopeScaling::None,
         "linear" => RopeScaling::Linear {
             factor: f("factor", 1.0),
         },
@@ -361,10 +417,10 @@ pub fn hf_rope(rope_or_config: &Value, top: &Value) -> Result<(f32, RopeScaling)
     Ok((theta, scaling))
 }
 
-/// Inverse rotary frequencies of a head of `head_dim` with base `theta`, `scaling` applied.
-fn inv_freqs(head_dim: usize, theta: f32, scaling: RopeScaling) -> Vec<f32> {
-    let d = head_dim as f64;
-    (0..head_dim / 2)
+/// Inverse rotary frequencies of `dims` rotated dimensions with base `theta`, `scaling` applied.
+fn inv_freqs(dims: usize, theta: f32, scaling: RopeScaling) -> Vec<f32> {
+    let d = dims as f64;
+    (0..dims / 2)
         .map(|i| {
             let f = 1.0 / (theta as f64).powf(2.0 * i as f64 / d);
             let f = match scaling {

@@ -10,7 +10,7 @@ pub mod weights;
 
 use std::path::{Path, PathBuf};
 
-pub use config::{Activation, Arch, ModelConfig, RopeLayout, RopeScaling};
+pub use config::{Activation, Arch, LongRope, ModelConfig, RopeLayout, RopeScaling};
 pub use tensor::TensorView;
 pub use weights::{LayerWeights, ModelWeights, TensorSource};
 

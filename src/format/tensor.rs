@@ -73,6 +73,29 @@ impl TensorView {
         )
     }
 
+    /// Rows `start..start + count` of a matrix, sharing its bytes (one part of a fused tensor:
+    /// Phi-3's q/k/v or gate/up), named `name`.
+    pub fn row_slice(&self, name: &str, start: usize, count: usize) -> Result<TensorView> {
+        if start + count > self.rows() {
+            return Err(Error::Tensor {
+                name: self.name.clone(),
+                problem: format!("rows {start}..{} of {}", start + count, self.rows()),
+            });
+        }
+        let mut shape = vec![self.cols(), count];
+        if self.shape.len() == 1 {
+            shape.truncate(1);
+        }
+        let row_bytes = self.row_bytes();
+        TensorView::new(
+            name.into(),
+            self.dtype,
+            shape,
+            self.storage.clone(),
+            self.offset + start * row_bytes,
+        )
+    }
+
     /// The raw encoded bytes.
     pub fn bytes(&self) -> &[u8] {
         &self.storage[self.offset..self.offset + self.len]

@@ -73,6 +73,7 @@ fn require(src: &dyn TensorSource, name: &str) -> Result<TensorView> {
 impl ModelWeights {
     /// Collects and shape-checks every tensor `cfg` calls for.
     pub fn load(src: &dyn TensorSource, cfg: &ModelConfig) -> Result<ModelWeights> {
+        let src = &Unfused { src, cfg };
         let (h, q_dim, kv_dim) = (cfg.hidden, cfg.q_dim(), cfg.kv_dim());
         let matrix = |name: &str, cols: usize, rows: usize| -> Result<TensorView> {
             let t = require(src, name)?;
@@ -126,7 +127,7 @@ impl ModelWeights {
         };
         let rope_freqs = src.tensor("rope_freqs.weight")?;
         if let Some(f) = &rope_freqs {
-            f.expect_shape(cfg.head_dim / 2, 1)?;
+            f.expect_shape(cfg.rope_dims / 2, 1)?;
         }
         Ok(ModelWeights {
             token_embd: matrix("token_embd.weight", h, cfg.vocab_size)?,
@@ -159,5 +160,50 @@ impl ModelWeights {
             v.extend(l.post_attn_norm.iter().chain(&l.post_ffn_norm));
         }
         v
+    }
+}
+
+/// A source that also finds the parts of fused tensors (Phi-3's `attn_qkv` and `ffn_up`): a
+/// part's rows sliced out of the fused matrix when the file holds one.
+struct Unfused<'a> {
+    src: &'a dyn TensorSource,
+    cfg: &'a ModelConfig,
+}
+
+impl Unfused<'_> {
+    /// Rows of each role of a fused group.
+    fn rows(&self, role: &str) -> usize {
+        let c = self.cfg;
+        match role {
+            "attn_q" => c.q_dim(),
+            "attn_k" | "attn_v" => c.kv_dim(),
+            _ => c.ffn,
+        }
+    }
+}
+
+impl TensorSource for Unfused<'_> {
+    fn tensor(&self, canonical: &str) -> Result<Option<TensorView>> {
+        let parts = canonical
+            .strip_prefix("blk.")
+            .and_then(|r| r.split_once('.'))
+            .and_then(|(layer, rest)| Some((layer, rest.strip_suffix(".weight")?)));
+        if let Some((layer, role)) = parts {
+            for &(fused, members) in self.cfg.arch.def().fused() {
+                let Some(i) = members.iter().position(|m| *m == role) else {
+                    continue;
+                };
+                let total: usize = members.iter().map(|m| self.rows(m)).sum();
+                let Some(t) = self.src.tensor(&format!("blk.{layer}.{fused}.weight"))? else {
+                    continue;
+                };
+                if t.rows() != total {
+                    continue; // not fused after all (a file with the parts apart)
+                }
+                let start: usize = members[..i].iter().map(|m| self.rows(m)).sum();
+                return t.row_slice(canonical, start, self.rows(role)).map(Some);
+            }
+        }
+        self.src.tensor(canonical)
     }
 }

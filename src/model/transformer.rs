@@ -38,6 +38,8 @@ pub struct Model<B: Backend> {
     inv_freq: B::Weight,
     /// RoPE frequencies of the sliding-window layers, when they have their own.
     inv_freq_local: Option<B::Weight>,
+    /// Multiplies q·k: the model's scale with Phi-3's attention factor.
+    attn_scale: f32,
     layers: Vec<Layer<B::Weight>>,
     caches: Vec<B::Cache>,
     ctx: usize,
@@ -99,12 +101,21 @@ impl<B: Backend> Model<B> {
         }
         let mut up = |t: &crate::format::TensorView| backend.upload(t);
         let mut inv_freq = cfg.rope_inv_freqs();
-        if let Some(factors) = &w.rope_freqs {
-            inv_freq
-                .iter_mut()
-                .zip(factors.to_f32())
-                .for_each(|(f, d)| *f /= d);
+        // Per-frequency divisors: Llama 3's in the file, Phi-3's for this context's length.
+        let divisors = match (&w.rope_freqs, &cfg.longrope) {
+            (Some(t), _) => Some(t.to_f32()),
+            (None, Some(lr)) => Some(lr.factors(ctx).to_vec()),
+            (None, None) => None,
+        };
+        if let Some(divisors) = divisors {
+            inv_freq.iter_mut().zip(divisors).for_each(|(f, d)| *f /= d);
         }
+        // Phi-3's attention factor multiplies the rotated q and k: the scores by its square.
+        let attn_scale = cfg.attn_scale
+            * cfg
+                .longrope
+                .as_ref()
+                .map_or(1.0, |lr| lr.attn_factor.powi(2));
         let inv_freq = up(&f32_tensor("rope_inv_freq", &inv_freq)?)?;
         let inv_freq_local = cfg
             .rope_inv_freqs_local()
@@ -124,6 +135,7 @@ impl<B: Backend> Model<B> {
             output,
             inv_freq,
             inv_freq_local,
+            attn_scale,
             layers,
             caches,
             ctx,
@@ -212,7 +224,7 @@ impl<B: Backend> Model<B> {
                 kv_heads: cfg.kv_heads,
                 head_dim: cfg.head_dim,
                 window: cfg.layer_window(i),
-                scale: cfg.attn_scale,
+                scale: self.attn_scale,
                 softcap: cfg.attn_softcap,
             };
             let norm = |weight| Norm {
@@ -247,6 +259,7 @@ impl<B: Backend> Model<B> {
             let rope = Rope {
                 inv_freq,
                 layout: cfg.rope_layout,
+                pairs: cfg.rope_dims / 2,
             };
             let a = if let [c] = chunks {
                 let cache = &mut self.caches[c.slot];

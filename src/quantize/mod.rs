@@ -136,7 +136,10 @@ pub fn plan(
                 .and_then(|r| r.split('.').next())
                 .and_then(|l| l.parse::<usize>().ok());
             let mixed = matches!(o.preset, Preset::Q4KM | Preset::Q5KM);
-            let sensitive = name.ends_with("attn_v.weight") || name.ends_with("ffn_down.weight");
+            // llama.cpp treats a fused q/k/v as it treats v.
+            let sensitive = name.ends_with("attn_v.weight")
+                || name.ends_with("attn_qkv.weight")
+                || name.ends_with("ffn_down.weight");
             match layer {
                 Some(i) if mixed && sensitive && use_more_bits(i, layers) => GgmlType::Q6K,
                 _ => base,
@@ -163,6 +166,52 @@ fn permute_rows(values: &[f32], cols: usize, heads: usize) -> Vec<f32> {
         }
     }
     out
+}
+
+/// One tensor of the output file: the rows of `parts`, one after another.
+struct Output<'a> {
+    name: String,
+    shape: Vec<usize>,
+    parts: Vec<&'a TensorView>,
+}
+
+/// The output tensors: each tensor as it is, except the parts of an architecture's fused
+/// tensors (`fused`: fused role and its parts), which become one tensor where the first part
+/// stood.
+fn fuse<'a>(tensors: Vec<&'a TensorView>, fused: &[(&str, &[&str])]) -> Vec<Output<'a>> {
+    let role = |name: &str| -> Option<(String, String)> {
+        let rest = name.strip_prefix("blk.")?.strip_suffix(".weight")?;
+        let (layer, role) = rest.split_once('.')?;
+        Some((layer.to_string(), role.to_string()))
+    };
+    let mut outputs: Vec<Output<'a>> = Vec::new();
+    for t in tensors {
+        let group = role(&t.name).and_then(|(layer, r)| {
+            fused
+                .iter()
+                .find(|(_, parts)| parts.contains(&r.as_str()))
+                .map(|(f, _)| format!("blk.{layer}.{f}.weight"))
+        });
+        match group {
+            Some(name) => match outputs.iter_mut().find(|o| o.name == name) {
+                Some(o) => {
+                    o.shape[1] += t.rows();
+                    o.parts.push(t);
+                }
+                None => outputs.push(Output {
+                    name,
+                    shape: vec![t.cols(), t.rows()],
+                    parts: vec![t],
+                }),
+            },
+            None => outputs.push(Output {
+                name: t.name.clone(),
+                shape: t.shape.clone(),
+                parts: vec![t],
+            }),
+        }
+    }
+    outputs
 }
 
 /// What [`quantize`] did.
@@ -198,13 +247,23 @@ pub fn quantize(
     }
     tensors.push(&w.output_norm);
     tensors.extend(w.output.iter().chain(&w.rope_freqs));
+    // Phi-3's longrope factors, which the config holds, as the tensors llama.cpp reads.
+    let factors: Vec<TensorView> = match &cfg.longrope {
+        Some(lr) => vec![
+            TensorView::owned_f32("rope_factors_long.weight", vec![lr.long.len()], &lr.long)?,
+            TensorView::owned_f32("rope_factors_short.weight", vec![lr.short.len()], &lr.short)?,
+        ],
+        None => vec![],
+    };
+    tensors.extend(&factors);
+    let outputs = fuse(tensors, cfg.arch.def().fused());
     let tied = w.output.is_none();
-    let plans: Vec<TensorPlan> = tensors
+    let plans: Vec<TensorPlan> = outputs
         .iter()
-        .map(|t| TensorPlan {
-            name: t.name.clone(),
-            dtype: plan(&t.name, &t.shape, cfg.layers, tied, opts),
-            shape: t.shape.clone(),
+        .map(|o| TensorPlan {
+            name: o.name.clone(),
+            dtype: plan(&o.name, &o.shape, cfg.layers, tied, opts),
+            shape: o.shape.clone(),
         })
         .collect();
     // Hugging Face llama weights need llama.cpp's q/k row order (see `permute_rows`).
@@ -230,11 +289,15 @@ pub fn quantize(
         MetaValue::U32(opts.preset.file_type()),
     ));
     metadata.push(("general.quantization_version".into(), MetaValue::U32(2)));
-    let total = tensors.len();
+    let total = outputs.len();
     write_gguf(out, &metadata, &plans, |i| {
-        let (src, plan) = (tensors[i], &plans[i]);
-        let mut values = src.to_f32();
-        let cols = if src.rows() == 1 { 1 } else { src.cols() };
+        let (src, plan) = (&outputs[i], &plans[i]);
+        let mut values: Vec<f32> = src.parts.iter().flat_map(|p| p.to_f32()).collect();
+        let cols = if src.shape.len() == 1 {
+            1
+        } else {
+            src.shape[0]
+        };
         if permute && (src.name.ends_with("attn_q.weight") || src.name.ends_with("attn_q.bias")) {
             values = permute_rows(&values, cols, cfg.heads);
         } else if permute
@@ -251,7 +314,11 @@ pub fn quantize(
     })?;
     Ok(QuantizeReport {
         tensors: plans.iter().map(|p| (p.name.clone(), p.dtype)).collect(),
-        bytes_in: tensors.iter().map(|t| t.bytes().len()).sum(),
+        bytes_in: outputs
+            .iter()
+            .flat_map(|o| &o.parts)
+            .map(|t| t.bytes().len())
+            .sum(),
         bytes_out: plans
             .iter()
             .map(|p| p.dtype.tensor_bytes(&p.shape).unwrap_or(0))

@@ -318,7 +318,8 @@ pub fn exp(x: f32) -> f32 {
 /// Rotates each of the `heads` heads in `row` for position `pos`.
 pub fn rope(row: &mut [f32], heads: usize, pos: usize, inv_freq: &[f32], layout: RopeLayout) {
     let hd = row.len() / heads;
-    let half = hd / 2;
+    // One frequency per rotated pair; dimensions past the rotated ones stay as they are.
+    let half = inv_freq.len().min(hd / 2);
     // The angles are the same for every head: one sin/cos per frequency.
     let angles: Vec<(f32, f32)> = inv_freq
         .iter()

@@ -16,7 +16,7 @@ use pool::Pool;
 
 use super::{AttentionShape, Backend, OpTimes, Rope, SeqRows, Unary};
 use crate::error::{Error, Result};
-use crate::format::{Activation, RopeLayout, TensorView};
+use crate::format::{Activation, TensorView};
 use crate::quant::int_dot::strips::Strips;
 use crate::quant::int_dot::{self, CpuLevel};
 use crate::quant::q8_act::Q8Act;
@@ -201,17 +201,17 @@ impl CpuBackend {
         &mut self,
         x: &mut CpuAct,
         heads: usize,
-        inv_freq: &CpuWeight,
-        layout: RopeLayout,
+        rope: Rope<'_, CpuWeight>,
         pos: &(dyn Fn(usize) -> usize + Sync),
     ) {
-        let bytes = f32_bytes(2 * x.data.len() + inv_freq.view.cols());
+        let bytes = f32_bytes(2 * x.data.len() + rope.pairs);
         self.timed("rope", bytes, |b| {
             let cols = x.cols;
             let rows = x.rows.div_ceil(4 * b.pool.threads()).max(1);
             b.pool.for_chunks(&mut x.data, rows * cols, |i, chunk| {
                 for (r, row) in chunk.chunks_exact_mut(cols).enumerate() {
-                    kernels::rope(row, heads, pos(i * rows + r), inv_freq.vector(), layout);
+                    let freqs = &rope.inv_freq.vector()[..rope.pairs];
+                    kernels::rope(row, heads, pos(i * rows + r), freqs, rope.layout);
                 }
             });
         })
@@ -357,15 +357,8 @@ impl Backend for CpuBackend {
         })
     }
 
-    fn rope(
-        &mut self,
-        x: &mut CpuAct,
-        heads: usize,
-        pos0: usize,
-        inv_freq: &CpuWeight,
-        layout: RopeLayout,
-    ) {
-        self.rope_rows(x, heads, inv_freq, layout, &|r| pos0 + r);
+    fn rope(&mut self, x: &mut CpuAct, heads: usize, pos0: usize, rope: Rope<'_, CpuWeight>) {
+        self.rope_rows(x, heads, rope, &|r| pos0 + r);
     }
 
     fn attention(
@@ -404,9 +397,8 @@ impl Backend for CpuBackend {
             pos.extend(s.pos0..s.pos0 + s.rows);
         }
         let (mut q, mut k) = (q.clone(), k.clone());
-        let (inv_freq, layout) = (rope.inv_freq, rope.layout);
-        self.rope_rows(&mut q, shape.heads, inv_freq, layout, &|r| pos[r]);
-        self.rope_rows(&mut k, shape.kv_heads, inv_freq, layout, &|r| pos[r]);
+        self.rope_rows(&mut q, shape.heads, rope, &|r| pos[r]);
+        self.rope_rows(&mut k, shape.kv_heads, rope, &|r| pos[r]);
         let cache_bytes: u64 = seqs
             .iter()
             .map(|s| crate::backend::attention_cache_bytes(s.rows, s.pos0, k.cols, 4))

@@ -273,34 +273,24 @@ impl Backend for GpuBackend {
         self.record_matmul(x, w, None, residual, true);
     }
 
-    fn rope(
-        &mut self,
-        x: &mut GpuAct,
-        heads: usize,
-        pos0: usize,
-        inv_freq: &GpuWeight,
-        layout: RopeLayout,
-    ) {
+    fn rope(&mut self, x: &mut GpuAct, heads: usize, pos0: usize, rope: Rope<'_, GpuWeight>) {
         let head_dim = x.cols / heads;
-        let layout = match layout {
-            RopeLayout::Interleaved => 0,
-            RopeLayout::Halves => 1,
-        };
         let params = [
             heads as u32,
             head_dim as u32,
             pos0 as u32,
-            layout,
+            layout_code(rope.layout),
             x.rows as u32,
+            rope.pairs as u32,
         ];
-        let groups = linear_groups(x.rows * heads * head_dim / 2);
+        let groups = linear_groups(x.rows * heads * rope.pairs);
         self.dispatch(
             shaders::ROPE,
             PLAIN,
             &params,
-            &[x.buffer(), Self::vector(inv_freq)],
+            &[x.buffer(), Self::vector(rope.inv_freq)],
             groups,
-            4 * (2 * x.rows * x.cols + head_dim / 2) as u64,
+            4 * (2 * x.rows * x.cols + rope.pairs) as u64,
         );
     }
 
@@ -345,21 +335,18 @@ impl Backend for GpuBackend {
     ) -> GpuAct {
         self.grow_cache(cache, pos0 + q.rows);
         let (kc, vc) = (cache.keys[layer].clone(), cache.values[layer].clone());
-        let layout = match rope.layout {
-            RopeLayout::Interleaved => 0,
-            RopeLayout::Halves => 1,
-        };
         let params = [
             s.heads as u32,
             s.kv_heads as u32,
             s.head_dim as u32,
             pos0 as u32,
-            layout,
+            layout_code(rope.layout),
             q.rows as u32,
+            rope.pairs as u32,
         ];
         let half = s.head_dim / 2;
         let kv_dim = cache.kv_dim;
-        let n = q.rows * (s.heads * half + s.kv_heads * half + kv_dim / 2);
+        let n = q.rows * (s.heads * rope.pairs + s.kv_heads * half + kv_dim / 2);
         let bytes = 4 * (2 * q.rows * s.heads * s.head_dim + 2 * q.rows * kv_dim + half) as u64
             + 2 * (q.rows * kv_dim) as u64 * self.kv_elem_bytes();
         self.dispatch(
@@ -880,5 +867,13 @@ fn activation_code(act: Activation) -> u32 {
     match act {
         Activation::Silu => 0,
         Activation::GeluTanh => 1,
+    }
+}
+
+/// rope.wgsl's and rope_store.wgsl's code for the pair layout.
+fn layout_code(layout: RopeLayout) -> u32 {
+    match layout {
+        RopeLayout::Interleaved => 0,
+        RopeLayout::Halves => 1,
     }
 }

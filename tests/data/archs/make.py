@@ -275,6 +275,15 @@ def make(arch, cfg, llama_cpp):
     model = AutoModelForCausalLM.from_pretrained(hf, dtype=torch.float32).eval()
     json.dump(reference(model, tok, f"tiny-{arch} folder (bf16 weights)"),
               open(os.path.join(out, "reference.json"), "w"), indent=1)
+    if arch == "phi3":
+        # The long factors, which llama.cpp takes for a context beyond the original one (and
+        # transformers once a sequence grows past it).
+        rotary = model.model.rotary_emb
+        long_freq, _ = transformers.modeling_rope_utils.ROPE_INIT_FUNCTIONS["longrope"](
+            model.config, seq_len=model.config.original_max_position_embeddings + 1)
+        rotary.original_inv_freq.copy_(long_freq)
+        json.dump(reference(model, tok, f"tiny-{arch} folder with the long rope factors"),
+                  open(os.path.join(out, "reference-long.json"), "w"), indent=1)
     # The GGUF files as llama.cpp reads them: the same weights (F16 holds bf16 exactly).
     config = transformers.AutoConfig.from_pretrained(hf)
     for k, v in GGUF_READING.get(arch, {}).items():
