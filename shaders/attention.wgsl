@@ -8,7 +8,8 @@
 
 //!include attention_io.wgsl
 
-const WG: u32 = 32u;
+// 32 threads; 16 for wide heads, so that their partial outputs take the same memory.
+const WG: u32 = 1024u / MAX_D4;
 
 // 8.5 KiB in all: WebGPU's default limit, the Raspberry Pi 5's and GLES 3.1's minimum are 16 KiB.
 var<workgroup> sm_max: array<f32, WG>;
@@ -16,7 +17,7 @@ var<workgroup> sm_sum: array<f32, WG>;
 // The upper half of the threads' partial outputs, halved each round of the merge.
 var<workgroup> sm_acc: array<vec4<f32>, 512>; // WG / 2 * MAX_D4
 
-@compute @workgroup_size(32)
+@compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
         @builtin(num_workgroups) nwg: vec3<u32>) {
     let idx = wid.x + wid.y * nwg.x;

@@ -39,11 +39,11 @@ const CHUNK: u32 = 128u;
 const MAX_G: u32 = 8u;
 // Threads per head in the softmax's reductions: WG / MAX_G.
 const SPLIT: u32 = 8u;
-// Head sizes up to 128, in vec4s.
-const MAX_D4: u32 = 32u;
+// Head sizes up to 128 (or 256 in the wide-head build), in vec4s.
+const MAX_D4: u32 = {{MAX_D4}}u;
 
-// 8.5 KiB in all, within the 16 KiB of WebGPU's defaults and the Pi 5.
-var<workgroup> sq: array<vec4<f32>, 256>; // MAX_G * MAX_D4: the heads' queries, pre-scaled
+// 8.5 KiB in all (12.5 for wide heads), within the 16 KiB of WebGPU's defaults and the Pi 5.
+var<workgroup> sq: array<vec4<f32>, MAX_G * MAX_D4>; // the heads' queries, pre-scaled
 var<workgroup> sp: array<f32, 1024>; // MAX_G * CHUNK: scores, then exp(score - max)
 var<workgroup> sred: array<f32, 64>; // per thread: partial max, then partial sum
 var<workgroup> smax: array<f32, 8>; // MAX_G: each head's max score

@@ -31,5 +31,5 @@ fn first_position(pos: u32) -> u32 {
     return select(0u, pos + 1u - p.window, p.window != 0u && pos + 1u > p.window);
 }
 
-// Head sizes up to 128, in vec4s.
-const MAX_D4: u32 = 32u;
+// Head sizes up to 128 (or 256 in the wide-head build), in vec4s.
+const MAX_D4: u32 = {{MAX_D4}}u;

@@ -10,7 +10,8 @@
 //!include attention_io.wgsl
 
 const QT: u32 = 64u;
-const KB: u32 = 8u;
+// Positions per block: 8, or 4 for wide heads (the same workgroup memory).
+const KB: u32 = 256u / MAX_D4;
 
 var<workgroup> ks: array<vec4<f32>, 256>; // KB * MAX_D4
 var<workgroup> vs: array<vec4<f32>, 256>;

@@ -566,6 +566,13 @@ fn attention_gqa_over_a_growing_cache() {
                 softcap: 2.0,
                 ..AttentionShape::plain(20, 2, 128)
             },
+            // Gemma's heads of 256 (the wide-head builds), and one of 160.
+            AttentionShape {
+                window: 150,
+                softcap: 3.0,
+                ..AttentionShape::plain(8, 4, 256)
+            },
+            AttentionShape::plain(5, 1, 160),
         ] {
             let seed = Rng::fresh("attention").0;
             let g = attention_run(&mut gpu(), seed, s, None);

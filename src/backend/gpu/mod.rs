@@ -203,6 +203,7 @@ const PLAIN: Variant = Variant {
     int8: false,
     group_rows: 0,
     tiles: (0, 0),
+    wide_heads: false,
 };
 
 /// Dispatches recorded before the work so far is submitted, mid-step: enough that submissions

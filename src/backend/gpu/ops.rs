@@ -590,12 +590,17 @@ impl GpuBackend {
         s: AttentionShape,
     ) -> GpuAct {
         let out = self.act(q.rows, s.heads * s.head_dim);
-        if s.head_dim > 128 || !s.head_dim.is_multiple_of(4) {
+        if s.head_dim > 256 || !s.head_dim.is_multiple_of(4) {
             self.deferred.get_or_insert(Error::Unsupported(format!(
-                "head size {} on the GPU (multiples of 4 up to 128 are supported)",
+                "head size {} on the GPU (multiples of 4 up to 256 are supported)",
                 s.head_dim
             )));
         }
+        // Heads over 128 values (Gemma's 256) take the wide-head builds.
+        let variant = Variant {
+            wide_heads: s.head_dim > 128,
+            ..Variant::kv(self.f16_kv)
+        };
         let cache_bytes = crate::backend::attention_cache_bytes(
             q.rows,
             pos0,
@@ -603,7 +608,7 @@ impl GpuBackend {
             self.kv_elem_bytes() as usize,
         ) + 8 * (q.rows * s.heads * s.head_dim) as u64;
         if q.rows == 1 && self.split_attention {
-            self.record_decode_attention(q, kc, vc, &out, kv_dim, pos0, s, cache_bytes);
+            self.record_decode_attention(q, kc, vc, &out, kv_dim, pos0, s, cache_bytes, variant);
             return out;
         }
         let params = [
@@ -629,7 +634,7 @@ impl GpuBackend {
         };
         self.dispatch(
             kernel,
-            Variant::kv(self.f16_kv),
+            variant,
             &params,
             &[q.buffer(), kc, vc, out.buffer()],
             groups,
@@ -652,6 +657,7 @@ impl GpuBackend {
         pos: usize,
         s: AttentionShape,
         cache_bytes: u64,
+        variant: Variant,
     ) {
         const MAX_G: usize = 8;
         let first = s.first(pos);
@@ -673,7 +679,7 @@ impl GpuBackend {
         let merge_bytes = 4 * (chunks * s.heads * (s.head_dim + 2) + s.heads * s.head_dim) as u64;
         self.dispatch(
             shaders::ATTENTION_DECODE,
-            Variant::kv(self.f16_kv),
+            variant,
             &params,
             &[
                 q.buffer(),

@@ -131,6 +131,10 @@ pub struct Variant {
     /// Weight rows x tokens of a matmul_tiled workgroup's tile (32 or 64 each); (0, 0) means
     /// [`DEFAULT_TILES`].
     pub tiles: (u32, u32),
+    /// The attention kernels built for heads of up to 256 values (Gemma's) instead of 128:
+    /// twice the registers per thread, half the threads or positions per workgroup so that
+    /// workgroup memory stays the same.
+    pub wide_heads: bool,
 }
 
 impl Variant {
@@ -353,6 +357,7 @@ pub fn compose_with_files(kernel: Kernel, v: Variant) -> Result<(String, Vec<Str
         .replace("{{TILE_TOKENS}}", &tiles.1.to_string())
         .replace("{{TILE_THREADS}}", &(tiles.0 * tiles.1 / 16).to_string())
         .replace("{{TILE_TYPE}}", kv)
+        .replace("{{MAX_D4}}", if v.wide_heads { "64" } else { "32" })
         .replace("{{KV}}", kv);
 
     Ok((format!("{header}{body}"), files))
@@ -453,9 +458,17 @@ pub fn variants(kernel: Kernel) -> Vec<Variant> {
                 ..base
             },
         ],
-        "attention" | "attention_prefill" | "attention_decode" | "kv_store" | "rope_store" => {
-            vec![base, Variant { f16: true, ..base }]
-        }
+        "attention" | "attention_prefill" | "attention_decode" => [false, true]
+            .into_iter()
+            .flat_map(|f16| {
+                [false, true].map(|wide_heads| Variant {
+                    f16,
+                    wide_heads,
+                    ..base
+                })
+            })
+            .collect(),
+        "kv_store" | "rope_store" => vec![base, Variant { f16: true, ..base }],
         _ => vec![base],
     }
 }
