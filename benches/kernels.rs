@@ -94,7 +94,11 @@ fn attention<B: Backend>(name: &str, b: &mut B, rng: &mut Rng, contexts: &[usize
     let s = AttentionShape::plain(9, 3, 64);
     let kv_dim = s.kv_heads * s.head_dim;
     for &ctx in contexts {
-        let mut cache = b.new_cache(1, kv_dim, ctx + 1).expect("cache");
+        let layer = ember::backend::CacheLayer {
+            capacity: ctx + 1,
+            window: 0,
+        };
+        let mut cache = b.new_cache(kv_dim, &[layer]).expect("cache");
         let k = b.load_act(&rng.vec(ctx * kv_dim), ctx, kv_dim);
         let v = b.load_act(&rng.vec(ctx * kv_dim), ctx, kv_dim);
         let q = b.load_act(

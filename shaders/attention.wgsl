@@ -36,7 +36,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     var m = -3.0e38;
     var l = 0.0;
     for (var j = first_position(pos) + lid.x; j <= pos; j += WG) {
-        let kb = j * stride + kvo;
+        let kb = (j - p.base) * stride + kvo;
         var s = 0.0;
         for (var d = 0u; d < d4; d++) {
             s += dot(q[qb + d], vec4<f32>(kc[kb + d]));

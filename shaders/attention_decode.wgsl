@@ -20,6 +20,8 @@ struct Params {
     first: u32,
     // Soft cap of the scaled scores (0: none).
     softcap: f32,
+    // The first position the cache holds (position j is at row j - base).
+    base: u32,
 }
 
 @group(0) @binding(0) var<storage, read> p: Params;
@@ -71,7 +73,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // Scores: a thread reads a position's key once and dots it with every head's query.
     for (var j = lid; j < n; j += WG) {
         var s: array<f32, MAX_G>;
-        let kb = (j0 + j) * stride + kvo;
+        let kb = (j0 + j - p.base) * stride + kvo;
         for (var d = 0u; d < d4; d++) {
             let k = vec4<f32>(kc[kb + d]);
             for (var g = 0u; g < ng; g++) {
@@ -120,7 +122,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         let d = i % d4;
         var acc = vec4<f32>(0.0);
         for (var j = 0u; j < n; j++) {
-            acc += sp[gh * CHUNK + j] * vec4<f32>(vc[(j0 + j) * stride + kvo + d]);
+            acc += sp[gh * CHUNK + j] * vec4<f32>(vc[(j0 + j - p.base) * stride + kvo + d]);
         }
         var l = 0.0;
         for (var t = 0u; t < SPLIT; t++) {

@@ -1,8 +1,8 @@
 // What the causal attention kernels for several rows (attention.wgsl, attention_prefill.wgsl)
 // bind: both are dispatched with the same parameters and buffers. Row r of q (heads x head_dim)
 // is at position pos0 + r and attends to positions first(pos0 + r)..=pos0 + r of the layer's
-// cache (kv_dim values per position, {{KV}} elements; `first` is 0, or where a sliding window of
-// `window` positions starts); out has q's shape.
+// cache (kv_dim values per position from position `base` on, {{KV}} elements; `first` is 0, or
+// where a sliding window of `window` positions starts); out has q's shape.
 
 struct Params {
     heads: u32,
@@ -16,6 +16,9 @@ struct Params {
     window: u32,
     // Soft cap of the scaled scores (0: none).
     softcap: f32,
+    // The first position the cache holds (a window-sized cache drops older ones): position j is
+    // at row j - base.
+    base: u32,
 }
 
 @group(0) @binding(0) var<storage, read> p: Params;

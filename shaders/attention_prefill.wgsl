@@ -44,9 +44,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             let j = j0 + i / d4;
             var kv = vec4<f32>(0.0);
             var vv = vec4<f32>(0.0);
-            if (j <= last) {
-                kv = vec4<f32>(kc[j * stride + kvo + i % d4]);
-                vv = vec4<f32>(vc[j * stride + kvo + i % d4]);
+            if (j <= last && j >= p.base) {
+                kv = vec4<f32>(kc[(j - p.base) * stride + kvo + i % d4]);
+                vv = vec4<f32>(vc[(j - p.base) * stride + kvo + i % d4]);
             }
             ks[(i / d4) * MAX_D4 + i % d4] = kv;
             vs[(i / d4) * MAX_D4 + i % d4] = vv;

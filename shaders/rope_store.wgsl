@@ -15,6 +15,8 @@ struct Params {
     pair_layout: u32,
     rows: u32,
     pairs: u32,
+    // The first position the cache holds (position j is at row j - base).
+    base: u32,
 }
 
 @group(0) @binding(0) var<storage, read> p: Params;
@@ -69,7 +71,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         let r = j / (half * p.kv_heads);
         let at = pair_at(head, i);
         let src = at + vec2<u32>(r * kv_dim);
-        let dst = at + vec2<u32>((p.pos0 + r) * kv_dim);
+        let dst = at + vec2<u32>((p.pos0 + r - p.base) * kv_dim);
         var y = vec2<f32>(k[src.x], k[src.y]);
         if (i < p.pairs) {
             y = rotate(y.x, y.y, p.pos0 + r, i);
@@ -79,7 +81,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     } else if (idx < nq + nk + nv) {
         // v is rows x kv_dim and the cache position-major: one contiguous copy from pos0 on.
         let e = 2u * (idx - nq - nk);
-        let dst = p.pos0 * kv_dim + e;
+        let dst = (p.pos0 - p.base) * kv_dim + e;
         vc[dst] = {{KV}}(v[e]);
         vc[dst + 1u] = {{KV}}(v[e + 1u]);
     }

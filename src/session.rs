@@ -154,7 +154,7 @@ impl<'a> Session<'a> {
             .zip(tokens)
             .take_while(|(a, b)| a == b)
             .count();
-        let start = common.min(tokens.len() - 1);
+        let start = self.model.resumable(0, common.min(tokens.len() - 1));
         self.cached.truncate(start);
         let mut logits = Vec::new();
         for chunk in tokens[start..].chunks(PREFILL_CHUNK) {

@@ -58,7 +58,11 @@ fn limits_become_errors() {
         let e = g.upload(&t).err().expect("refused");
         assert!(e.to_string().contains("binding limit"), "{e}");
         // A KV cache whose layer buffer would exceed the binding limit.
-        let e = g.new_cache(2, 64, 1000).err().expect("refused");
+        let whole = ember::backend::CacheLayer {
+            capacity: 1000,
+            window: 0,
+        };
+        let e = g.new_cache(64, &[whole, whole]).err().expect("refused");
         assert!(e.to_string().contains("-c "), "{e}");
         // Row lengths the kernels cannot handle.
         let mut g = GpuBackend::new(choice).unwrap();

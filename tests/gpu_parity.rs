@@ -12,7 +12,7 @@ use ember::backend::cpu::{CpuBackend, Precision};
 use ember::backend::gpu::shaders::TILE_CHOICES;
 use ember::backend::gpu::tuning::{GROUP_ROWS, Tuning};
 use ember::backend::gpu::{GpuBackend, GpuChoice, GpuContext, GpuOptions};
-use ember::backend::{AttentionShape, Backend, Norm, Rope, Unary};
+use ember::backend::{AttentionShape, Backend, CacheLayer, Norm, Rope, Unary, ring_capacity};
 use ember::format::{Activation, RopeLayout};
 use ember::quant::GgmlType;
 
@@ -496,16 +496,26 @@ fn norm_rope_silu_add_rows() {
 
 /// Prefill, then steps that grow the cache past its first allocation, then single-token decode.
 /// Attention steps of several row counts over a growing cache; with `rope`, queries and keys
-/// are rotated first through [`Backend::rope_attention`] (frequencies from `freqs`).
+/// are rotated first through [`Backend::rope_attention`] (frequencies from `freqs`). With a
+/// window, the cache is window-sized (it drops old positions as the steps go) unless `whole`.
 fn attention_run<B: Backend>(
     b: &mut B,
     seed: u64,
     s: AttentionShape,
     rope: Option<(RopeLayout, &ember::format::TensorView)>,
+    whole: bool,
 ) -> Vec<Vec<f32>> {
     let mut rng = Rng(seed);
     let kv_dim = s.kv_heads * s.head_dim;
-    let mut cache = b.new_cache(2, kv_dim, 700).unwrap();
+    let capacity = match s.window {
+        w if w > 0 && !whole => ring_capacity(w, 290),
+        _ => 700,
+    };
+    let layer = CacheLayer {
+        capacity,
+        window: s.window,
+    };
+    let mut cache = b.new_cache(kv_dim, &[layer, layer]).unwrap();
     let inv_freq = rope.map(|(layout, f)| (layout, b.upload(f).unwrap()));
     let mut outs = Vec::new();
     let mut pos = 0;
@@ -575,15 +585,45 @@ fn attention_gqa_over_a_growing_cache() {
             AttentionShape::plain(5, 1, 160),
         ] {
             let seed = Rng::fresh("attention").0;
-            let g = attention_run(&mut gpu(), seed, s, None);
+            let g = attention_run(&mut gpu(), seed, s, None, false);
             let c = attention_run(
                 &mut CpuBackend::with_precision(1, Precision::F32).unwrap(),
                 seed,
                 s,
                 None,
+                false,
             );
             for (i, (a, b)) in g.iter().zip(&c).enumerate() {
                 cmp(&format!("{s:?} step {i}"), a, b);
+            }
+        }
+    });
+}
+
+/// A window-sized cache (dropping positions as the steps pass its capacity) gives what a cache
+/// of the whole context gives, on the CPU (exactly) and on the GPU (rope and store fused, or
+/// apart).
+#[test]
+fn window_sized_caches_match_whole_ones() {
+    let s = AttentionShape {
+        window: 37,
+        softcap: 2.5,
+        ..AttentionShape::plain(6, 2, 32)
+    };
+    let mut rng = Rng::fresh("window_cache");
+    let freqs = random_tensor(&mut rng, GgmlType::F32, s.head_dim / 2, 1);
+    let seed = rng.0;
+    let cpu = || CpuBackend::with_precision(1, Precision::F32).unwrap();
+    for rope in [None, Some((RopeLayout::Halves, &freqs))] {
+        let whole = attention_run(&mut cpu(), seed, s, rope, true);
+        assert_eq!(attention_run(&mut cpu(), seed, s, rope, false), whole);
+    }
+    parity_tol("window_cache", TOL_F16_KV, |cmp, gpu| {
+        for rope in [None, Some((RopeLayout::Halves, &freqs))] {
+            let g = attention_run(&mut gpu(), seed, s, rope, false);
+            let c = attention_run(&mut cpu(), seed, s, rope, true);
+            for (i, (a, b)) in g.iter().zip(&c).enumerate() {
+                cmp(&format!("rope {} step {i}", rope.is_some()), a, b);
             }
         }
     });
@@ -606,12 +646,13 @@ fn rope_attention_fused_store() {
             (RopeLayout::Halves, &partial),
         ] {
             let seed = rng.0;
-            let g = attention_run(&mut gpu(), seed, s, Some((layout, freqs)));
+            let g = attention_run(&mut gpu(), seed, s, Some((layout, freqs)), false);
             let c = attention_run(
                 &mut CpuBackend::with_precision(1, Precision::F32).unwrap(),
                 seed,
                 s,
                 Some((layout, freqs)),
+                false,
             );
             for (i, (a, b)) in g.iter().zip(&c).enumerate() {
                 cmp(&format!("{layout:?} {} pairs step {i}", freqs.cols()), a, b);

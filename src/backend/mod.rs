@@ -77,6 +77,41 @@ impl Unary {
     }
 }
 
+/// What the KV cache of one layer holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CacheLayer {
+    /// Positions it holds at most: the context, or for a layer with a sliding window its window
+    /// and the longest chunk of rows a pass takes ([`ring_capacity`]).
+    pub capacity: usize,
+    /// The layer's sliding window (0: none). Positions older than the window are dropped when
+    /// the cache needs their room.
+    pub window: usize,
+}
+
+/// Positions a cache of a layer with `window` needs when passes take at most `chunk` rows: the
+/// window before the first row plus the rows.
+pub fn ring_capacity(window: usize, chunk: usize) -> usize {
+    window + chunk.max(window) - 1
+}
+
+/// The first position a layer's cache must hold for rows `pos0..pos0 + rows`, its first held
+/// position being `start` now: `start` while they fit, else the first position the window still
+/// needs (what is before it is dropped). A pass from position 0 starts afresh.
+pub fn cache_start(layer: CacheLayer, start: usize, pos0: usize, rows: usize) -> usize {
+    if pos0 == 0 {
+        return 0;
+    }
+    if pos0 + rows - start <= layer.capacity {
+        return start;
+    }
+    let needed = (pos0 + 1).saturating_sub(layer.window);
+    debug_assert!(
+        needed >= start && pos0 + rows - needed <= layer.capacity,
+        "the model keeps passes within what a window-sized cache holds"
+    );
+    needed
+}
+
 /// Adds `bytes` to `name`'s entry of per-op totals.
 pub fn add_traffic(totals: &mut Vec<(&'static str, u64)>, name: &'static str, bytes: u64) {
     match totals.iter_mut().find(|(n, _)| *n == name) {
@@ -164,7 +199,11 @@ pub trait Backend {
         ts.iter().map(|t| self.upload(t)).collect()
     }
     /// A cache for `layers` layers of `kv_dim` keys and values, up to `ctx` positions.
-    fn new_cache(&mut self, layers: usize, kv_dim: usize, ctx: usize) -> Result<Self::Cache>;
+    /// An empty KV cache of `kv_dim` values per position, for layers shaped as `layers` says.
+    fn new_cache(&mut self, kv_dim: usize, layers: &[CacheLayer]) -> Result<Self::Cache>;
+    /// The first position layer `layer` of `cache` still holds (0 unless its window has moved
+    /// on).
+    fn cache_start(&self, cache: &Self::Cache, layer: usize) -> usize;
     /// Activations from host values (`rows` x `cols`, row-major).
     fn load_act(&mut self, data: &[f32], rows: usize, cols: usize) -> Self::Act;
     /// Rows `ids` of the embedding table.

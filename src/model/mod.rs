@@ -2,7 +2,7 @@
 
 mod transformer;
 
-pub use transformer::Model;
+pub use transformer::{Model, RING_CHUNK};
 
 use crate::error::Result;
 use crate::format::ModelConfig;
@@ -31,6 +31,11 @@ pub trait LanguageModel {
     ///
     /// [`forward`]: LanguageModel::forward
     fn slots(&self) -> usize;
+    /// Where `slot` can continue from when its cache holds `pos` positions of a sequence and the
+    /// sequence is to go on at `pos`: `pos`, or 0 when a window-sized cache has already dropped
+    /// positions that the window of the next token would need (the sequence is then evaluated
+    /// again from the start).
+    fn resumable(&self, slot: usize, pos: usize) -> usize;
     /// Runs several sequences in one pass — each chunk's tokens at its positions in its own
     /// slot's cache, every weight read once for all of them — and returns each chunk's last
     /// logits, in order.

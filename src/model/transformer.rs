@@ -5,7 +5,9 @@
 
 use super::{LanguageModel, SeqChunk, f32_tensor};
 use crate::backend::gpu::GpuBackend;
-use crate::backend::{AttentionShape, Backend, Norm, Rope, SeqRows, Unary};
+use crate::backend::{
+    AttentionShape, Backend, CacheLayer, Norm, Rope, SeqRows, Unary, ring_capacity,
+};
 use crate::error::{Error, Result};
 use crate::format::{ModelConfig, ModelFile};
 
@@ -40,10 +42,16 @@ pub struct Model<B: Backend> {
     inv_freq_local: Option<B::Weight>,
     /// Multiplies q·k: the model's scale with Phi-3's attention factor.
     attn_scale: f32,
+    /// Whether some layer's cache is window-sized (passes then take at most [`RING_CHUNK`] rows).
+    ring: bool,
     layers: Vec<Layer<B::Weight>>,
     caches: Vec<B::Cache>,
     ctx: usize,
 }
+
+/// Rows a pass takes at once when some layer's cache is window-sized (longer chunks are split):
+/// such a cache holds the window before a pass's first row and the pass's rows.
+pub const RING_CHUNK: usize = 512;
 
 impl<B: Backend> Model<B> {
     /// Uploads `file`'s weights to `backend` and makes a cache of `ctx` positions (0: the model's
@@ -54,11 +62,19 @@ impl<B: Backend> Model<B> {
 
     /// As [`Model::new`], with `slots` caches of `ctx` positions each: sequences that
     /// [`LanguageModel::forward_batch`] evaluates together.
-    pub fn with_slots(
+    pub fn with_slots(file: &ModelFile, backend: B, ctx: usize, slots: usize) -> Result<Model<B>> {
+        Self::with_caches(file, backend, ctx, slots, true)
+    }
+
+    /// As [`Model::with_slots`]; `window_sized` false keeps the whole context in the caches of
+    /// sliding-window layers too (llama.cpp's `--swa-full`: more memory, and a sequence can then
+    /// continue from any earlier position).
+    pub fn with_caches(
         file: &ModelFile,
         mut backend: B,
         ctx: usize,
         slots: usize,
+        window_sized: bool,
     ) -> Result<Model<B>> {
         if slots == 0 {
             return Err(Error::Invalid(
@@ -124,8 +140,21 @@ impl<B: Backend> Model<B> {
         let token_embd = up(&w.token_embd)?;
         let output_norm = up(&w.output_norm)?;
         let output = w.output.as_ref().map(&mut up).transpose()?;
+        // Layers with a sliding window keep a window-sized cache (what the window needs before
+        // a pass's first row, and the pass's rows), the others the whole context.
+        let cache_layers: Vec<CacheLayer> = (0..cfg.layers)
+            .map(|i| {
+                let window = cfg.layer_window(i);
+                let capacity = match window {
+                    w if w > 0 && window_sized => ring_capacity(w, RING_CHUNK).min(ctx),
+                    _ => ctx,
+                };
+                CacheLayer { capacity, window }
+            })
+            .collect();
+        let ring = cache_layers.iter().any(|l| l.capacity < ctx);
         let caches = (0..slots)
-            .map(|_| backend.new_cache(cfg.layers, cfg.kv_dim(), ctx))
+            .map(|_| backend.new_cache(cfg.kv_dim(), &cache_layers))
             .collect::<Result<Vec<_>>>()?;
         Ok(Model {
             config: cfg,
@@ -138,6 +167,7 @@ impl<B: Backend> Model<B> {
             attn_scale,
             layers,
             caches,
+            ring,
             ctx,
         })
     }
@@ -165,6 +195,12 @@ impl<B: Backend> Model<B> {
                 return Err(Error::Invalid(format!(
                     "sequence slot {} appears twice in one batch",
                     c.slot
+                )));
+            }
+            if self.resumable(c.slot, c.pos0) != c.pos0 {
+                return Err(Error::Invalid(format!(
+                    "slot {} cannot continue at position {}: its window-sized cache has dropped positions the window needs (start again from 0)",
+                    c.slot, c.pos0
                 )));
             }
             if c.pos0 + c.ids.len() > self.ctx {
@@ -311,6 +347,66 @@ impl<B: Backend> Model<B> {
         Ok(logits)
     }
 
+    /// [`Model::record`], with chunks longer than a window-sized cache takes split into pieces
+    /// of [`RING_CHUNK`] rows, recorded one round after another (round `r`: piece `r` of every
+    /// chunk that has one); the logits as `record` returns them.
+    fn record_pieces(&mut self, chunks: &[SeqChunk<'_>], all_logits: bool) -> Result<B::Act> {
+        if !self.ring || chunks.iter().all(|c| c.ids.len() <= RING_CHUNK) {
+            return self.record(chunks, all_logits);
+        }
+        self.check(chunks)?;
+        let rounds = chunks
+            .iter()
+            .map(|c| c.ids.len().div_ceil(RING_CHUNK))
+            .max()
+            .unwrap_or(0);
+        let mut parts: Vec<B::Act> = Vec::new();
+        let mut last: Vec<Option<B::Act>> = (0..chunks.len()).map(|_| None).collect();
+        for r in 0..rounds {
+            let (owners, pieces): (Vec<usize>, Vec<SeqChunk<'_>>) = chunks
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.ids.len() > r * RING_CHUNK)
+                .map(|(i, c)| {
+                    let at = r * RING_CHUNK;
+                    let ids = &c.ids[at..c.ids.len().min(at + RING_CHUNK)];
+                    (
+                        i,
+                        SeqChunk {
+                            slot: c.slot,
+                            ids,
+                            pos0: c.pos0 + at,
+                        },
+                    )
+                })
+                .unzip();
+            let out = self.record(&pieces, all_logits)?;
+            if all_logits {
+                parts.push(out);
+                continue;
+            }
+            for (k, &i) in owners.iter().enumerate() {
+                if chunks[i].ids.len() <= (r + 1) * RING_CHUNK {
+                    last[i] = Some(match owners.len() {
+                        1 => self.backend.rows(&out, 0, 1),
+                        _ => self.backend.rows(&out, k, 1),
+                    });
+                }
+            }
+        }
+        let outs: Vec<B::Act> = if all_logits {
+            parts
+        } else {
+            last.into_iter()
+                .map(|a| a.expect("every chunk has a last piece"))
+                .collect()
+        };
+        Ok(match outs.len() {
+            1 => outs.into_iter().next().expect("one"),
+            _ => self.backend.concat_rows(&outs.iter().collect::<Vec<_>>()),
+        })
+    }
+
     /// One chunk of `ids` at `pos0..` in slot 0 (what the single-sequence paths use).
     fn single(ids: &[u32], pos0: usize) -> [SeqChunk<'_>; 1] {
         [SeqChunk { slot: 0, ids, pos0 }]
@@ -344,7 +440,7 @@ impl Model<GpuBackend> {
         pos0: usize,
         all_logits: bool,
     ) -> Result<Vec<f32>> {
-        let logits = self.record(&Self::single(ids, pos0), all_logits)?;
+        let logits = self.record_pieces(&Self::single(ids, pos0), all_logits)?;
         self.backend.read_async(&logits).await
     }
 }
@@ -375,8 +471,20 @@ impl<B: Backend> LanguageModel for Model<B> {
     }
 
     fn forward(&mut self, ids: &[u32], pos0: usize, all_logits: bool) -> Result<Vec<f32>> {
-        let logits = self.record(&Self::single(ids, pos0), all_logits)?;
+        let logits = self.record_pieces(&Self::single(ids, pos0), all_logits)?;
         self.backend.read(&logits)
+    }
+
+    fn resumable(&self, slot: usize, pos: usize) -> usize {
+        let Some(cache) = self.caches.get(slot) else {
+            return 0;
+        };
+        // Positions pos - window + 1 .. pos must still be held by every windowed layer.
+        let intact = (0..self.config.layers).all(|l| {
+            let start = self.backend.cache_start(cache, l);
+            start == 0 || (pos + 1).saturating_sub(self.config.layer_window(l)) >= start
+        });
+        if intact { pos } else { 0 }
     }
 
     fn slots(&self) -> usize {
@@ -384,7 +492,7 @@ impl<B: Backend> LanguageModel for Model<B> {
     }
 
     fn forward_batch(&mut self, chunks: &[SeqChunk<'_>]) -> Result<Vec<Vec<f32>>> {
-        let logits = self.record(chunks, false)?;
+        let logits = self.record_pieces(chunks, false)?;
         let all = self.backend.read(&logits)?;
         let vocab = self.config.vocab_size;
         Ok(all.chunks(vocab).map(<[f32]>::to_vec).collect())

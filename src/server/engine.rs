@@ -178,7 +178,8 @@ pub fn run(
         while let Some(i) = free_slot(&slots, pending.front()) {
             let job = pending.pop_front().expect("free_slot saw a job");
             queue.waiting.fetch_sub(1, Ordering::SeqCst);
-            start(&mut slots[i], job, tokenizer);
+            let resumable = |pos| model.resumable(i, pos);
+            start(&mut slots[i], job, tokenizer, resumable);
         }
         // Answers whose client has gone free their slot now.
         for slot in &mut slots {
@@ -229,9 +230,15 @@ fn common_prefix(a: &[u32], b: &[u32]) -> usize {
 }
 
 /// Puts `job` into `slot`, keeping the cached prefix it shares (at least the prompt's last
-/// token is evaluated again: its logits start the answer).
-fn start<'t>(slot: &mut Slot<'t>, job: Job, tokenizer: &'t Tokenizer) {
-    let reuse = common_prefix(&slot.tokens, &job.prompt).min(job.prompt.len() - 1);
+/// token is evaluated again: its logits start the answer) where the model can continue from it
+/// (`resumable`: [`LanguageModel::resumable`] of the slot).
+fn start<'t>(
+    slot: &mut Slot<'t>,
+    job: Job,
+    tokenizer: &'t Tokenizer,
+    resumable: impl Fn(usize) -> usize,
+) {
+    let reuse = resumable(common_prefix(&slot.tokens, &job.prompt).min(job.prompt.len() - 1));
     slot.tokens.truncate(reuse);
     let answer = Continuation::new(tokenizer, &job.prompt, &job.opts);
     slot.active = Some(Active {

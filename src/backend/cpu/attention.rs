@@ -2,27 +2,36 @@
 
 use super::kernels::exp;
 use super::pool::Pool;
-use crate::backend::AttentionShape;
+use crate::backend::{AttentionShape, CacheLayer, cache_start};
 use crate::quant::dot_accumulate;
 
 /// Keys and values of every layer, `kv_dim` floats per position. Storage grows with use, so a
-/// large context costs memory only when it is filled.
+/// large context costs memory only when it is filled. A layer with a sliding window holds at
+/// most its [`CacheLayer::capacity`]: when a pass needs more, the positions its window still
+/// needs move to the front and the older ones are dropped (`start` is the first one held).
 pub struct KvCache {
     keys: Vec<Vec<f32>>,
     values: Vec<Vec<f32>>,
     kv_dim: usize,
-    ctx: usize,
+    layers: Vec<CacheLayer>,
+    start: Vec<usize>,
 }
 
 impl KvCache {
-    /// An empty cache for `layers` layers, up to `ctx` positions.
-    pub fn new(layers: usize, kv_dim: usize, ctx: usize) -> KvCache {
+    /// An empty cache for layers shaped as `layers` says.
+    pub fn new(kv_dim: usize, layers: &[CacheLayer]) -> KvCache {
         KvCache {
-            keys: vec![Vec::new(); layers],
-            values: vec![Vec::new(); layers],
+            keys: vec![Vec::new(); layers.len()],
+            values: vec![Vec::new(); layers.len()],
             kv_dim,
-            ctx,
+            layers: layers.to_vec(),
+            start: vec![0; layers.len()],
         }
+    }
+
+    /// The first position `layer` holds.
+    pub fn start(&self, layer: usize) -> usize {
+        self.start[layer]
     }
 
     /// Values per position, keys or values.
@@ -30,12 +39,27 @@ impl KvCache {
         self.kv_dim
     }
 
-    /// Writes keys and values for positions `pos0..` of `layer` (the caller keeps within `ctx`).
+    /// Writes keys and values for positions `pos0..` of `layer` (the model keeps within the
+    /// cache's capacity), first dropping positions its window no longer needs if it must.
     pub fn store(&mut self, layer: usize, pos0: usize, k: &[f32], v: &[f32]) {
-        let start = pos0 * self.kv_dim;
+        let d = self.kv_dim;
+        let rows = k.len() / d;
+        let (old, new) = (
+            self.start[layer],
+            cache_start(self.layers[layer], self.start[layer], pos0, rows),
+        );
+        if new > old {
+            // Keep positions new..pos0 (those the window needs), at the front.
+            let keep = (new - old) * d..(pos0 - old) * d;
+            for buf in [&mut self.keys[layer], &mut self.values[layer]] {
+                buf.copy_within(keep.clone(), 0);
+            }
+        }
+        self.start[layer] = new;
+        let start = (pos0 - new) * d;
         let end = start + k.len();
         assert!(
-            end <= self.ctx * self.kv_dim,
+            end <= self.layers[layer].capacity * d,
             "KV cache overflow: the model checks the context first"
         );
         for (buf, src) in [(&mut self.keys[layer], k), (&mut self.values[layer], v)] {
@@ -120,8 +144,9 @@ pub fn attend_seqs(
             let c = sq.cache;
             let at = (i * s.heads + h) * hd;
             let pos = sq.pos0 + i;
-            // A sliding window starts later: the head sees its cache from there on.
-            let from = s.first(pos) * c.kv_dim;
+            // A sliding window starts later: the head sees its cache from there on (which the
+            // cache holds from its start on).
+            let from = (s.first(pos) - c.start[layer]) * c.kv_dim;
             let head = Head {
                 q: &sq.q[at..at + hd],
                 keys: &c.keys[layer][from..],

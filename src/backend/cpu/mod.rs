@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 pub use attention::KvCache;
 use pool::Pool;
 
-use super::{AttentionShape, Backend, OpTimes, Rope, SeqRows, Unary};
+use super::{AttentionShape, Backend, CacheLayer, OpTimes, Rope, SeqRows, Unary};
 use crate::error::{Error, Result};
 use crate::format::{Activation, TensorView};
 use crate::quant::int_dot::strips::Strips;
@@ -278,8 +278,12 @@ impl Backend for CpuBackend {
         })
     }
 
-    fn new_cache(&mut self, layers: usize, kv_dim: usize, ctx: usize) -> Result<KvCache> {
-        Ok(KvCache::new(layers, kv_dim, ctx))
+    fn new_cache(&mut self, kv_dim: usize, layers: &[CacheLayer]) -> Result<KvCache> {
+        Ok(KvCache::new(kv_dim, layers))
+    }
+
+    fn cache_start(&self, cache: &KvCache, layer: usize) -> usize {
+        cache.start(layer)
     }
 
     fn load_act(&mut self, data: &[f32], rows: usize, cols: usize) -> CpuAct {

@@ -2,6 +2,7 @@
 //! the adapter's binding limit), a pool of activation buffers reused step after step, and a
 //! growable KV cache.
 
+use crate::backend::CacheLayer;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -152,16 +153,20 @@ impl ActPool {
     }
 }
 
-/// Keys and values of every layer on the GPU, grown (by copying) as positions fill.
+/// Keys and values of every layer on the GPU, grown (by copying) as positions fill. A layer with
+/// a sliding window holds at most its [`CacheLayer::capacity`]: when a pass needs more, the
+/// positions its window still needs are copied to the front (`start` is the first one held).
 pub struct GpuKvCache {
     /// Per-layer key buffers.
     pub keys: Vec<wgpu::Buffer>,
     /// Per-layer value buffers.
     pub values: Vec<wgpu::Buffer>,
-    /// Positions the buffers hold now.
-    pub capacity: usize,
+    /// Positions each layer's buffers hold now.
+    pub allocated: Vec<usize>,
     /// Floats per position.
     pub kv_dim: usize,
-    /// Positions at most.
-    pub ctx: usize,
+    /// What each layer holds at most, and its window.
+    pub layers: Vec<CacheLayer>,
+    /// The first position each layer holds.
+    pub start: Vec<usize>,
 }

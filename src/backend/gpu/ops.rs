@@ -5,7 +5,7 @@ use super::profiler::Profiler;
 use super::repack::{gpu_row_bytes, gpu_rows};
 use super::shaders::{self, PREFILL_TILE, Variant};
 use super::{GpuAct, GpuBackend, PLAIN, bytes_of, linear_groups};
-use crate::backend::{AttentionShape, Backend, Norm, OpTimes, Rope, Unary};
+use crate::backend::{AttentionShape, Backend, CacheLayer, Norm, OpTimes, Rope, Unary};
 use crate::error::{Error, Result};
 use crate::format::{Activation, RopeLayout, TensorView};
 use crate::quant::GgmlType;
@@ -142,16 +142,18 @@ impl Backend for GpuBackend {
         Ok(weights)
     }
 
-    fn new_cache(&mut self, layers: usize, kv_dim: usize, ctx: usize) -> Result<GpuKvCache> {
+    fn new_cache(&mut self, kv_dim: usize, layers: &[CacheLayer]) -> Result<GpuKvCache> {
         let elem = self.kv_elem_bytes();
-        let bytes = (ctx * kv_dim) as u64 * elem;
+        let longest = layers.iter().map(|l| l.capacity).max().unwrap_or(0);
+        let bytes = (longest * kv_dim) as u64 * elem;
         if bytes > self.max_binding {
             let fits = self.max_binding / (kv_dim as u64 * elem);
             return Err(Error::Backend(format!(
-                "a context of {ctx} tokens needs {bytes} bytes per layer cache; this adapter binds at most {} (use -c {fits} or less)",
+                "a context of {longest} tokens needs {bytes} bytes per layer cache; this adapter binds at most {} (use -c {fits} or less)",
                 self.max_binding
             )));
         }
+        let n = layers.len();
         let empty = |label| {
             self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(label),
@@ -161,12 +163,17 @@ impl Backend for GpuBackend {
             })
         };
         Ok(GpuKvCache {
-            keys: (0..layers).map(|_| empty("keys")).collect(),
-            values: (0..layers).map(|_| empty("values")).collect(),
-            capacity: 0,
+            keys: (0..n).map(|_| empty("keys")).collect(),
+            values: (0..n).map(|_| empty("values")).collect(),
+            allocated: vec![0; n],
             kv_dim,
-            ctx,
+            layers: layers.to_vec(),
+            start: vec![0; n],
         })
+    }
+
+    fn cache_start(&self, cache: &GpuKvCache, layer: usize) -> usize {
+        cache.start[layer]
     }
 
     fn load_act(&mut self, data: &[f32], rows: usize, cols: usize) -> GpuAct {
@@ -304,12 +311,12 @@ impl Backend for GpuBackend {
         pos0: usize,
         s: AttentionShape,
     ) -> GpuAct {
-        self.grow_cache(cache, pos0 + q.rows);
+        let start = self.prepare_cache(cache, layer, pos0, q.rows);
         let (kc, vc) = (cache.keys[layer].clone(), cache.values[layer].clone());
         let kv = Variant::kv(self.f16_kv);
         let n = k.rows * cache.kv_dim;
         for (src, dst) in [(k.buffer(), &kc), (v.buffer(), &vc)] {
-            let params = [n as u32, (pos0 * cache.kv_dim) as u32];
+            let params = [n as u32, ((pos0 - start) * cache.kv_dim) as u32];
             self.dispatch(
                 shaders::KV_STORE,
                 kv,
@@ -319,7 +326,7 @@ impl Backend for GpuBackend {
                 n as u64 * (4 + self.kv_elem_bytes()),
             );
         }
-        self.record_attention(q, &kc, &vc, cache.kv_dim, pos0, s)
+        self.record_attention(q, &kc, &vc, cache.kv_dim, pos0, start, s)
     }
 
     fn rope_attention(
@@ -333,7 +340,7 @@ impl Backend for GpuBackend {
         pos0: usize,
         s: AttentionShape,
     ) -> GpuAct {
-        self.grow_cache(cache, pos0 + q.rows);
+        let start = self.prepare_cache(cache, layer, pos0, q.rows);
         let (kc, vc) = (cache.keys[layer].clone(), cache.values[layer].clone());
         let params = [
             s.heads as u32,
@@ -343,6 +350,7 @@ impl Backend for GpuBackend {
             layout_code(rope.layout),
             q.rows as u32,
             rope.pairs as u32,
+            start as u32,
         ];
         let half = s.head_dim / 2;
         let kv_dim = cache.kv_dim;
@@ -364,7 +372,7 @@ impl Backend for GpuBackend {
             linear_groups(n),
             bytes,
         );
-        self.record_attention(q, &kc, &vc, kv_dim, pos0, s)
+        self.record_attention(q, &kc, &vc, kv_dim, pos0, start, s)
     }
 
     fn glu(&mut self, x: &GpuAct, gate: &GpuWeight, up: &GpuWeight, act: Activation) -> GpuAct {
@@ -579,7 +587,9 @@ impl GpuBackend {
         }
     }
 
-    /// Records attention of `q` over positions `0..pos0 + q.rows` of a layer's cache buffers.
+    /// Records attention of `q` over positions `0..pos0 + q.rows` of a layer's cache buffers,
+    /// which hold positions from `start` on.
+    #[allow(clippy::too_many_arguments)]
     fn record_attention(
         &mut self,
         q: &GpuAct,
@@ -587,6 +597,7 @@ impl GpuBackend {
         vc: &wgpu::Buffer,
         kv_dim: usize,
         pos0: usize,
+        start: usize,
         s: AttentionShape,
     ) -> GpuAct {
         let out = self.act(q.rows, s.heads * s.head_dim);
@@ -608,7 +619,8 @@ impl GpuBackend {
             self.kv_elem_bytes() as usize,
         ) + 8 * (q.rows * s.heads * s.head_dim) as u64;
         if q.rows == 1 && self.split_attention {
-            self.record_decode_attention(q, kc, vc, &out, kv_dim, pos0, s, cache_bytes, variant);
+            let at = (pos0, start);
+            self.record_decode_attention(q, kc, vc, &out, kv_dim, at, s, cache_bytes, variant);
             return out;
         }
         let params = [
@@ -621,6 +633,7 @@ impl GpuBackend {
             s.scale.to_bits(),
             s.window as u32,
             s.softcap.to_bits(),
+            start as u32,
         ];
         let (kernel, groups) = if q.rows > PREFILL_TILE as usize {
             // A workgroup per 64 rows of a head.
@@ -654,7 +667,7 @@ impl GpuBackend {
         vc: &wgpu::Buffer,
         out: &GpuAct,
         kv_dim: usize,
-        pos: usize,
+        (pos, start): (usize, usize),
         s: AttentionShape,
         cache_bytes: u64,
         variant: Variant,
@@ -675,6 +688,7 @@ impl GpuBackend {
             chunks as u32,
             first as u32,
             s.softcap.to_bits(),
+            start as u32,
         ];
         let merge_bytes = 4 * (chunks * s.heads * (s.head_dim + 2) + s.heads * s.head_dim) as u64;
         self.dispatch(

@@ -228,14 +228,54 @@ impl GpuBackend {
     }
 
     /// Makes the cache hold at least `positions` positions, copying what it has.
-    pub(super) fn grow_cache(&mut self, cache: &mut GpuKvCache, positions: usize) {
-        if positions <= cache.capacity {
+    /// Makes layer `layer` of `cache` ready for rows `pos0..pos0 + rows`: positions its window no
+    /// longer needs dropped if it must make room (the rest copied to the front, through a
+    /// scratch buffer: a buffer cannot be copied onto itself), its buffers grown to hold the
+    /// rows. Returns the first position the layer then holds.
+    pub(super) fn prepare_cache(
+        &mut self,
+        cache: &mut GpuKvCache,
+        layer: usize,
+        pos0: usize,
+        rows: usize,
+    ) -> usize {
+        let old = cache.start[layer];
+        let start = crate::backend::cache_start(cache.layers[layer], old, pos0, rows);
+        let elem = self.kv_elem_bytes();
+        let row = cache.kv_dim as u64 * elem;
+        if start > old && pos0 > start {
+            let (from, len) = ((start - old) as u64 * row, (pos0 - start) as u64 * row);
+            let scratch = self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("kv shift"),
+                size: len,
+                usage: buffers::STORAGE,
+                mapped_at_creation: false,
+            });
+            let (k, v) = (cache.keys[layer].clone(), cache.values[layer].clone());
+            let enc = self.encoder();
+            for buf in [&k, &v] {
+                enc.copy_buffer_to_buffer(buf, from, &scratch, 0, len);
+                enc.copy_buffer_to_buffer(&scratch, 0, buf, 0, len);
+            }
+        }
+        cache.start[layer] = start;
+        self.grow_cache(cache, layer, pos0 + rows - start);
+        start
+    }
+
+    /// Grows layer `layer`'s buffers of `cache` to hold `positions` (doubling, up to the layer's
+    /// capacity), copying what they hold.
+    fn grow_cache(&mut self, cache: &mut GpuKvCache, layer: usize, positions: usize) {
+        let have = cache.allocated[layer];
+        if positions <= have {
             return;
         }
-        let cap = positions.max(cache.capacity * 2).max(256).min(cache.ctx);
+        let cap = positions
+            .max(have * 2)
+            .max(256)
+            .min(cache.layers[layer].capacity);
         let elem = self.kv_elem_bytes();
         let size = (cap * cache.kv_dim) as u64 * elem;
-        let old = cache.capacity;
         let make = |label| {
             self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(label),
@@ -244,21 +284,18 @@ impl GpuBackend {
                 mapped_at_creation: false,
             })
         };
-        let (keys, values): (Vec<_>, Vec<_>) = (0..cache.keys.len().max(cache.values.len()))
-            .map(|_| (make("keys"), make("values")))
-            .unzip();
-        let copy = (old * cache.kv_dim) as u64 * elem;
+        let (keys, values) = (make("keys"), make("values"));
+        let copy = (have * cache.kv_dim) as u64 * elem;
         if copy > 0 {
-            let (ok, ov) = (cache.keys.clone(), cache.values.clone());
+            let (ok, ov) = (cache.keys[layer].clone(), cache.values[layer].clone());
             let enc = self.encoder();
-            for (src, dst) in ok.iter().zip(&keys).chain(ov.iter().zip(&values)) {
-                enc.copy_buffer_to_buffer(src, 0, dst, 0, copy);
-            }
+            enc.copy_buffer_to_buffer(&ok, 0, &keys, 0, copy);
+            enc.copy_buffer_to_buffer(&ov, 0, &values, 0, copy);
         }
-        self.kv_bytes += 2 * cache.keys.len() as u64 * (size - (old * cache.kv_dim) as u64 * elem);
-        cache.keys = keys;
-        cache.values = values;
-        cache.capacity = cap;
+        self.kv_bytes += 2 * (size - copy);
+        cache.keys[layer] = keys;
+        cache.values[layer] = values;
+        cache.allocated[layer] = cap;
         // Bind groups of the old buffers would keep them alive: drop them.
         self.bind_groups.clear();
     }
