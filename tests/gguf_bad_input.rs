@@ -170,6 +170,10 @@ fn unknown_architecture_is_named() {
     let e = ModelFile::open(&path).err().expect("refused").to_string();
     std::fs::remove_file(&path).ok();
     assert!(e.contains("mamba9"), "{e}");
+    // And it lists what is supported.
+    for arch in ["llama", "qwen2", "qwen3", "gemma2", "gemma3", "phi3"] {
+        assert!(e.contains(arch), "{e}");
+    }
 }
 
 /// A model from bytes in memory (how a browser page loads one) is the model the file gives;

@@ -480,7 +480,7 @@ fn small_ops<B: Backend>(b: &mut B, rng_seed: u64) -> Vec<(String, Vec<f32>)> {
 }
 
 #[test]
-fn norm_rope_silu_add_rows() {
+fn small_ops_match_the_cpu() {
     parity("ops", |cmp, gpu| {
         let seed = Rng::fresh("ops").0;
         let gpu_out = small_ops(&mut gpu(), seed);

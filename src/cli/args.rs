@@ -83,6 +83,11 @@ pub struct RuntimeArgs {
     /// CPU: how activations meet quantized weights in matrix products.
     #[arg(long, value_enum, default_value = "i16")]
     pub precision: PrecisionChoice,
+    /// Keep the whole context in the KV cache of sliding-window layers too (as llama.cpp's
+    /// --swa-full): more memory, but a conversation can go back to any earlier point without
+    /// evaluating it again. By default those layers keep only their window.
+    #[arg(long = "swa-full")]
+    pub swa_full: bool,
 }
 
 /// `--cache-type` values.
@@ -141,11 +146,12 @@ impl RuntimeArgs {
             );
         }
         let cpu = || -> Result<Box<dyn LanguageModel>> {
-            Ok(Box::new(Model::with_slots(
+            Ok(Box::new(Model::with_caches(
                 file,
                 CpuBackend::with_precision(self.threads, self.precision.cpu())?,
                 self.ctx,
                 slots,
+                !self.swa_full,
             )?))
         };
         let gpu = |choice| -> Result<Box<dyn LanguageModel>> {
@@ -154,7 +160,13 @@ impl RuntimeArgs {
             if let Err(e) = gpu.apply_default_tune_cache(file) {
                 eprintln!("notice: {e}; using the default kernels");
             }
-            Ok(Box::new(Model::with_slots(file, gpu, self.ctx, slots)?))
+            Ok(Box::new(Model::with_caches(
+                file,
+                gpu,
+                self.ctx,
+                slots,
+                !self.swa_full,
+            )?))
         };
         match (self.backend, self.backend.gpu()) {
             (_, Some(choice)) => gpu(choice),

@@ -48,9 +48,18 @@ pub fn run(args: &InfoArgs) -> Result<()> {
     );
     println!("context length: {}", c.context_length);
     println!(
-        "rope:           theta {}, {:?} pairs, scaling {:?}",
-        c.rope_theta, c.rope_layout, c.rope_scaling
+        "rope:           theta {}, {:?} pairs over {} of {} dimensions, scaling {:?}",
+        c.rope_theta, c.rope_layout, c.rope_dims, c.head_dim, c.rope_scaling
     );
+    if let Some(lr) = &c.longrope {
+        println!(
+            "longrope:       original context {}, attention factor {}, short factors {:?}..., long {:?}...",
+            lr.original_context,
+            lr.attn_factor,
+            &lr.short[..lr.short.len().min(3)],
+            &lr.long[..lr.long.len().min(3)]
+        );
+    }
     println!("rms epsilon:    {:e}", c.rms_eps);
     println!(
         "output head:    {}",
@@ -106,6 +115,22 @@ pub fn run(args: &InfoArgs) -> Result<()> {
     if let Some(local) = c.rope_theta_local {
         println!("local rope:     theta {local} on the sliding layers, unscaled");
     }
+    // The KV cache at the trained context: window layers keep their window and one pass.
+    let positions: usize = (0..c.layers)
+        .map(|i| match c.layer_window(i) {
+            0 => c.context_length,
+            w => ember::backend::ring_capacity(w, ember::model::RING_CHUNK).min(c.context_length),
+        })
+        .sum();
+    let bytes = |elem: usize| mib(2 * positions * c.kv_dim() * elem);
+    println!(
+        "kv cache:       {} f32 / {} f16 at the full context of {} ({} of {} layer-positions)",
+        bytes(4),
+        bytes(2),
+        c.context_length,
+        positions,
+        c.layers * c.context_length
+    );
     let t = &f.tokenizer;
     let name = |id: Option<u32>| {
         id.map(|i| format!("{i} {:?}", t.token_text(i)))

@@ -362,6 +362,18 @@ impl ModelConfig {
         inv_freqs(self.rope_dims, self.rope_theta, self.rope_scaling)
     }
 
+    /// Llama 3's rescaling as per-frequency divisors (what llama.cpp's converter stores as
+    /// `rope_freqs.weight`): 1 for the high frequencies, the factor for the low ones, blended
+    /// between. `None` without Llama 3 scaling.
+    pub fn llama3_rope_factors(&self) -> Option<Vec<f32>> {
+        let RopeScaling::Llama3 { .. } = self.rope_scaling else {
+            return None;
+        };
+        let plain = inv_freqs(self.rope_dims, self.rope_theta, RopeScaling::None);
+        let scaled = self.rope_inv_freqs();
+        Some(plain.iter().zip(&scaled).map(|(p, s)| p / s).collect())
+    }
+
     /// Inverse rotary frequencies of the sliding-window layers, when they differ from
     /// [`ModelConfig::rope_inv_freqs`].
     pub fn rope_inv_freqs_local(&self) -> Option<Vec<f32>> {

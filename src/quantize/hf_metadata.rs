@@ -287,11 +287,8 @@ pub fn metadata(file: &ModelFile, config: &Value) -> Result<Vec<(String, MetaVal
             md.push((k("rope.scaling.type"), s("linear")));
             md.push((k("rope.scaling.factor"), MetaValue::F32(factor)));
         }
-        RopeScaling::Llama3 { .. } => {
-            return Err(Error::Unsupported(
-                "writing Llama 3 rope scaling to GGUF (rope_freqs) is not implemented yet".into(),
-            ));
-        }
+        // As llama.cpp's converter: the rescaling as the rope_freqs.weight divisors.
+        RopeScaling::Llama3 { .. } => {}
     }
     md.extend(c.arch.def().gguf_keys(c)?);
     md.extend(tokenizer_metadata(file, c.vocab_size)?);

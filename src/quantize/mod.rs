@@ -247,14 +247,22 @@ pub fn quantize(
     }
     tensors.push(&w.output_norm);
     tensors.extend(w.output.iter().chain(&w.rope_freqs));
-    // Phi-3's longrope factors, which the config holds, as the tensors llama.cpp reads.
-    let factors: Vec<TensorView> = match &cfg.longrope {
+    // Phi-3's longrope factors and a folder's Llama 3 rescaling, which the config holds, as
+    // the tensors llama.cpp reads.
+    let mut factors: Vec<TensorView> = match &cfg.longrope {
         Some(lr) => vec![
             TensorView::owned_f32("rope_factors_long.weight", vec![lr.long.len()], &lr.long)?,
             TensorView::owned_f32("rope_factors_short.weight", vec![lr.short.len()], &lr.short)?,
         ],
         None => vec![],
     };
+    if let (None, Some(f)) = (&w.rope_freqs, cfg.llama3_rope_factors()) {
+        factors.push(TensorView::owned_f32(
+            "rope_freqs.weight",
+            vec![f.len()],
+            &f,
+        )?);
+    }
     tensors.extend(&factors);
     let outputs = fuse(tensors, cfg.arch.def().fused());
     let tied = w.output.is_none();
