@@ -19,14 +19,6 @@ const PROMPTS: [&[u32]; 3] = [
 ];
 const NEXT: [u32; 3] = [253, 314, 1980];
 
-fn rel_err(got: &[f32], want: &[f32]) -> f32 {
-    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-20);
-    got.iter()
-        .zip(want)
-        .fold(0f32, |m, (a, b)| m.max((a - b).abs()))
-        / scale
-}
-
 /// Runs the sequences alone (one model each) and together (one model, a slot each, the slots
 /// in reverse order), and compares every chunk's logits.
 fn batched_matches_alone<B: Backend>(make: &dyn Fn() -> B, file: &ModelFile, tol: f32, what: &str) {

@@ -25,15 +25,6 @@ const TOL_INT8: f32 = 1e-3;
 /// four-term dot product summed in f16.
 const TOL_F16_TILES: f32 = 1e-2;
 
-fn rel_err(gpu: &[f32], cpu: &[f32]) -> f32 {
-    assert_eq!(gpu.len(), cpu.len(), "lengths differ");
-    let scale = cpu.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-20);
-    gpu.iter()
-        .zip(cpu)
-        .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()))
-        / scale
-}
-
 fn check(what: &str, gpu: &[f32], cpu: &[f32], tol: f32) {
     assert!(
         gpu.iter().all(|v| v.is_finite()),

@@ -2,7 +2,7 @@
 //! gives the input back.
 
 use ember::format::gguf::GgufFile;
-use ember::tokenizer::Tokenizer;
+use ember::tokenizer::{ChatMessage, Tokenizer};
 
 fn check_vocab(name: &str) {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/vocab");
@@ -100,6 +100,26 @@ fn gemma_sentencepiece_matches_transformers() {
                 }
             }
             assert!(failures.is_empty(), "{path}:\n{}", failures.join("\n"));
+            // Chat: <end_of_turn> ends an answer; Gemma 2's template refuses a system turn,
+            // which then goes into the first user turn.
+            let eot = tok.token_id("<end_of_turn>").unwrap();
+            assert!(tok.stop_ids.contains(&eot), "{path}");
+            let msgs = [
+                ChatMessage::new("system", "Be brief."),
+                ChatMessage::new("user", "Hi"),
+            ];
+            let text = tok.apply_chat_template(&msgs, true).unwrap();
+            assert_eq!(
+                text,
+                "<bos><start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n<start_of_turn>model\n",
+                "{path}"
+            );
+            let ids = tok.encode_chat(&msgs).unwrap();
+            assert_eq!(
+                ids.iter().filter(|&&i| Some(i) == tok.bos).count(),
+                1,
+                "{path}"
+            );
         }
     }
 }

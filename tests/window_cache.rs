@@ -16,14 +16,6 @@ use ember::model::{LanguageModel, Model, RING_CHUNK, SeqChunk};
 /// Positions of the caches: room for a prompt longer than [`RING_CHUNK`] and then some.
 const CTX: usize = 1400;
 
-fn rel_err(got: &[f32], want: &[f32]) -> f32 {
-    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-20);
-    got.iter()
-        .zip(want)
-        .fold(0f32, |m, (a, b)| m.max((a - b).abs()))
-        / scale
-}
-
 fn compare<B: Backend>(make: &dyn Fn() -> B, file: &ModelFile, tol: f32, what: &str) {
     let vocab = file.config.vocab_size as u64;
     let mut rng = Rng::fresh("window_cache");

@@ -69,6 +69,16 @@ pub fn assert_top_matches(logits: &[f32], vocab: usize, reference: &Value, tol: 
     }
 }
 
+/// The largest difference between `got` and `want`, relative to `want`'s largest magnitude.
+pub fn rel_err(got: &[f32], want: &[f32]) -> f32 {
+    assert_eq!(got.len(), want.len(), "lengths differ");
+    let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-20);
+    got.iter()
+        .zip(want)
+        .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()))
+        / scale
+}
+
 /// The GPU APIs to test on. `EMBER_REQUIRE_GPU=1` makes a missing adapter a failure;
 /// `EMBER_REQUIRE_GPU=vulkan,gl` requires those two. Otherwise absent adapters are skipped.
 pub fn gpu_choices() -> Vec<ember::backend::gpu::GpuChoice> {

@@ -1,15 +1,20 @@
 """Tiny random models of the architectures beyond llama/qwen2, with their references.
 
 For each architecture: a Hugging Face folder made by transformers' own model code (random bf16
-weights, SmolLM2's tokenizer), converted to GGUF by llama.cpp's convert_hf_to_gguf.py (F16) and
-quantized by llama-quantize (Q8_0); references computed by transformers in float32 on the weights
-each file holds (the quantized file's weights dequantized with gguf-py, never transformers' GGUF
-loader): prompt ids, top-5 logits at every position, 16 greedy ids.
+weights; SmolLM2's byte-level BPE tokenizer, or for Gemma and Phi-3, whose converter wants a
+tokenizer.model, a 1024-piece SentencePiece BPE vocabulary with byte fallback trained here with
+`sentencepiece` on the repository's text), converted to GGUF by llama.cpp's convert_hf_to_gguf.py
+(F16) and quantized by llama-quantize (Q8_0); references computed by transformers in float32 on
+the weights each file holds (the quantized file's weights dequantized with gguf-py, never
+transformers' GGUF loader): prompt ids, top-5 logits at every position, 16 greedy ids. For the
+SentencePiece vocabularies also tokenizer-vectors.json: transformers' ids of TOKENIZER_STRINGS
+(checked against sentencepiece itself for Gemma).
 
 usage: python make.py LLAMA_CPP_DIR [ARCH ...]
   LLAMA_CPP_DIR: the pinned llama.cpp tree (scripts/bench_vs_llamacpp.sh builds it), with
-  build/bin/llama-quantize; needs torch, transformers, safetensors and its gguf-py.
-Pinned: transformers 5.24.0, torch 2.15.0, llama.cpp b11312."""
+  build/bin/llama-quantize; needs torch, transformers, safetensors, sentencepiece, protobuf and
+  its gguf-py.
+Pinned: transformers 5.24.0, torch 2.15.0, sentencepiece 0.2.3, llama.cpp b11312."""
 import json, os, shutil, subprocess, sys
 
 import numpy as np
