@@ -7,6 +7,7 @@ use serde_json::Value;
 
 const TYPES: &[&str] = &[
     "F16", "BF16", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K",
+    "IQ4_NL", "IQ4_XS",
 ];
 
 fn zoo(name: &str) -> (GgufFile, Value) {

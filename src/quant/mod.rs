@@ -6,6 +6,8 @@
 
 mod float;
 pub mod int_dot;
+mod iq4_nl;
+mod iq4_xs;
 mod q2_k;
 mod q3_k;
 mod q4_0;
@@ -20,6 +22,8 @@ pub mod q8_act;
 mod search;
 
 pub use float::{Bf16, F16, F32};
+pub use iq4_nl::Iq4Nl;
+pub use iq4_xs::Iq4Xs;
 pub use q2_k::Q2K;
 pub use q3_k::Q3K;
 pub use q4_0::Q4_0;
@@ -438,6 +442,8 @@ ggml_types! {
     Q4K = 12, "Q4_K", Q4K;
     Q5K = 13, "Q5_K", Q5K;
     Q6K = 14, "Q6_K", Q6K;
+    Iq4Nl = 20, "IQ4_NL", Iq4Nl;
+    Iq4Xs = 23, "IQ4_XS", Iq4Xs;
     Bf16 = 30, "BF16", Bf16;
 }
 
@@ -471,7 +477,7 @@ impl GgmlType {
             GgmlType::Q4K => quantize_blocks::<Q4K>(x),
             GgmlType::Q5K => quantize_blocks::<Q5K>(x),
             GgmlType::Q6K => quantize_blocks::<Q6K>(x),
-            GgmlType::Q2K | GgmlType::Q3K => {
+            GgmlType::Q2K | GgmlType::Q3K | GgmlType::Iq4Nl | GgmlType::Iq4Xs => {
                 return Err(format!(
                     "writing {} is not supported (reading is)",
                     self.name()

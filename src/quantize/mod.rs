@@ -38,7 +38,7 @@ impl Preset {
         match s.to_ascii_lowercase().as_str() {
             "q4_k_m" => Ok(Preset::Q4KM),
             "q5_k_m" => Ok(Preset::Q5KM),
-            "f32" | "q2_k" | "q3_k" => Err(unknown()),
+            "f32" | "q2_k" | "q3_k" | "iq4_nl" | "iq4_xs" => Err(unknown()),
             name => GgmlType::from_name(name)
                 .map(Preset::Uniform)
                 .ok_or_else(unknown),
@@ -71,6 +71,8 @@ impl Preset {
                 GgmlType::Q4K => 14,
                 GgmlType::Q5K => 16,
                 GgmlType::Q6K => 18,
+                GgmlType::Iq4Nl => 25,
+                GgmlType::Iq4Xs => 30,
                 GgmlType::Bf16 => 32,
             },
         }

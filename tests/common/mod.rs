@@ -146,7 +146,7 @@ impl Rng {
 fn f16_fields(t: ember::quant::GgmlType) -> &'static [usize] {
     use ember::quant::GgmlType::*;
     match t {
-        Q4_0 | Q5_0 | Q8_0 => &[0],
+        Q4_0 | Q5_0 | Q8_0 | Iq4Nl | Iq4Xs => &[0],
         Q4_1 | Q5_1 | Q4K | Q5K => &[0, 2],
         Q2K => &[80, 82],
         Q3K => &[108],

@@ -18,6 +18,7 @@ fn pair_fields(t: GgmlType) -> Option<&'static [usize]> {
         GgmlType::Q4_0 => &[2, 16],
         GgmlType::Q5_0 => &[2, 4, 16],
         GgmlType::Q8_0 => &[2, 32],
+        GgmlType::Iq4Nl => &[2, 16],
         GgmlType::Q3K => &[32, 64, 12, 2],
         GgmlType::Q6K => &[128, 64, 16, 2],
         _ => return None,

@@ -240,6 +240,18 @@ const INCLUDES: &[(&str, &str)] = &[
         include_str!("../../../shaders/quant/q8_0.wgsl"),
     ),
     (
+        "quant/iq4_levels.wgsl",
+        include_str!("../../../shaders/quant/iq4_levels.wgsl"),
+    ),
+    (
+        "quant/iq4_nl.wgsl",
+        include_str!("../../../shaders/quant/iq4_nl.wgsl"),
+    ),
+    (
+        "quant/iq4_xs.wgsl",
+        include_str!("../../../shaders/quant/iq4_xs.wgsl"),
+    ),
+    (
         "quant/q2_k.wgsl",
         include_str!("../../../shaders/quant/q2_k.wgsl"),
     ),

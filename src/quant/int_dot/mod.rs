@@ -31,7 +31,9 @@ pub const STRIP: usize = 8;
 use std::sync::OnceLock;
 
 use super::q8_act::{Q8_BLOCK, Q8Row};
-use super::{AffineGroups, GgmlType, Q2K, Q3K, Q4_0, Q4_1, Q4K, Q5_0, Q5_1, Q5K, Q6K, Q8_0};
+use super::{
+    AffineGroups, GgmlType, Iq4Nl, Iq4Xs, Q2K, Q3K, Q4_0, Q4_1, Q4K, Q5_0, Q5_1, Q5K, Q6K, Q8_0,
+};
 
 /// Tokens dotted with each unpacked weight block in prefill.
 pub const TILE: usize = 4;
@@ -306,7 +308,7 @@ pub unsafe fn gemm_repacked(
 macro_rules! with_block_type {
     ($t:expr, $B:ident => $body:expr) => {
         $crate::quant::int_dot::with_block_type!(
-            @each $t, $B, $body, Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2K Q3K Q4K Q5K Q6K
+            @each $t, $B, $body, Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2K Q3K Q4K Q5K Q6K Iq4Nl Iq4Xs
         )
     };
     (@each $t:expr, $B:ident, $body:expr, $($ty:ident)*) => {{
@@ -337,6 +339,8 @@ where
     Q4K: Unpack<L>,
     Q5K: Unpack<L>,
     Q6K: Unpack<L>,
+    Iq4Nl: Unpack<L>,
+    Iq4Xs: Unpack<L>,
 {
     with_block_type!(t, B => tile::<B, L>(row, xs, out))
 }
@@ -461,15 +465,20 @@ mod tests {
         let bytes = t
             .quantize(&values(t.id() as u64 + 1, n))
             .unwrap_or_else(|_| {
-                // Q2_K/Q3_K cannot be written: random bytes, with every f16 at the block's end
-                // (their scales) kept small and finite.
+                // Q2_K/Q3_K and the i-quants cannot be written: random bytes, with every f16
+                // scale (Q2_K/Q3_K: at the block's end; i-quants: at its start) kept small and
+                // finite.
                 let bb = t.block_bytes();
+                let scale_high = |at: usize| match t {
+                    GgmlType::Iq4Nl | GgmlType::Iq4Xs => at == 1,
+                    _ => at >= bb - 4 && at % 2 == 1,
+                };
                 values(99, n / t.block_elems() * bb)
                     .iter()
                     .enumerate()
                     .map(|(i, v)| {
                         let at = i % bb;
-                        if at >= bb - 4 && at % 2 == 1 {
+                        if scale_high(at) {
                             0x2c
                         } else {
                             (v.to_bits() >> 7) as u8

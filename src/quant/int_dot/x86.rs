@@ -11,7 +11,9 @@ use std::marker::PhantomData;
 
 use super::{Lanes, MAX_RUNS, Unpack, dispatch};
 use crate::quant::q8_act::Q8Row;
-use crate::quant::{GgmlType, Q2K, Q3K, Q4_0, Q4_1, Q4K, Q5_0, Q5_1, Q5K, Q6K, Q8_0, k_scale_min};
+use crate::quant::{
+    GgmlType, Iq4Nl, Iq4Xs, Q2K, Q3K, Q4_0, Q4_1, Q4K, Q5_0, Q5_1, Q5K, Q6K, Q8_0, k_scale_min,
+};
 
 /// A u8·i8 product instruction: `acc + Σ_{4 bytes} w·x` in each i32 lane.
 pub(crate) trait Product {
@@ -370,6 +372,9 @@ impl<P: Product> Unpack<X86<P>> for Q6K {
     }
 }
 
-/// Q2_K and Q3_K unpack through their groups (rare formats; still integer dot products).
+/// Q2_K, Q3_K and the i-quants unpack through their groups (less common formats, or levels
+/// from a table; still integer dot products).
 impl<P: Product> Unpack<X86<P>> for Q2K {}
 impl<P: Product> Unpack<X86<P>> for Q3K {}
+impl<P: Product> Unpack<X86<P>> for Iq4Nl {}
+impl<P: Product> Unpack<X86<P>> for Iq4Xs {}

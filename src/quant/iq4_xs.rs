@@ -1,0 +1,65 @@
+//! IQ4_XS: 256 weights in eight groups of 32, each a 4-bit index into IQ4_NL's level table with a
+//! 6-bit group scale. Layout: `d: f16, scales_h: u16, scales_l: [u8; 4], qs: [u8; 128]`. Group
+//! `g`'s scale is `d * (ls - 32)` where `ls` has its low 4 bits in nibble `g % 2` of
+//! `scales_l[g / 2]` and its high 2 bits at bits `2g..2g+2` of `scales_h`; its 16 `qs` bytes
+//! (at `8 + 16g`) hold the indices as Q4_0's do.
+
+use super::iq4_nl::{levels, levels_dot};
+use super::{AffineGroups, BlockFormat, QK_K, f16_at};
+
+/// The IQ4_XS block format.
+pub struct Iq4Xs;
+
+/// The scale of each group of block `b`.
+#[inline(always)]
+fn group_scales(b: &[u8]) -> [f32; 8] {
+    let d = f16_at(b, 0);
+    let high = u16::from_le_bytes([b[2], b[3]]);
+    std::array::from_fn(|g| {
+        let low = (b[4 + g / 2] >> (4 * (g % 2))) & 0x0f;
+        let ls = low as i32 | (((high >> (2 * g)) & 3) as i32) << 4;
+        d * (ls - 32) as f32
+    })
+}
+
+impl BlockFormat for Iq4Xs {
+    const ELEMS: usize = QK_K;
+    const BYTES: usize = 136;
+    #[inline(always)]
+    fn dequantize_block(b: &[u8], out: &mut [f32]) {
+        for (g, (scale, out)) in group_scales(b)
+            .into_iter()
+            .zip(out.chunks_exact_mut(32))
+            .enumerate()
+        {
+            for (o, l) in out.iter_mut().zip(levels(&b[8 + 16 * g..24 + 16 * g])) {
+                *o = scale * (l as i8) as f32;
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn dot_run(bytes: &[u8], x: &[f32], acc: &mut [f32; 8]) {
+        for (b, xs) in bytes.chunks_exact(Self::BYTES).zip(x.chunks_exact(QK_K)) {
+            for (g, (scale, xs)) in group_scales(b)
+                .into_iter()
+                .zip(xs.chunks_exact(32))
+                .enumerate()
+            {
+                levels_dot(&levels(&b[8 + 16 * g..24 + 16 * g]), xs, scale, acc);
+            }
+        }
+    }
+}
+
+/// Eight groups of signed levels.
+impl AffineGroups for Iq4Xs {
+    const GROUP: usize = 32;
+    const SIGNED: bool = true;
+    #[inline(always)]
+    fn groups(b: &[u8], mut f: impl FnMut(usize, &[u8], f32, f32)) {
+        for (g, scale) in group_scales(b).into_iter().enumerate() {
+            f(g, &levels(&b[8 + 16 * g..24 + 16 * g]), scale, 0.0);
+        }
+    }
+}
