@@ -1,13 +1,15 @@
-//! Every GGUF type reproduces the values gguf-py dequantized from llama.cpp-made blocks, and the
+//! Every GGUF type reproduces exactly the values gguf-py dequantized from llama.cpp-made blocks, and the
 //! generic row dot product agrees with dequantize-then-dot.
 
 use ember::format::gguf::GgufFile;
 use ember::quant::GgmlType;
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 const TYPES: &[&str] = &[
     "F16", "BF16", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K",
-    "IQ4_NL", "IQ4_XS",
+    "IQ4_NL", "IQ4_XS", "IQ2_XXS", "IQ2_XS", "IQ2_S", "IQ3_XXS", "IQ3_S", "IQ1_S", "IQ1_M",
+    "TQ1_0", "TQ2_0",
 ];
 
 fn zoo(name: &str) -> (GgufFile, Value) {
@@ -35,6 +37,14 @@ fn dequantize_matches_reference_for_every_type() {
                 .collect();
             assert_eq!(view.shape, ne);
             let got = view.to_f32();
+            // Bit for bit: the SHA-256 of the little-endian f32 values gguf-py computed.
+            let bytes: Vec<u8> = got.iter().flat_map(|v| v.to_le_bytes()).collect();
+            let digest = format!("{:x}", Sha256::digest(&bytes));
+            assert_eq!(
+                digest,
+                t["dequant_f32le_sha256"].as_str().unwrap(),
+                "{name}"
+            );
             let want: Vec<f64> = t["dequant"]
                 .as_array()
                 .unwrap()

@@ -4,8 +4,8 @@
 //! `scales_l[g / 2]` and its high 2 bits at bits `2g..2g+2` of `scales_h`; its 16 `qs` bytes
 //! (at `8 + 16g`) hold the indices as Q4_0's do.
 
-use super::iq4_nl::{levels, levels_dot};
-use super::{AffineGroups, BlockFormat, QK_K, f16_at};
+use super::iq4_nl::levels;
+use super::{AffineGroups, QK_K, affine_block_format, f16_at};
 
 /// The IQ4_XS block format.
 pub struct Iq4Xs;
@@ -22,35 +22,7 @@ fn group_scales(b: &[u8]) -> [f32; 8] {
     })
 }
 
-impl BlockFormat for Iq4Xs {
-    const ELEMS: usize = QK_K;
-    const BYTES: usize = 136;
-    #[inline(always)]
-    fn dequantize_block(b: &[u8], out: &mut [f32]) {
-        for (g, (scale, out)) in group_scales(b)
-            .into_iter()
-            .zip(out.chunks_exact_mut(32))
-            .enumerate()
-        {
-            for (o, l) in out.iter_mut().zip(levels(&b[8 + 16 * g..24 + 16 * g])) {
-                *o = scale * (l as i8) as f32;
-            }
-        }
-    }
-
-    #[inline(always)]
-    fn dot_run(bytes: &[u8], x: &[f32], acc: &mut [f32; 8]) {
-        for (b, xs) in bytes.chunks_exact(Self::BYTES).zip(x.chunks_exact(QK_K)) {
-            for (g, (scale, xs)) in group_scales(b)
-                .into_iter()
-                .zip(xs.chunks_exact(32))
-                .enumerate()
-            {
-                levels_dot(&levels(&b[8 + 16 * g..24 + 16 * g]), xs, scale, acc);
-            }
-        }
-    }
-}
+affine_block_format!(Iq4Xs, QK_K, 136);
 
 /// Eight groups of signed levels.
 impl AffineGroups for Iq4Xs {

@@ -6,8 +6,17 @@
 
 mod float;
 pub mod int_dot;
+mod iq1_m;
+mod iq1_s;
+mod iq2_s;
+mod iq2_xs;
+mod iq2_xxs;
+mod iq3_s;
+mod iq3_xxs;
 mod iq4_nl;
 mod iq4_xs;
+mod iq_grids;
+mod lattice;
 mod q2_k;
 mod q3_k;
 mod q4_0;
@@ -20,8 +29,16 @@ mod q6_k;
 mod q8_0;
 pub mod q8_act;
 mod search;
+mod ternary;
 
 pub use float::{Bf16, F16, F32};
+pub use iq1_m::Iq1M;
+pub use iq1_s::Iq1S;
+pub use iq2_s::Iq2S;
+pub use iq2_xs::Iq2Xs;
+pub use iq2_xxs::Iq2Xxs;
+pub use iq3_s::Iq3S;
+pub use iq3_xxs::Iq3Xxs;
 pub use iq4_nl::Iq4Nl;
 pub use iq4_xs::Iq4Xs;
 pub use q2_k::Q2K;
@@ -34,6 +51,7 @@ pub use q5_1::Q5_1;
 pub use q5_k::Q5K;
 pub use q6_k::Q6K;
 pub use q8_0::Q8_0;
+pub use ternary::{Tq1_0, Tq2_0};
 
 /// Elements in every K-quant super-block.
 pub const QK_K: usize = 256;
@@ -265,7 +283,7 @@ pub(crate) trait AffineGroups: BlockFormat {
 /// and dot products both go through its groups.
 macro_rules! affine_block_format {
     ($t:ty, $elems:expr, $bytes:expr) => {
-        impl BlockFormat for $t {
+        impl $crate::quant::BlockFormat for $t {
             const ELEMS: usize = $elems;
             const BYTES: usize = $bytes;
             #[inline(always)]
@@ -282,22 +300,42 @@ macro_rules! affine_block_format {
 }
 pub(crate) use affine_block_format;
 
+/// A code's value: the byte itself, or for [`AffineGroups::SIGNED`] formats the signed byte.
+#[inline(always)]
+fn code_value<B: AffineGroups>(q: u8) -> f32 {
+    if B::SIGNED {
+        (q as i8) as f32
+    } else {
+        q as f32
+    }
+}
+
 /// [`BlockFormat::dequantize_block`] of an [`AffineGroups`] format.
 #[inline(always)]
 pub(crate) fn dequantize_groups<B: AffineGroups>(b: &[u8], out: &mut [f32]) {
     B::groups(b, |g, q, scale, offset| {
         for (o, &q) in out[B::GROUP * g..B::GROUP * (g + 1)].iter_mut().zip(q) {
-            *o = scale * q as f32 + offset;
+            *o = scale * code_value::<B>(q) + offset;
         }
     });
 }
 
-/// [`BlockFormat::dot_run`] of an [`AffineGroups`] format.
+/// [`BlockFormat::dot_run`] of an [`AffineGroups`] format. Signed codes are biased to unsigned
+/// (`q + 128`, the sign bit flipped), so `scale * q` is `scale * u - 128 * scale`.
 #[inline(always)]
 pub(crate) fn dot_groups<B: AffineGroups>(bytes: &[u8], x: &[f32], acc: &mut [f32; 8]) {
     for (b, xs) in bytes.chunks_exact(B::BYTES).zip(x.chunks_exact(B::ELEMS)) {
         B::groups(b, |g, q, scale, offset| {
-            affine_dot(q, &xs[B::GROUP * g..B::GROUP * (g + 1)], scale, offset, acc)
+            let xs = &xs[B::GROUP * g..B::GROUP * (g + 1)];
+            if B::SIGNED {
+                let mut u = [0u8; 32];
+                for (u, &q) in u.iter_mut().zip(q) {
+                    *u = q ^ 0x80;
+                }
+                affine_dot(&u[..q.len()], xs, scale, offset - 128.0 * scale, acc)
+            } else {
+                affine_dot(q, xs, scale, offset, acc)
+            }
         });
     }
 }
@@ -442,9 +480,18 @@ ggml_types! {
     Q4K = 12, "Q4_K", Q4K;
     Q5K = 13, "Q5_K", Q5K;
     Q6K = 14, "Q6_K", Q6K;
+    Iq2Xxs = 16, "IQ2_XXS", Iq2Xxs;
+    Iq2Xs = 17, "IQ2_XS", Iq2Xs;
+    Iq3Xxs = 18, "IQ3_XXS", Iq3Xxs;
+    Iq1S = 19, "IQ1_S", Iq1S;
     Iq4Nl = 20, "IQ4_NL", Iq4Nl;
+    Iq3S = 21, "IQ3_S", Iq3S;
+    Iq2S = 22, "IQ2_S", Iq2S;
     Iq4Xs = 23, "IQ4_XS", Iq4Xs;
+    Iq1M = 29, "IQ1_M", Iq1M;
     Bf16 = 30, "BF16", Bf16;
+    Tq1_0 = 34, "TQ1_0", Tq1_0;
+    Tq2_0 = 35, "TQ2_0", Tq2_0;
 }
 
 impl GgmlType {
@@ -477,13 +524,34 @@ impl GgmlType {
             GgmlType::Q4K => quantize_blocks::<Q4K>(x),
             GgmlType::Q5K => quantize_blocks::<Q5K>(x),
             GgmlType::Q6K => quantize_blocks::<Q6K>(x),
-            GgmlType::Q2K | GgmlType::Q3K | GgmlType::Iq4Nl | GgmlType::Iq4Xs => {
+            _ => {
                 return Err(format!(
                     "writing {} is not supported (reading is)",
                     self.name()
                 ));
             }
         })
+    }
+
+    /// Offsets in a block of the bytes holding the sign and exponent of its f16 scales (the high
+    /// byte of each; IQ1_M's scale is spread over four words, the top nibble of the last holds
+    /// them). Whoever fabricates blocks from random bytes (tests, fuzzers) keeps these moderate
+    /// to get finite weights of a sensible size; every other byte of a block may be anything.
+    pub fn scale_high_bytes(self) -> &'static [usize] {
+        use GgmlType::*;
+        match self {
+            Q4_0 | Q5_0 | Q8_0 | Iq4Nl | Iq4Xs | Iq2Xxs | Iq2Xs | Iq2S | Iq3Xxs | Iq3S | Iq1S => {
+                &[1]
+            }
+            Q4_1 | Q5_1 | Q4K | Q5K => &[1, 3],
+            Q2K => &[81, 83],
+            Q3K => &[109],
+            Q6K => &[209],
+            Iq1M => &[55],
+            Tq1_0 => &[53],
+            Tq2_0 => &[65],
+            F32 | F16 | Bf16 => &[],
+        }
     }
 
     /// Whether this is a plain float type rather than a quantized block format.

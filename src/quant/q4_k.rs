@@ -4,7 +4,7 @@
 //! `d * scale * q - dmin * min`.
 
 use super::search::{make_qkx2_quants, nearest_int};
-use super::{AffineGroups, BlockFormat, Quantize, affine_block_format, f16_at, put_f16};
+use super::{AffineGroups, Quantize, affine_block_format, f16_at, put_f16};
 
 /// The Q4_K block format.
 pub struct Q4K;

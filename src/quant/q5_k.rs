@@ -2,7 +2,7 @@
 //! qs: [u8; 128]`; bit `g` of `qh[l]` is the high bit of weight `l` of group `g`.
 
 use super::q4_k::{k_quantize_groups, k_scale_min};
-use super::{AffineGroups, BlockFormat, Quantize, affine_block_format, f16_at};
+use super::{AffineGroups, Quantize, affine_block_format, f16_at};
 
 /// The Q5_K block format.
 pub struct Q5K;

@@ -1,34 +1,11 @@
 //! Q8_0: 32 weights as signed bytes with one f16 scale. Layout: `d: f16, qs: [i8; 32]`; value `d * q`.
 
-use super::{AffineGroups, BlockFormat, Quantize, affine_dot, f16_at, put_f16};
+use super::{AffineGroups, Quantize, affine_block_format, f16_at, put_f16};
 
 /// The Q8_0 block format.
 pub struct Q8_0;
 
-impl BlockFormat for Q8_0 {
-    const ELEMS: usize = 32;
-    const BYTES: usize = 34;
-    #[inline(always)]
-    fn dequantize_block(b: &[u8], out: &mut [f32]) {
-        let d = f16_at(b, 0);
-        for (o, &q) in out.iter_mut().zip(&b[2..34]) {
-            *o = d * (q as i8) as f32;
-        }
-    }
-
-    /// Signed bytes with the sign bit flipped are `q + 128`, so `d * q` is `d * u - 128 * d`.
-    #[inline(always)]
-    fn dot_run(bytes: &[u8], x: &[f32], acc: &mut [f32; 8]) {
-        for (b, xs) in bytes.chunks_exact(Self::BYTES).zip(x.chunks_exact(32)) {
-            let d = f16_at(b, 0);
-            let mut u = [0u8; 32];
-            for (u, &q) in u.iter_mut().zip(&b[2..34]) {
-                *u = q ^ 0x80;
-            }
-            affine_dot(&u, xs, d, -128.0 * d, acc);
-        }
-    }
-}
+affine_block_format!(Q8_0, 32, 34);
 
 impl Quantize for Q8_0 {
     fn quantize_block(x: &[f32], out: &mut [u8]) {

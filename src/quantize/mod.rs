@@ -71,9 +71,18 @@ impl Preset {
                 GgmlType::Q4K => 14,
                 GgmlType::Q5K => 16,
                 GgmlType::Q6K => 18,
+                GgmlType::Iq2Xxs => 19,
+                GgmlType::Iq2Xs => 20,
+                GgmlType::Iq3Xxs => 23,
+                GgmlType::Iq1S => 24,
                 GgmlType::Iq4Nl => 25,
+                GgmlType::Iq3S => 26,
+                GgmlType::Iq2S => 28,
                 GgmlType::Iq4Xs => 30,
+                GgmlType::Iq1M => 31,
                 GgmlType::Bf16 => 32,
+                GgmlType::Tq1_0 => 36,
+                GgmlType::Tq2_0 => 37,
             },
         }
     }

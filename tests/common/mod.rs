@@ -141,20 +141,6 @@ impl Rng {
     }
 }
 
-/// Byte offsets of the f16 scale fields inside one block of `t` (random bytes elsewhere are
-/// valid quantized values; random scales could be NaN).
-fn f16_fields(t: ember::quant::GgmlType) -> &'static [usize] {
-    use ember::quant::GgmlType::*;
-    match t {
-        Q4_0 | Q5_0 | Q8_0 | Iq4Nl | Iq4Xs => &[0],
-        Q4_1 | Q5_1 | Q4K | Q5K => &[0, 2],
-        Q2K => &[80, 82],
-        Q3K => &[108],
-        Q6K => &[208],
-        F32 | F16 | Bf16 => &[],
-    }
-}
-
 /// A random tensor of `rows` rows of `cols` elements in encoding `t`.
 pub fn random_tensor(
     rng: &mut Rng,
@@ -180,9 +166,9 @@ pub fn random_tensor(
             let blocks = n / t.block_elems();
             let mut b: Vec<u8> = (0..blocks * t.block_bytes()).map(|_| rng.byte()).collect();
             for blk in b.chunks_exact_mut(t.block_bytes()) {
-                for &at in f16_fields(t) {
-                    let scale = half::f16::from_f32(0.01 + 0.05 * (rng.f32() + 1.0));
-                    blk[at..at + 2].copy_from_slice(&scale.to_le_bytes());
+                // f16 scales between 1/32 and 1/8.
+                for &at in t.scale_high_bytes() {
+                    blk[at] = 0x28 + rng.byte() % 8;
                 }
             }
             b

@@ -32,7 +32,8 @@ use std::sync::OnceLock;
 
 use super::q8_act::{Q8_BLOCK, Q8Row};
 use super::{
-    AffineGroups, GgmlType, Iq4Nl, Iq4Xs, Q2K, Q3K, Q4_0, Q4_1, Q4K, Q5_0, Q5_1, Q5K, Q6K, Q8_0,
+    AffineGroups, GgmlType, Iq1M, Iq1S, Iq2S, Iq2Xs, Iq2Xxs, Iq3S, Iq3Xxs, Iq4Nl, Iq4Xs, Q2K, Q3K,
+    Q4_0, Q4_1, Q4K, Q5_0, Q5_1, Q5K, Q6K, Q8_0, Tq1_0, Tq2_0,
 };
 
 /// Tokens dotted with each unpacked weight block in prefill.
@@ -308,7 +309,8 @@ pub unsafe fn gemm_repacked(
 macro_rules! with_block_type {
     ($t:expr, $B:ident => $body:expr) => {
         $crate::quant::int_dot::with_block_type!(
-            @each $t, $B, $body, Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2K Q3K Q4K Q5K Q6K Iq4Nl Iq4Xs
+            @each $t, $B, $body, Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2K Q3K Q4K Q5K Q6K Iq4Nl Iq4Xs Iq2Xxs Iq2Xs Iq2S
+            Iq3Xxs Iq3S Iq1S Iq1M Tq1_0 Tq2_0
         )
     };
     (@each $t:expr, $B:ident, $body:expr, $($ty:ident)*) => {{
@@ -341,6 +343,15 @@ where
     Q6K: Unpack<L>,
     Iq4Nl: Unpack<L>,
     Iq4Xs: Unpack<L>,
+    Iq2Xxs: Unpack<L>,
+    Iq2Xs: Unpack<L>,
+    Iq2S: Unpack<L>,
+    Iq3Xxs: Unpack<L>,
+    Iq3S: Unpack<L>,
+    Iq1S: Unpack<L>,
+    Iq1M: Unpack<L>,
+    Tq1_0: Unpack<L>,
+    Tq2_0: Unpack<L>,
 {
     with_block_type!(t, B => tile::<B, L>(row, xs, out))
 }
@@ -465,20 +476,13 @@ mod tests {
         let bytes = t
             .quantize(&values(t.id() as u64 + 1, n))
             .unwrap_or_else(|_| {
-                // Q2_K/Q3_K and the i-quants cannot be written: random bytes, with every f16
-                // scale (Q2_K/Q3_K: at the block's end; i-quants: at its start) kept small and
-                // finite.
+                // Formats Ember cannot write: random bytes, with the f16 scales kept small.
                 let bb = t.block_bytes();
-                let scale_high = |at: usize| match t {
-                    GgmlType::Iq4Nl | GgmlType::Iq4Xs => at == 1,
-                    _ => at >= bb - 4 && at % 2 == 1,
-                };
                 values(99, n / t.block_elems() * bb)
                     .iter()
                     .enumerate()
                     .map(|(i, v)| {
-                        let at = i % bb;
-                        if scale_high(at) {
+                        if t.scale_high_bytes().contains(&(i % bb)) {
                             0x2c
                         } else {
                             (v.to_bits() >> 7) as u8

@@ -12,7 +12,8 @@ use std::marker::PhantomData;
 use super::{Lanes, MAX_RUNS, Unpack, dispatch};
 use crate::quant::q8_act::Q8Row;
 use crate::quant::{
-    GgmlType, Iq4Nl, Iq4Xs, Q2K, Q3K, Q4_0, Q4_1, Q4K, Q5_0, Q5_1, Q5K, Q6K, Q8_0, k_scale_min,
+    GgmlType, Iq1M, Iq1S, Iq2S, Iq2Xs, Iq2Xxs, Iq3S, Iq3Xxs, Iq4Nl, Iq4Xs, Q2K, Q3K, Q4_0, Q4_1,
+    Q4K, Q5_0, Q5_1, Q5K, Q6K, Q8_0, Tq1_0, Tq2_0, k_scale_min,
 };
 
 /// A u8·i8 product instruction: `acc + Σ_{4 bytes} w·x` in each i32 lane.
@@ -374,7 +375,8 @@ impl<P: Product> Unpack<X86<P>> for Q6K {
 
 /// Q2_K, Q3_K and the i-quants unpack through their groups (less common formats, or levels
 /// from a table; still integer dot products).
-impl<P: Product> Unpack<X86<P>> for Q2K {}
-impl<P: Product> Unpack<X86<P>> for Q3K {}
-impl<P: Product> Unpack<X86<P>> for Iq4Nl {}
-impl<P: Product> Unpack<X86<P>> for Iq4Xs {}
+/// The formats unpacked through their groups (bytes in memory).
+macro_rules! unpack_by_groups {
+    ($($t:ty)*) => {$(impl<P: Product> Unpack<X86<P>> for $t {})*};
+}
+unpack_by_groups!(Q2K Q3K Iq4Nl Iq4Xs Iq2Xxs Iq2Xs Iq2S Iq3Xxs Iq3S Iq1S Iq1M Tq1_0 Tq2_0);
