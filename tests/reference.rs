@@ -77,8 +77,9 @@ fn check_in<B: Backend>(
     }
 }
 
-/// The small models: the K-quant tiny Llama, both Hugging Face folders, and each tiny model of
-/// the other architectures (tests/data/archs: its HF folder, F16 GGUF and Q8_0 GGUF).
+/// The small models: the K-quant tiny Llama, both Hugging Face folders, each tiny model of the
+/// other architectures (tests/data/archs: its HF folder, F16 GGUF and Q8_0 GGUF), and the
+/// i-quant tiny Llama.
 fn small_models<B: Backend>(make: impl Fn() -> B) {
     let reference = json("tiny-llama-q4_k_m/reference.json");
     check(
@@ -110,6 +111,11 @@ fn small_models<B: Backend>(make: impl Fn() -> B) {
             pairs.push((format!("{dir}/{file}"), format!("{dir}/{reference}")));
         }
     }
+    // Every i-quant and ternary type in one file (tests/data/iquants).
+    pairs.push((
+        "iquants/tiny-llama-iquants.gguf".into(),
+        "iquants/reference.json".into(),
+    ));
     for (model, reference) in pairs {
         check(
             make(),

@@ -161,7 +161,7 @@ pub fn run(args: &InfoArgs) -> Result<()> {
         params as f64 / 1e6
     );
     for (ty, n, bytes) in f.bytes_by_type() {
-        println!("  {:<6} {:>4} tensors  {:>12}", ty.name(), n, mib(bytes));
+        println!("  {:<7} {:>4} tensors  {:>12}", ty.name(), n, mib(bytes));
     }
     println!("file size:      {} ({file_size} bytes)", mib(file_size));
     Ok(())

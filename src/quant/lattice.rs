@@ -4,6 +4,23 @@
 //!
 //! [`AffineGroups`]: super::AffineGroups
 
+use super::GgmlType;
+use super::iq_grids::{IQ1S, IQ2S, IQ2XS, IQ2XXS, IQ3S, IQ3XXS};
+
+/// The lattice table format `t` indexes, its entries one after another (empty for formats
+/// without one).
+pub fn lattice_table(t: GgmlType) -> &'static [i8] {
+    match t {
+        GgmlType::Iq2Xxs => IQ2XXS.as_flattened(),
+        GgmlType::Iq2Xs => IQ2XS.as_flattened(),
+        GgmlType::Iq2S => IQ2S.as_flattened(),
+        GgmlType::Iq3Xxs => IQ3XXS.as_flattened(),
+        GgmlType::Iq3S => IQ3S.as_flattened(),
+        GgmlType::Iq1S | GgmlType::Iq1M => IQ1S.as_flattened(),
+        _ => &[],
+    }
+}
+
 /// The eight signs of a run from the seven stored ones: the eighth makes the count of negative
 /// values even (llama.cpp's `ksigns_iq2xs`, computed rather than tabled).
 #[inline(always)]

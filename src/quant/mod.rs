@@ -41,6 +41,7 @@ pub use iq3_s::Iq3S;
 pub use iq3_xxs::Iq3Xxs;
 pub use iq4_nl::Iq4Nl;
 pub use iq4_xs::Iq4Xs;
+pub use lattice::lattice_table;
 pub use q2_k::Q2K;
 pub use q3_k::Q3K;
 pub use q4_0::Q4_0;

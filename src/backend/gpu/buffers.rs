@@ -9,7 +9,7 @@ use std::rc::Rc;
 
 use wgpu::util::DeviceExt;
 
-use super::repack::{gpu_row_bytes, gpu_rows};
+use super::repack::{gpu_prefix, gpu_row_bytes, gpu_rows};
 use crate::format::TensorView;
 use crate::quant::GgmlType;
 
@@ -68,6 +68,37 @@ pub fn buffer_with(device: &wgpu::Device, label: &str, bytes: &[u8]) -> wgpu::Bu
     })
 }
 
+/// Creates the storage buffer of a weight of type `t` from its rows in the GPU's layout: the
+/// type's prefix (`repack.rs`) first, written in place without a joined copy.
+pub fn weight_buffer(
+    device: &wgpu::Device,
+    label: &str,
+    t: GgmlType,
+    rows: &[u8],
+) -> Result<wgpu::Buffer, String> {
+    let prefix = gpu_prefix(t);
+    if prefix.is_empty() {
+        return Ok(buffer_with(device, label, rows));
+    }
+    let size = prefix.len() + rows.len();
+    let buffer = device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(label),
+        size: size.div_ceil(4) as u64 * 4,
+        usage: STORAGE,
+        mapped_at_creation: true,
+    });
+    {
+        let mut view = buffer
+            .slice(..)
+            .get_mapped_range_mut()
+            .map_err(|e| format!("cannot write {label}: {e}"))?;
+        view.slice(..prefix.len()).copy_from_slice(prefix);
+        view.slice(prefix.len()..size).copy_from_slice(rows);
+    }
+    buffer.unmap();
+    Ok(buffer)
+}
+
 /// Splits a matrix, in the GPU's layout (see `repack.rs`), into buffers of at most `max_bytes`
 /// each, at row boundaries.
 pub fn upload_matrix(
@@ -76,7 +107,8 @@ pub fn upload_matrix(
     max_bytes: u64,
 ) -> Result<Vec<WeightPart>, String> {
     let rb = gpu_row_bytes(t.dtype, t.row_bytes());
-    let rows_per_part = (max_bytes as usize / rb.max(1)).min(t.rows());
+    let room = (max_bytes as usize).saturating_sub(gpu_prefix(t.dtype).len());
+    let rows_per_part = (room / rb.max(1)).min(t.rows());
     if rows_per_part == 0 {
         return Err(format!(
             "one row of {} ({rb} bytes) exceeds the adapter's buffer binding limit of {max_bytes} bytes",
@@ -84,18 +116,18 @@ pub fn upload_matrix(
         ));
     }
     let bytes = gpu_rows(t.dtype, t.bytes(), t.row_bytes());
-    Ok((0..t.rows())
+    (0..t.rows())
         .step_by(rows_per_part)
         .map(|r0| {
             let r1 = (r0 + rows_per_part).min(t.rows());
-            WeightPart {
-                buffer: buffer_with(device, &t.name, &bytes[r0 * rb..r1 * rb]),
+            Ok(WeightPart {
+                buffer: weight_buffer(device, &t.name, t.dtype, &bytes[r0 * rb..r1 * rb])?,
                 row_start: r0,
                 rows: r1 - r0,
                 first: 0,
-            }
+            })
         })
-        .collect())
+        .collect()
 }
 
 type FreeLists = Rc<RefCell<HashMap<u64, Vec<wgpu::Buffer>>>>;

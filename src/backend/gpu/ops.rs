@@ -1,8 +1,8 @@
 //! The forward pass's ops as dispatches: the [`Backend`] implementation of the GPU backend.
 
-use super::buffers::{self, GpuKvCache, GpuWeight, buffer_with, upload_matrix};
+use super::buffers::{self, GpuKvCache, GpuWeight, buffer_with, upload_matrix, weight_buffer};
 use super::profiler::Profiler;
-use super::repack::{gpu_row_bytes, gpu_rows};
+use super::repack::{gpu_prefix, gpu_row_bytes, gpu_rows};
 use super::shaders::{self, PREFILL_TILE, Variant};
 use super::{GpuAct, GpuBackend, PLAIN, bytes_of, linear_groups};
 use crate::backend::{AttentionShape, Backend, CacheLayer, Norm, OpTimes, Rope, Unary};
@@ -101,7 +101,8 @@ impl Backend for GpuBackend {
             return Ok(Vec::new());
         };
         let gpu_bytes = |t: &TensorView| gpu_row_bytes(t.dtype, t.row_bytes()) * t.rows();
-        let bytes: usize = ts.iter().map(|t| gpu_bytes(t)).sum();
+        let bytes: usize =
+            gpu_prefix(first.dtype).len() + ts.iter().map(|t| gpu_bytes(t)).sum::<usize>();
         let together = ts.len() > 1
             && first.rows() > 1
             && first.cols().is_multiple_of(32)
@@ -116,7 +117,8 @@ impl Backend for GpuBackend {
         for t in ts {
             all.extend_from_slice(&gpu_rows(t.dtype, t.bytes(), t.row_bytes()));
         }
-        let buffer = buffer_with(&self.ctx.device, &first.name, &all);
+        let buffer = weight_buffer(&self.ctx.device, &first.name, first.dtype, &all)
+            .map_err(Error::Backend)?;
         self.weight_bytes += buffer.size();
         let mut row = 0;
         let weights = ts

@@ -7,6 +7,12 @@
 //! row's size stays the same (an odd block count adds one zero block). Rows of the other formats
 //! already start on words and are uploaded as they are. The decoders in `shaders/quant/` read
 //! this layout.
+//!
+//! The lattice i-quants (IQ2_*, IQ3_*, IQ1_*) index tables of up to 2048 entries. WGSL has no
+//! cheap way to hold those in a shader (a runtime-indexed constant array is copied to every
+//! thread's registers), and another binding would change every weight-reading kernel, so each
+//! weight buffer of such a type starts with its format's table ([`gpu_prefix`]), and its rows
+//! follow.
 
 use std::borrow::Cow;
 
@@ -19,10 +25,24 @@ fn pair_fields(t: GgmlType) -> Option<&'static [usize]> {
         GgmlType::Q5_0 => &[2, 4, 16],
         GgmlType::Q8_0 => &[2, 32],
         GgmlType::Iq4Nl => &[2, 16],
+        GgmlType::Iq2Xxs => &[2, 64],
+        GgmlType::Iq2Xs => &[2, 64, 8],
+        GgmlType::Iq2S => &[2, 64, 8, 8],
+        GgmlType::Iq3Xxs => &[2, 64, 32],
+        GgmlType::Iq3S => &[2, 64, 8, 32, 4],
+        GgmlType::Iq1S => &[2, 32, 16],
+        GgmlType::Tq1_0 => &[48, 4, 2],
+        GgmlType::Tq2_0 => &[64, 2],
         GgmlType::Q3K => &[32, 64, 12, 2],
         GgmlType::Q6K => &[128, 64, 16, 2],
         _ => return None,
     })
+}
+
+/// The bytes every weight buffer of type `t` starts with: its lattice table as signed bytes
+/// (entry `e` of IQ2's and IQ1's 8 values at byte `8e`, of IQ3's 4 values at `4e`), or nothing.
+pub fn gpu_prefix(t: GgmlType) -> &'static [u8] {
+    bytemuck::cast_slice(crate::quant::lattice_table(t))
 }
 
 /// Bytes of one row of `file_row_bytes` (in the file's encoding) in the GPU's layout.

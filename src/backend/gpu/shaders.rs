@@ -252,6 +252,46 @@ const INCLUDES: &[(&str, &str)] = &[
         include_str!("../../../shaders/quant/iq4_xs.wgsl"),
     ),
     (
+        "quant/lattice.wgsl",
+        include_str!("../../../shaders/quant/lattice.wgsl"),
+    ),
+    (
+        "quant/iq2_xxs.wgsl",
+        include_str!("../../../shaders/quant/iq2_xxs.wgsl"),
+    ),
+    (
+        "quant/iq2_xs.wgsl",
+        include_str!("../../../shaders/quant/iq2_xs.wgsl"),
+    ),
+    (
+        "quant/iq2_s.wgsl",
+        include_str!("../../../shaders/quant/iq2_s.wgsl"),
+    ),
+    (
+        "quant/iq3_xxs.wgsl",
+        include_str!("../../../shaders/quant/iq3_xxs.wgsl"),
+    ),
+    (
+        "quant/iq3_s.wgsl",
+        include_str!("../../../shaders/quant/iq3_s.wgsl"),
+    ),
+    (
+        "quant/iq1_s.wgsl",
+        include_str!("../../../shaders/quant/iq1_s.wgsl"),
+    ),
+    (
+        "quant/iq1_m.wgsl",
+        include_str!("../../../shaders/quant/iq1_m.wgsl"),
+    ),
+    (
+        "quant/tq1_0.wgsl",
+        include_str!("../../../shaders/quant/tq1_0.wgsl"),
+    ),
+    (
+        "quant/tq2_0.wgsl",
+        include_str!("../../../shaders/quant/tq2_0.wgsl"),
+    ),
+    (
         "quant/q2_k.wgsl",
         include_str!("../../../shaders/quant/q2_k.wgsl"),
     ),
