@@ -9,6 +9,7 @@
 pub mod arch;
 pub mod error;
 pub mod format;
+pub mod imatrix;
 pub mod quant;
 pub mod tokenizer;
 

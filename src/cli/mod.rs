@@ -5,6 +5,7 @@ pub mod bench;
 pub mod chat;
 pub mod compare;
 pub mod devices;
+pub mod imatrix;
 pub mod info;
 pub mod perplexity;
 pub mod quantize;
@@ -42,6 +43,9 @@ pub enum Command {
     Perplexity(perplexity::PerplexityArgs),
     /// Serve the model over an OpenAI-compatible HTTP API, batching concurrent requests.
     Serve(serve::ServeArgs),
+    /// Measure a model's importance matrix over a calibration text (llama.cpp's imatrix GGUF),
+    /// for quantizing with --imatrix.
+    Imatrix(imatrix::ImatrixArgs),
     /// Re-encode a model (GGUF or Hugging Face folder) into a GGUF file of another type.
     Quantize(quantize::QuantizeArgs),
     /// Measure prompt processing and generation speed per model and backend.
@@ -66,6 +70,7 @@ impl Cli {
             Command::Devices(a) => devices::run(a),
             Command::Perplexity(a) => perplexity::run(a),
             Command::Quantize(a) => quantize::run(a),
+            Command::Imatrix(a) => imatrix::run(a),
             Command::Bench(a) => bench::run(a),
             Command::Compare(a) => compare::run(a),
             Command::Tune(a) => tune::run(a),

@@ -4,7 +4,8 @@ The model: hidden 256, FFN 768 (every row a whole number of 256-value blocks), 2
 of 64, 2 KV heads, the 1032-piece SentencePiece vocabulary of tests/data/archs/tiny-phi3, random
 weights seeded as the other tiny models'. Made by llama.cpp as a user makes such a file:
 convert_hf_to_gguf.py (F16), llama-imatrix over calibration.txt (its importance matrix is kept as
-imatrix-llama.cpp.gguf), then llama-quantize --imatrix with one type per tensor (TYPES). The
+imatrix-llama.cpp.gguf), then llama-quantize --imatrix with one type per tensor (TYPES); and
+llama-imatrix of the quantized file over the same text (imatrix-of-iquants.gguf). The
 reference is transformers in float32 on the quantized file's weights dequantized by gguf-py
 (tests/data/archs/make.py's `reference` and `dequantized_state`).
 
@@ -72,6 +73,12 @@ def main():
            for t in gguf.GGUFReader(out).tensors if t.name.endswith(".weight")}
     for name, t in TYPES.items():
         assert got[name] == t.upper(), (name, got[name], t)
+    # llama.cpp's importance matrix of the quantized file itself: what `ember imatrix` of the
+    # same file and text must reproduce.
+    subprocess.run([os.path.join(bin_dir, "llama-imatrix"), "-m", out, "-f",
+                    os.path.join(HERE, "calibration.txt"), "-o",
+                    os.path.join(HERE, "imatrix-of-iquants.gguf"), "-c", "128",
+                    "--process-output", "-t", "2"], check=True, capture_output=True)
     model = AutoModelForCausalLM.from_pretrained(hf, dtype=torch.float32).eval()
     model.load_state_dict(archs.dequantized_state(out, model))
     ref = archs.reference(model, tok, "tiny-llama-iquants.gguf, dequantized by gguf-py")
