@@ -4,8 +4,8 @@
 //! `scales_l[g / 2]` and its high 2 bits at bits `2g..2g+2` of `scales_h`; its 16 `qs` bytes
 //! (at `8 + 16g`) hold the indices as Q4_0's do.
 
-use super::iq4_nl::levels;
-use super::{AffineGroups, QK_K, affine_block_format, f16_at};
+use super::iq4_nl::{LevelFit, fit_levels, levels, pack_nibbles};
+use super::{AffineGroups, QK_K, Quantize, affine_block_format, f16_at, put_f16};
 
 /// The IQ4_XS block format.
 pub struct Iq4Xs;
@@ -33,5 +33,34 @@ impl AffineGroups for Iq4Xs {
         for (g, scale) in group_scales(b).into_iter().enumerate() {
             f(g, &levels(&b[8 + 16 * g..24 + 16 * g]), scale, 0.0);
         }
+    }
+}
+
+impl Quantize for Iq4Xs {
+    fn quantize_block(x: &[f32], out: &mut [u8]) {
+        write_xs(&fit_levels(x, None), out)
+    }
+
+    fn quantize_block_weighted(x: &[f32], importance: &[f32], out: &mut [u8]) {
+        write_xs(&fit_levels(x, Some(importance)), out)
+    }
+}
+
+/// Stores `d`, the group codes (low nibbles in `scales_l`, high bit pairs in `scales_h`) and
+/// the level indices.
+fn write_xs(fit: &LevelFit, out: &mut [u8]) {
+    put_f16(out, 0, fit.d);
+    let mut high = 0u16;
+    out[4..8].fill(0);
+    for (g, &code) in fit.groups.iter().enumerate() {
+        out[4 + g / 2] |= (code & 0x0f) << (4 * (g % 2));
+        high |= u16::from(code >> 4) << (2 * g);
+    }
+    out[2..4].copy_from_slice(&high.to_le_bytes());
+    for g in 0..8 {
+        pack_nibbles(
+            &fit.l[32 * g..32 * g + 32],
+            &mut out[8 + 16 * g..24 + 16 * g],
+        );
     }
 }

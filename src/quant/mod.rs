@@ -97,8 +97,30 @@ pub trait BlockFormat {
 
 /// A block format Ember can also write.
 pub trait Quantize: BlockFormat {
-    /// Encodes `x` (`ELEMS` values) into `out` (`BYTES` bytes).
+    /// Encodes `x` (`ELEMS` values) into `out` (`BYTES` bytes): llama.cpp's reference quantizer.
     fn quantize_block(x: &[f32], out: &mut [u8]);
+
+    /// Encodes `x` with each value's rounding error weighted by `importance` (its column's
+    /// entry of an importance matrix, `ELEMS` values), as llama.cpp quantizes with `--imatrix`.
+    /// Formats whose quantizer has no use for it encode as [`Quantize::quantize_block`].
+    fn quantize_block_weighted(x: &[f32], importance: &[f32], out: &mut [u8]) {
+        let _ = importance;
+        Self::quantize_block(x, out)
+    }
+}
+
+/// Sum of squares, accumulated in order (as llama.cpp's quantizers do, so results match).
+pub(crate) fn sum_squares(x: &[f32]) -> f32 {
+    x.iter().fold(0.0, |s, v| s + v * v)
+}
+
+/// llama.cpp's per-value weights from an importance matrix: `importance · √(σ² + x²)`.
+pub(crate) fn importance_weights(importance: &[f32], x: &[f32], sigma2: f32) -> Vec<f32> {
+    importance
+        .iter()
+        .zip(x)
+        .map(|(q, v)| q * (sigma2 + v * v).sqrt())
+        .collect()
 }
 
 /// Writes `v` as a little-endian f16 at `b[i..i + 2]`.
@@ -179,10 +201,21 @@ pub(crate) fn signed_absmax(x: &[f32]) -> f32 {
         .fold(0.0f32, |m, v| if v.abs() > m.abs() { v } else { m })
 }
 
-fn quantize_blocks<B: Quantize>(x: &[f32]) -> Vec<u8> {
+/// Encodes rows of `importance.len()` values (any length without an importance matrix).
+fn quantize_blocks<B: Quantize>(x: &[f32], importance: Option<&[f32]>) -> Vec<u8> {
     let mut out = vec![0u8; x.len() / B::ELEMS * B::BYTES];
-    for (src, dst) in x.chunks_exact(B::ELEMS).zip(out.chunks_exact_mut(B::BYTES)) {
-        B::quantize_block(src, dst);
+    for (i, (src, dst)) in x
+        .chunks_exact(B::ELEMS)
+        .zip(out.chunks_exact_mut(B::BYTES))
+        .enumerate()
+    {
+        match importance {
+            Some(imp) => {
+                let at = i * B::ELEMS % imp.len();
+                B::quantize_block_weighted(src, &imp[at..at + B::ELEMS], dst)
+            }
+            None => B::quantize_block(src, dst),
+        }
     }
     out
 }
@@ -504,8 +537,16 @@ impl GgmlType {
             .find(|t| t.name().eq_ignore_ascii_case(name))
     }
 
-    /// Encodes `x` (a whole number of blocks) in this format.
+    /// Encodes `x` (a whole number of blocks) in this format, with llama.cpp's reference
+    /// quantizers.
     pub fn quantize(self, x: &[f32]) -> Result<Vec<u8>, String> {
+        self.quantize_with(x, None)
+    }
+
+    /// Encodes `x` (whole rows of `importance.len()` values, if given) in this format, each
+    /// value's rounding error weighted by its column's importance where the format's quantizer
+    /// can use it (llama.cpp's `--imatrix` quantizers).
+    pub fn quantize_with(self, x: &[f32], importance: Option<&[f32]>) -> Result<Vec<u8>, String> {
         if !x.len().is_multiple_of(self.block_elems()) {
             return Err(format!(
                 "{} values are not whole {} blocks",
@@ -513,18 +554,35 @@ impl GgmlType {
                 self.name()
             ));
         }
+        if let Some(imp) = importance
+            && (imp.is_empty()
+                || !imp.len().is_multiple_of(self.block_elems())
+                || !x.len().is_multiple_of(imp.len()))
+        {
+            return Err(format!(
+                "an importance vector of {} values does not fit rows of {} {}",
+                imp.len(),
+                self.name(),
+                x.len()
+            ));
+        }
+        let i = importance;
         Ok(match self {
-            GgmlType::F32 => quantize_blocks::<F32>(x),
-            GgmlType::F16 => quantize_blocks::<F16>(x),
-            GgmlType::Bf16 => quantize_blocks::<Bf16>(x),
-            GgmlType::Q4_0 => quantize_blocks::<Q4_0>(x),
-            GgmlType::Q4_1 => quantize_blocks::<Q4_1>(x),
-            GgmlType::Q5_0 => quantize_blocks::<Q5_0>(x),
-            GgmlType::Q5_1 => quantize_blocks::<Q5_1>(x),
-            GgmlType::Q8_0 => quantize_blocks::<Q8_0>(x),
-            GgmlType::Q4K => quantize_blocks::<Q4K>(x),
-            GgmlType::Q5K => quantize_blocks::<Q5K>(x),
-            GgmlType::Q6K => quantize_blocks::<Q6K>(x),
+            GgmlType::F32 => quantize_blocks::<F32>(x, i),
+            GgmlType::F16 => quantize_blocks::<F16>(x, i),
+            GgmlType::Bf16 => quantize_blocks::<Bf16>(x, i),
+            GgmlType::Q4_0 => quantize_blocks::<Q4_0>(x, i),
+            GgmlType::Q4_1 => quantize_blocks::<Q4_1>(x, i),
+            GgmlType::Q5_0 => quantize_blocks::<Q5_0>(x, i),
+            GgmlType::Q5_1 => quantize_blocks::<Q5_1>(x, i),
+            GgmlType::Q8_0 => quantize_blocks::<Q8_0>(x, i),
+            GgmlType::Q2K => quantize_blocks::<Q2K>(x, i),
+            GgmlType::Q3K => quantize_blocks::<Q3K>(x, i),
+            GgmlType::Q4K => quantize_blocks::<Q4K>(x, i),
+            GgmlType::Q5K => quantize_blocks::<Q5K>(x, i),
+            GgmlType::Q6K => quantize_blocks::<Q6K>(x, i),
+            GgmlType::Iq4Nl => quantize_blocks::<Iq4Nl>(x, i),
+            GgmlType::Iq4Xs => quantize_blocks::<Iq4Xs>(x, i),
             _ => {
                 return Err(format!(
                     "writing {} is not supported (reading is)",

@@ -31,14 +31,25 @@ affine_block_format!(Q5K, 256, 176);
 
 impl Quantize for Q5K {
     fn quantize_block(x: &[f32], out: &mut [u8]) {
-        let l = k_quantize_groups(x, 31, -0.5, 15, out);
-        out[16..48].fill(0);
-        for (c, chunk) in l.chunks_exact(64).enumerate() {
-            for i in 0..32 {
-                let (lo, hi) = (chunk[i], chunk[i + 32]);
-                out[16 + i] |= ((lo >> 4) << (2 * c)) | ((hi >> 4) << (2 * c + 1));
-                out[48 + 32 * c + i] = (lo & 0x0f) | ((hi & 0x0f) << 4);
-            }
+        pack_q5k(&k_quantize_groups(x, None, 31, -0.5, 15, out), out);
+    }
+
+    fn quantize_block_weighted(x: &[f32], importance: &[f32], out: &mut [u8]) {
+        pack_q5k(
+            &k_quantize_groups(x, Some(importance), 31, 0.0, 0, out),
+            out,
+        );
+    }
+}
+
+/// Packs Q5_K's 5-bit integers: the fifth bits into `qh`, the rest as Q4_K's nibbles.
+fn pack_q5k(l: &[u8; 256], out: &mut [u8]) {
+    out[16..48].fill(0);
+    for (c, chunk) in l.chunks_exact(64).enumerate() {
+        for i in 0..32 {
+            let (lo, hi) = (chunk[i], chunk[i + 32]);
+            out[16 + i] |= ((lo >> 4) << (2 * c)) | ((hi >> 4) << (2 * c + 1));
+            out[48 + 32 * c + i] = (lo & 0x0f) | ((hi & 0x0f) << 4);
         }
     }
 }

@@ -62,45 +62,56 @@ impl BlockFormat for Q6K {
 
 impl Quantize for Q6K {
     fn quantize_block(x: &[f32], out: &mut [u8]) {
-        let mut l = [0u8; 256];
-        let mut scales = [0.0f32; 16];
-        let (mut max_scale, mut max_abs) = (0.0f32, 0.0f32);
-        for (ib, s) in scales.iter_mut().enumerate() {
-            *s = make_qx_quants(32, &x[16 * ib..16 * ib + 16], &mut l[16 * ib..16 * ib + 16]);
-            if s.abs() > max_abs {
-                max_abs = s.abs();
-                max_scale = *s;
-            }
+        quantize_q6k(x, None, out)
+    }
+
+    fn quantize_block_weighted(x: &[f32], importance: &[f32], out: &mut [u8]) {
+        quantize_q6k(x, Some(importance), out)
+    }
+}
+
+/// llama.cpp's Q6_K quantizer: each 16 values' scale by [`make_qx_quants`] (weighted by the
+/// importances where given, else by `x²`), the scales to signed bytes under one f16.
+fn quantize_q6k(x: &[f32], importance: Option<&[f32]>, out: &mut [u8]) {
+    let mut l = [0u8; 256];
+    let mut scales = [0.0f32; 16];
+    let (mut max_scale, mut max_abs) = (0.0f32, 0.0f32);
+    for (ib, s) in scales.iter_mut().enumerate() {
+        let (x, l) = (&x[16 * ib..16 * ib + 16], &mut l[16 * ib..16 * ib + 16]);
+        *s = make_qx_quants(32, x, l, importance.map(|w| &w[16 * ib..16 * ib + 16]));
+        if s.abs() > max_abs {
+            max_abs = s.abs();
+            max_scale = *s;
         }
-        out.fill(0);
-        if max_abs < GROUP_MAX_EPS {
-            return;
+    }
+    out.fill(0);
+    if max_abs < GROUP_MAX_EPS {
+        return;
+    }
+    let iscale = -128.0 / max_scale;
+    put_f16(out, 208, 1.0 / iscale);
+    for (ib, &s) in scales.iter().enumerate() {
+        out[192 + ib] = nearest_int(iscale * s).min(127) as i8 as u8;
+    }
+    let d = f16_at(out, 208);
+    for j in 0..16 {
+        let dl = d * (out[192 + j] as i8) as f32;
+        if dl == 0.0 {
+            continue;
         }
-        let iscale = -128.0 / max_scale;
-        put_f16(out, 208, 1.0 / iscale);
-        for (ib, &s) in scales.iter().enumerate() {
-            out[192 + ib] = nearest_int(iscale * s).min(127) as i8 as u8;
+        for i in 16 * j..16 * j + 16 {
+            l[i] = (nearest_int(x[i] / dl).clamp(-32, 31) + 32) as u8;
         }
-        let d = f16_at(out, 208);
-        for j in 0..16 {
-            let dl = d * (out[192 + j] as i8) as f32;
-            if dl == 0.0 {
-                continue;
-            }
-            for i in 16 * j..16 * j + 16 {
-                l[i] = (nearest_int(x[i] / dl).clamp(-32, 31) + 32) as u8;
-            }
-        }
-        for half in 0..2 {
-            let (lh, ql, qh) = (&l[128 * half..128 * half + 128], 64 * half, 128 + 32 * half);
-            for i in 0..32 {
-                out[ql + i] = (lh[i] & 0x0f) | ((lh[i + 64] & 0x0f) << 4);
-                out[ql + i + 32] = (lh[i + 32] & 0x0f) | ((lh[i + 96] & 0x0f) << 4);
-                out[qh + i] = (lh[i] >> 4)
-                    | ((lh[i + 32] >> 4) << 2)
-                    | ((lh[i + 64] >> 4) << 4)
-                    | ((lh[i + 96] >> 4) << 6);
-            }
+    }
+    for half in 0..2 {
+        let (lh, ql, qh) = (&l[128 * half..128 * half + 128], 64 * half, 128 + 32 * half);
+        for i in 0..32 {
+            out[ql + i] = (lh[i] & 0x0f) | ((lh[i + 64] & 0x0f) << 4);
+            out[ql + i + 32] = (lh[i + 32] & 0x0f) | ((lh[i + 96] & 0x0f) << 4);
+            out[qh + i] = (lh[i] >> 4)
+                | ((lh[i + 32] >> 4) << 2)
+                | ((lh[i + 64] >> 4) << 4)
+                | ((lh[i + 96] >> 4) << 6);
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Scale searches shared by the K-quant quantizers: for a group of values, the scale (and
 //! minimum) whose rounded integers reproduce the values with the least weighted squared error.
-//! These follow the procedure of llama.cpp's reference quantizers, so files Ember writes have
-//! the same error as llama-quantize's (without an importance matrix).
+//! These follow the procedures of llama.cpp's quantizers — the reference ones, and those it
+//! runs with an importance matrix — so files Ember writes have the same error as
+//! llama-quantize's (in fact the same bytes).
 
 /// Round half to even, as llama.cpp's `nearest_int` does.
 #[inline]
@@ -12,9 +13,17 @@ pub fn nearest_int(v: f32) -> i32 {
 /// Values below this magnitude make a group all-zero.
 pub const GROUP_MAX_EPS: f32 = 1e-15;
 
+/// A group's error: weighted squared (or with `use_mad`, absolute) differences.
+#[inline]
+fn group_error(diff: f32, w: f32, use_mad: bool) -> f32 {
+    w * if use_mad { diff.abs() } else { diff * diff }
+}
+
 /// Asymmetric search: integers in `0..=nmax` with `x ≈ scale * l - min`. Writes the integers to
 /// `l` and returns `(scale, min)` (`min` >= 0). Tries `nstep + 1` candidate scales around
-/// `nmax / (max - min)`, refitting scale and minimum by weighted least squares for each.
+/// `nmax / (max - min)`, refitting scale and minimum by weighted least squares for each; the
+/// error compared is squared, or absolute with `use_mad`.
+#[allow(clippy::too_many_arguments)]
 pub fn make_qkx2_quants(
     nmax: i32,
     x: &[f32],
@@ -23,6 +32,7 @@ pub fn make_qkx2_quants(
     rmin: f32,
     rdelta: f32,
     nstep: i32,
+    use_mad: bool,
 ) -> (f32, f32) {
     let n = x.len();
     let mut min = x.iter().copied().fold(f32::INFINITY, f32::min);
@@ -44,7 +54,7 @@ pub fn make_qkx2_quants(
         let q = quant(iscale, min, x[i]);
         l[i] = q as u8;
         let diff = scale * q as f32 + min - x[i];
-        best_error += weights[i] * diff * diff;
+        best_error += group_error(diff, weights[i], use_mad);
     }
     let mut aux = vec![0u8; n];
     for is in 0..=nstep {
@@ -69,7 +79,7 @@ pub fn make_qkx2_quants(
             let err: f32 = (0..n)
                 .map(|i| {
                     let diff = this_scale * aux[i] as f32 + this_min - x[i];
-                    weights[i] * diff * diff
+                    group_error(diff, weights[i], use_mad)
                 })
                 .sum();
             if err < best_error {
@@ -84,8 +94,8 @@ pub fn make_qkx2_quants(
 }
 
 /// Symmetric search: integers in `-nmax..nmax` stored as `l + nmax`, `x ≈ scale * l`, weighted
-/// by `x²`. Returns the scale.
-pub fn make_qx_quants(nmax: i32, x: &[f32], l: &mut [u8]) -> f32 {
+/// by `weights` (by `x²` without). Returns the scale.
+pub fn make_qx_quants(nmax: i32, x: &[f32], l: &mut [u8], weights: Option<&[f32]>) -> f32 {
     let (mut max, mut amax) = (0.0f32, 0.0f32);
     for &v in x {
         if v.abs() > amax {
@@ -99,9 +109,9 @@ pub fn make_qx_quants(nmax: i32, x: &[f32], l: &mut [u8]) -> f32 {
     }
     let fit = |iscale: f32| {
         let (mut sumlx, mut suml2) = (0.0f32, 0.0f32);
-        for &v in x {
+        for (i, &v) in x.iter().enumerate() {
             let q = nearest_int(iscale * v).clamp(-nmax, nmax - 1) as f32;
-            let w = v * v;
+            let w = weights.map_or(v * v, |w| w[i]);
             sumlx += w * v * q;
             suml2 += w * q * q;
         }
@@ -130,4 +140,160 @@ pub fn make_qx_quants(nmax: i32, x: &[f32], l: &mut [u8]) -> f32 {
         }
     }
     scale
+}
+
+/// Positive values `x` (group scales or minimums) as integers `0..=nmax` times one scale,
+/// weighted by `weights`; a few candidate scales, then coordinate-wise refinement of the
+/// integers. Writes them to `l` and returns the scale.
+pub fn make_qp_quants(nmax: i32, x: &[f32], l: &mut [u8], weights: &[f32]) -> f32 {
+    let max = x.iter().copied().fold(0.0f32, f32::max);
+    if max < GROUP_MAX_EPS {
+        l.iter_mut().for_each(|v| *v = 0);
+        return 0.0;
+    }
+    let mse = |iscale: f32, cap: bool| -> f32 {
+        let scale = 1.0 / iscale;
+        x.iter()
+            .zip(weights)
+            .map(|(&v, &w)| {
+                let q = nearest_int(iscale * v);
+                let q = if cap { q.min(nmax) } else { q };
+                let diff = v - scale * q as f32;
+                w * diff * diff
+            })
+            .sum()
+    };
+    let mut iscale = nmax as f32 / max;
+    let mut best = mse(iscale, false);
+    for is in -4..=4 {
+        if is == 0 {
+            continue;
+        }
+        let candidate = (0.1 * is as f32 + nmax as f32) / max;
+        let e = mse(candidate, true);
+        if e < best {
+            best = e;
+            iscale = candidate;
+        }
+    }
+    let (mut sumlx, mut suml2) = (0.0f32, 0.0f32);
+    let mut q = vec![0i32; x.len()];
+    for i in 0..x.len() {
+        q[i] = nearest_int(iscale * x[i]).min(nmax);
+        let (w, qi) = (weights[i], q[i] as f32);
+        sumlx += w * x[i] * qi;
+        suml2 += w * qi * qi;
+    }
+    for _ in 0..5 {
+        let mut changed = false;
+        for i in 0..x.len() {
+            let w = weights[i];
+            let qi = q[i] as f32;
+            let mut slx = sumlx - w * x[i] * qi;
+            let mut sl2 = suml2 - w * qi * qi;
+            if slx > 0.0 && sl2 > 0.0 {
+                let new = nearest_int(x[i] * sl2 / slx).min(nmax);
+                if new != q[i] {
+                    let nf = new as f32;
+                    slx += w * x[i] * nf;
+                    sl2 += w * nf * nf;
+                    if slx * slx * suml2 > sumlx * sumlx * sl2 {
+                        q[i] = new;
+                        sumlx = slx;
+                        suml2 = sl2;
+                        changed = true;
+                    }
+                }
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    for (o, &v) in l.iter_mut().zip(&q) {
+        *o = v as u8;
+    }
+    if suml2 > 0.0 { sumlx / suml2 } else { 0.0 }
+}
+
+/// Q3_K's reference search: integers in `-nmax..nmax` (stored as `l + nmax`) weighted by `x²`,
+/// refined coordinate-wise from the max-based scale. Returns the scale.
+pub fn make_q3_quants(nmax: i32, x: &[f32], l: &mut [u8]) -> f32 {
+    let (mut max, mut amax) = (0.0f32, 0.0f32);
+    for &v in x {
+        if v.abs() > amax {
+            amax = v.abs();
+            max = v;
+        }
+    }
+    if amax < GROUP_MAX_EPS {
+        l.iter_mut().for_each(|v| *v = 0);
+        return 0.0;
+    }
+    let iscale = -(nmax as f32) / max;
+    let mut q: Vec<i32> = x
+        .iter()
+        .map(|&v| nearest_int(iscale * v).clamp(-nmax, nmax - 1))
+        .collect();
+    let (mut sumlx, mut suml2) = (0.0f32, 0.0f32);
+    for (&v, &qi) in x.iter().zip(&q) {
+        let (w, qi) = (v * v, qi as f32);
+        sumlx += w * v * qi;
+        suml2 += w * qi * qi;
+    }
+    for _ in 0..5 {
+        let mut changed = false;
+        for i in 0..x.len() {
+            let w = x[i] * x[i];
+            let qi = q[i] as f32;
+            let mut slx = sumlx - w * x[i] * qi;
+            if slx > 0.0 {
+                let mut sl2 = suml2 - w * qi * qi;
+                let new = nearest_int(x[i] * sl2 / slx).clamp(-nmax, nmax - 1);
+                if new != q[i] {
+                    let nf = new as f32;
+                    slx += w * x[i] * nf;
+                    sl2 += w * nf * nf;
+                    if sl2 > 0.0 && slx * slx * suml2 > sumlx * sumlx * sl2 {
+                        q[i] = new;
+                        sumlx = slx;
+                        suml2 = sl2;
+                        changed = true;
+                    }
+                }
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    for (o, &v) in l.iter_mut().zip(&q) {
+        *o = (v + nmax) as u8;
+    }
+    if suml2 > 0.0 { sumlx / suml2 } else { 0.0 }
+}
+
+/// The index of the level of `levels` (ascending) nearest to `v` (ties to the lower).
+pub fn best_index(levels: &[i8], v: f32) -> usize {
+    let n = levels.len();
+    if v <= levels[0] as f32 {
+        return 0;
+    }
+    if v >= levels[n - 1] as f32 {
+        return n - 1;
+    }
+    let (mut lo, mut hi) = (0, n - 1);
+    while hi - lo > 1 {
+        let mid = (lo + hi) / 2;
+        if v < levels[mid] as f32 {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    if v - (levels[hi - 1] as f32) < (levels[hi] as f32) - v {
+        hi - 1
+    } else {
+        hi
+    }
 }
