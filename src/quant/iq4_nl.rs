@@ -139,7 +139,7 @@ impl Quantize for Iq4Nl {
         write_nl(&fit_levels(x, None), out)
     }
 
-    fn quantize_block_weighted(x: &[f32], importance: &[f32], out: &mut [u8]) {
+    fn quantize_block_weighted(x: &[f32], importance: &[f32], _: f32, out: &mut [u8]) {
         write_nl(&fit_levels(x, Some(importance)), out)
     }
 }

@@ -102,9 +102,11 @@ pub trait Quantize: BlockFormat {
 
     /// Encodes `x` with each value's rounding error weighted by `importance` (its column's
     /// entry of an importance matrix, `ELEMS` values), as llama.cpp quantizes with `--imatrix`.
-    /// Formats whose quantizer has no use for it encode as [`Quantize::quantize_block`].
-    fn quantize_block_weighted(x: &[f32], importance: &[f32], out: &mut [u8]) {
-        let _ = importance;
+    /// `row_sigma2` is the mean square of the whole row the block belongs to (the 32-value
+    /// formats weigh by it). Formats whose quantizer has no use for an importance matrix encode
+    /// as [`Quantize::quantize_block`].
+    fn quantize_block_weighted(x: &[f32], importance: &[f32], row_sigma2: f32, out: &mut [u8]) {
+        let _ = (importance, row_sigma2);
         Self::quantize_block(x, out)
     }
 }
@@ -204,6 +206,7 @@ pub(crate) fn signed_absmax(x: &[f32]) -> f32 {
 /// Encodes rows of `importance.len()` values (any length without an importance matrix).
 fn quantize_blocks<B: Quantize>(x: &[f32], importance: Option<&[f32]>) -> Vec<u8> {
     let mut out = vec![0u8; x.len() / B::ELEMS * B::BYTES];
+    let mut row_sigma2 = 0.0;
     for (i, (src, dst)) in x
         .chunks_exact(B::ELEMS)
         .zip(out.chunks_exact_mut(B::BYTES))
@@ -212,7 +215,11 @@ fn quantize_blocks<B: Quantize>(x: &[f32], importance: Option<&[f32]>) -> Vec<u8
         match importance {
             Some(imp) => {
                 let at = i * B::ELEMS % imp.len();
-                B::quantize_block_weighted(src, &imp[at..at + B::ELEMS], dst)
+                if at == 0 {
+                    let row = &x[i * B::ELEMS..i * B::ELEMS + imp.len()];
+                    row_sigma2 = sum_squares(row) / imp.len() as f32;
+                }
+                B::quantize_block_weighted(src, &imp[at..at + B::ELEMS], row_sigma2, dst)
             }
             None => B::quantize_block(src, dst),
         }

@@ -94,7 +94,7 @@ impl Quantize for Q2K {
 
     /// llama.cpp's `--imatrix` quantizer: weights from the importances, a squared-error search,
     /// scales and minimums fitted to 4 bits by [`make_qp_quants`].
-    fn quantize_block_weighted(x: &[f32], importance: &[f32], out: &mut [u8]) {
+    fn quantize_block_weighted(x: &[f32], importance: &[f32], _: f32, out: &mut [u8]) {
         let mut l = [0u8; 256];
         let (mut scales, mut mins, mut sw) = ([0.0f32; 16], [0.0f32; 16], [0.0f32; 16]);
         let sigma2 = sum_squares(x) / 256.0;

@@ -100,7 +100,7 @@ impl Quantize for Q3K {
 
     /// llama.cpp's `--imatrix` quantizer: each 16 values by [`make_qx_quants`] weighted by the
     /// importances, the 16 scales fitted to 6 bits the same way weighted by their groups' sums.
-    fn quantize_block_weighted(x: &[f32], importance: &[f32], out: &mut [u8]) {
+    fn quantize_block_weighted(x: &[f32], importance: &[f32], _: f32, out: &mut [u8]) {
         let mut l = [0u8; 256];
         let (mut scales, mut sw) = ([0.0f32; 16], [0.0f32; 16]);
         let sigma2 = 2.0 * sum_squares(x) / 256.0;

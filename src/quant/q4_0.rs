@@ -1,8 +1,10 @@
 //! Q4_0: 32 weights as 4-bit integers with one f16 scale. Layout: `d: f16, qs: [u8; 16]`;
 //! element `j` is the low nibble of `qs[j]`, element `j + 16` the high nibble; value `d * (q - 8)`.
 
+use super::search::make_qx_quants;
 use super::{
-    AffineGroups, BlockFormat, Quantize, affine_dot, f16_at, nibbles, put_f16, signed_absmax,
+    AffineGroups, BlockFormat, Quantize, affine_dot, f16_at, importance_weights, nibbles, put_f16,
+    signed_absmax,
 };
 
 /// The Q4_0 block format.
@@ -38,6 +40,16 @@ impl Quantize for Q4_0 {
         let q = |v: f32| ((v * id + 8.5) as i8).min(15) as u8;
         for j in 0..16 {
             out[2 + j] = q(x[j]) | (q(x[j + 16]) << 4);
+        }
+    }
+
+    /// llama.cpp's `--imatrix` quantizer: a symmetric scale search weighted by the importances.
+    fn quantize_block_weighted(x: &[f32], importance: &[f32], row_sigma2: f32, out: &mut [u8]) {
+        let weights = importance_weights(importance, x, row_sigma2);
+        let mut l = [0u8; 32];
+        put_f16(out, 0, make_qx_quants(8, x, &mut l, Some(&weights)));
+        for j in 0..16 {
+            out[2 + j] = l[j] | (l[j + 16] << 4);
         }
     }
 }

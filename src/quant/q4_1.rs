@@ -1,7 +1,11 @@
 //! Q4_1: 32 weights as 4-bit integers with an f16 scale and an f16 minimum. Layout:
 //! `d: f16, m: f16, qs: [u8; 16]` (nibbles as in Q4_0); value `d * q + m`.
 
-use super::{AffineGroups, BlockFormat, Quantize, affine_dot, f16_at, min_max, nibbles, put_f16};
+use super::search::make_qkx2_quants;
+use super::{
+    AffineGroups, BlockFormat, Quantize, affine_dot, f16_at, importance_weights, min_max, nibbles,
+    put_f16,
+};
 
 /// The Q4_1 block format.
 pub struct Q4_1;
@@ -36,6 +40,18 @@ impl Quantize for Q4_1 {
         let q = |v: f32| (((v - min) * id + 0.5) as i8).min(15) as u8;
         for j in 0..16 {
             out[4 + j] = q(x[j]) | (q(x[j + 16]) << 4);
+        }
+    }
+
+    /// llama.cpp's `--imatrix` quantizer: an asymmetric search weighted by the importances.
+    fn quantize_block_weighted(x: &[f32], importance: &[f32], row_sigma2: f32, out: &mut [u8]) {
+        let weights = importance_weights(importance, x, row_sigma2);
+        let mut l = [0u8; 32];
+        let (d, min) = make_qkx2_quants(15, x, &weights, &mut l, -0.9, 0.05, 36, false);
+        put_f16(out, 0, d);
+        put_f16(out, 2, -min);
+        for j in 0..16 {
+            out[4 + j] = l[j] | (l[j + 16] << 4);
         }
     }
 }

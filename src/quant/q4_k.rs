@@ -142,7 +142,7 @@ impl Quantize for Q4K {
         pack_q4k(&k_quantize_groups(x, None, 15, -1.0, 20, out), out);
     }
 
-    fn quantize_block_weighted(x: &[f32], importance: &[f32], out: &mut [u8]) {
+    fn quantize_block_weighted(x: &[f32], importance: &[f32], _: f32, out: &mut [u8]) {
         pack_q4k(
             &k_quantize_groups(x, Some(importance), 15, 0.0, 0, out),
             out,

@@ -2,7 +2,11 @@
 //! the low four bits come from nibbles as in Q4_0, bit 4 of element `i` is bit `i` of `qh`;
 //! value `d * (q - 16)`.
 
-use super::{AffineGroups, BlockFormat, Quantize, affine_dot, f16_at, put_f16, signed_absmax};
+use super::search::make_qx_quants;
+use super::{
+    AffineGroups, BlockFormat, Quantize, affine_dot, f16_at, importance_weights, put_f16,
+    signed_absmax,
+};
 
 /// The Q5_0 block format.
 pub struct Q5_0;
@@ -57,6 +61,14 @@ impl Quantize for Q5_0 {
         put_f16(out, 0, d);
         let q: [u8; 32] = std::array::from_fn(|i| ((x[i] * id + 16.5) as i8).min(31) as u8);
         pack_five_bit(&q, out, 2);
+    }
+
+    /// llama.cpp's `--imatrix` quantizer: a symmetric scale search weighted by the importances.
+    fn quantize_block_weighted(x: &[f32], importance: &[f32], row_sigma2: f32, out: &mut [u8]) {
+        let weights = importance_weights(importance, x, row_sigma2);
+        let mut l = [0u8; 32];
+        put_f16(out, 0, make_qx_quants(16, x, &mut l, Some(&weights)));
+        pack_five_bit(&l, out, 2);
     }
 }
 

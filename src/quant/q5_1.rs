@@ -2,7 +2,10 @@
 //! `d: f16, m: f16, qh: u32, qs: [u8; 16]` (bits as in Q5_0); value `d * q + m`.
 
 use super::q5_0::{five_bit_values, pack_five_bit};
-use super::{AffineGroups, BlockFormat, Quantize, affine_dot, f16_at, min_max, put_f16};
+use super::search::make_qkx2_quants;
+use super::{
+    AffineGroups, BlockFormat, Quantize, affine_dot, f16_at, importance_weights, min_max, put_f16,
+};
 
 /// The Q5_1 block format.
 pub struct Q5_1;
@@ -35,6 +38,16 @@ impl Quantize for Q5_1 {
         put_f16(out, 2, min);
         let q: [u8; 32] = std::array::from_fn(|i| (((x[i] - min) * id + 0.5) as i8).min(31) as u8);
         pack_five_bit(&q, out, 4);
+    }
+
+    /// llama.cpp's `--imatrix` quantizer: an asymmetric search weighted by the importances.
+    fn quantize_block_weighted(x: &[f32], importance: &[f32], row_sigma2: f32, out: &mut [u8]) {
+        let weights = importance_weights(importance, x, row_sigma2);
+        let mut l = [0u8; 32];
+        let (d, min) = make_qkx2_quants(31, x, &weights, &mut l, -0.9, 0.05, 36, false);
+        put_f16(out, 0, d);
+        put_f16(out, 2, -min);
+        pack_five_bit(&l, out, 4);
     }
 }
 

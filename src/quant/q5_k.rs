@@ -34,7 +34,7 @@ impl Quantize for Q5K {
         pack_q5k(&k_quantize_groups(x, None, 31, -0.5, 15, out), out);
     }
 
-    fn quantize_block_weighted(x: &[f32], importance: &[f32], out: &mut [u8]) {
+    fn quantize_block_weighted(x: &[f32], importance: &[f32], _: f32, out: &mut [u8]) {
         pack_q5k(
             &k_quantize_groups(x, Some(importance), 31, 0.0, 0, out),
             out,

@@ -65,7 +65,7 @@ impl Quantize for Q6K {
         quantize_q6k(x, None, out)
     }
 
-    fn quantize_block_weighted(x: &[f32], importance: &[f32], out: &mut [u8]) {
+    fn quantize_block_weighted(x: &[f32], importance: &[f32], _: f32, out: &mut [u8]) {
         quantize_q6k(x, Some(importance), out)
     }
 }
