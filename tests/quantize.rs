@@ -43,6 +43,7 @@ fn convert(input: &Path, out: &Path, ty: &str) -> ModelFile {
         preset: Preset::parse(ty).unwrap(),
         token_embd_type: None,
         output_type: None,
+        imatrix: None,
     };
     quantize(&src, out, &opts, &mut |_, _| {}).unwrap();
     ModelFile::open(out).expect("the written file loads")
@@ -355,6 +356,49 @@ fn folders_quantize_as_llama_cpp_does() {
                 _ => prompt,
             };
             assert_eq!(prompt, ids(&p["prompt_ids"]), "{arch}");
+        }
+    }
+}
+
+/// Re-quantizing the tiny K-quant Llama to llama.cpp's mixtures, with and without an importance
+/// matrix (tests/data/requant, made by its make.py): every tensor gets the type and the very
+/// bytes llama-quantize gave it — the type rules, the quantizers, the importance weighting and
+/// the copy of tensors already in their type.
+#[test]
+fn requantized_mixtures_match_llama_quantize() {
+    use sha2::{Digest, Sha256};
+    let src =
+        ModelFile::open(data("tiny-llama-q4_k_m/tiny-llama-2l-Q4_K_M.gguf").as_ref()).unwrap();
+    let imatrix = ember::imatrix::file::read(data("requant/imatrix.gguf").as_ref()).unwrap();
+    let dir = TempDir::new("requant");
+    let expected = json("requant/expected.json");
+    for case in expected["cases"].as_array().unwrap() {
+        let (ty, with) = (
+            case["type"].as_str().unwrap(),
+            case["imatrix"].as_bool().unwrap(),
+        );
+        let out = dir.0.join(format!("{ty}-{with}.gguf"));
+        let opts = QuantizeOptions {
+            preset: Preset::parse(ty).unwrap(),
+            token_embd_type: None,
+            output_type: None,
+            imatrix: with.then(|| imatrix.clone()),
+        };
+        quantize(&src, &out, &opts, &mut |_, _| {}).unwrap();
+        let ours = ember::format::gguf::GgufFile::open(&out).unwrap();
+        let want = case["tensors"].as_array().unwrap();
+        assert_eq!(ours.tensors.len(), want.len(), "{ty}");
+        for w in want {
+            let name = w["name"].as_str().unwrap();
+            let t = ours.tensor(name).unwrap();
+            let what = format!("{ty} (imatrix: {with}) {name}");
+            assert_eq!(t.dtype.name(), w["type"].as_str().unwrap(), "{what}");
+            let digest = format!("{:x}", Sha256::digest(t.bytes()));
+            assert_eq!(
+                digest,
+                w["sha256"].as_str().unwrap(),
+                "{what}: bytes differ"
+            );
         }
     }
 }

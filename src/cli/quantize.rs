@@ -26,13 +26,18 @@ pub struct QuantizeArgs {
     /// Type for the output head (overrides the preset).
     #[arg(long)]
     output_type: Option<String>,
+    /// An importance matrix (`ember imatrix`, or llama.cpp's GGUF or .dat): each weight's
+    /// rounding error is weighted by its column's importance, as `llama-quantize --imatrix`.
+    #[arg(long)]
+    imatrix: Option<PathBuf>,
 }
 
+/// A tensor type Ember writes, by llama.cpp's name.
 fn tensor_type(s: &Option<String>) -> Result<Option<GgmlType>> {
     s.as_deref()
-        .map(|name| match Preset::parse(name)? {
-            Preset::Uniform(t) => Ok(t),
-            _ => bail!("{name} is a preset, not a tensor type"),
+        .map(|name| match GgmlType::from_name(name) {
+            Some(t) if t.quantize(&[0.0; 256]).is_ok() => Ok(t),
+            _ => bail!("{name} is not a tensor type Ember writes"),
         })
         .transpose()
 }
@@ -43,6 +48,11 @@ pub fn run(args: &QuantizeArgs) -> Result<()> {
         preset: Preset::parse(&args.ty)?,
         token_embd_type: tensor_type(&args.token_embedding_type)?,
         output_type: tensor_type(&args.output_type)?,
+        imatrix: args
+            .imatrix
+            .as_deref()
+            .map(ember::imatrix::file::read)
+            .transpose()?,
     };
     if args.output.is_dir() {
         bail!(

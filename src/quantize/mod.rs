@@ -9,81 +9,124 @@ use crate::error::{Error, Result};
 use crate::format::gguf::MetaValue;
 use crate::format::gguf_write::{TensorPlan, write_gguf};
 use crate::format::{ModelFile, ModelSource, RopeLayout, TensorView};
-use crate::quant::{GgmlType, QK_K};
+use crate::imatrix::ImportanceMatrix;
+use crate::quant::GgmlType;
 
 /// What to quantize to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Preset {
     /// Every matrix in one type (the output head follows llama.cpp's rule, see [`plan`]).
     Uniform(GgmlType),
-    /// Q4_K, with Q6_K for the output head and some attention-value and feed-forward-down
-    /// matrices.
-    Q4KM,
-    /// As Q4_K_M with Q5_K as the base.
-    Q5KM,
+    /// One of llama.cpp's mixtures: a base type, with more bits for the tensors its rules name
+    /// (see [`mix_rule`]).
+    Mix(Mix),
 }
 
+/// llama.cpp's mixed file types (`llama-quantize`'s names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mix {
+    /// Q2_K, with Q3_K (or Q4_K) for attention values, outputs and the feed-forward down.
+    Q2K,
+    /// Q3_K throughout.
+    Q3KS,
+    /// Q3_K, with Q4_K/Q5_K for attention values, outputs and the feed-forward down.
+    Q3KM,
+    /// Q3_K, with Q5_K for attention values, outputs and the feed-forward down.
+    Q3KL,
+    /// Q4_K, with Q5_K for the first layers' attention values and feed-forward down.
+    Q4KS,
+    /// Q4_K, with Q6_K for some layers' attention values and feed-forward down.
+    Q4KM,
+    /// Q5_K throughout.
+    Q5KS,
+    /// As Q4_K_M with Q5_K as the base.
+    Q5KM,
+    /// IQ4_NL, with Q5_K where llama.cpp's rules ask for more bits.
+    Iq4Nl,
+    /// IQ4_XS, with Q5_K where llama.cpp's rules ask for more bits.
+    Iq4Xs,
+}
+
+/// Each mixture: its name, base type and GGUF `general.file_type`.
+const MIXES: &[(&str, Mix, GgmlType, u32)] = &[
+    ("q2_k", Mix::Q2K, GgmlType::Q2K, 10),
+    ("q3_k_s", Mix::Q3KS, GgmlType::Q3K, 11),
+    ("q3_k_m", Mix::Q3KM, GgmlType::Q3K, 12),
+    ("q3_k_l", Mix::Q3KL, GgmlType::Q3K, 13),
+    ("q4_k_s", Mix::Q4KS, GgmlType::Q4K, 14),
+    ("q4_k_m", Mix::Q4KM, GgmlType::Q4K, 15),
+    ("q5_k_s", Mix::Q5KS, GgmlType::Q5K, 16),
+    ("q5_k_m", Mix::Q5KM, GgmlType::Q5K, 17),
+    ("iq4_nl", Mix::Iq4Nl, GgmlType::Iq4Nl, 25),
+    ("iq4_xs", Mix::Iq4Xs, GgmlType::Iq4Xs, 30),
+];
+
 /// Types `ember quantize` writes.
-pub const WRITABLE: &str =
-    "f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k, q4_k_m, q5_k_m";
+pub const WRITABLE: &str = "f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q3_k, q4_k, q5_k, q6_k (one type \
+     throughout), q2_k, q3_k_s, q3_k_m, q3_k_l, q4_k_s, q4_k_m, q5_k_s, q5_k_m, iq4_nl, iq4_xs \
+     (llama.cpp's mixtures)";
 
 impl Preset {
     /// Parses one of [`WRITABLE`] (case-insensitive).
     pub fn parse(s: &str) -> Result<Preset> {
-        let unknown = || {
-            Error::Invalid(format!(
-                "unknown quantization type {s:?} (use one of {WRITABLE})"
-            ))
-        };
-        match s.to_ascii_lowercase().as_str() {
-            "q4_k_m" => Ok(Preset::Q4KM),
-            "q5_k_m" => Ok(Preset::Q5KM),
-            "f32" | "q2_k" | "q3_k" | "iq4_nl" | "iq4_xs" => Err(unknown()),
-            name => GgmlType::from_name(name)
-                .map(Preset::Uniform)
-                .ok_or_else(unknown),
+        let name = s.to_ascii_lowercase();
+        if let Some(&(_, mix, _, _)) = MIXES.iter().find(|m| m.0 == name) {
+            return Ok(Preset::Mix(mix));
+        }
+        match GgmlType::from_name(&name) {
+            Some(t) if t == GgmlType::F32 || t.quantize(&[0.0; 256]).is_err() => {}
+            Some(t) => return Ok(Preset::Uniform(t)),
+            None => {}
+        }
+        Err(Error::Invalid(format!(
+            "unknown quantization type {s:?} (use one of {WRITABLE})"
+        )))
+    }
+
+    fn mix(self) -> Option<&'static (&'static str, Mix, GgmlType, u32)> {
+        match self {
+            Preset::Mix(m) => MIXES.iter().find(|x| x.1 == m),
+            Preset::Uniform(_) => None,
         }
     }
 
     fn base(self) -> GgmlType {
         match self {
             Preset::Uniform(t) => t,
-            Preset::Q4KM => GgmlType::Q4K,
-            Preset::Q5KM => GgmlType::Q5K,
+            Preset::Mix(_) => self.mix().expect("every mixture is listed").2,
         }
     }
 
     /// GGUF's `general.file_type` for the preset.
     fn file_type(self) -> u32 {
-        match self {
-            Preset::Q4KM => 15,
-            Preset::Q5KM => 17,
-            Preset::Uniform(t) => match t {
-                GgmlType::F32 => 0,
-                GgmlType::F16 => 1,
-                GgmlType::Q4_0 => 2,
-                GgmlType::Q4_1 => 3,
-                GgmlType::Q8_0 => 7,
-                GgmlType::Q5_0 => 8,
-                GgmlType::Q5_1 => 9,
-                GgmlType::Q2K => 10,
-                GgmlType::Q3K => 12,
-                GgmlType::Q4K => 14,
-                GgmlType::Q5K => 16,
-                GgmlType::Q6K => 18,
-                GgmlType::Iq2Xxs => 19,
-                GgmlType::Iq2Xs => 20,
-                GgmlType::Iq3Xxs => 23,
-                GgmlType::Iq1S => 24,
-                GgmlType::Iq4Nl => 25,
-                GgmlType::Iq3S => 26,
-                GgmlType::Iq2S => 28,
-                GgmlType::Iq4Xs => 30,
-                GgmlType::Iq1M => 31,
-                GgmlType::Bf16 => 32,
-                GgmlType::Tq1_0 => 36,
-                GgmlType::Tq2_0 => 37,
-            },
+        if let Some(m) = self.mix() {
+            return m.3;
+        }
+        match self.base() {
+            GgmlType::F32 => 0,
+            GgmlType::F16 => 1,
+            GgmlType::Q4_0 => 2,
+            GgmlType::Q4_1 => 3,
+            GgmlType::Q8_0 => 7,
+            GgmlType::Q5_0 => 8,
+            GgmlType::Q5_1 => 9,
+            GgmlType::Q2K => 10,
+            GgmlType::Q3K => 12,
+            GgmlType::Q4K => 14,
+            GgmlType::Q5K => 16,
+            GgmlType::Q6K => 18,
+            GgmlType::Iq2Xxs => 19,
+            GgmlType::Iq2Xs => 20,
+            GgmlType::Iq3Xxs => 23,
+            GgmlType::Iq1S => 24,
+            GgmlType::Iq4Nl => 25,
+            GgmlType::Iq3S => 26,
+            GgmlType::Iq2S => 28,
+            GgmlType::Iq4Xs => 30,
+            GgmlType::Iq1M => 31,
+            GgmlType::Bf16 => 32,
+            GgmlType::Tq1_0 => 36,
+            GgmlType::Tq2_0 => 37,
         }
     }
 }
@@ -97,6 +140,20 @@ pub struct QuantizeOptions {
     pub token_embd_type: Option<GgmlType>,
     /// Type for the output head (default: the preset's rule).
     pub output_type: Option<GgmlType>,
+    /// An importance matrix: the quantizers weigh each weight's error by its column's
+    /// importance (llama.cpp's `--imatrix`).
+    pub imatrix: Option<ImportanceMatrix>,
+}
+
+/// The model facts the type rules depend on.
+#[derive(Clone, Copy, Debug)]
+pub struct ModelShape {
+    /// Transformer layers.
+    pub layers: usize,
+    /// Query heads per KV head.
+    pub gqa: usize,
+    /// Whether the output head is the token embedding.
+    pub tied: bool,
 }
 
 /// llama.cpp's layers that get more bits in the _M presets: the first and last eighth, and every
@@ -111,6 +168,8 @@ fn fallback(t: GgmlType, cols: usize) -> GgmlType {
         return t;
     }
     match t {
+        GgmlType::Iq4Xs => GgmlType::Iq4Nl,
+        GgmlType::Q2K | GgmlType::Q3K => GgmlType::Q4_0,
         GgmlType::Q4K => GgmlType::Q5_0,
         GgmlType::Q5K => GgmlType::Q5_1,
         _ if cols.is_multiple_of(32) => GgmlType::Q8_0,
@@ -120,25 +179,18 @@ fn fallback(t: GgmlType, cols: usize) -> GgmlType {
 
 /// The type each tensor gets. Vectors stay F32; the output head (or the tied embedding) gets
 /// Q6_K (Q8_0 when its rows are not whole super-blocks) unless the preset is Q8_0 or a float
-/// type; `_M` presets give Q6_K to the attention-value and feed-forward-down matrices of
-/// [`use_more_bits`] layers.
-pub fn plan(
-    name: &str,
-    shape: &[usize],
-    layers: usize,
-    tied: bool,
-    o: &QuantizeOptions,
-) -> GgmlType {
+/// type; mixtures follow [`mix_rule`]; rows a type cannot hold fall back as llama.cpp's do.
+pub fn plan(name: &str, shape: &[usize], m: ModelShape, o: &QuantizeOptions) -> GgmlType {
     if shape.len() < 2 || shape[1..].iter().product::<usize>() == 1 {
         return GgmlType::F32;
     }
     let base = o.preset.base();
-    let is_output = name == "output.weight" || (tied && name == "token_embd.weight");
+    let is_output = name == "output.weight" || (m.tied && name == "token_embd.weight");
     let t = match (is_output, o.output_type, o.token_embd_type) {
         (true, Some(t), _) => t,
         (_, _, Some(t)) if name == "token_embd.weight" => t,
         _ if base.is_float() => base,
-        (true, _, _) if !shape[0].is_multiple_of(QK_K) => GgmlType::Q8_0,
+        (true, _, _) if !shape[0].is_multiple_of(base.block_elems()) => GgmlType::Q8_0,
         (true, _, _) if base == GgmlType::Q8_0 => base,
         (true, _, _) => GgmlType::Q6K,
         _ => {
@@ -146,18 +198,58 @@ pub fn plan(
                 .strip_prefix("blk.")
                 .and_then(|r| r.split('.').next())
                 .and_then(|l| l.parse::<usize>().ok());
-            let mixed = matches!(o.preset, Preset::Q4KM | Preset::Q5KM);
-            // llama.cpp treats a fused q/k/v as it treats v.
-            let sensitive = name.ends_with("attn_v.weight")
-                || name.ends_with("attn_qkv.weight")
-                || name.ends_with("ffn_down.weight");
-            match layer {
-                Some(i) if mixed && sensitive && use_more_bits(i, layers) => GgmlType::Q6K,
+            match (o.preset, layer) {
+                (Preset::Mix(mix), Some(i)) => {
+                    mix_rule(mix, name, i, m, o.imatrix.is_some()).unwrap_or(base)
+                }
                 _ => base,
             }
         }
     };
     fallback(t, shape[0])
+}
+
+/// The role of a layer tensor that llama.cpp's mixtures treat apart.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// Attention values (and a fused q/k/v, which llama.cpp treats as values).
+    Value,
+    /// The attention output projection.
+    AttnOutput,
+    /// The feed-forward down projection.
+    FfnDown,
+}
+
+/// llama.cpp's rule for layer `i`'s tensor `name` in mixture `mix` (its
+/// `llama_tensor_get_type_impl` for these mixtures and dense models), if it departs from the
+/// base type.
+fn mix_rule(mix: Mix, name: &str, i: usize, m: ModelShape, imatrix: bool) -> Option<GgmlType> {
+    use GgmlType::{Q3K, Q4K, Q5K, Q6K};
+    let role = if name.ends_with("attn_v.weight") || name.ends_with("attn_qkv.weight") {
+        Role::Value
+    } else if name.ends_with("attn_output.weight") {
+        Role::AttnOutput
+    } else if name.ends_with("ffn_down.weight") {
+        Role::FfnDown
+    } else {
+        return None;
+    };
+    let n = m.layers;
+    let more = use_more_bits(i, n);
+    match (mix, role) {
+        (Mix::Q2K, Role::Value) => Some(if m.gqa >= 4 { Q4K } else { Q3K }),
+        (Mix::Q2K, _) => Some(Q3K),
+        (Mix::Q3KM, Role::Value) => Some(if i < 2 { Q5K } else { Q4K }),
+        (Mix::Q3KM, Role::FfnDown) => Some(if i < n / 16 { Q5K } else { Q4K }),
+        (Mix::Q3KM, Role::AttnOutput) => Some(Q4K),
+        (Mix::Q3KL, _) => Some(Q5K),
+        (Mix::Q4KS, Role::Value) if i < 4 => Some(Q5K),
+        (Mix::Q4KS, Role::FfnDown) if i < n / 8 => Some(Q5K),
+        (Mix::Q4KM | Mix::Q5KM, Role::Value | Role::FfnDown) if more => Some(Q6K),
+        (Mix::Iq4Nl | Mix::Iq4Xs, Role::Value) if m.gqa >= 4 => Some(Q5K),
+        (Mix::Iq4Nl | Mix::Iq4Xs, Role::FfnDown) if i < n / 8 && !imatrix => Some(Q5K),
+        _ => None,
+    }
 }
 
 /// llama.cpp's converter permutes the q/k rows of `llama` models so RoPE pairs adjacent
@@ -276,12 +368,16 @@ pub fn quantize(
     }
     tensors.extend(&factors);
     let outputs = fuse(tensors, cfg.arch.def().fused());
-    let tied = w.output.is_none();
+    let shape = ModelShape {
+        layers: cfg.layers,
+        gqa: cfg.heads / cfg.kv_heads.max(1),
+        tied: w.output.is_none(),
+    };
     let plans: Vec<TensorPlan> = outputs
         .iter()
         .map(|o| TensorPlan {
             name: o.name.clone(),
-            dtype: plan(&o.name, &o.shape, cfg.layers, tied, opts),
+            dtype: plan(&o.name, &o.shape, shape, opts),
             shape: o.shape.clone(),
         })
         .collect();
@@ -311,6 +407,23 @@ pub fn quantize(
     let total = outputs.len();
     write_gguf(out, &metadata, &plans, |i| {
         let (src, plan) = (&outputs[i], &plans[i]);
+        let permuted = permute
+            && [
+                "attn_q.weight",
+                "attn_q.bias",
+                "attn_k.weight",
+                "attn_k.bias",
+            ]
+            .iter()
+            .any(|suffix| src.name.ends_with(suffix));
+        // A tensor already in its type is copied, not quantized again (as llama-quantize does).
+        if let [part] = src.parts[..]
+            && part.dtype == plan.dtype
+            && !permuted
+        {
+            progress(i + 1, total);
+            return Ok(part.bytes().to_vec());
+        }
         let mut values: Vec<f32> = src.parts.iter().flat_map(|p| p.to_f32()).collect();
         let cols = if src.shape.len() == 1 {
             1
@@ -324,10 +437,26 @@ pub fn quantize(
         {
             values = permute_rows(&values, cols, cfg.kv_heads);
         }
-        let bytes = plan.dtype.quantize(&values).map_err(|p| Error::Tensor {
-            name: src.name.clone(),
-            problem: p,
-        })?;
+        let importance = match &opts.imatrix {
+            Some(m) if !plan.dtype.is_float() => m.importance(&src.name),
+            _ => None,
+        };
+        if let Some(imp) = &importance
+            && imp.len() != cols
+        {
+            return Err(Error::Invalid(format!(
+                "the importance matrix has {} columns for {}, which has {cols}: it was made for another model",
+                imp.len(),
+                src.name
+            )));
+        }
+        let bytes = plan
+            .dtype
+            .quantize_with(&values, importance.as_deref())
+            .map_err(|p| Error::Tensor {
+                name: src.name.clone(),
+                problem: p,
+            })?;
         progress(i + 1, total);
         Ok(bytes)
     })?;
@@ -354,61 +483,93 @@ mod tests {
             preset: p,
             token_embd_type: None,
             output_type: None,
+            imatrix: None,
         }
+    }
+
+    fn shape(layers: usize, gqa: usize, tied: bool) -> ModelShape {
+        ModelShape { layers, gqa, tied }
     }
 
     #[test]
     fn mixed_presets_follow_llama_cpp() {
         // The tiny K-quant reference model: 2 layers; llama-quantize Q4_K_M gave Q6_K to layer 1's
         // attn_v and ffn_down only.
-        let o = opts(Preset::Q4KM);
+        let o = opts(Preset::Mix(Mix::Q4KM));
+        let m = shape(2, 2, true);
         assert_eq!(
-            plan("blk.0.attn_v.weight", &[256, 128], 2, true, &o),
+            plan("blk.0.attn_v.weight", &[256, 128], m, &o),
             GgmlType::Q4K
         );
         assert_eq!(
-            plan("blk.1.attn_v.weight", &[256, 128], 2, true, &o),
+            plan("blk.1.attn_v.weight", &[256, 128], m, &o),
             GgmlType::Q6K
         );
         assert_eq!(
-            plan("blk.1.ffn_down.weight", &[768, 256], 2, true, &o),
+            plan("blk.1.ffn_down.weight", &[768, 256], m, &o),
             GgmlType::Q6K
         );
         assert_eq!(
-            plan("blk.1.attn_q.weight", &[256, 256], 2, true, &o),
+            plan("blk.1.attn_q.weight", &[256, 256], m, &o),
             GgmlType::Q4K
         );
-        assert_eq!(
-            plan("blk.1.attn_norm.weight", &[256], 2, true, &o),
-            GgmlType::F32
-        );
+        assert_eq!(plan("blk.1.attn_norm.weight", &[256], m, &o), GgmlType::F32);
         // Rows that are not whole super-blocks fall back; the tied head of width 576 gets Q8_0.
+        let m = shape(30, 3, true);
         assert_eq!(
-            plan("blk.0.attn_q.weight", &[576, 576], 30, true, &o),
+            plan("blk.0.attn_q.weight", &[576, 576], m, &o),
             GgmlType::Q5_0
         );
         assert_eq!(
-            plan("token_embd.weight", &[576, 49152], 30, true, &o),
+            plan("token_embd.weight", &[576, 49152], m, &o),
             GgmlType::Q8_0
         );
-        assert_eq!(
-            plan("output.weight", &[512, 1000], 30, false, &o),
-            GgmlType::Q6K
-        );
+        let m = shape(30, 3, false);
+        assert_eq!(plan("output.weight", &[512, 1000], m, &o), GgmlType::Q6K);
         let o = opts(Preset::Uniform(GgmlType::F16));
-        assert_eq!(
-            plan("output.weight", &[512, 1000], 30, false, &o),
-            GgmlType::F16
-        );
+        assert_eq!(plan("output.weight", &[512, 1000], m, &o), GgmlType::F16);
         let o = QuantizeOptions {
             token_embd_type: Some(GgmlType::Q4_0),
             ..opts(Preset::Uniform(GgmlType::Q8_0))
         };
         assert_eq!(
-            plan("token_embd.weight", &[512, 1000], 30, false, &o),
+            plan("token_embd.weight", &[512, 1000], m, &o),
             GgmlType::Q4_0
         );
         assert!((0..32).filter(|&i| use_more_bits(i, 32)).count() > 8);
+        // Q3_K_M: values Q5_K in the first two layers then Q4_K, outputs Q4_K, the first
+        // sixteenth's down Q5_K; Q2_K: Q3_K for all three (Q4_K values with 4+ heads per KV
+        // head); IQ4_XS: Q5_K values with 4+ heads per KV head, the first eighth's down Q5_K
+        // without an importance matrix only; rows of 576 fall back to Q4_0 / IQ4_NL.
+        let m = shape(32, 4, false);
+        let q3 = opts(Preset::Mix(Mix::Q3KM));
+        let at = |o: &QuantizeOptions, n: &str| plan(n, &[512, 512], m, o);
+        assert_eq!(at(&q3, "blk.1.attn_v.weight"), GgmlType::Q5K);
+        assert_eq!(at(&q3, "blk.2.attn_v.weight"), GgmlType::Q4K);
+        assert_eq!(at(&q3, "blk.1.ffn_down.weight"), GgmlType::Q5K);
+        assert_eq!(at(&q3, "blk.2.ffn_down.weight"), GgmlType::Q4K);
+        assert_eq!(at(&q3, "blk.9.attn_output.weight"), GgmlType::Q4K);
+        assert_eq!(at(&q3, "blk.9.ffn_up.weight"), GgmlType::Q3K);
+        let q2 = opts(Preset::Mix(Mix::Q2K));
+        assert_eq!(at(&q2, "blk.9.attn_v.weight"), GgmlType::Q4K);
+        assert_eq!(at(&q2, "blk.9.ffn_down.weight"), GgmlType::Q3K);
+        assert_eq!(at(&q2, "blk.9.attn_k.weight"), GgmlType::Q2K);
+        let xs = opts(Preset::Mix(Mix::Iq4Xs));
+        assert_eq!(at(&xs, "blk.9.attn_v.weight"), GgmlType::Q5K);
+        assert_eq!(at(&xs, "blk.3.ffn_down.weight"), GgmlType::Q5K);
+        let with = QuantizeOptions {
+            imatrix: Some(ImportanceMatrix::default()),
+            ..xs.clone()
+        };
+        assert_eq!(at(&with, "blk.3.ffn_down.weight"), GgmlType::Iq4Xs);
+        assert_eq!(
+            plan("blk.3.ffn_up.weight", &[576, 8], m, &xs),
+            GgmlType::Iq4Nl
+        );
+        assert_eq!(
+            plan("blk.3.ffn_up.weight", &[576, 8], m, &q2),
+            GgmlType::Q4_0
+        );
     }
 
     #[test]
@@ -422,12 +583,18 @@ mod tests {
 
     #[test]
     fn presets_parse() {
-        assert_eq!(Preset::parse("Q4_K_M").unwrap(), Preset::Q4KM);
+        assert_eq!(Preset::parse("Q4_K_M").unwrap(), Preset::Mix(Mix::Q4KM));
+        assert_eq!(Preset::parse("iq4_xs").unwrap(), Preset::Mix(Mix::Iq4Xs));
         assert_eq!(
             Preset::parse("q8_0").unwrap(),
             Preset::Uniform(GgmlType::Q8_0)
         );
-        assert!(Preset::parse("q3_k").is_err());
-        assert!(Preset::parse("q9").is_err());
+        assert_eq!(
+            Preset::parse("q3_k").unwrap(),
+            Preset::Uniform(GgmlType::Q3K)
+        );
+        for bad in ["q9", "f32", "iq2_xxs", "tq1_0"] {
+            assert!(Preset::parse(bad).is_err(), "{bad}");
+        }
     }
 }
