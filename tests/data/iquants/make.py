@@ -4,7 +4,7 @@ The model: hidden 256, FFN 768 (every row a whole number of 256-value blocks), 2
 of 64, 2 KV heads, the 1032-piece SentencePiece vocabulary of tests/data/archs/tiny-phi3, random
 weights seeded as the other tiny models'. Made by llama.cpp as a user makes such a file:
 convert_hf_to_gguf.py (F16), llama-imatrix over calibration.txt (its importance matrix is kept as
-imatrix-llama.cpp.gguf), then llama-quantize --imatrix with one type per tensor (TYPES); and
+imatrix-llama.cpp.gguf; the F16 file is kept as tiny-llama-F16.gguf), then llama-quantize --imatrix with one type per tensor (TYPES); and
 llama-imatrix of the quantized file over the same text (imatrix-of-iquants.gguf). The
 reference is transformers in float32 on the quantized file's weights dequantized by gguf-py
 (tests/data/archs/make.py's `reference` and `dequantized_state`).
@@ -50,7 +50,8 @@ def main():
     for f in ("tokenizer.model", "tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
         shutil.copy(os.path.join(TOKENIZER, f), hf)
     tok = AutoTokenizer.from_pretrained(hf)
-    f16 = os.path.join(work, "f16.gguf")
+    # The F16 file is kept: the source the importance-matrix measurements quantize from.
+    f16 = os.path.join(HERE, "tiny-llama-F16.gguf")
     subprocess.run([sys.executable, os.path.join(llama, "convert_hf_to_gguf.py"), hf,
                     "--outtype", "f16", "--outfile", f16], check=True, capture_output=True)
     bin_dir = os.path.join(llama, "build", "bin")

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Calibrated quantization measured: for the default model (source: the shipped Q4_1, the most
+# precise file there is of it) and the tiny i-quant Llama (source: its F16 file), quantize to
+# Q2_K, Q3_K_M, IQ4_XS and Q4_K_M with Ember and with llama-quantize, without an importance
+# matrix, with Ember's (`ember imatrix`) and with llama.cpp's (`llama-imatrix`), both measured on
+# the same calibration text; then for each file its size, perplexity, and KL divergence and top-1
+# agreement against the source (`ember compare`) on an evaluation text that is neither the
+# calibration text nor a test input. Checks that every file Ember writes reads back in gguf-py
+# (every tensor dequantized) and in llama.cpp (its perplexity on the evaluation text), and says
+# whether Ember's bytes equal llama-quantize's for the same importance matrix. Writes the table
+# into README.md (between the imatrix-table markers). Not part of CI (about 15 minutes here).
+#
+# usage: scripts/imatrix_table.sh
+# env:   PEER_DIR (default target/peer): where llama.cpp b11312 is built (scripts/llamacpp.sh)
+#        EVAL (default: the first 16 KB of /usr/share/common-licenses/GPL-3)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
+peer=$(mkdir -p "${PEER_DIR:-target/peer}" && cd "${PEER_DIR:-target/peer}" && pwd)
+bin=$peer/llama.cpp/build/bin
+# shellcheck source=scripts/llamacpp.sh
+source scripts/llamacpp.sh
+echo "== building llama.cpp b11312 (once) and Ember" >&2
+build_llamacpp llama-quantize llama-imatrix llama-perplexity
+cargo build --release --quiet --bin ember
+ember=target/release/ember
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+calib=tests/data/iquants/calibration.txt
+if [ -n "${EVAL:-}" ]; then cp "$EVAL" "$work/eval.txt"; else head -c 16384 /usr/share/common-licenses/GPL-3 > "$work/eval.txt"; fi
+export PYTHONPATH=$peer/llama.cpp/gguf-py
+python3 -c 'import numpy' 2>/dev/null || python3 -m pip install -q numpy
+
+# Reads every tensor of a GGUF file with gguf-py and dequantizes it (fails on any error).
+readback() {
+  python3 - "$1" <<'PY'
+import sys
+import gguf
+from gguf.quants import dequantize
+for t in gguf.GGUFReader(sys.argv[1]).tensors:
+    dequantize(t.data, t.tensor_type)
+PY
+}
+
+# Whether two GGUF files hold the same tensors with the same types and bytes.
+same_tensors() {
+  python3 - "$1" "$2" <<'PY'
+import sys
+import gguf
+a, b = (gguf.GGUFReader(p).tensors for p in sys.argv[1:3])
+same = len(a) == len(b) and all(x.name == y.name and x.tensor_type == y.tensor_type
+                                and x.data.tobytes() == y.data.tobytes() for x, y in zip(a, b))
+print("yes" if same else "no")
+PY
+}
+
+field() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
+rows=""
+for model in default tiny; do
+  if [ "$model" = default ]; then
+    src=assets/SmolLM2-135M-Instruct.Q4_1.gguf; label="SmolLM2-135M (source Q4_1)"; chunk=512
+  else
+    src=tests/data/iquants/tiny-llama-F16.gguf; label="tiny random Llama (source F16)"; chunk=128
+  fi
+  echo "== $label: importance matrices" >&2
+  "$ember" imatrix -m "$src" -f "$calib" -o "$work/$model-ember.imatrix" -c "$chunk" 2>/dev/null
+  "$bin/llama-imatrix" -m "$src" -f "$calib" -o "$work/$model-llama.imatrix" -c "$chunk" -t "$(nproc)" >/dev/null 2>&1
+  for t in Q2_K Q3_K_M IQ4_XS Q4_K_M; do
+    for tool in llama ember; do
+      for im in none ember llama; do
+        out="$work/$model-$t-$tool-$im.gguf"
+        flag=()
+        [ "$im" = none ] || flag=(--imatrix "$work/$model-$im.imatrix")
+        if [ "$tool" = ember ]; then
+          "$ember" quantize "$src" "$out" --type "$t" "${flag[@]}" 2>/dev/null
+        else
+          "$bin/llama-quantize" --allow-requantize "${flag[@]}" "$src" "$out" "$t" >/dev/null 2>&1
+        fi
+        echo "   $t $tool imatrix=$im" >&2
+        cmp=$("$ember" compare "$src" "$out" -f "$work/eval.txt" --backend cpu --json 2>/dev/null)
+        size=$(python3 -c "import os; print(f'{os.path.getsize(\"$out\") / 2**20:.2f}')")
+        ppl=$(echo "$cmp" | field '["ppl_b"]'); kld=$(echo "$cmp" | field '["mean_kld"]')
+        top1=$(echo "$cmp" | field '["top1_agreement"]')
+        check="-"
+        if [ "$tool" = ember ]; then
+          readback "$out"
+          lppl=$("$bin/llama-perplexity" -m "$out" -f "$work/eval.txt" -c 128 -t "$(nproc)" 2>&1 |
+            sed -n 's/.*Final estimate: PPL = \([0-9.]*\).*/\1/p')
+          [ -n "$lppl" ] || { echo "llama.cpp could not read $out" >&2; exit 1; }
+          same=$(same_tensors "$out" "$work/$model-$t-llama-$im.gguf" 2>/dev/null || echo "?")
+          check="gguf-py ok; llama.cpp ppl $lppl; same bytes: $same"
+        fi
+        rows+=$(printf '| %s | %s | %s | %s | %s | %.3f | %.4f | %.1f%% | %s |' "$label" "$t" "$tool" \
+          "$im" "$size" "$ppl" "$kld" "$(python3 -c "print(100 * $top1)")" "$check")$'\n'
+      done
+    done
+  done
+done
+table="<!-- imatrix-table:start (generated by scripts/imatrix_table.sh; do not edit by hand) -->
+Measured $(date -u +%Y-%m-%d) on $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)).
+Calibration: \`$calib\`; evaluation: ${EVAL:-the first 16 KB of the GPL-3 text}, windows of 128
+tokens on Ember's CPU backend; KLD and top-1 against the source file. \"ember\" rows are written by
+\`ember quantize\` (the check column: read back by gguf-py and llama.cpp, and whether the tensors
+equal llama-quantize's with the same importance matrix, in the rows above it).
+
+| model | type | quantizer | imatrix | MiB | perplexity | mean KLD | top-1 | check |
+|---|---|---|---|---|---|---|---|---|
+${rows}<!-- imatrix-table:end -->"
+python3 - "$table" <<'PY'
+import re, sys
+readme = open("README.md").read()
+new = re.sub(r"<!-- imatrix-table:start.*?<!-- imatrix-table:end -->", lambda m: sys.argv[1], readme, flags=re.S)
+open("README.md", "w").write(new)
+PY
+echo "README.md table updated"
