@@ -97,15 +97,5 @@ print("\n".join(rows))
 print("<!-- cpu-speed-table:end -->")
 PY
 cat "$out/table.md"
-python3 - "$out/table.md" <<'PY'
-import re, sys
-table = open(sys.argv[1]).read().strip()
-readme = open("README.md").read()
-pattern = re.compile(r"<!-- cpu-speed-table:start.*?<!-- cpu-speed-table:end -->", re.S)
-if pattern.search(readme):
-    readme = pattern.sub(lambda _: table, readme)
-else:
-    readme = readme.rstrip() + "\n\n" + table + "\n"
-open("README.md", "w").write(readme)
-PY
+python3 scripts/readme_table.py cpu-speed-table < "$out/table.md"
 echo "README.md updated" >&2

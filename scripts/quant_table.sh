@@ -31,10 +31,5 @@ Perplexity: the reference text, windows of 128 tokens. Decode: 32 greedy tokens 
 | type | file MiB | perplexity | decode tok/s (CPU) | decode tok/s (GPU) |
 |---|---|---|---|---|
 ${rows}<!-- quant-table:end -->"
-python3 - "$table" <<'PY'
-import re, sys
-readme = open("README.md").read()
-new = re.sub(r"<!-- quant-table:start.*?<!-- quant-table:end -->", lambda m: sys.argv[1], readme, flags=re.S)
-open("README.md", "w").write(new)
-PY
+echo "$table" | python3 scripts/readme_table.py quant-table
 echo "README.md table updated"

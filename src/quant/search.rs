@@ -142,6 +142,53 @@ pub fn make_qx_quants(nmax: i32, x: &[f32], l: &mut [u8], weights: Option<&[f32]
     scale
 }
 
+/// Integers `q` of `x` (weights `weights`) with one shared scale, refined a coordinate at a time
+/// (up to five sweeps): each integer moves to its best value given the others' fit, clamped to
+/// `lo..=hi`, when that improves the least-squares fit `(Σ w·x·q)² / Σ w·q²`. llama.cpp's two
+/// refinements differ only in when they skip a value: `qp` skips one unless the others' `Σ w·q²`
+/// is positive. Returns the fitted scale.
+fn refine_integers(
+    x: &[f32],
+    weights: impl Fn(usize) -> f32,
+    q: &mut [i32],
+    (lo, hi): (i32, i32),
+    qp: bool,
+) -> f32 {
+    let (mut sumlx, mut suml2) = (0.0f32, 0.0f32);
+    for (i, &v) in x.iter().enumerate() {
+        let (w, qi) = (weights(i), q[i] as f32);
+        sumlx += w * v * qi;
+        suml2 += w * qi * qi;
+    }
+    for _ in 0..5 {
+        let mut changed = false;
+        for i in 0..x.len() {
+            let (w, qi) = (weights(i), q[i] as f32);
+            let mut slx = sumlx - w * x[i] * qi;
+            let mut sl2 = suml2 - w * qi * qi;
+            if slx <= 0.0 || (qp && sl2 <= 0.0) {
+                continue;
+            }
+            let new = nearest_int(x[i] * sl2 / slx).clamp(lo, hi);
+            if new != q[i] {
+                let nf = new as f32;
+                slx += w * x[i] * nf;
+                sl2 += w * nf * nf;
+                if sl2 > 0.0 && slx * slx * suml2 > sumlx * sumlx * sl2 {
+                    q[i] = new;
+                    sumlx = slx;
+                    suml2 = sl2;
+                    changed = true;
+                }
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    if suml2 > 0.0 { sumlx / suml2 } else { 0.0 }
+}
+
 /// Positive values `x` (group scales or minimums) as integers `0..=nmax` times one scale,
 /// weighted by `weights`; a few candidate scales, then coordinate-wise refinement of the
 /// integers. Writes them to `l` and returns the scale.
@@ -176,44 +223,15 @@ pub fn make_qp_quants(nmax: i32, x: &[f32], l: &mut [u8], weights: &[f32]) -> f3
             iscale = candidate;
         }
     }
-    let (mut sumlx, mut suml2) = (0.0f32, 0.0f32);
-    let mut q = vec![0i32; x.len()];
-    for i in 0..x.len() {
-        q[i] = nearest_int(iscale * x[i]).min(nmax);
-        let (w, qi) = (weights[i], q[i] as f32);
-        sumlx += w * x[i] * qi;
-        suml2 += w * qi * qi;
-    }
-    for _ in 0..5 {
-        let mut changed = false;
-        for i in 0..x.len() {
-            let w = weights[i];
-            let qi = q[i] as f32;
-            let mut slx = sumlx - w * x[i] * qi;
-            let mut sl2 = suml2 - w * qi * qi;
-            if slx > 0.0 && sl2 > 0.0 {
-                let new = nearest_int(x[i] * sl2 / slx).min(nmax);
-                if new != q[i] {
-                    let nf = new as f32;
-                    slx += w * x[i] * nf;
-                    sl2 += w * nf * nf;
-                    if slx * slx * suml2 > sumlx * sumlx * sl2 {
-                        q[i] = new;
-                        sumlx = slx;
-                        suml2 = sl2;
-                        changed = true;
-                    }
-                }
-            }
-        }
-        if !changed {
-            break;
-        }
-    }
+    let mut q: Vec<i32> = x
+        .iter()
+        .map(|&v| nearest_int(iscale * v).min(nmax))
+        .collect();
+    let scale = refine_integers(x, |i| weights[i], &mut q, (i32::MIN, nmax), true);
     for (o, &v) in l.iter_mut().zip(&q) {
         *o = v as u8;
     }
-    if suml2 > 0.0 { sumlx / suml2 } else { 0.0 }
+    scale
 }
 
 /// Q3_K's reference search: integers in `-nmax..nmax` (stored as `l + nmax`) weighted by `x²`,
@@ -235,42 +253,11 @@ pub fn make_q3_quants(nmax: i32, x: &[f32], l: &mut [u8]) -> f32 {
         .iter()
         .map(|&v| nearest_int(iscale * v).clamp(-nmax, nmax - 1))
         .collect();
-    let (mut sumlx, mut suml2) = (0.0f32, 0.0f32);
-    for (&v, &qi) in x.iter().zip(&q) {
-        let (w, qi) = (v * v, qi as f32);
-        sumlx += w * v * qi;
-        suml2 += w * qi * qi;
-    }
-    for _ in 0..5 {
-        let mut changed = false;
-        for i in 0..x.len() {
-            let w = x[i] * x[i];
-            let qi = q[i] as f32;
-            let mut slx = sumlx - w * x[i] * qi;
-            if slx > 0.0 {
-                let mut sl2 = suml2 - w * qi * qi;
-                let new = nearest_int(x[i] * sl2 / slx).clamp(-nmax, nmax - 1);
-                if new != q[i] {
-                    let nf = new as f32;
-                    slx += w * x[i] * nf;
-                    sl2 += w * nf * nf;
-                    if sl2 > 0.0 && slx * slx * suml2 > sumlx * sumlx * sl2 {
-                        q[i] = new;
-                        sumlx = slx;
-                        suml2 = sl2;
-                        changed = true;
-                    }
-                }
-            }
-        }
-        if !changed {
-            break;
-        }
-    }
+    let scale = refine_integers(x, |i| x[i] * x[i], &mut q, (-nmax, nmax - 1), false);
     for (o, &v) in l.iter_mut().zip(&q) {
         *o = (v + nmax) as u8;
     }
-    if suml2 > 0.0 { sumlx / suml2 } else { 0.0 }
+    scale
 }
 
 /// The index of the level of `levels` (ascending) nearest to `v` (ties to the lower).

@@ -317,6 +317,37 @@ fn fuse<'a>(tensors: Vec<&'a TensorView>, fused: &[(&str, &[&str])]) -> Vec<Outp
     outputs
 }
 
+/// Encodes rows of `cols` values as `t`, the rows split over the machine's cores (each row is
+/// encoded on its own, so the bytes do not depend on the split).
+fn quantize_rows(
+    t: GgmlType,
+    values: &[f32],
+    cols: usize,
+    importance: Option<&[f32]>,
+) -> std::result::Result<Vec<u8>, String> {
+    let rows = values.len() / cols.max(1);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // Below a few blocks' worth per thread, threads cost more than they save.
+    if threads < 2 || values.len() < 1 << 16 || rows < threads {
+        return t.quantize_with(values, importance);
+    }
+    let chunk = rows.div_ceil(threads) * cols;
+    let parts: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = values
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || t.quantize_with(part, importance)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    });
+    parts.into_iter().try_fold(Vec::new(), |mut all, part| {
+        all.extend(part?);
+        Ok(all)
+    })
+}
+
 /// What [`quantize`] did.
 #[derive(Clone, Debug)]
 pub struct QuantizeReport {
@@ -450,12 +481,12 @@ pub fn quantize(
                 src.name
             )));
         }
-        let bytes = plan
-            .dtype
-            .quantize_with(&values, importance.as_deref())
-            .map_err(|p| Error::Tensor {
-                name: src.name.clone(),
-                problem: p,
+        let bytes =
+            quantize_rows(plan.dtype, &values, cols, importance.as_deref()).map_err(|p| {
+                Error::Tensor {
+                    name: src.name.clone(),
+                    problem: p,
+                }
             })?;
         progress(i + 1, total);
         Ok(bytes)

@@ -9,9 +9,11 @@ what a calibration run measures when the weights' inputs are about unit-scale.
 
 usage: python make_iquants.py LLAMA_CPP_DIR [TYPE ...]   (default: every i-quant and ternary type)
 Pinned: llama.cpp b11312 (commit 0c1e5709)."""
-import ctypes, hashlib, json, os, sys
+import hashlib, json, os, sys
 
 import numpy as np
+
+import ggml_lib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -20,16 +22,10 @@ def main():
     llama = sys.argv[1]
     types = sys.argv[2:] or ["IQ4_NL", "IQ4_XS", "IQ2_XXS", "IQ2_XS", "IQ2_S", "IQ3_XXS",
                              "IQ3_S", "IQ1_S", "IQ1_M", "TQ1_0", "TQ2_0"]
-    sys.path.insert(0, os.path.join(llama, "gguf-py"))
+    lib = ggml_lib.load(llama)
     import gguf
     from gguf.quants import dequantize
     from gguf.constants import GGMLQuantizationType as Q, GGML_QUANT_SIZES
-    lib = ctypes.CDLL(os.path.join(llama, "build", "bin", "libggml-base.so"))
-    lib.ggml_quantize_chunk.restype = ctypes.c_size_t
-    lib.ggml_quantize_chunk.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p,
-                                        ctypes.c_int64, ctypes.c_int64, ctypes.c_int64,
-                                        ctypes.c_void_p]
-    lib.ggml_quantize_requires_imatrix.restype = ctypes.c_bool
     source = json.load(open(os.path.join(HERE, "zoo_Q4_0.json")))
     for name in types:
         qt = Q[name]

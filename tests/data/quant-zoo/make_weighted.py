@@ -6,9 +6,11 @@ weighted.json: per tensor its importance vector, and per type the bytes llama.cp
 
 usage: python make_weighted.py LLAMA_CPP_DIR
 Pinned: llama.cpp b11312 (commit 0c1e5709)."""
-import ctypes, json, os, sys
+import json, os, sys
 
 import numpy as np
+
+import ggml_lib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TYPES = ["Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "IQ4_NL",
@@ -17,13 +19,8 @@ TYPES = ["Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K",
 
 def main():
     llama = sys.argv[1]
-    sys.path.insert(0, os.path.join(llama, "gguf-py"))
+    lib = ggml_lib.load(llama)
     from gguf.constants import GGMLQuantizationType as Q, GGML_QUANT_SIZES
-    lib = ctypes.CDLL(os.path.join(llama, "build", "bin", "libggml-base.so"))
-    lib.ggml_quantize_chunk.restype = ctypes.c_size_t
-    lib.ggml_quantize_chunk.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p,
-                                        ctypes.c_int64, ctypes.c_int64, ctypes.c_int64,
-                                        ctypes.c_void_p]
     source = json.load(open(os.path.join(HERE, "zoo_Q4_0.json")))
     rng = np.random.default_rng(20261130)
     out = {"notes": __doc__, "tensors": []}
