@@ -590,6 +590,8 @@ impl GgmlType {
             GgmlType::Q6K => quantize_blocks::<Q6K>(x, i),
             GgmlType::Iq4Nl => quantize_blocks::<Iq4Nl>(x, i),
             GgmlType::Iq4Xs => quantize_blocks::<Iq4Xs>(x, i),
+            GgmlType::Tq1_0 => quantize_blocks::<Tq1_0>(x, i),
+            GgmlType::Tq2_0 => quantize_blocks::<Tq2_0>(x, i),
             _ => {
                 return Err(format!(
                     "writing {} is not supported (reading is)",

@@ -45,6 +45,10 @@ pub enum Mix {
     Iq4Nl,
     /// IQ4_XS, with Q5_K where llama.cpp's rules ask for more bits.
     Iq4Xs,
+    /// TQ1_0 (ternary weights), with Q4_K for the token embedding.
+    Tq1_0,
+    /// TQ2_0 (ternary weights), with Q4_K for the token embedding.
+    Tq2_0,
 }
 
 /// Each mixture: its name, base type and GGUF `general.file_type`.
@@ -59,12 +63,14 @@ const MIXES: &[(&str, Mix, GgmlType, u32)] = &[
     ("q5_k_m", Mix::Q5KM, GgmlType::Q5K, 17),
     ("iq4_nl", Mix::Iq4Nl, GgmlType::Iq4Nl, 25),
     ("iq4_xs", Mix::Iq4Xs, GgmlType::Iq4Xs, 30),
+    ("tq1_0", Mix::Tq1_0, GgmlType::Tq1_0, 36),
+    ("tq2_0", Mix::Tq2_0, GgmlType::Tq2_0, 37),
 ];
 
 /// Types `ember quantize` writes.
 pub const WRITABLE: &str = "f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q3_k, q4_k, q5_k, q6_k (one type \
-     throughout), q2_k, q3_k_s, q3_k_m, q3_k_l, q4_k_s, q4_k_m, q5_k_s, q5_k_m, iq4_nl, iq4_xs \
-     (llama.cpp's mixtures)";
+     throughout), q2_k, q3_k_s, q3_k_m, q3_k_l, q4_k_s, q4_k_m, q5_k_s, q5_k_m, iq4_nl, iq4_xs, \
+     tq1_0, tq2_0 (llama.cpp's mixtures)";
 
 impl Preset {
     /// Parses one of [`WRITABLE`] (case-insensitive).
@@ -190,6 +196,12 @@ pub fn plan(name: &str, shape: &[usize], m: ModelShape, o: &QuantizeOptions) -> 
         (true, Some(t), _) => t,
         (_, _, Some(t)) if name == "token_embd.weight" => t,
         _ if base.is_float() => base,
+        (false, _, _)
+            if name == "token_embd.weight"
+                && matches!(o.preset, Preset::Mix(Mix::Tq1_0 | Mix::Tq2_0)) =>
+        {
+            GgmlType::Q4K
+        }
         (true, _, _) if !shape[0].is_multiple_of(base.block_elems()) => GgmlType::Q8_0,
         (true, _, _) if base == GgmlType::Q8_0 => base,
         (true, _, _) => GgmlType::Q6K,
@@ -624,7 +636,8 @@ mod tests {
             Preset::parse("q3_k").unwrap(),
             Preset::Uniform(GgmlType::Q3K)
         );
-        for bad in ["q9", "f32", "iq2_xxs", "tq1_0"] {
+        assert_eq!(Preset::parse("TQ2_0").unwrap(), Preset::Mix(Mix::Tq2_0));
+        for bad in ["q9", "f32", "iq2_xxs", "iq1_m"] {
             assert!(Preset::parse(bad).is_err(), "{bad}");
         }
     }
