@@ -47,9 +47,9 @@ same_tensors() {
   python3 - "$1" "$2" <<'PY'
 import sys
 import gguf
-a, b = (gguf.GGUFReader(p).tensors for p in sys.argv[1:3])
-same = len(a) == len(b) and all(x.name == y.name and x.tensor_type == y.tensor_type
-                                and x.data.tobytes() == y.data.tobytes() for x, y in zip(a, b))
+a, b = ({t.name: t for t in gguf.GGUFReader(p).tensors} for p in sys.argv[1:3])
+same = a.keys() == b.keys() and all(a[n].tensor_type == b[n].tensor_type
+                                    and a[n].data.tobytes() == b[n].data.tobytes() for n in a)
 print("yes" if same else "no")
 PY
 }
@@ -101,15 +101,11 @@ Measured $(date -u +%Y-%m-%d) on $(nproc) cores ($(grep -m1 'model name' /proc/c
 Calibration: \`$calib\`; evaluation: ${EVAL:-the first 16 KB of the GPL-3 text}, windows of 128
 tokens on Ember's CPU backend; KLD and top-1 against the source file. \"ember\" rows are written by
 \`ember quantize\` (the check column: read back by gguf-py and llama.cpp, and whether the tensors
-equal llama-quantize's with the same importance matrix, in the rows above it).
+equal llama-quantize's with the same importance matrix, in the rows above it; llama.cpp's
+perplexity is llama-perplexity's protocol, context 128, the second half of each window scored).
 
 | model | type | quantizer | imatrix | MiB | perplexity | mean KLD | top-1 | check |
 |---|---|---|---|---|---|---|---|---|
 ${rows}<!-- imatrix-table:end -->"
-python3 - "$table" <<'PY'
-import re, sys
-readme = open("README.md").read()
-new = re.sub(r"<!-- imatrix-table:start.*?<!-- imatrix-table:end -->", lambda m: sys.argv[1], readme, flags=re.S)
-open("README.md", "w").write(new)
-PY
+echo "$table" | python3 scripts/readme_table.py imatrix-table
 echo "README.md table updated"

@@ -22,11 +22,13 @@ const COUNTS: &str = ".counts";
 pub fn read(path: &Path) -> Result<ImportanceMatrix> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let bad = |what: String| Error::Format(format!("{}: {what}", path.display()));
-    if bytes.starts_with(b"GGUF") {
-        read_gguf(GgufFile::from_bytes(bytes)?).map_err(bad)
+    let mut m = if bytes.starts_with(b"GGUF") {
+        read_gguf(GgufFile::from_bytes(bytes)?).map_err(bad)?
     } else {
-        read_legacy(&bytes).map_err(bad)
-    }
+        read_legacy(&bytes).map_err(bad)?
+    };
+    m.source = Some(path.display().to_string());
+    Ok(m)
 }
 
 fn read_gguf(g: GgufFile) -> std::result::Result<ImportanceMatrix, String> {
@@ -222,7 +224,14 @@ mod tests {
         write(&m, &path).unwrap();
         let back = read(&path).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
-        assert_eq!(back, m);
+        assert_eq!(back.source.as_deref(), Some(path.to_str().unwrap()));
+        assert_eq!(
+            ImportanceMatrix {
+                source: None,
+                ..back.clone()
+            },
+            m
+        );
         assert_eq!(
             back.importance("blk.0.attn_q.weight").unwrap(),
             vec![(1.0 + 9.0) / 2.0, (4.0 + 0.0625) / 2.0, (0.25 + 1.0) / 2.0]

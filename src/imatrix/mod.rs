@@ -43,6 +43,8 @@ pub struct ImportanceMatrix {
     pub chunk_size: u32,
     /// The calibration texts.
     pub datasets: Vec<String>,
+    /// The file it was read from, if it was.
+    pub source: Option<String>,
 }
 
 impl ImportanceMatrix {

@@ -436,7 +436,7 @@ pub fn quantize(
                 !matches!(
                     k.as_str(),
                     "general.alignment" | "general.file_type" | "general.quantization_version"
-                )
+                ) && !k.starts_with("quantize.imatrix.")
             })
             .cloned()
             .collect(),
@@ -447,6 +447,28 @@ pub fn quantize(
         MetaValue::U32(opts.preset.file_type()),
     ));
     metadata.push(("general.quantization_version".into(), MetaValue::U32(2)));
+    // What llama-quantize records of an importance matrix (strings cut to its 127 bytes).
+    if let Some(m) = &opts.imatrix {
+        let cut = |s: &str| -> String {
+            s.chars()
+                .scan(0, |n, c| {
+                    *n += c.len_utf8();
+                    (*n <= 127).then_some(c)
+                })
+                .collect()
+        };
+        let mut put = |k: &str, v: MetaValue| metadata.push((format!("quantize.imatrix.{k}"), v));
+        if let Some(f) = &m.source {
+            put("file", MetaValue::String(cut(f)));
+        }
+        if let Some(d) = m.datasets.first() {
+            put("dataset", MetaValue::String(cut(d)));
+        }
+        put("entries_count", MetaValue::I32(m.entries.len() as i32));
+        if m.chunk_count > 0 {
+            put("chunks_count", MetaValue::I32(m.chunk_count as i32));
+        }
+    }
     let total = outputs.len();
     write_gguf(out, &metadata, &plans, |i| {
         let (src, plan) = (&outputs[i], &plans[i]);
