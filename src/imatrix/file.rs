@@ -261,7 +261,7 @@ mod tests {
             assert!(read_legacy(&dat[..cut]).is_err(), "cut at {cut}");
         }
         let mut huge = dat.clone();
-        huge[13..17].copy_from_slice(&i32::MAX.to_le_bytes());
+        huge[17..21].copy_from_slice(&i32::MAX.to_le_bytes());
         assert!(read_legacy(&huge).is_err());
     }
 }
