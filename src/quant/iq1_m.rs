@@ -5,14 +5,14 @@
 //! `r` (8 weights) is entry `qs[r] | (bits 4(r % 2)..4(r % 2) + 3 of qh[r / 2]) << 8` of IQ1_S's
 //! grid; bit 3 of that nibble is the sign of its 1/8. Codes as IQ1_S's.
 
+use super::f16_bits_to_f32;
 use super::iq1_s::{iq1_scale, put_shifted};
-use super::lattice::u16_at;
-use super::{AffineGroups, QK_K, affine_block_format, f16_bits_to_f32};
+use super::lattice::{lattice_format, u16_at};
 
 /// The IQ1_M block format.
 pub struct Iq1M;
 
-affine_block_format!(Iq1M, QK_K, 56);
+lattice_format!(Iq1M, 56, 16, super_scale, group_codes);
 
 /// The super-scale: the top nibble of each scale word.
 #[inline(always)]
@@ -21,27 +21,18 @@ fn super_scale(b: &[u8]) -> f32 {
     f16_bits_to_f32(bits as u16)
 }
 
-/// Sixteen groups of 16 codes.
-impl AffineGroups for Iq1M {
-    const GROUP: usize = 16;
-    const SIGNED: bool = true;
-    #[inline(always)]
-    fn groups(b: &[u8], mut f: impl FnMut(usize, &[u8], f32, f32)) {
-        let d = super_scale(b);
-        for g in 0..16 {
-            let mut codes = [0u8; 16];
-            for l in 0..2 {
-                let r = 2 * g + l;
-                let nibble = usize::from(b[32 + r / 2] >> (4 * (r % 2)) & 15);
-                let delta = if nibble & 8 != 0 { -1 } else { 1 };
-                put_shifted(
-                    &mut codes[8 * l..],
-                    usize::from(b[r]) | (nibble & 7) << 8,
-                    delta,
-                );
-            }
-            let s = u16_at(b, 48 + 2 * (g / 4)) >> (3 * (g % 4)) & 7;
-            f(g, &codes, iq1_scale(d, s), 0.0);
-        }
+/// Group `g` of 16: two runs of 8 shifted grid values, and its scale.
+#[inline(always)]
+fn group_codes(b: &[u8], d: f32, g: usize, codes: &mut [u8; 16]) -> f32 {
+    for l in 0..2 {
+        let r = 2 * g + l;
+        let nibble = usize::from(b[32 + r / 2] >> (4 * (r % 2)) & 15);
+        let delta = if nibble & 8 != 0 { -1 } else { 1 };
+        put_shifted(
+            &mut codes[8 * l..],
+            usize::from(b[r]) | (nibble & 7) << 8,
+            delta,
+        );
     }
+    iq1_scale(d, u16_at(b, 48 + 2 * (g / 4)) >> (3 * (g % 4)) & 7)
 }

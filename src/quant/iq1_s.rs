@@ -6,13 +6,12 @@
 //! products, since dividing by 8 is exact.
 
 use super::iq_grids::IQ1S;
-use super::lattice::u16_at;
-use super::{AffineGroups, QK_K, affine_block_format, f16_at};
+use super::lattice::{lattice_format, leading_f16, u16_at};
 
 /// The IQ1_S block format.
 pub struct Iq1S;
 
-affine_block_format!(Iq1S, QK_K, 50);
+lattice_format!(Iq1S, 50, 32, leading_f16, group_codes);
 
 /// Writes grid entry `entry` as codes `8 * value + delta`.
 #[inline(always)]
@@ -28,22 +27,14 @@ pub(crate) fn iq1_scale(d: f32, s: u32) -> f32 {
     d * (2 * s + 1) as f32 * 0.125
 }
 
-/// Eight groups of 32 codes.
-impl AffineGroups for Iq1S {
-    const GROUP: usize = 32;
-    const SIGNED: bool = true;
-    #[inline(always)]
-    fn groups(b: &[u8], mut f: impl FnMut(usize, &[u8], f32, f32)) {
-        let d = f16_at(b, 0);
-        for g in 0..8 {
-            let qh = u16_at(b, 34 + 2 * g) as usize;
-            let delta = if qh & 0x8000 != 0 { -1 } else { 1 };
-            let mut codes = [0u8; 32];
-            for l in 0..4 {
-                let entry = usize::from(b[2 + 4 * g + l]) | (qh >> (3 * l) & 7) << 8;
-                put_shifted(&mut codes[8 * l..], entry, delta);
-            }
-            f(g, &codes, iq1_scale(d, (qh >> 12 & 7) as u32), 0.0);
-        }
+/// Group `g` of 32: four runs of 8 shifted grid values, and its scale.
+#[inline(always)]
+fn group_codes(b: &[u8], d: f32, g: usize, codes: &mut [u8; 32]) -> f32 {
+    let qh = u16_at(b, 34 + 2 * g) as usize;
+    let delta = if qh & 0x8000 != 0 { -1 } else { 1 };
+    for l in 0..4 {
+        let entry = usize::from(b[2 + 4 * g + l]) | (qh >> (3 * l) & 7) << 8;
+        put_shifted(&mut codes[8 * l..], entry, delta);
     }
+    iq1_scale(d, (qh >> 12 & 7) as u32)
 }

@@ -4,31 +4,21 @@
 //! eight sign bits `signs[r]`; each 16 weights have a 4-bit scale as IQ2_XS's.
 
 use super::iq_grids::IQ2S;
-use super::lattice::{iq2_scale, put_signed};
-use super::{AffineGroups, QK_K, affine_block_format, f16_at};
+use super::lattice::{iq2_scale, lattice_format, leading_f16, put_signed};
 
 /// The IQ2_S block format.
 pub struct Iq2S;
 
-affine_block_format!(Iq2S, QK_K, 82);
+lattice_format!(Iq2S, 82, 16, leading_f16, group_codes);
 
-/// Sixteen groups of 16 signed grid values.
-impl AffineGroups for Iq2S {
-    const GROUP: usize = 16;
-    const SIGNED: bool = true;
-    #[inline(always)]
-    fn groups(b: &[u8], mut f: impl FnMut(usize, &[u8], f32, f32)) {
-        let d = f16_at(b, 0);
-        for g in 0..16 {
-            let mut codes = [0u8; 16];
-            for l in 0..2 {
-                let r = 2 * g + l;
-                let high = (usize::from(b[66 + r / 4]) >> (2 * (r % 4)) & 3) << 8;
-                let entry = &IQ2S[usize::from(b[2 + r]) | high];
-                put_signed(&mut codes[8 * l..], entry, b[34 + r]);
-            }
-            let s = u32::from(b[74 + g / 2] >> (4 * (g % 2)) & 15);
-            f(g, &codes, iq2_scale(d, s), 0.0);
-        }
+/// Group `g` of 16: two runs of 8 signed grid values, and its scale.
+#[inline(always)]
+fn group_codes(b: &[u8], d: f32, g: usize, codes: &mut [u8; 16]) -> f32 {
+    for l in 0..2 {
+        let r = 2 * g + l;
+        let high = (usize::from(b[66 + r / 4]) >> (2 * (r % 4)) & 3) << 8;
+        let entry = &IQ2S[usize::from(b[2 + r]) | high];
+        put_signed(&mut codes[8 * l..], entry, b[34 + r]);
     }
+    iq2_scale(d, u32::from(b[74 + g / 2] >> (4 * (g % 2)) & 15))
 }

@@ -4,33 +4,23 @@
 //! `scales[g]` for the first half of group `g`, high for the second): `d * (0.5 + s) / 4`.
 
 use super::iq_grids::IQ2XS;
-use super::lattice::{iq2_scale, parity_signs, put_signed, u16_at};
-use super::{AffineGroups, QK_K, affine_block_format, f16_at};
+use super::lattice::{iq2_scale, lattice_format, leading_f16, parity_signs, put_signed, u16_at};
 
 /// The IQ2_XS block format.
 pub struct Iq2Xs;
 
-affine_block_format!(Iq2Xs, QK_K, 74);
+lattice_format!(Iq2Xs, 74, 16, leading_f16, group_codes);
 
-/// Sixteen groups of 16 signed grid values.
-impl AffineGroups for Iq2Xs {
-    const GROUP: usize = 16;
-    const SIGNED: bool = true;
-    #[inline(always)]
-    fn groups(b: &[u8], mut f: impl FnMut(usize, &[u8], f32, f32)) {
-        let d = f16_at(b, 0);
-        for g in 0..16 {
-            let mut codes = [0u8; 16];
-            for l in 0..2 {
-                let q = u16_at(b, 2 + 2 * (2 * g + l));
-                put_signed(
-                    &mut codes[8 * l..],
-                    &IQ2XS[q as usize & 511],
-                    parity_signs(q >> 9),
-                );
-            }
-            let s = u32::from(b[66 + g / 2] >> (4 * (g % 2)) & 15);
-            f(g, &codes, iq2_scale(d, s), 0.0);
-        }
+/// Group `g` of 16: two runs of 8 signed grid values, and its scale.
+#[inline(always)]
+fn group_codes(b: &[u8], d: f32, g: usize, codes: &mut [u8; 16]) -> f32 {
+    for l in 0..2 {
+        let q = u16_at(b, 2 + 2 * (2 * g + l));
+        put_signed(
+            &mut codes[8 * l..],
+            &IQ2XS[q as usize & 511],
+            parity_signs(q >> 9),
+        );
     }
+    iq2_scale(d, u32::from(b[66 + g / 2] >> (4 * (g % 2)) & 15))
 }

@@ -5,7 +5,7 @@
 use super::search::{GROUP_MAX_EPS, best_index, nearest_int};
 use super::{
     AffineGroups, Quantize, affine_block_format, f16_at, importance_weights, nibbles, put_f16,
-    sum_squares,
+    signed_absmax, sum_squares,
 };
 
 /// The IQ4_NL block format.
@@ -46,14 +46,8 @@ pub(super) struct LevelFit {
 /// value's (llama.cpp's search with `ntry` 7, what llama-quantize runs with or without an
 /// importance matrix). Errors are weighted by `weights`.
 fn fit_group(x: &[f32], weights: &[f32], l: &mut [u8]) -> f32 {
-    let (mut amax, mut max) = (0.0f32, 0.0f32);
-    for &v in x {
-        if v.abs() > amax {
-            amax = v.abs();
-            max = v;
-        }
-    }
-    if amax < GROUP_MAX_EPS {
+    let max = signed_absmax(x);
+    if max.abs() < GROUP_MAX_EPS {
         return 0.0;
     }
     let sums = |id: f32, l: Option<&mut [u8]>| {

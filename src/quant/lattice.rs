@@ -4,8 +4,8 @@
 //!
 //! [`AffineGroups`]: super::AffineGroups
 
-use super::GgmlType;
 use super::iq_grids::{IQ1S, IQ2S, IQ2XS, IQ2XXS, IQ3S, IQ3XXS};
+use super::{GgmlType, f16_at};
 
 /// The lattice table format `t` indexes, its entries one after another (empty for formats
 /// without one).
@@ -19,6 +19,36 @@ pub fn lattice_table(t: GgmlType) -> &'static [i8] {
         GgmlType::Iq1S | GgmlType::Iq1M => IQ1S.as_flattened(),
         _ => &[],
     }
+}
+
+/// `BlockFormat` and `AffineGroups` of a lattice i-quant `$t`: 256 values in `$bytes` bytes, in
+/// groups of `$group` signed codes. `$super_scale(b)` is a block's scale and
+/// `$group_codes(b, d, g, codes)` writes group `g`'s codes and returns its scale.
+macro_rules! lattice_format {
+    ($t:ty, $bytes:expr, $group:expr, $super_scale:expr, $group_codes:expr) => {
+        $crate::quant::affine_block_format!($t, $crate::quant::QK_K, $bytes);
+
+        impl $crate::quant::AffineGroups for $t {
+            const GROUP: usize = $group;
+            const SIGNED: bool = true;
+            #[inline(always)]
+            fn groups(b: &[u8], mut f: impl FnMut(usize, &[u8], f32, f32)) {
+                let d = $super_scale(b);
+                let mut codes = [0u8; $group];
+                for g in 0..$crate::quant::QK_K / $group {
+                    let scale = $group_codes(b, d, g, &mut codes);
+                    f(g, &codes, scale, 0.0);
+                }
+            }
+        }
+    };
+}
+pub(crate) use lattice_format;
+
+/// The scale of a block that starts with it (an f16 at byte 0).
+#[inline(always)]
+pub(crate) fn leading_f16(b: &[u8]) -> f32 {
+    f16_at(b, 0)
 }
 
 /// The eight signs of a run from the seven stored ones: the eighth makes the count of negative

@@ -4,6 +4,8 @@
 //! runs with an importance matrix — so files Ember writes have the same error as
 //! llama-quantize's (in fact the same bytes).
 
+use super::signed_absmax;
+
 /// Round half to even, as llama.cpp's `nearest_int` does.
 #[inline]
 pub fn nearest_int(v: f32) -> i32 {
@@ -96,14 +98,8 @@ pub fn make_qkx2_quants(
 /// Symmetric search: integers in `-nmax..nmax` stored as `l + nmax`, `x ≈ scale * l`, weighted
 /// by `weights` (by `x²` without). Returns the scale.
 pub fn make_qx_quants(nmax: i32, x: &[f32], l: &mut [u8], weights: Option<&[f32]>) -> f32 {
-    let (mut max, mut amax) = (0.0f32, 0.0f32);
-    for &v in x {
-        if v.abs() > amax {
-            amax = v.abs();
-            max = v;
-        }
-    }
-    if amax < GROUP_MAX_EPS {
+    let max = signed_absmax(x);
+    if max.abs() < GROUP_MAX_EPS {
         l.iter_mut().for_each(|v| *v = 0);
         return 0.0;
     }
@@ -237,14 +233,8 @@ pub fn make_qp_quants(nmax: i32, x: &[f32], l: &mut [u8], weights: &[f32]) -> f3
 /// Q3_K's reference search: integers in `-nmax..nmax` (stored as `l + nmax`) weighted by `x²`,
 /// refined coordinate-wise from the max-based scale. Returns the scale.
 pub fn make_q3_quants(nmax: i32, x: &[f32], l: &mut [u8]) -> f32 {
-    let (mut max, mut amax) = (0.0f32, 0.0f32);
-    for &v in x {
-        if v.abs() > amax {
-            amax = v.abs();
-            max = v;
-        }
-    }
-    if amax < GROUP_MAX_EPS {
+    let max = signed_absmax(x);
+    if max.abs() < GROUP_MAX_EPS {
         l.iter_mut().for_each(|v| *v = 0);
         return 0.0;
     }
