@@ -252,7 +252,7 @@ fn bad_requests_fail_and_leave_no_file() {
             "unknown quantization type",
         ),
         (
-            vec!["quantize", &model, out_s, "--type", "q3_k"],
+            vec!["quantize", &model, out_s, "--type", "iq2_xxs"],
             "unknown quantization type",
         ),
         (
@@ -285,7 +285,7 @@ fn bad_requests_fail_and_leave_no_file() {
                 "--output-type",
                 "q4_k_m",
             ],
-            "preset",
+            "not a tensor type",
         ),
     ];
     for (args, needle) in cases {
