@@ -8,7 +8,7 @@ use serde_json::Value;
 
 const WRITABLE: &[&str] = &[
     "F16", "BF16", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K",
-    "IQ4_NL", "IQ4_XS", "TQ1_0", "TQ2_0",
+    "IQ4_NL", "IQ4_XS", "IQ3_XXS", "IQ3_S", "TQ1_0", "TQ2_0",
 ];
 
 fn floats(v: &Value) -> Vec<f32> {

@@ -17,6 +17,7 @@ mod iq4_nl;
 mod iq4_xs;
 mod iq_grids;
 mod lattice;
+mod lattice_search;
 mod q2_k;
 mod q3_k;
 mod q4_0;
@@ -590,6 +591,8 @@ impl GgmlType {
             GgmlType::Q6K => quantize_blocks::<Q6K>(x, i),
             GgmlType::Iq4Nl => quantize_blocks::<Iq4Nl>(x, i),
             GgmlType::Iq4Xs => quantize_blocks::<Iq4Xs>(x, i),
+            GgmlType::Iq3Xxs => quantize_blocks::<Iq3Xxs>(x, i),
+            GgmlType::Iq3S => quantize_blocks::<Iq3S>(x, i),
             GgmlType::Tq1_0 => quantize_blocks::<Tq1_0>(x, i),
             GgmlType::Tq2_0 => quantize_blocks::<Tq2_0>(x, i),
             _ => {

@@ -45,6 +45,12 @@ pub enum Mix {
     Iq4Nl,
     /// IQ4_XS, with Q5_K where llama.cpp's rules ask for more bits.
     Iq4Xs,
+    /// IQ3_S, with IQ3_XXS for queries, keys and the middle layers' gate and up.
+    Iq3Xs,
+    /// IQ3_S throughout (Q4_K values with 4+ query heads per KV head).
+    Iq3S,
+    /// IQ3_S, with Q4_K for attention values and outputs and the first layers' down.
+    Iq3M,
     /// TQ1_0 (ternary weights), with Q4_K for the token embedding.
     Tq1_0,
     /// TQ2_0 (ternary weights), with Q4_K for the token embedding.
@@ -61,7 +67,10 @@ const MIXES: &[(&str, Mix, GgmlType, u32)] = &[
     ("q4_k_m", Mix::Q4KM, GgmlType::Q4K, 15),
     ("q5_k_s", Mix::Q5KS, GgmlType::Q5K, 16),
     ("q5_k_m", Mix::Q5KM, GgmlType::Q5K, 17),
+    ("iq3_xs", Mix::Iq3Xs, GgmlType::Iq3S, 22),
     ("iq4_nl", Mix::Iq4Nl, GgmlType::Iq4Nl, 25),
+    ("iq3_s", Mix::Iq3S, GgmlType::Iq3S, 26),
+    ("iq3_m", Mix::Iq3M, GgmlType::Iq3S, 27),
     ("iq4_xs", Mix::Iq4Xs, GgmlType::Iq4Xs, 30),
     ("tq1_0", Mix::Tq1_0, GgmlType::Tq1_0, 36),
     ("tq2_0", Mix::Tq2_0, GgmlType::Tq2_0, 37),
@@ -69,8 +78,8 @@ const MIXES: &[(&str, Mix, GgmlType, u32)] = &[
 
 /// Types `ember quantize` writes.
 pub const WRITABLE: &str = "f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q3_k, q4_k, q5_k, q6_k (one type \
-     throughout), q2_k, q3_k_s, q3_k_m, q3_k_l, q4_k_s, q4_k_m, q5_k_s, q5_k_m, iq4_nl, iq4_xs, \
-     tq1_0, tq2_0 (llama.cpp's mixtures)";
+     throughout), q2_k, q3_k_s, q3_k_m, q3_k_l, q4_k_s, q4_k_m, q5_k_s, q5_k_m, iq3_xs, iq3_s, \
+     iq3_m, iq4_nl, iq4_xs, tq1_0, tq2_0 (llama.cpp's mixtures)";
 
 impl Preset {
     /// Parses one of [`WRITABLE`] (case-insensitive).
@@ -79,8 +88,11 @@ impl Preset {
         if let Some(&(_, mix, _, _)) = MIXES.iter().find(|m| m.0 == name) {
             return Ok(Preset::Mix(mix));
         }
+        // llama.cpp's file type of this name gives some tensors IQ2_S, which Ember cannot write
+        // yet: a uniform IQ3_XXS file would not be what users of the name expect.
+        let unsupported_mixture = name == "iq3_xxs";
         match GgmlType::from_name(&name) {
-            Some(t) if t == GgmlType::F32 || t.quantize(&[0.0; 256]).is_err() => {}
+            Some(t) if t == GgmlType::F32 || unsupported_mixture || t.quantize(&[0.0; 256]).is_err() => {}
             Some(t) => return Ok(Preset::Uniform(t)),
             None => {}
         }
@@ -174,8 +186,15 @@ fn fallback(t: GgmlType, cols: usize) -> GgmlType {
         return t;
     }
     match t {
-        GgmlType::Iq4Xs => GgmlType::Iq4Nl,
-        GgmlType::Q2K | GgmlType::Q3K => GgmlType::Q4_0,
+        GgmlType::Iq4Xs
+        | GgmlType::Iq3S
+        | GgmlType::Iq3Xxs
+        | GgmlType::Iq2S
+        | GgmlType::Iq2Xs
+        | GgmlType::Iq2Xxs
+        | GgmlType::Iq1S
+        | GgmlType::Iq1M => GgmlType::Iq4Nl,
+        GgmlType::Q2K | GgmlType::Q3K | GgmlType::Tq1_0 | GgmlType::Tq2_0 => GgmlType::Q4_0,
         GgmlType::Q4K => GgmlType::Q5_0,
         GgmlType::Q5K => GgmlType::Q5_1,
         _ if cols.is_multiple_of(32) => GgmlType::Q8_0,
@@ -230,6 +249,10 @@ enum Role {
     AttnOutput,
     /// The feed-forward down projection.
     FfnDown,
+    /// The attention queries or keys.
+    QueryKey,
+    /// The feed-forward gate or up projection.
+    FfnGateUp,
 }
 
 /// llama.cpp's rule for layer `i`'s tensor `name` in mixture `mix` (its
@@ -243,6 +266,10 @@ fn mix_rule(mix: Mix, name: &str, i: usize, m: ModelShape, imatrix: bool) -> Opt
         Role::AttnOutput
     } else if name.ends_with("ffn_down.weight") {
         Role::FfnDown
+    } else if name.ends_with("attn_q.weight") || name.ends_with("attn_k.weight") {
+        Role::QueryKey
+    } else if name.ends_with("ffn_gate.weight") || name.ends_with("ffn_up.weight") {
+        Role::FfnGateUp
     } else {
         return None;
     };
@@ -260,6 +287,11 @@ fn mix_rule(mix: Mix, name: &str, i: usize, m: ModelShape, imatrix: bool) -> Opt
         (Mix::Q4KM | Mix::Q5KM, Role::Value | Role::FfnDown) if more => Some(Q6K),
         (Mix::Iq4Nl | Mix::Iq4Xs, Role::Value) if m.gqa >= 4 => Some(Q5K),
         (Mix::Iq4Nl | Mix::Iq4Xs, Role::FfnDown) if i < n / 8 && !imatrix => Some(Q5K),
+        (Mix::Iq3Xs | Mix::Iq3S, Role::Value) if m.gqa >= 4 => Some(Q4K),
+        (Mix::Iq3Xs, Role::QueryKey) => Some(GgmlType::Iq3Xxs),
+        (Mix::Iq3Xs, Role::FfnGateUp) if i >= n / 8 && i < 7 * n / 8 => Some(GgmlType::Iq3Xxs),
+        (Mix::Iq3M, Role::Value | Role::AttnOutput) => Some(Q4K),
+        (Mix::Iq3M, Role::FfnDown) if i < n / 8 => Some(Q4K),
         _ => None,
     }
 }

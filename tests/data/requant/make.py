@@ -13,7 +13,7 @@ MODEL = os.path.join(HERE, "..", "tiny-llama-q4_k_m", "tiny-llama-2l-Q4_K_M.gguf
 CASES = [("Q2_K", True), ("Q3_K_M", True), ("Q3_K_M", False), ("Q3_K_L", True),
          ("Q4_K_S", True), ("Q5_K_S", False), ("Q6_K", True), ("IQ4_XS", True),
          ("IQ4_XS", False), ("IQ4_NL", True), ("Q4_0", True), ("Q5_1", True), ("TQ1_0", False),
-         ("TQ2_0", True)]
+         ("TQ2_0", True), ("IQ3_S", True), ("IQ3_M", True), ("IQ3_XS", True), ("IQ3_M", False)]
 
 
 def main():
@@ -22,9 +22,10 @@ def main():
     import gguf
     bin_dir = os.path.join(llama, "build", "bin")
     imatrix = os.path.join(HERE, "imatrix.gguf")
+    # (Run from here with a relative text path: the file records it.)
     subprocess.run([os.path.join(bin_dir, "llama-imatrix"), "-m", MODEL, "-f",
-                    os.path.join(HERE, "..", "iquants", "calibration.txt"), "-o", imatrix,
-                    "-c", "128", "-t", "2"], check=True, capture_output=True)
+                    "../iquants/calibration.txt", "-o", imatrix, "-c", "128", "-t", "2"],
+                   check=True, capture_output=True, cwd=HERE)
     work = tempfile.mkdtemp()
     cases = []
     for ty, with_imatrix in CASES:
