@@ -60,6 +60,9 @@ pub fn collect<B: Backend>(
             tokens.len()
         )));
     }
+    if options.max_chunks == Some(0) {
+        return Err(Error::Invalid("--chunks 0 would measure nothing".into()));
+    }
     let chunks = options.max_chunks.map_or(available, |m| m.min(available));
     let process_output = options.process_output;
     let recorder = Recorder::new(backend, move |name| watched(name, process_output));

@@ -21,12 +21,20 @@ const COUNTS: &str = ".counts";
 /// Reads an importance matrix in either of llama.cpp's formats.
 pub fn read(path: &Path) -> Result<ImportanceMatrix> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let bad = |what: String| Error::Format(format!("{}: {what}", path.display()));
+    // (Not `Error::Format`, which says "invalid model file".)
+    let bad = |what: String| Error::Invalid(format!("invalid importance matrix {}: {what}", path.display()));
     let mut m = if bytes.starts_with(b"GGUF") {
         read_gguf(GgufFile::from_bytes(bytes)?).map_err(bad)?
     } else {
         read_legacy(&bytes).map_err(bad)?
     };
+    if let Some((name, _)) = m
+        .entries
+        .iter()
+        .find(|(_, e)| e.sum2.iter().any(|v| !v.is_finite() || *v < 0.0))
+    {
+        return Err(bad(format!("{name} has a negative or non-finite sum of squares")));
+    }
     m.source = Some(path.display().to_string());
     Ok(m)
 }
