@@ -122,5 +122,58 @@ fn the_command_writes_a_matrix_that_reads_back_and_refuses_a_short_text() {
         !bad.status.success() && err.contains("fewer than one chunk"),
         "{err}"
     );
+    let none = run(&[
+        "-f",
+        &data("iquants/calibration.txt"),
+        "-o",
+        out.to_str().unwrap(),
+        "--chunks",
+        "0",
+    ]);
+    let err = String::from_utf8_lossy(&none.stderr);
+    assert!(
+        !none.status.success() && err.contains("measure nothing"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A damaged importance matrix is refused as one (not as "an invalid model file"), and sums of
+/// squares that cannot be — negative, NaN, infinite — are refused, naming the tensor.
+#[test]
+fn damaged_matrices_are_refused_naming_what_is_wrong() {
+    let dir = std::env::temp_dir().join(format!("ember-imatrix-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = llama_cpp("imatrix-llama.cpp.gguf");
+    let name = good.entries.keys().next().unwrap().clone();
+    for poison in [-1.0f64, f64::NAN, f64::INFINITY] {
+        let mut m = good.clone();
+        m.entries.get_mut(&name).unwrap().sum2[3] = poison;
+        let path = dir.join("poisoned.gguf");
+        file::write(&m, &path).unwrap();
+        let err = file::read(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("invalid importance matrix")
+                && err.contains(&name)
+                && err.contains("non-finite"),
+            "{poison}: {err}"
+        );
+    }
+    let bytes = std::fs::read(data("iquants/imatrix-llama.cpp.gguf")).unwrap();
+    for (what, damaged) in [
+        ("truncated", bytes[..bytes.len() / 2].to_vec()),
+        (
+            "not an imatrix",
+            b"hello, world: not a matrix at all".to_vec(),
+        ),
+    ] {
+        let path = dir.join("damaged.gguf");
+        std::fs::write(&path, damaged).unwrap();
+        let err = file::read(&path).unwrap_err().to_string();
+        assert!(
+            !err.contains("model file") && err.contains("damaged.gguf"),
+            "{what}: {err}"
+        );
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -22,9 +22,18 @@ const COUNTS: &str = ".counts";
 pub fn read(path: &Path) -> Result<ImportanceMatrix> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     // (Not `Error::Format`, which says "invalid model file".)
-    let bad = |what: String| Error::Invalid(format!("invalid importance matrix {}: {what}", path.display()));
+    let bad = |what: String| {
+        Error::Invalid(format!(
+            "invalid importance matrix {}: {what}",
+            path.display()
+        ))
+    };
     let mut m = if bytes.starts_with(b"GGUF") {
-        read_gguf(GgufFile::from_bytes(bytes)?).map_err(bad)?
+        let gguf = GgufFile::from_bytes(bytes).map_err(|e| match e {
+            Error::Format(what) => bad(what),
+            other => other,
+        })?;
+        read_gguf(gguf).map_err(bad)?
     } else {
         read_legacy(&bytes).map_err(bad)?
     };
@@ -33,7 +42,9 @@ pub fn read(path: &Path) -> Result<ImportanceMatrix> {
         .iter()
         .find(|(_, e)| e.sum2.iter().any(|v| !v.is_finite() || *v < 0.0))
     {
-        return Err(bad(format!("{name} has a negative or non-finite sum of squares")));
+        return Err(bad(format!(
+            "{name} has a negative or non-finite sum of squares"
+        )));
     }
     m.source = Some(path.display().to_string());
     Ok(m)

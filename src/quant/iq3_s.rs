@@ -4,11 +4,11 @@
 //! bits of run `r`; group `g` (32 weights) has the 4-bit scale `s` (nibble `g % 2` of
 //! `scales[g / 2]`): `d * (1 + 2s)`.
 
-use super::iq3_xxs::group_weights;
 use super::iq_grids::IQ3S;
+use super::iq3_xxs::group_weights;
+use super::lattice::{lattice_format, leading_f16, put_signed};
 use super::lattice_search::{Grid4, Iq3Search, fit_iq3, iq3_scale_code};
 use super::{Quantize, put_f16, sum_squares};
-use super::lattice::{lattice_format, leading_f16, put_signed};
 
 /// The IQ3_S block format.
 pub struct Iq3S;
@@ -79,7 +79,8 @@ fn quantize_iq3s(x: &[f32], importance: Option<&[f32]>, out: &mut [u8]) {
     put_f16(out, 0, d * 1.033);
     let id = 1.0 / d;
     for j in 0..4 {
-        out[106 + j] = iq3_scale_code(id, scales[2 * j]) | iq3_scale_code(id, scales[2 * j + 1]) << 4;
+        out[106 + j] =
+            iq3_scale_code(id, scales[2 * j]) | iq3_scale_code(id, scales[2 * j + 1]) << 4;
     }
 }
 

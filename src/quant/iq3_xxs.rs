@@ -4,9 +4,9 @@
 //! bits `s` the group scale `d * (0.5 + s) / 2`.
 
 use super::iq_grids::IQ3XXS;
+use super::lattice::{lattice_format, leading_f16, parity_signs, put_signed, u32_at};
 use super::lattice_search::{Grid4, Iq3Search, fit_iq3, iq3_scale_code};
 use super::{Quantize, put_f16, sum_squares};
-use super::lattice::{lattice_format, leading_f16, parity_signs, put_signed, u32_at};
 
 /// Groups whose largest magnitude is below this are all zero (llama.cpp's
 /// `GROUP_MAX_EPS_IQ3_XXS`).
@@ -76,7 +76,9 @@ fn quantize_iq3xxs(x: &[f32], importance: Option<&[f32]>, out: &mut [u8]) {
             // negatives, the value that matters least changes sign.
             if s.count_ones() % 2 == 1 {
                 let cost = |i: usize| w[i] * xb[i] * xb[i];
-                let imin = run.clone().fold(8 * k, |m, i| if cost(i) < cost(m) { i } else { m });
+                let imin = run
+                    .clone()
+                    .fold(8 * k, |m, i| if cost(i) < cost(m) { i } else { m });
                 xval[imin] = -xval[imin];
                 *s ^= 1 << (imin - 8 * k);
             }

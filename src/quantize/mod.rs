@@ -92,7 +92,10 @@ impl Preset {
         // yet: a uniform IQ3_XXS file would not be what users of the name expect.
         let unsupported_mixture = name == "iq3_xxs";
         match GgmlType::from_name(&name) {
-            Some(t) if t == GgmlType::F32 || unsupported_mixture || t.quantize(&[0.0; 256]).is_err() => {}
+            Some(t)
+                if t == GgmlType::F32
+                    || unsupported_mixture
+                    || t.quantize(&[0.0; 256]).is_err() => {}
             Some(t) => return Ok(Preset::Uniform(t)),
             None => {}
         }
@@ -277,11 +280,11 @@ fn mix_rule(mix: Mix, name: &str, i: usize, m: ModelShape, imatrix: bool) -> Opt
     let more = use_more_bits(i, n);
     match (mix, role) {
         (Mix::Q2K, Role::Value) => Some(if m.gqa >= 4 { Q4K } else { Q3K }),
-        (Mix::Q2K, _) => Some(Q3K),
+        (Mix::Q2K, Role::AttnOutput | Role::FfnDown) => Some(Q3K),
         (Mix::Q3KM, Role::Value) => Some(if i < 2 { Q5K } else { Q4K }),
         (Mix::Q3KM, Role::FfnDown) => Some(if i < n / 16 { Q5K } else { Q4K }),
         (Mix::Q3KM, Role::AttnOutput) => Some(Q4K),
-        (Mix::Q3KL, _) => Some(Q5K),
+        (Mix::Q3KL, Role::Value | Role::AttnOutput | Role::FfnDown) => Some(Q5K),
         (Mix::Q4KS, Role::Value) if i < 4 => Some(Q5K),
         (Mix::Q4KS, Role::FfnDown) if i < n / 8 => Some(Q5K),
         (Mix::Q4KM | Mix::Q5KM, Role::Value | Role::FfnDown) if more => Some(Q6K),
