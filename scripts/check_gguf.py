@@ -35,7 +35,10 @@ def main():
             b = dequantize(s.data, s.tensor_type).astype(np.float64).ravel()
             rel = np.sqrt(np.mean((a - b) ** 2)) / max(np.sqrt(np.mean(b ** 2)), 1e-12)
             worst = max(worst, rel)
-            assert rel < 0.25, f"{path} {name}: relative RMS error {rel:.3g}"
+            # Ternary types only suit models trained ternary: on others they keep the signs and
+            # little else, so for them the check is that the values read, not that they are close.
+            bound = 1.0 if t.tensor_type.name in ("TQ1_0", "TQ2_0") else 0.25
+            assert rel < bound, f"{path} {name}: {t.tensor_type.name} relative RMS error {rel:.3g}"
         print(f"{path}: {len(got)} tensors read by gguf-py, worst relative RMS error {worst:.3g}")
 
 
