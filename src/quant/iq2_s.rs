@@ -5,6 +5,8 @@
 
 use super::iq_grids::IQ2S;
 use super::lattice::{iq2_scale, lattice_format, leading_f16, put_signed};
+use super::lattice_search::{Grid, Lattice, Resnap, Search, lattice_quantizer};
+use super::put_f16;
 
 /// The IQ2_S block format.
 pub struct Iq2S;
@@ -22,3 +24,47 @@ fn group_codes(b: &[u8], d: f32, g: usize, codes: &mut [u8; 16]) -> f32 {
     }
     iq2_scale(d, u32::from(b[74 + g / 2] >> (4 * (g % 2)) & 15))
 }
+
+/// llama.cpp's IQ2_S quantizer (`quantize_row_iq2_s_impl`).
+const LATTICE: Lattice = Lattice {
+    grid: Grid::iq2s,
+    search: Search {
+        step: 0.1,
+        steps: 9,
+        start_on_grid: true,
+        resnap: Resnap::OffGrid,
+    },
+    group: 16,
+    parity: false,
+    eps: 1e-8,
+    integer_start: false,
+    sigma2_factor: 2.0,
+    plain_sigma2: 0.25,
+};
+
+/// Encodes a block with llama.cpp's IQ2_S quantizer (without importances each value weighs
+/// `σ²/4 + x²`).
+fn quantize_iq2s(x: &[f32], importance: Option<&[f32]>, out: &mut [u8]) {
+    out.fill(0);
+    let fit = LATTICE.fit_block(x, importance);
+    if fit.d == 0.0 {
+        return;
+    }
+    // llama.cpp's adjustment: the stored scale is a little smaller than the fit's.
+    put_f16(out, 0, fit.d * 0.9875);
+    for (ib, group) in fit.groups.iter().enumerate() {
+        if let Some(g) = group {
+            for k in 0..2 {
+                let r = 2 * ib + k;
+                out[2 + r] = g.entries[k] as u8;
+                out[66 + r / 4] |= ((g.entries[k] >> 8) as u8) << (2 * (r % 4));
+                out[34 + r] = g.signs[k];
+            }
+        }
+    }
+    for j in 0..8 {
+        out[74 + j] = fit.codes[2 * j] | fit.codes[2 * j + 1] << 4;
+    }
+}
+
+lattice_quantizer!(Iq2S, quantize_iq2s);

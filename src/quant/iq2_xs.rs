@@ -5,6 +5,8 @@
 
 use super::iq_grids::IQ2XS;
 use super::lattice::{iq2_scale, lattice_format, leading_f16, parity_signs, put_signed, u16_at};
+use super::lattice_search::{Grid, Lattice, Resnap, Search, lattice_quantizer};
+use super::put_f16;
 
 /// The IQ2_XS block format.
 pub struct Iq2Xs;
@@ -24,3 +26,45 @@ fn group_codes(b: &[u8], d: f32, g: usize, codes: &mut [u8; 16]) -> f32 {
     }
     iq2_scale(d, u32::from(b[66 + g / 2] >> (4 * (g % 2)) & 15))
 }
+
+/// llama.cpp's IQ2_XS quantizer (`quantize_row_iq2_xs_impl`; llama.cpp only runs it with an
+/// importance matrix, and so does Ember).
+const LATTICE: Lattice = Lattice {
+    grid: Grid::iq2xs,
+    search: Search {
+        step: 0.1,
+        steps: 9,
+        start_on_grid: true,
+        resnap: Resnap::OffGrid,
+    },
+    group: 16,
+    parity: true,
+    eps: 1e-15,
+    integer_start: false,
+    sigma2_factor: 1.0,
+    plain_sigma2: 0.0,
+};
+
+/// Encodes a block with llama.cpp's IQ2_XS quantizer.
+fn quantize_iq2xs(x: &[f32], importance: Option<&[f32]>, out: &mut [u8]) {
+    out.fill(0);
+    let fit = LATTICE.fit_block(x, importance);
+    if fit.d == 0.0 {
+        return;
+    }
+    put_f16(out, 0, fit.d);
+    for (ib, group) in fit.groups.iter().enumerate() {
+        if let Some(g) = group {
+            for k in 0..2 {
+                let q = g.entries[k] | u16::from(g.signs[k]) << 9;
+                let at = 2 + 2 * (2 * ib + k);
+                out[at..at + 2].copy_from_slice(&q.to_le_bytes());
+            }
+        }
+    }
+    for j in 0..8 {
+        out[66 + j] = fit.codes[2 * j] | fit.codes[2 * j + 1] << 4;
+    }
+}
+
+lattice_quantizer!(Iq2Xs, quantize_iq2xs);

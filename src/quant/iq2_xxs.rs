@@ -5,6 +5,8 @@
 
 use super::iq_grids::IQ2XXS;
 use super::lattice::{iq2_scale, lattice_format, leading_f16, parity_signs, put_signed, u32_at};
+use super::lattice_search::{Grid, Lattice, Resnap, Search, lattice_quantizer};
+use super::put_f16;
 
 /// The IQ2_XXS block format.
 pub struct Iq2Xxs;
@@ -22,3 +24,45 @@ fn group_codes(b: &[u8], d: f32, g: usize, codes: &mut [u8; 32]) -> f32 {
     }
     iq2_scale(d, aux >> 28)
 }
+
+/// llama.cpp's IQ2_XXS quantizer (`quantize_row_iq2_xxs_impl`; llama.cpp only runs it with an
+/// importance matrix, and so does Ember).
+const LATTICE: Lattice = Lattice {
+    grid: Grid::iq2xxs,
+    search: Search {
+        step: 0.1,
+        steps: 6,
+        start_on_grid: true,
+        resnap: Resnap::Always,
+    },
+    group: 32,
+    parity: true,
+    eps: 1e-15,
+    integer_start: true,
+    sigma2_factor: 1.0,
+    plain_sigma2: 0.0,
+};
+
+/// Encodes a block with llama.cpp's IQ2_XXS quantizer.
+fn quantize_iq2xxs(x: &[f32], importance: Option<&[f32]>, out: &mut [u8]) {
+    out.fill(0);
+    let fit = LATTICE.fit_block(x, importance);
+    if fit.d == 0.0 {
+        return;
+    }
+    put_f16(out, 0, fit.d);
+    for (ib, (group, &code)) in fit.groups.iter().zip(&fit.codes).enumerate() {
+        let mut word = u32::from(code) << 28;
+        if let Some(g) = group {
+            for (k, &e) in g.entries[..4].iter().enumerate() {
+                out[2 + 8 * ib + k] = e as u8;
+            }
+            for (k, &s) in g.signs.iter().enumerate() {
+                word |= u32::from(s) << (7 * k);
+            }
+        }
+        out[6 + 8 * ib..10 + 8 * ib].copy_from_slice(&word.to_le_bytes());
+    }
+}
+
+lattice_quantizer!(Iq2Xxs, quantize_iq2xxs);

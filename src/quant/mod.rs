@@ -574,6 +574,13 @@ impl GgmlType {
                 x.len()
             ));
         }
+        if importance.is_none() && self.needs_importance() {
+            return Err(format!(
+                "{} needs an importance matrix (--imatrix): without one its few levels lose \
+                 too much",
+                self.name()
+            ));
+        }
         let i = importance;
         Ok(match self {
             GgmlType::F32 => quantize_blocks::<F32>(x, i),
@@ -593,6 +600,9 @@ impl GgmlType {
             GgmlType::Iq4Xs => quantize_blocks::<Iq4Xs>(x, i),
             GgmlType::Iq3Xxs => quantize_blocks::<Iq3Xxs>(x, i),
             GgmlType::Iq3S => quantize_blocks::<Iq3S>(x, i),
+            GgmlType::Iq2Xxs => quantize_blocks::<Iq2Xxs>(x, i),
+            GgmlType::Iq2Xs => quantize_blocks::<Iq2Xs>(x, i),
+            GgmlType::Iq2S => quantize_blocks::<Iq2S>(x, i),
             GgmlType::Tq1_0 => quantize_blocks::<Tq1_0>(x, i),
             GgmlType::Tq2_0 => quantize_blocks::<Tq2_0>(x, i),
             _ => {
@@ -623,6 +633,12 @@ impl GgmlType {
             Tq2_0 => &[65],
             F32 | F16 | Bf16 => &[],
         }
+    }
+
+    /// Whether llama.cpp writes this type only with an importance matrix
+    /// (`ggml_quantize_requires_imatrix`); Ember does the same.
+    pub fn needs_importance(self) -> bool {
+        matches!(self, GgmlType::Iq2Xxs | GgmlType::Iq2Xs | GgmlType::Iq1S)
     }
 
     /// Whether this is a plain float type rather than a quantized block format.

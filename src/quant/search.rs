@@ -142,7 +142,9 @@ pub fn make_qx_quants(nmax: i32, x: &[f32], l: &mut [u8], weights: Option<&[f32]
 /// (up to five sweeps): each integer moves to its best value given the others' fit, clamped to
 /// `lo..=hi`, when that improves the least-squares fit `(Σ w·x·q)² / Σ w·q²`. llama.cpp's two
 /// refinements differ only in when they skip a value: `qp` skips one unless the others' `Σ w·q²`
-/// is positive. Returns the fitted scale.
+/// is positive, and keeps its integers in bytes (llama.cpp's `uint8_t L[]`: a negative integer,
+/// which a value given a flipped sign can round to, reads back as 256 less than it is, while the
+/// sums were taken with the integer itself). Returns the fitted scale.
 fn refine_integers(
     x: &[f32],
     weights: impl Fn(usize) -> f32,
@@ -155,6 +157,10 @@ fn refine_integers(
         let (w, qi) = (weights(i), q[i] as f32);
         sumlx += w * v * qi;
         suml2 += w * qi * qi;
+    }
+    let store = |v: i32| if qp { i32::from(v as u8) } else { v };
+    for v in q.iter_mut() {
+        *v = store(*v);
     }
     for _ in 0..5 {
         let mut changed = false;
@@ -171,7 +177,7 @@ fn refine_integers(
                 slx += w * x[i] * nf;
                 sl2 += w * nf * nf;
                 if sl2 > 0.0 && slx * slx * suml2 > sumlx * sumlx * sl2 {
-                    q[i] = new;
+                    q[i] = store(new);
                     sumlx = slx;
                     suml2 = sl2;
                     changed = true;
@@ -200,7 +206,8 @@ pub fn make_qp_quants(nmax: i32, x: &[f32], l: &mut [u8], weights: &[f32]) -> f3
             .zip(weights)
             .map(|(&v, &w)| {
                 let q = nearest_int(iscale * v);
-                let q = if cap { q.min(nmax) } else { q };
+                // (The first, uncapped, integers are stored in bytes before the error is taken.)
+                let q = if cap { q.min(nmax) } else { i32::from(q as u8) };
                 let diff = v - scale * q as f32;
                 w * diff * diff
             })
