@@ -37,8 +37,12 @@ def main():
             worst = max(worst, rel)
             # Ternary types only suit models trained ternary: on others they keep the signs and
             # little else, so for them the check is that the values read, not that they are close.
-            bound = 1.0 if t.tensor_type.name in ("TQ1_0", "TQ2_0") else 0.25
-            assert rel < bound, f"{path} {name}: {t.tensor_type.name} relative RMS error {rel:.3g}"
+            # The 2-bit types lose a quarter to a third of the signal on this model (more where an
+            # importance matrix pushes their error to the columns that matter less); 3 bits and
+            # up a fifth or less.
+            kind = t.tensor_type.name
+            bound = 1.0 if kind in ("TQ1_0", "TQ2_0") else 0.5 if kind.startswith("IQ2") or kind == "Q2_K" else 0.25
+            assert rel < bound, f"{path} {name}: {kind} relative RMS error {rel:.3g}"
         print(f"{path}: {len(got)} tensors read by gguf-py, worst relative RMS error {worst:.3g}")
 
 

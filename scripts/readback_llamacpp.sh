@@ -27,7 +27,7 @@ head -c 8192 /usr/share/common-licenses/GPL-3 > "$work/eval.txt"
 "$ember" imatrix -m "$src" -f "$calib" -o "$work/imatrix.gguf" -c 128 2>/dev/null
 # The list `ember quantize` prints for an unknown type is the list of what it writes.
 types=$({ "$ember" quantize "$src" "$work/x.gguf" --type no-such-type 2>&1 || true; } |
-  sed -n 's/.*use one of \(.*\))$/\1/p' | sed 's/([^)]*)//g; s/,/ /g')
+  sed -n 's/.*use one of \(.*\))$/\1/p' | sed 's/([^)]*)//g; s/[,*]/ /g')
 [ -n "$types" ] || { echo "could not read the writable types from ember" >&2; exit 1; }
 for t in $types; do
   out="$work/$t.gguf"

@@ -252,8 +252,17 @@ fn bad_requests_fail_and_leave_no_file() {
             "unknown quantization type",
         ),
         (
-            vec!["quantize", &model, out_s, "--type", "iq2_xxs"],
+            vec!["quantize", &model, out_s, "--type", "iq1_s"],
             "unknown quantization type",
+        ),
+        // As llama-quantize: the lowest-bit lattice types only with an importance matrix.
+        (
+            vec!["quantize", &model, out_s, "--type", "iq2_xxs"],
+            "needs an importance matrix",
+        ),
+        (
+            vec!["quantize", &model, out_s, "--type", "iq2_m"],
+            "needs an importance matrix",
         ),
         (
             vec![

@@ -45,6 +45,18 @@ pub enum Mix {
     Iq4Nl,
     /// IQ4_XS, with Q5_K where llama.cpp's rules ask for more bits.
     Iq4Xs,
+    /// IQ2_XXS, with Q2_K for the values, the first layers' down and the token embedding.
+    Iq2Xxs,
+    /// IQ2_XS, with Q2_K for the values, the first layers' down and the token embedding.
+    Iq2Xs,
+    /// IQ2_XS, with IQ3_S for the values, attention outputs, first layers' down and the token
+    /// embedding.
+    Iq2S,
+    /// IQ2_S, with IQ3_S for the values, attention outputs, first layers' down and the token
+    /// embedding.
+    Iq2M,
+    /// IQ3_XXS, with IQ2_S for queries and keys and IQ3_S for attention outputs.
+    Iq3Xxs,
     /// IQ3_S, with IQ3_XXS for queries, keys and the middle layers' gate and up.
     Iq3Xs,
     /// IQ3_S throughout (Q4_K values with 4+ query heads per KV head).
@@ -67,10 +79,15 @@ const MIXES: &[(&str, Mix, GgmlType, u32)] = &[
     ("q4_k_m", Mix::Q4KM, GgmlType::Q4K, 15),
     ("q5_k_s", Mix::Q5KS, GgmlType::Q5K, 16),
     ("q5_k_m", Mix::Q5KM, GgmlType::Q5K, 17),
+    ("iq2_xxs", Mix::Iq2Xxs, GgmlType::Iq2Xxs, 19),
+    ("iq2_xs", Mix::Iq2Xs, GgmlType::Iq2Xs, 20),
     ("iq3_xs", Mix::Iq3Xs, GgmlType::Iq3S, 22),
+    ("iq3_xxs", Mix::Iq3Xxs, GgmlType::Iq3Xxs, 23),
     ("iq4_nl", Mix::Iq4Nl, GgmlType::Iq4Nl, 25),
     ("iq3_s", Mix::Iq3S, GgmlType::Iq3S, 26),
     ("iq3_m", Mix::Iq3M, GgmlType::Iq3S, 27),
+    ("iq2_s", Mix::Iq2S, GgmlType::Iq2Xs, 28),
+    ("iq2_m", Mix::Iq2M, GgmlType::Iq2S, 29),
     ("iq4_xs", Mix::Iq4Xs, GgmlType::Iq4Xs, 30),
     ("tq1_0", Mix::Tq1_0, GgmlType::Tq1_0, 36),
     ("tq2_0", Mix::Tq2_0, GgmlType::Tq2_0, 37),
@@ -78,8 +95,9 @@ const MIXES: &[(&str, Mix, GgmlType, u32)] = &[
 
 /// Types `ember quantize` writes.
 pub const WRITABLE: &str = "f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q3_k, q4_k, q5_k, q6_k (one type \
-     throughout), q2_k, q3_k_s, q3_k_m, q3_k_l, q4_k_s, q4_k_m, q5_k_s, q5_k_m, iq3_xs, iq3_s, \
-     iq3_m, iq4_nl, iq4_xs, tq1_0, tq2_0 (llama.cpp's mixtures)";
+     throughout), q2_k, q3_k_s, q3_k_m, q3_k_l, q4_k_s, q4_k_m, q5_k_s, q5_k_m, iq2_xxs*, \
+     iq2_xs*, iq2_s*, iq2_m*, iq3_xxs*, iq3_xs*, iq3_s, iq3_m, iq4_nl, iq4_xs, tq1_0, tq2_0 \
+     (llama.cpp's mixtures; * needs --imatrix)";
 
 impl Preset {
     /// Parses one of [`WRITABLE`] (case-insensitive).
@@ -88,14 +106,8 @@ impl Preset {
         if let Some(&(_, mix, _, _)) = MIXES.iter().find(|m| m.0 == name) {
             return Ok(Preset::Mix(mix));
         }
-        // llama.cpp's file type of this name gives some tensors IQ2_S, which Ember cannot write
-        // yet: a uniform IQ3_XXS file would not be what users of the name expect.
-        let unsupported_mixture = name == "iq3_xxs";
         match GgmlType::from_name(&name) {
-            Some(t)
-                if t == GgmlType::F32
-                    || unsupported_mixture
-                    || t.quantize(&[0.0; 256]).is_err() => {}
+            Some(t) if t == GgmlType::F32 || t.quantize(&[0.0; 256]).is_err() => {}
             Some(t) => return Ok(Preset::Uniform(t)),
             None => {}
         }
@@ -218,14 +230,22 @@ pub fn plan(name: &str, shape: &[usize], m: ModelShape, o: &QuantizeOptions) -> 
         (true, Some(t), _) => t,
         (_, _, Some(t)) if name == "token_embd.weight" => t,
         _ if base.is_float() => base,
-        (false, _, _)
-            if name == "token_embd.weight"
-                && matches!(o.preset, Preset::Mix(Mix::Tq1_0 | Mix::Tq2_0)) =>
-        {
-            GgmlType::Q4K
-        }
+        (false, _, _) if name == "token_embd.weight" => match o.preset {
+            Preset::Mix(Mix::Tq1_0 | Mix::Tq2_0) => GgmlType::Q4K,
+            Preset::Mix(Mix::Iq2Xxs | Mix::Iq2Xs) => GgmlType::Q2K,
+            Preset::Mix(Mix::Iq2S | Mix::Iq2M | Mix::Iq3Xxs) => GgmlType::Iq3S,
+            _ => base,
+        },
         (true, _, _) if !shape[0].is_multiple_of(base.block_elems()) => GgmlType::Q8_0,
         (true, _, _) if base == GgmlType::Q8_0 => base,
+        (true, _, _)
+            if matches!(
+                o.preset,
+                Preset::Mix(Mix::Iq2Xxs | Mix::Iq2Xs | Mix::Iq2S | Mix::Iq2M | Mix::Iq3Xxs)
+            ) =>
+        {
+            GgmlType::Q5K
+        }
         (true, _, _) => GgmlType::Q6K,
         _ => {
             let layer = name
@@ -241,6 +261,46 @@ pub fn plan(name: &str, shape: &[usize], m: ModelShape, o: &QuantizeOptions) -> 
         }
     };
     fallback(t, shape[0])
+}
+
+/// llama-quantize's rule: a layer tensor to be quantized to one of the lowest-bit lattice types
+/// needs its importances (without them those types lose too much). Refused before anything is
+/// written, naming the tensor.
+fn check_importance_coverage(
+    outputs: &[Output],
+    plans: &[TensorPlan],
+    imatrix: Option<&ImportanceMatrix>,
+) -> Result<()> {
+    use GgmlType::*;
+    for (src, plan) in outputs.iter().zip(plans) {
+        let needs = matches!(plan.dtype, Iq3Xxs | Iq2Xxs | Iq2Xs | Iq2S | Iq1S | Iq1M)
+            && src.name != "token_embd.weight"
+            && src.name != "output.weight";
+        let copied = matches!(src.parts[..], [part] if part.dtype == plan.dtype);
+        if !needs || copied {
+            continue;
+        }
+        match imatrix {
+            None => {
+                return Err(Error::Invalid(format!(
+                    "this quantization needs an importance matrix (--imatrix; make one with \
+                     `ember imatrix`): {} would be {}",
+                    src.name,
+                    plan.dtype.name()
+                )));
+            }
+            Some(m) if m.importance(&src.name).is_none() => {
+                return Err(Error::Invalid(format!(
+                    "the importance matrix has no entry for {}, which would be {} (was it made \
+                     for another model?)",
+                    src.name,
+                    plan.dtype.name()
+                )));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
 }
 
 /// The role of a layer tensor that llama.cpp's mixtures treat apart.
@@ -278,7 +338,23 @@ fn mix_rule(mix: Mix, name: &str, i: usize, m: ModelShape, imatrix: bool) -> Opt
     };
     let n = m.layers;
     let more = use_more_bits(i, n);
+    let two_bit = matches!(mix, Mix::Iq2Xxs | Mix::Iq2Xs | Mix::Iq2S | Mix::Iq2M);
+    // The 2-bit mixtures' "more bits": IQ3_S for the _S and _M ones, Q2_K for the others.
+    let more_than_two = if matches!(mix, Mix::Iq2S | Mix::Iq2M) {
+        GgmlType::Iq3S
+    } else {
+        GgmlType::Q2K
+    };
     match (mix, role) {
+        (_, Role::Value) if two_bit => Some(if m.gqa >= 4 { Q4K } else { more_than_two }),
+        (_, Role::FfnDown) if two_bit && i < n / 8 => Some(more_than_two),
+        (Mix::Iq2S | Mix::Iq2M, Role::AttnOutput) => Some(GgmlType::Iq3S),
+        (_, _) if two_bit => None,
+        (Mix::Iq3Xxs, Role::Value) if m.gqa >= 4 => Some(Q4K),
+        (Mix::Iq3Xxs, Role::Value) if !imatrix => Some(GgmlType::Iq3S),
+        (Mix::Iq3Xxs, Role::QueryKey) => Some(GgmlType::Iq2S),
+        (Mix::Iq3Xxs, Role::FfnDown) if !imatrix => Some(if i < n / 8 { Q4K } else { Q3K }),
+        (Mix::Iq3Xxs, Role::AttnOutput) => Some(GgmlType::Iq3S),
         (Mix::Q2K, Role::Value) => Some(if m.gqa >= 4 { Q4K } else { Q3K }),
         (Mix::Q2K, Role::AttnOutput | Role::FfnDown) => Some(Q3K),
         (Mix::Q3KM, Role::Value) => Some(if i < 2 { Q5K } else { Q4K }),
@@ -459,6 +535,7 @@ pub fn quantize(
             shape: o.shape.clone(),
         })
         .collect();
+    check_importance_coverage(&outputs, &plans, opts.imatrix.as_ref())?;
     // Hugging Face llama weights need llama.cpp's q/k row order (see `permute_rows`).
     let permute = matches!(input.source, ModelSource::HuggingFace(_))
         && cfg.arch.def().permutes_qk()
