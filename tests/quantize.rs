@@ -251,11 +251,11 @@ fn bad_requests_fail_and_leave_no_file() {
             vec!["quantize", &model, out_s, "--type", "q9_9"],
             "unknown quantization type",
         ),
+        // As llama-quantize: the lowest-bit lattice types only with an importance matrix.
         (
             vec!["quantize", &model, out_s, "--type", "iq1_s"],
-            "unknown quantization type",
+            "needs an importance matrix",
         ),
-        // As llama-quantize: the lowest-bit lattice types only with an importance matrix.
         (
             vec!["quantize", &model, out_s, "--type", "iq2_xxs"],
             "needs an importance matrix",

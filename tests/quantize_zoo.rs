@@ -8,7 +8,8 @@ use serde_json::Value;
 
 const WRITABLE: &[&str] = &[
     "F16", "BF16", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K",
-    "IQ4_NL", "IQ4_XS", "IQ3_XXS", "IQ3_S", "IQ2_XXS", "IQ2_XS", "IQ2_S", "TQ1_0", "TQ2_0",
+    "IQ4_NL", "IQ4_XS", "IQ3_XXS", "IQ3_S", "IQ2_XXS", "IQ2_XS", "IQ2_S", "IQ1_S", "IQ1_M",
+    "TQ1_0", "TQ2_0",
 ];
 
 /// The importance vector make_iquants.py gave llama.cpp for the types it will not write
@@ -110,6 +111,7 @@ fn round_trip_on_random_rows() {
             "Q2_K" => 0.2,
             "IQ3_XXS" | "IQ3_S" => 0.15,
             "IQ2_XXS" | "IQ2_XS" | "IQ2_S" => 0.25,
+            "IQ1_S" | "IQ1_M" => 0.4,
             "TQ1_0" | "TQ2_0" => 0.35,
             _ => 0.1,
         };
@@ -118,7 +120,7 @@ fn round_trip_on_random_rows() {
     // llama.cpp will not write these without an importance matrix; neither will Ember.
     assert!(GgmlType::Iq2Xxs.quantize(&[0.5; 256]).is_err());
     assert!(GgmlType::Iq2Xs.quantize(&[0.5; 256]).is_err());
-    assert!(GgmlType::Iq1M.quantize(&[0.5; 256]).is_err());
+    assert!(GgmlType::Iq1S.quantize(&[0.5; 256]).is_err());
     assert!(GgmlType::Q4_0.quantize(&[0.0; 31]).is_err());
 }
 

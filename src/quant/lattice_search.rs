@@ -7,7 +7,9 @@
 
 use std::sync::OnceLock;
 
-use super::iq_grids::{IQ2S_CODES, IQ2XS_CODES, IQ2XXS_CODES, IQ3S_CODES, IQ3XXS_CODES};
+use super::iq_grids::{
+    IQ1S_CODES, IQ2S_CODES, IQ2XS_CODES, IQ2XXS_CODES, IQ3S_CODES, IQ3XXS_CODES,
+};
 use super::search::{make_qp_quants, nearest_int};
 use super::sum_squares;
 
@@ -114,6 +116,26 @@ impl Grid {
         GRID.get_or_init(|| Grid::build(&IQ2S_CODES, 8, 2, 3, 1))
     }
 
+    /// IQ1_S's and IQ1_M's grid (2048 entries of 8 from 3 levels, neighbours at the 3 smallest
+    /// distances).
+    pub(crate) fn iq1s() -> &'static Grid {
+        static GRID: OnceLock<Grid> = OnceLock::new();
+        GRID.get_or_init(|| Grid::build(&IQ1S_CODES, 8, 2, 3, 3))
+    }
+
+    /// The entry whose level indices are `levels` (one run), or if there is none the entries
+    /// nearest to that point.
+    pub(crate) fn lookup(&self, levels: &[u8]) -> Result<u16, &[u16]> {
+        let u = levels
+            .iter()
+            .take(self.run)
+            .enumerate()
+            .fold(0usize, |u, (i, &l)| {
+                u | (l as usize) << (self.bits as usize * i)
+            });
+        self.entry[u].ok_or(&self.near[u][..])
+    }
+
     /// The largest value `2l + 1` of the levels the quantizers round to.
     fn top(&self) -> f32 {
         (2 * self.reach - 1) as f32
@@ -123,16 +145,16 @@ impl Grid {
     /// neighbour search, weighted by `w`), its level indices, and whether the rounded point was
     /// an entry itself.
     fn snap(&self, x: &[f32], w: &[f32], id: f32, scale: f32) -> (u16, [u8; 8], bool) {
-        let mut u = 0usize;
-        for (i, &v) in x.iter().enumerate().take(self.run) {
-            let l = nearest_int(0.5 * (id * v - 1.0)).clamp(0, self.reach - 1);
-            u |= (l as usize) << (self.bits as usize * i);
+        let mut levels = [0u8; 8];
+        for (l, &v) in levels.iter_mut().zip(x).take(self.run) {
+            *l = nearest_int(0.5 * (id * v - 1.0)).clamp(0, self.reach - 1) as u8;
         }
-        if let Some(e) = self.entry[u] {
-            return (e, self.levels(e), true);
-        }
-        let mut best = (f32::MAX, self.near[u][0]);
-        for &j in &self.near[u] {
+        let near = match self.lookup(&levels) {
+            Ok(e) => return (e, self.levels(e), true),
+            Err(near) => near,
+        };
+        let mut best = (f32::MAX, near[0]);
+        for &j in near {
             let g = &self.points[j as usize];
             let mut d2 = 0.0f32;
             for i in 0..self.run {
@@ -147,7 +169,7 @@ impl Grid {
     }
 
     /// The level indices of entry `e`.
-    fn levels(&self, e: u16) -> [u8; 8] {
+    pub(crate) fn levels(&self, e: u16) -> [u8; 8] {
         self.points[e as usize].map(|v| ((v - 1) / 2) as u8)
     }
 }

@@ -8,6 +8,7 @@ mod float;
 pub mod int_dot;
 mod iq1_m;
 mod iq1_s;
+mod iq1_search;
 mod iq2_s;
 mod iq2_xs;
 mod iq2_xxs;
@@ -603,14 +604,10 @@ impl GgmlType {
             GgmlType::Iq2Xxs => quantize_blocks::<Iq2Xxs>(x, i),
             GgmlType::Iq2Xs => quantize_blocks::<Iq2Xs>(x, i),
             GgmlType::Iq2S => quantize_blocks::<Iq2S>(x, i),
+            GgmlType::Iq1S => quantize_blocks::<Iq1S>(x, i),
+            GgmlType::Iq1M => quantize_blocks::<Iq1M>(x, i),
             GgmlType::Tq1_0 => quantize_blocks::<Tq1_0>(x, i),
             GgmlType::Tq2_0 => quantize_blocks::<Tq2_0>(x, i),
-            _ => {
-                return Err(format!(
-                    "writing {} is not supported (reading is)",
-                    self.name()
-                ));
-            }
         })
     }
 

@@ -45,6 +45,12 @@ pub enum Mix {
     Iq4Nl,
     /// IQ4_XS, with Q5_K where llama.cpp's rules ask for more bits.
     Iq4Xs,
+    /// IQ1_S, with Q2_K for the values, the first layers' down and the token embedding, IQ2_XXS
+    /// for attention outputs.
+    Iq1S,
+    /// IQ1_M, with Q2_K for the values, the first layers' down and the token embedding, IQ2_XXS
+    /// for attention outputs.
+    Iq1M,
     /// IQ2_XXS, with Q2_K for the values, the first layers' down and the token embedding.
     Iq2Xxs,
     /// IQ2_XS, with Q2_K for the values, the first layers' down and the token embedding.
@@ -83,20 +89,22 @@ const MIXES: &[(&str, Mix, GgmlType, u32)] = &[
     ("iq2_xs", Mix::Iq2Xs, GgmlType::Iq2Xs, 20),
     ("iq3_xs", Mix::Iq3Xs, GgmlType::Iq3S, 22),
     ("iq3_xxs", Mix::Iq3Xxs, GgmlType::Iq3Xxs, 23),
+    ("iq1_s", Mix::Iq1S, GgmlType::Iq1S, 24),
     ("iq4_nl", Mix::Iq4Nl, GgmlType::Iq4Nl, 25),
     ("iq3_s", Mix::Iq3S, GgmlType::Iq3S, 26),
     ("iq3_m", Mix::Iq3M, GgmlType::Iq3S, 27),
     ("iq2_s", Mix::Iq2S, GgmlType::Iq2Xs, 28),
     ("iq2_m", Mix::Iq2M, GgmlType::Iq2S, 29),
     ("iq4_xs", Mix::Iq4Xs, GgmlType::Iq4Xs, 30),
+    ("iq1_m", Mix::Iq1M, GgmlType::Iq1M, 31),
     ("tq1_0", Mix::Tq1_0, GgmlType::Tq1_0, 36),
     ("tq2_0", Mix::Tq2_0, GgmlType::Tq2_0, 37),
 ];
 
 /// Types `ember quantize` writes.
 pub const WRITABLE: &str = "f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q3_k, q4_k, q5_k, q6_k (one type \
-     throughout), q2_k, q3_k_s, q3_k_m, q3_k_l, q4_k_s, q4_k_m, q5_k_s, q5_k_m, iq2_xxs*, \
-     iq2_xs*, iq2_s*, iq2_m*, iq3_xxs*, iq3_xs*, iq3_s, iq3_m, iq4_nl, iq4_xs, tq1_0, tq2_0 \
+     throughout), q2_k, q3_k_s, q3_k_m, q3_k_l, q4_k_s, q4_k_m, q5_k_s, q5_k_m, iq1_s*, iq1_m*, \
+     iq2_xxs*, iq2_xs*, iq2_s*, iq2_m*, iq3_xxs*, iq3_xs*, iq3_s, iq3_m, iq4_nl, iq4_xs, tq1_0, tq2_0 \
      (llama.cpp's mixtures; * needs --imatrix)";
 
 impl Preset {
@@ -232,7 +240,7 @@ pub fn plan(name: &str, shape: &[usize], m: ModelShape, o: &QuantizeOptions) -> 
         _ if base.is_float() => base,
         (false, _, _) if name == "token_embd.weight" => match o.preset {
             Preset::Mix(Mix::Tq1_0 | Mix::Tq2_0) => GgmlType::Q4K,
-            Preset::Mix(Mix::Iq2Xxs | Mix::Iq2Xs) => GgmlType::Q2K,
+            Preset::Mix(Mix::Iq1S | Mix::Iq1M | Mix::Iq2Xxs | Mix::Iq2Xs) => GgmlType::Q2K,
             Preset::Mix(Mix::Iq2S | Mix::Iq2M | Mix::Iq3Xxs) => GgmlType::Iq3S,
             _ => base,
         },
@@ -241,7 +249,15 @@ pub fn plan(name: &str, shape: &[usize], m: ModelShape, o: &QuantizeOptions) -> 
         (true, _, _)
             if matches!(
                 o.preset,
-                Preset::Mix(Mix::Iq2Xxs | Mix::Iq2Xs | Mix::Iq2S | Mix::Iq2M | Mix::Iq3Xxs)
+                Preset::Mix(
+                    Mix::Iq1S
+                        | Mix::Iq1M
+                        | Mix::Iq2Xxs
+                        | Mix::Iq2Xs
+                        | Mix::Iq2S
+                        | Mix::Iq2M
+                        | Mix::Iq3Xxs
+                )
             ) =>
         {
             GgmlType::Q5K
@@ -338,8 +354,11 @@ fn mix_rule(mix: Mix, name: &str, i: usize, m: ModelShape, imatrix: bool) -> Opt
     };
     let n = m.layers;
     let more = use_more_bits(i, n);
-    let two_bit = matches!(mix, Mix::Iq2Xxs | Mix::Iq2Xs | Mix::Iq2S | Mix::Iq2M);
-    // The 2-bit mixtures' "more bits": IQ3_S for the _S and _M ones, Q2_K for the others.
+    let two_bit = matches!(
+        mix,
+        Mix::Iq1S | Mix::Iq1M | Mix::Iq2Xxs | Mix::Iq2Xs | Mix::Iq2S | Mix::Iq2M
+    );
+    // The 1- and 2-bit mixtures' "more bits": IQ3_S for iq2_s and iq2_m, Q2_K for the others.
     let more_than_two = if matches!(mix, Mix::Iq2S | Mix::Iq2M) {
         GgmlType::Iq3S
     } else {
@@ -349,6 +368,7 @@ fn mix_rule(mix: Mix, name: &str, i: usize, m: ModelShape, imatrix: bool) -> Opt
         (_, Role::Value) if two_bit => Some(if m.gqa >= 4 { Q4K } else { more_than_two }),
         (_, Role::FfnDown) if two_bit && i < n / 8 => Some(more_than_two),
         (Mix::Iq2S | Mix::Iq2M, Role::AttnOutput) => Some(GgmlType::Iq3S),
+        (Mix::Iq1S | Mix::Iq1M, Role::AttnOutput) => Some(GgmlType::Iq2Xxs),
         (_, _) if two_bit => None,
         (Mix::Iq3Xxs, Role::Value) if m.gqa >= 4 => Some(Q4K),
         (Mix::Iq3Xxs, Role::Value) if !imatrix => Some(GgmlType::Iq3S),
