@@ -14,8 +14,6 @@ cd "$(dirname "$0")/.."
 rounds=${1:-2}
 threads=${THREADS:-1 2}
 reps=${REPS:-3}
-peer=$(mkdir -p "${PEER_DIR:-target/peer}" && cd "${PEER_DIR:-target/peer}" && pwd)
-bin=$peer/llama.cpp/build/bin
 
 # shellcheck source=scripts/llamacpp.sh
 source scripts/llamacpp.sh

@@ -16,8 +16,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
-peer=$(mkdir -p "${PEER_DIR:-target/peer}" && cd "${PEER_DIR:-target/peer}" && pwd)
-bin=$peer/llama.cpp/build/bin
 # shellcheck source=scripts/llamacpp.sh
 source scripts/llamacpp.sh
 echo "== building llama.cpp b11312 (once) and Ember" >&2

@@ -1,9 +1,13 @@
 # Builds the llama.cpp release Ember is compared with, b11312, from the sdist of
 # llama-cpp-python 0.3.36 on PyPI (which vendors exactly that llama.cpp; its checksum is
-# verified), into $peer/llama.cpp. Sourced by the comparison scripts, which set `peer` and
-# `bin` ($peer/llama.cpp/build/bin).
+# verified), into $peer/llama.cpp. Sourced by the comparison scripts (from the project's root):
+# sets `peer` ($PEER_DIR, default target/peer, made absolute) and `bin`
+# ($peer/llama.cpp/build/bin).
 #
 # usage: build_llamacpp TARGET...   (llama-bench, llama-quantize, llama-imatrix, ...)
+peer=$(mkdir -p "${PEER_DIR:-target/peer}" && cd "${PEER_DIR:-target/peer}" && pwd)
+bin=$peer/llama.cpp/build/bin
+
 build_llamacpp() {
   local missing=0 t
   for t in "$@"; do [ -x "$bin/$t" ] || missing=1; done

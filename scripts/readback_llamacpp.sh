@@ -11,8 +11,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
-peer=$(mkdir -p "${PEER_DIR:-target/peer}" && cd "${PEER_DIR:-target/peer}" && pwd)
-bin=$peer/llama.cpp/build/bin
 # shellcheck source=scripts/llamacpp.sh
 source scripts/llamacpp.sh
 build_llamacpp llama-perplexity

@@ -11,7 +11,7 @@ use super::iq1_search::{
     MINUS, PLUS, accumulate, ascending, max_magnitude, place_runs, split_levels,
 };
 use super::lattice::{lattice_format, u16_at};
-use super::lattice_search::{Grid, lattice_quantizer};
+use super::lattice_search::{Grid, GridKind, lattice_quantizer};
 use super::search::nearest_int;
 use super::sum_squares;
 
@@ -112,7 +112,7 @@ fn best_split(xb: &[f32], w: &[f32], order: &[usize]) -> Option<(usize, usize, u
 /// the importances, else `x²`).
 fn quantize_iq1m(x: &[f32], importance: Option<&[f32]>, out: &mut [u8]) {
     out.fill(0);
-    let grid = Grid::iq1s();
+    let grid = Grid::of(GridKind::Iq1S);
     let sigma2 = 2.0 * sum_squares(x) / 256.0;
     let weights = |ib: usize| -> [f32; 16] {
         let xb = &x[16 * ib..16 * ib + 16];

@@ -10,7 +10,7 @@ use super::iq1_search::{
     GROUP_MAX_EPS_IQ1_S, MINUS, PLUS, ascending, max_magnitude, place_runs, split_levels,
 };
 use super::lattice::{lattice_format, leading_f16, u16_at};
-use super::lattice_search::{Grid, lattice_quantizer};
+use super::lattice_search::{Grid, GridKind, lattice_quantizer};
 use super::search::nearest_int;
 use super::{put_f16, sum_squares};
 
@@ -49,7 +49,7 @@ fn group_codes(b: &[u8], d: f32, g: usize, codes: &mut [u8; 32]) -> f32 {
 /// runs it with an importance matrix, and so does Ember — without one each value weighs `x²`).
 fn quantize_iq1s(x: &[f32], importance: Option<&[f32]>, out: &mut [u8]) {
     out.fill(0);
-    let grid = Grid::iq1s();
+    let grid = Grid::of(GridKind::Iq1S);
     let sigma2 = 2.0 * sum_squares(x) / 256.0;
     let (mut scales, mut minus, mut max_scale) = ([0.0f32; 8], [false; 8], 0.0f32);
     for ib in 0..8 {

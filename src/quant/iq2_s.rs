@@ -5,8 +5,7 @@
 
 use super::iq_grids::IQ2S;
 use super::lattice::{iq2_scale, lattice_format, leading_f16, put_signed};
-use super::lattice_search::{Grid, Lattice, Resnap, Search, lattice_quantizer};
-use super::put_f16;
+use super::lattice_search::{GridKind, IQ2_SEARCH, Lattice, lattice_quantizer};
 
 /// The IQ2_S block format.
 pub struct Iq2S;
@@ -27,13 +26,8 @@ fn group_codes(b: &[u8], d: f32, g: usize, codes: &mut [u8; 16]) -> f32 {
 
 /// llama.cpp's IQ2_S quantizer (`quantize_row_iq2_s_impl`).
 const LATTICE: Lattice = Lattice {
-    grid: Grid::iq2s,
-    search: Search {
-        step: 0.1,
-        steps: 9,
-        start_on_grid: true,
-        resnap: Resnap::OffGrid,
-    },
+    grid: GridKind::Iq2S,
+    search: IQ2_SEARCH,
     group: 16,
     parity: false,
     eps: 1e-8,
@@ -45,13 +39,10 @@ const LATTICE: Lattice = Lattice {
 /// Encodes a block with llama.cpp's IQ2_S quantizer (without importances each value weighs
 /// `σ²/4 + x²`).
 fn quantize_iq2s(x: &[f32], importance: Option<&[f32]>, out: &mut [u8]) {
-    out.fill(0);
-    let fit = LATTICE.fit_block(x, importance);
-    if fit.d == 0.0 {
-        return;
-    }
     // llama.cpp's adjustment: the stored scale is a little smaller than the fit's.
-    put_f16(out, 0, fit.d * 0.9875);
+    let Some(fit) = LATTICE.fit_into(x, importance, 0.9875, out) else {
+        return;
+    };
     for (ib, group) in fit.groups.iter().enumerate() {
         if let Some(g) = group {
             for k in 0..2 {
@@ -62,9 +53,7 @@ fn quantize_iq2s(x: &[f32], importance: Option<&[f32]>, out: &mut [u8]) {
             }
         }
     }
-    for j in 0..8 {
-        out[74 + j] = fit.codes[2 * j] | fit.codes[2 * j + 1] << 4;
-    }
+    out[74..82].copy_from_slice(&fit.code_pairs());
 }
 
 lattice_quantizer!(Iq2S, quantize_iq2s);

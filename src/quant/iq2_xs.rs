@@ -5,8 +5,7 @@
 
 use super::iq_grids::IQ2XS;
 use super::lattice::{iq2_scale, lattice_format, leading_f16, parity_signs, put_signed, u16_at};
-use super::lattice_search::{Grid, Lattice, Resnap, Search, lattice_quantizer};
-use super::put_f16;
+use super::lattice_search::{GridKind, IQ2_SEARCH, Lattice, lattice_quantizer};
 
 /// The IQ2_XS block format.
 pub struct Iq2Xs;
@@ -30,13 +29,8 @@ fn group_codes(b: &[u8], d: f32, g: usize, codes: &mut [u8; 16]) -> f32 {
 /// llama.cpp's IQ2_XS quantizer (`quantize_row_iq2_xs_impl`; llama.cpp only runs it with an
 /// importance matrix, and so does Ember).
 const LATTICE: Lattice = Lattice {
-    grid: Grid::iq2xs,
-    search: Search {
-        step: 0.1,
-        steps: 9,
-        start_on_grid: true,
-        resnap: Resnap::OffGrid,
-    },
+    grid: GridKind::Iq2Xs,
+    search: IQ2_SEARCH,
     group: 16,
     parity: true,
     eps: 1e-15,
@@ -47,12 +41,9 @@ const LATTICE: Lattice = Lattice {
 
 /// Encodes a block with llama.cpp's IQ2_XS quantizer.
 fn quantize_iq2xs(x: &[f32], importance: Option<&[f32]>, out: &mut [u8]) {
-    out.fill(0);
-    let fit = LATTICE.fit_block(x, importance);
-    if fit.d == 0.0 {
+    let Some(fit) = LATTICE.fit_into(x, importance, 1.0, out) else {
         return;
-    }
-    put_f16(out, 0, fit.d);
+    };
     for (ib, group) in fit.groups.iter().enumerate() {
         if let Some(g) = group {
             for k in 0..2 {
@@ -62,9 +53,7 @@ fn quantize_iq2xs(x: &[f32], importance: Option<&[f32]>, out: &mut [u8]) {
             }
         }
     }
-    for j in 0..8 {
-        out[66 + j] = fit.codes[2 * j] | fit.codes[2 * j + 1] << 4;
-    }
+    out[66..74].copy_from_slice(&fit.code_pairs());
 }
 
 lattice_quantizer!(Iq2Xs, quantize_iq2xs);

@@ -5,8 +5,7 @@
 
 use super::iq_grids::IQ2XXS;
 use super::lattice::{iq2_scale, lattice_format, leading_f16, parity_signs, put_signed, u32_at};
-use super::lattice_search::{Grid, Lattice, Resnap, Search, lattice_quantizer};
-use super::put_f16;
+use super::lattice_search::{GridKind, Lattice, Resnap, Search, lattice_quantizer};
 
 /// The IQ2_XXS block format.
 pub struct Iq2Xxs;
@@ -28,7 +27,7 @@ fn group_codes(b: &[u8], d: f32, g: usize, codes: &mut [u8; 32]) -> f32 {
 /// llama.cpp's IQ2_XXS quantizer (`quantize_row_iq2_xxs_impl`; llama.cpp only runs it with an
 /// importance matrix, and so does Ember).
 const LATTICE: Lattice = Lattice {
-    grid: Grid::iq2xxs,
+    grid: GridKind::Iq2Xxs,
     search: Search {
         step: 0.1,
         steps: 6,
@@ -45,12 +44,9 @@ const LATTICE: Lattice = Lattice {
 
 /// Encodes a block with llama.cpp's IQ2_XXS quantizer.
 fn quantize_iq2xxs(x: &[f32], importance: Option<&[f32]>, out: &mut [u8]) {
-    out.fill(0);
-    let fit = LATTICE.fit_block(x, importance);
-    if fit.d == 0.0 {
+    let Some(fit) = LATTICE.fit_into(x, importance, 1.0, out) else {
         return;
-    }
-    put_f16(out, 0, fit.d);
+    };
     for (ib, (group, &code)) in fit.groups.iter().zip(&fit.codes).enumerate() {
         let mut word = u32::from(code) << 28;
         if let Some(g) = group {

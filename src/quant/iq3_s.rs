@@ -6,8 +6,7 @@
 
 use super::iq_grids::IQ3S;
 use super::lattice::{lattice_format, leading_f16, put_signed};
-use super::lattice_search::{Grid, Lattice, Resnap, Search, lattice_quantizer};
-use super::put_f16;
+use super::lattice_search::{GridKind, Lattice, Resnap, Search, lattice_quantizer};
 
 /// The IQ3_S block format.
 pub struct Iq3S;
@@ -28,7 +27,7 @@ fn group_codes(b: &[u8], d: f32, g: usize, codes: &mut [u8; 32]) -> f32 {
 
 /// llama.cpp's IQ3_S quantizer (`quantize_row_iq3_s_impl`, groups of 32).
 const LATTICE: Lattice = Lattice {
-    grid: Grid::iq3s,
+    grid: GridKind::Iq3S,
     search: Search {
         step: 0.2,
         steps: 9,
@@ -49,13 +48,10 @@ const LATTICE: Lattice = Lattice {
 /// bits do not). The decoder reads such a block otherwise, but llama.cpp's files are so, and
 /// Ember's are the same.
 fn quantize_iq3s(x: &[f32], importance: Option<&[f32]>, out: &mut [u8]) {
-    out.fill(0);
-    let fit = LATTICE.fit_block(x, importance);
-    if fit.d == 0.0 {
-        return;
-    }
     // llama.cpp's small improvement: the stored scale is a little larger than the fit's.
-    put_f16(out, 0, fit.d * 1.033);
+    let Some(fit) = LATTICE.fit_into(x, importance, 1.033, out) else {
+        return;
+    };
     for (slot, (ib, g)) in fit
         .groups
         .iter()
@@ -69,9 +65,7 @@ fn quantize_iq3s(x: &[f32], importance: Option<&[f32]>, out: &mut [u8]) {
         }
         out[74 + 4 * slot..78 + 4 * slot].copy_from_slice(&g.signs);
     }
-    for j in 0..4 {
-        out[106 + j] = fit.codes[2 * j] | fit.codes[2 * j + 1] << 4;
-    }
+    out[106..110].copy_from_slice(&fit.code_pairs());
 }
 
 lattice_quantizer!(Iq3S, quantize_iq3s);

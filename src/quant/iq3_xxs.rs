@@ -5,8 +5,7 @@
 
 use super::iq_grids::IQ3XXS;
 use super::lattice::{lattice_format, leading_f16, parity_signs, put_signed, u32_at};
-use super::lattice_search::{Grid, Lattice, Resnap, Search, lattice_quantizer};
-use super::put_f16;
+use super::lattice_search::{GridKind, Lattice, Resnap, Search, lattice_quantizer};
 
 /// The IQ3_XXS block format.
 pub struct Iq3Xxs;
@@ -32,7 +31,7 @@ fn group_codes(b: &[u8], d: f32, g: usize, codes: &mut [u8; 32]) -> f32 {
 
 /// llama.cpp's IQ3_XXS quantizer (`quantize_row_iq3_xxs_impl`).
 const LATTICE: Lattice = Lattice {
-    grid: Grid::iq3xxs,
+    grid: GridKind::Iq3Xxs,
     search: Search {
         step: 0.2,
         steps: 15,
@@ -49,13 +48,10 @@ const LATTICE: Lattice = Lattice {
 
 /// Encodes a block with llama.cpp's IQ3_XXS quantizer (weights from the importances, else `x²`).
 fn quantize_iq3xxs(x: &[f32], importance: Option<&[f32]>, out: &mut [u8]) {
-    out.fill(0);
-    let fit = LATTICE.fit_block(x, importance);
-    if fit.d == 0.0 {
-        return;
-    }
     // llama.cpp's small improvement: the stored scale is a little larger than the fit's.
-    put_f16(out, 0, fit.d * 1.0125);
+    let Some(fit) = LATTICE.fit_into(x, importance, 1.0125, out) else {
+        return;
+    };
     for (ib, (group, &code)) in fit.groups.iter().zip(&fit.codes).enumerate() {
         let mut word = u32::from(code) << 28;
         if let Some(g) = group {

@@ -11,7 +11,26 @@ use super::iq_grids::{
     IQ1S_CODES, IQ2S_CODES, IQ2XS_CODES, IQ2XXS_CODES, IQ3S_CODES, IQ3XXS_CODES,
 };
 use super::search::{make_qp_quants, nearest_int};
-use super::sum_squares;
+use super::{put_f16, sum_squares};
+
+/// The lattice grids, as llama.cpp's quantizers search them: entries of 4 values from 8 levels
+/// (IQ3) or of 8 from 3 (IQ2, IQ1), each off-grid point's nearest entries kept at its 2
+/// smallest distances (3 for IQ3_S and IQ1, only the smallest for IQ2_S).
+#[derive(Clone, Copy)]
+pub(crate) enum GridKind {
+    /// IQ3_XXS's 256 entries.
+    Iq3Xxs,
+    /// IQ3_S's 512 entries.
+    Iq3S,
+    /// IQ2_XXS's 256 entries.
+    Iq2Xxs,
+    /// IQ2_XS's 512 entries.
+    Iq2Xs,
+    /// IQ2_S's 1024 entries.
+    Iq2S,
+    /// IQ1_S's 2048 entries (IQ1_M's too).
+    Iq1S,
+}
 
 /// A grid of runs of values `2l + 1`, and for every point of the full lattice the quantizers can
 /// round to (a level index per value, packed into a code, first lowest) its entry, or its
@@ -86,41 +105,21 @@ impl Grid {
         }
     }
 
-    /// IQ3_XXS's grid (256 entries of 4, neighbours at the 2 smallest distances).
-    pub(crate) fn iq3xxs() -> &'static Grid {
-        static GRID: OnceLock<Grid> = OnceLock::new();
-        GRID.get_or_init(|| Grid::build(&IQ3XXS_CODES, 4, 3, 8, 2))
-    }
-
-    /// IQ3_S's grid (512 entries of 4, neighbours at the 3 smallest distances).
-    pub(crate) fn iq3s() -> &'static Grid {
-        static GRID: OnceLock<Grid> = OnceLock::new();
-        GRID.get_or_init(|| Grid::build(&IQ3S_CODES, 4, 3, 8, 3))
-    }
-
-    /// IQ2_XXS's grid (256 entries of 8 from 3 levels, neighbours at the 2 smallest distances).
-    pub(crate) fn iq2xxs() -> &'static Grid {
-        static GRID: OnceLock<Grid> = OnceLock::new();
-        GRID.get_or_init(|| Grid::build(&IQ2XXS_CODES, 8, 2, 3, 2))
-    }
-
-    /// IQ2_XS's grid (512 entries of 8, neighbours at the 2 smallest distances).
-    pub(crate) fn iq2xs() -> &'static Grid {
-        static GRID: OnceLock<Grid> = OnceLock::new();
-        GRID.get_or_init(|| Grid::build(&IQ2XS_CODES, 8, 2, 3, 2))
-    }
-
-    /// IQ2_S's grid (1024 entries of 8, neighbours at the smallest distance only).
-    pub(crate) fn iq2s() -> &'static Grid {
-        static GRID: OnceLock<Grid> = OnceLock::new();
-        GRID.get_or_init(|| Grid::build(&IQ2S_CODES, 8, 2, 3, 1))
-    }
-
-    /// IQ1_S's and IQ1_M's grid (2048 entries of 8 from 3 levels, neighbours at the 3 smallest
-    /// distances).
-    pub(crate) fn iq1s() -> &'static Grid {
-        static GRID: OnceLock<Grid> = OnceLock::new();
-        GRID.get_or_init(|| Grid::build(&IQ1S_CODES, 8, 2, 3, 3))
+    /// The grid of `kind`, built on first use.
+    pub(crate) fn of(kind: GridKind) -> &'static Grid {
+        static GRIDS: [OnceLock<Grid>; 6] = [const { OnceLock::new() }; 6];
+        GRIDS[kind as usize].get_or_init(|| {
+            // (codes, values per entry, bits per level, levels rounded to, distances kept)
+            let (codes, run, bits, reach, nwant): (&[u16], _, _, _, _) = match kind {
+                GridKind::Iq3Xxs => (&IQ3XXS_CODES, 4, 3, 8, 2),
+                GridKind::Iq3S => (&IQ3S_CODES, 4, 3, 8, 3),
+                GridKind::Iq2Xxs => (&IQ2XXS_CODES, 8, 2, 3, 2),
+                GridKind::Iq2Xs => (&IQ2XS_CODES, 8, 2, 3, 2),
+                GridKind::Iq2S => (&IQ2S_CODES, 8, 2, 3, 1),
+                GridKind::Iq1S => (&IQ1S_CODES, 8, 2, 3, 3),
+            };
+            Grid::build(codes, run, bits, reach, nwant)
+        })
     }
 
     /// The entry whose level indices are `levels` (one run), or if there is none the entries
@@ -196,6 +195,14 @@ pub(crate) struct Search {
     /// The final re-snap.
     pub resnap: Resnap,
 }
+
+/// The scale search of llama.cpp's IQ2_XS and IQ2_S quantizers.
+pub(crate) const IQ2_SEARCH: Search = Search {
+    step: 0.1,
+    steps: 9,
+    start_on_grid: true,
+    resnap: Resnap::OffGrid,
+};
 
 /// The fit of non-negative values `x` (signs taken out; 16 or 32 of them) to a grid: its scale
 /// and each run's entry. `w` weighs the errors of the fit, `waux` (its square roots) those of the
@@ -274,7 +281,7 @@ pub(crate) fn fit(
 /// One of llama.cpp's lattice quantizers, as far as they differ.
 pub(crate) struct Lattice {
     /// The grid.
-    pub grid: fn() -> &'static Grid,
+    pub grid: GridKind,
     /// The scale search.
     pub search: Search,
     /// Values per group (each group has its own scale): 32 or 16.
@@ -314,7 +321,33 @@ pub(crate) struct BlockFit {
     pub codes: Vec<u8>,
 }
 
+impl BlockFit {
+    /// The group scales' codes two to a byte, the even group's in the low nibble.
+    pub(crate) fn code_pairs(&self) -> Vec<u8> {
+        self.codes.chunks(2).map(|c| c[0] | c[1] << 4).collect()
+    }
+}
+
 impl Lattice {
+    /// Clears `out` and fits a block into it as far as the formats share: the super-scale
+    /// (times the format's `adjust`, llama.cpp's empirical factor) as the leading f16. `None`
+    /// for an all-zero block, which stays all zero.
+    pub(crate) fn fit_into(
+        &self,
+        x: &[f32],
+        importance: Option<&[f32]>,
+        adjust: f32,
+        out: &mut [u8],
+    ) -> Option<BlockFit> {
+        out.fill(0);
+        let fit = self.fit_block(x, importance);
+        if fit.d == 0.0 {
+            return None;
+        }
+        put_f16(out, 0, fit.d * adjust);
+        Some(fit)
+    }
+
     /// Fits a block of 256 values, weighted by `importance` where given.
     pub(crate) fn fit_block(&self, x: &[f32], importance: Option<&[f32]>) -> BlockFit {
         let sigma2 = self.sigma2_factor * sum_squares(x) / 256.0;
@@ -389,7 +422,7 @@ impl Lattice {
         if max == 0.0 || max < self.eps {
             return None;
         }
-        let grid = (self.grid)();
+        let grid = Grid::of(self.grid);
         let (base, start) = if self.integer_start {
             let mut l = [0u8; 32];
             let scale = make_qp_quants(grid.reach + 1, xval, &mut l[..n], w);
