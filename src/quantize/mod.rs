@@ -27,6 +27,9 @@ pub enum Preset {
 pub enum Mix {
     /// Q2_K, with Q3_K (or Q4_K) for attention values, outputs and the feed-forward down.
     Q2K,
+    /// Q2_K, with Q4_K for the first layers' feed-forward down (and for the values with 4+ query
+    /// heads per KV head); needs an importance matrix.
+    Q2KS,
     /// Q3_K throughout.
     Q3KS,
     /// Q3_K, with Q4_K/Q5_K for attention values, outputs and the feed-forward down.
@@ -78,6 +81,7 @@ pub enum Mix {
 /// Each mixture: its name, base type and GGUF `general.file_type`.
 const MIXES: &[(&str, Mix, GgmlType, u32)] = &[
     ("q2_k", Mix::Q2K, GgmlType::Q2K, 10),
+    ("q2_k_s", Mix::Q2KS, GgmlType::Q2K, 21),
     ("q3_k_s", Mix::Q3KS, GgmlType::Q3K, 11),
     ("q3_k_m", Mix::Q3KM, GgmlType::Q3K, 12),
     ("q3_k_l", Mix::Q3KL, GgmlType::Q3K, 13),
@@ -103,7 +107,7 @@ const MIXES: &[(&str, Mix, GgmlType, u32)] = &[
 
 /// Types `ember quantize` writes.
 pub const WRITABLE: &str = "f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q3_k, q4_k, q5_k, q6_k (one type \
-     throughout), q2_k, q3_k_s, q3_k_m, q3_k_l, q4_k_s, q4_k_m, q5_k_s, q5_k_m, iq1_s*, iq1_m*, \
+     throughout), q2_k, q2_k_s*, q3_k_s, q3_k_m, q3_k_l, q4_k_s, q4_k_m, q5_k_s, q5_k_m, iq1_s*, iq1_m*, \
      iq2_xxs*, iq2_xs*, iq2_s*, iq2_m*, iq3_xxs*, iq3_xs*, iq3_s, iq3_m, iq4_nl, iq4_xs, tq1_0, tq2_0 \
      (llama.cpp's mixtures; * needs --imatrix)";
 
@@ -280,16 +284,18 @@ pub fn plan(name: &str, shape: &[usize], m: ModelShape, o: &QuantizeOptions) -> 
 }
 
 /// llama-quantize's rule: a layer tensor to be quantized to one of the lowest-bit lattice types
-/// needs its importances (without them those types lose too much). Refused before anything is
-/// written, naming the tensor.
+/// (or to Q2_K in a `q2_k_s` file) needs its importances (without them those types lose too
+/// much). Refused before anything is written, naming the tensor.
 fn check_importance_coverage(
     outputs: &[Output],
     plans: &[TensorPlan],
-    imatrix: Option<&ImportanceMatrix>,
+    opts: &QuantizeOptions,
 ) -> Result<()> {
     use GgmlType::*;
+    let imatrix = opts.imatrix.as_ref();
     for (src, plan) in outputs.iter().zip(plans) {
-        let needs = matches!(plan.dtype, Iq3Xxs | Iq2Xxs | Iq2Xs | Iq2S | Iq1S | Iq1M)
+        let needs = (matches!(plan.dtype, Iq3Xxs | Iq2Xxs | Iq2Xs | Iq2S | Iq1S | Iq1M)
+            || (plan.dtype == Q2K && opts.preset == Preset::Mix(Mix::Q2KS)))
             && src.name != "token_embd.weight"
             && src.name != "output.weight";
         let copied = matches!(src.parts[..], [part] if part.dtype == plan.dtype);
@@ -377,6 +383,8 @@ fn mix_rule(mix: Mix, name: &str, i: usize, m: ModelShape, imatrix: bool) -> Opt
         (Mix::Iq3Xxs, Role::AttnOutput) => Some(GgmlType::Iq3S),
         (Mix::Q2K, Role::Value) => Some(if m.gqa >= 4 { Q4K } else { Q3K }),
         (Mix::Q2K, Role::AttnOutput | Role::FfnDown) => Some(Q3K),
+        (Mix::Q2KS, Role::Value) if m.gqa >= 4 => Some(Q4K),
+        (Mix::Q2KS, Role::FfnDown) if i < n / 8 => Some(Q4K),
         (Mix::Q3KM, Role::Value) => Some(if i < 2 { Q5K } else { Q4K }),
         (Mix::Q3KM, Role::FfnDown) => Some(if i < n / 16 { Q5K } else { Q4K }),
         (Mix::Q3KM, Role::AttnOutput) => Some(Q4K),
@@ -555,7 +563,7 @@ pub fn quantize(
             shape: o.shape.clone(),
         })
         .collect();
-    check_importance_coverage(&outputs, &plans, opts.imatrix.as_ref())?;
+    check_importance_coverage(&outputs, &plans, opts)?;
     // Hugging Face llama weights need llama.cpp's q/k row order (see `permute_rows`).
     let permute = matches!(input.source, ModelSource::HuggingFace(_))
         && cfg.arch.def().permutes_qk()
@@ -791,7 +799,10 @@ mod tests {
             Preset::Uniform(GgmlType::Q3K)
         );
         assert_eq!(Preset::parse("TQ2_0").unwrap(), Preset::Mix(Mix::Tq2_0));
-        for bad in ["q9", "f32", "iq2_xxs", "iq1_m"] {
+        assert_eq!(Preset::parse("iq2_m").unwrap(), Preset::Mix(Mix::Iq2M));
+        assert_eq!(Preset::parse("IQ1_S").unwrap(), Preset::Mix(Mix::Iq1S));
+        assert_eq!(Preset::parse("q2_k_s").unwrap(), Preset::Mix(Mix::Q2KS));
+        for bad in ["q9", "f32", "iq2", "iq4_ks"] {
             assert!(Preset::parse(bad).is_err(), "{bad}");
         }
     }

@@ -15,7 +15,7 @@ CASES = [("Q2_K", True), ("Q3_K_M", True), ("Q3_K_M", False), ("Q3_K_L", True),
          ("IQ4_XS", False), ("IQ4_NL", True), ("Q4_0", True), ("Q5_1", True), ("TQ1_0", False),
          ("TQ2_0", True), ("IQ3_S", True), ("IQ3_M", True), ("IQ3_XS", True), ("IQ3_M", False),
          ("IQ3_XXS", True), ("IQ2_XXS", True), ("IQ2_XS", True), ("IQ2_S", True), ("IQ2_M", True),
-         ("IQ1_S", True), ("IQ1_M", True)]
+         ("IQ1_S", True), ("IQ1_M", True), ("Q2_K_S", True)]
 
 
 def main():
