@@ -244,6 +244,7 @@ fn bad_requests_fail_and_leave_no_file() {
     let out = dir.0.join("out.gguf");
     let out_s = out.to_str().unwrap();
     let model = default_model();
+    let tiny = data("iquants/tiny-llama-F16.gguf");
     let corrupt = dir.0.join("corrupt.gguf");
     std::fs::write(&corrupt, &std::fs::read(&model).unwrap()[..5000]).unwrap();
     let cases: Vec<(Vec<&str>, &str)> = vec![
@@ -295,6 +296,20 @@ fn bad_requests_fail_and_leave_no_file() {
                 "q4_k_m",
             ],
             "not a tensor type",
+        ),
+        // The output head is exempt from the mixtures' importance rule, but a type that cannot
+        // be written without importances still needs them.
+        (
+            vec![
+                "quantize",
+                &tiny,
+                out_s,
+                "--type",
+                "q4_k_m",
+                "--output-type",
+                "iq2_xxs",
+            ],
+            "needs an importance matrix",
         ),
     ];
     for (args, needle) in cases {
