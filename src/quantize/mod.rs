@@ -119,7 +119,8 @@ impl Preset {
             return Ok(Preset::Mix(mix));
         }
         match GgmlType::from_name(&name) {
-            Some(t) if t == GgmlType::F32 || t.quantize(&[0.0; 256]).is_err() => {}
+            // (Every lattice type's name is a mixture's, matched above; F32 is no target.)
+            Some(GgmlType::F32) => {}
             Some(t) => return Ok(Preset::Uniform(t)),
             None => {}
         }
