@@ -188,7 +188,14 @@ mod web {
         /// validates it, builds the prompt (the chat template for chats) and keeps the part of
         /// it already in the KV cache. Returns `{prompt_tokens, prompt_evaluated}` as JSON.
         pub fn start(&mut self, start: &str) -> Result<String, JsError> {
-            let start: Start = serde_json::from_str(start).map_err(js)?;
+            let mut start: Start = serde_json::from_str(start).map_err(js)?;
+            // (Natively an unseeded request takes the clock's nanoseconds, which a browser's
+            // WebAssembly cannot read: draw the seed here.)
+            if let Some(r) = start.request.as_object_mut()
+                && !r.contains_key("seed")
+            {
+                r.insert("seed".into(), json!((js_sys::Math::random() * 9.0e15) as u64));
+            }
             let ctx = self.runner.model().context_len();
             let (prompt, opts) = match start.kind.as_str() {
                 "chat" => {

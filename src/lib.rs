@@ -4,7 +4,8 @@
 //! weights still in their GGUF block encodings ([`quant`]), and a [`tokenizer`]. The forward pass
 //! ([`model`]) is written once against the [`backend::Backend`] interface; a [`session::Session`]
 //! keeps the KV cache and drives prefill, decode and [`sample`]-ing; [`server`] batches many
-//! conversations on one model behind an OpenAI-compatible HTTP API.
+//! conversations on one model behind an OpenAI-compatible HTTP API, whose requests ([`openai`])
+//! the browser engine takes too.
 
 pub mod arch;
 pub mod error;
@@ -17,6 +18,7 @@ pub use error::{Error, Result};
 pub use format::ModelFile;
 pub mod backend;
 pub mod model;
+pub mod openai;
 pub mod quantize;
 pub mod sample;
 pub mod session;

@@ -1,5 +1,6 @@
 //! A conversation with a model: the tokens in its KV cache, prefill, decode and stop conditions.
 
+use std::borrow::Borrow;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
@@ -234,10 +235,12 @@ pub struct Step {
 
 /// One answer being generated, a token at a time: sampling, stop tokens, stop strings,
 /// `max_tokens`, and the text released as it becomes final. The model runs elsewhere — a
-/// [`Session`] for one conversation, or a server stepping many answers in one batch — and hands
-/// each step the logits after the previous token.
-pub struct Continuation<'t> {
-    tokenizer: &'t Tokenizer,
+/// [`Session`] for one conversation, a server stepping many answers in one batch, or the browser
+/// engine between awaits — and hands each step the logits after the previous token. `T` is how
+/// it holds the tokenizer: borrowed (`&Tokenizer`) or shared (`Arc<Tokenizer>`, where nothing
+/// outlives the answer to borrow from).
+pub struct Continuation<T: Borrow<Tokenizer>> {
+    tokenizer: T,
     sampler: Sampler,
     stop: Vec<String>,
     max_tokens: usize,
@@ -248,17 +251,18 @@ pub struct Continuation<'t> {
     emitted: usize,
 }
 
-impl<'t> Continuation<'t> {
+impl<T: Borrow<Tokenizer>> Continuation<T> {
     /// An answer to `prompt` (its tokens count for the repetition penalties) under `opts`,
     /// whose sampler settings the caller has validated.
-    pub fn new(tokenizer: &'t Tokenizer, prompt: &[u32], opts: &GenerateOptions) -> Self {
+    pub fn new(tokenizer: T, prompt: &[u32], opts: &GenerateOptions) -> Self {
+        let decoder = tokenizer.borrow().stream();
         Continuation {
             tokenizer,
             sampler: Sampler::new(opts.sampler.clone()),
             stop: opts.stop.clone(),
             max_tokens: opts.max_tokens,
             history: prompt.to_vec(),
-            decoder: tokenizer.stream(),
+            decoder,
             ids: Vec::new(),
             text: String::new(),
             emitted: 0,
@@ -281,7 +285,7 @@ impl<'t> Continuation<'t> {
         let token = self.sampler.sample(logits, &self.history);
         self.ids.push(token);
         self.history.push(token);
-        let tok = self.tokenizer;
+        let tok = self.tokenizer.borrow();
         let mut done = None;
         if tok.stop_ids.contains(&token) {
             done = Some(StopReason::EndOfSequence);

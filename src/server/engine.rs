@@ -131,7 +131,7 @@ pub fn channel(queue_limit: usize) -> (EngineHandle, JobQueue) {
 /// An answer in progress.
 struct Active<'t> {
     job: Job,
-    answer: Continuation<'t>,
+    answer: Continuation<&'t Tokenizer>,
     /// Prompt tokens in the slot's cache so far (evaluation resumes here).
     evaluated: usize,
     cached_tokens: usize,
