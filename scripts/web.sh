@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The browser example: `scripts/web.sh build` compiles examples/web.rs for wasm32 and generates
-# its JavaScript bindings into examples/web/pkg; `scripts/web.sh serve` then serves the
-# repository on http://127.0.0.1:8765 (open /examples/web/index.html in a WebGPU browser);
-# `scripts/web.sh test` runs the page in headless Chromium and checks it against the reference.
+# The browser package: `scripts/web.sh build` compiles its engine (examples/web.rs) for wasm32
+# and generates the JavaScript bindings into web/pkg, next to the package's own modules
+# (web/src); `scripts/web.sh serve` then serves the repository on http://127.0.0.1:8765 (open
+# /examples/web/index.html, the chat page); `scripts/web.sh test` drives the chat page in
+# headless Chromium (examples/web/test.mjs; needs target/release/ember for the native answer).
 # Needs: rustup target wasm32-unknown-unknown, wasm-bindgen-cli 0.2.130 (the version in
 # Cargo.lock), and for `test` Node.js and Chromium (/usr/bin/chromium or $CHROMIUM).
 set -euo pipefail
@@ -15,7 +16,7 @@ case "$cmd" in
 esac
 
 cargo build --release --example web --target wasm32-unknown-unknown
-wasm-bindgen --target web --no-typescript --out-dir examples/web/pkg \
+wasm-bindgen --target web --no-typescript --out-dir web/pkg --out-name ember_web \
   target/wasm32-unknown-unknown/release/examples/web.wasm
 
 case "$cmd" in

@@ -1,53 +1,111 @@
-// Runs examples/web/index.html in headless Chromium (WebGPU on SwiftShader) and checks the page's
-// prompt tokens and greedy continuation against the reference implementation's.
+// Drives the chat page (examples/web/index.html, on the package in web/) in headless Chromium:
+// 1. with WebGPU (SwiftShader): sends a message, waits for the streamed answer and checks that
+//    greedy decoding gives the text `ember run --chat --temp 0` gives natively; checks the page's
+//    main thread kept answering (timer gaps, typed input) while the worker decoded; screenshot;
+// 2. reloads: the model must come from the browser cache (no GET of the .gguf);
+// 3. in a browser without WebGPU: the CPU (WebAssembly) fallback gives the same answer.
 // Usage: node examples/web/test.mjs http://127.0.0.1:PORT   (serving the repository root)
+// Env: CHROMIUM (default /usr/bin/chromium), EMBER_BIN (default target/release/ember),
+//      EMBER_WEB_SCREENSHOT (a .png path).
 import { chromium } from "playwright-core";
-import { readFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
 
 const base = process.argv[2];
-const tokens = 8;
-const reference = JSON.parse(
-  readFileSync(new URL("../../tests/data/reference/smollm2-135m-instruct-q4_1.json", import.meta.url)),
-).prompts[0];
+const system = "You are a helpful assistant.";
+const message = "What is the capital of France?";
+const maxTokens = 16;
 
-const browser = await chromium.launch({
+// The native answer, greedy, on the CPU.
+const native = JSON.parse(
+  execFileSync(process.env.EMBER_BIN ?? "target/release/ember", [
+    "run", "--chat", "--system", system, "--temp", "0", "-n", String(maxTokens), "--backend", "cpu",
+    "--json", message,
+  ], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] }),
+);
+console.log(`native: ${JSON.stringify(native.text)}`);
+
+const flags = ["--headless=new", "--no-sandbox", "--disable-quic", "--no-first-run",
+  "--disable-background-networking", "--disable-component-update", "--disable-sync"];
+const launch = (webgpu) => chromium.launch({
   executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
   ignoreDefaultArgs: ["--headless"],
-  args: [
-    "--headless=new", "--no-sandbox", "--enable-unsafe-webgpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  ],
+  args: webgpu ? [...flags, "--enable-unsafe-webgpu"] : [...flags, "--disable-features=WebGPU"],
 });
-let failed = false;
-// Each decode mat-vec layout: whole rows per thread (the default on this software adapter) and
-// rows split over threads (real GPUs' default).
-for (const split of ["0", "1"]) {
-  try {
-    const page = await browser.newPage();
-    page.on("console", (m) => console.log(`[page] ${m.text()}`));
-    page.on("pageerror", (e) => console.log(`[page error] ${e.message}`));
-    const query = `auto=1&split=${split}&n=${tokens}&prompt=${encodeURIComponent(reference.text)}`;
-    await page.goto(`${base}/examples/web/index.html?${query}`);
-    await page.waitForFunction(() => window.emberResult || window.emberError, null, { timeout: 15 * 60 * 1000 });
-    const { result, error } = await page.evaluate(() => ({ result: window.emberResult, error: window.emberError }));
-    if (error) throw new Error(`the page failed: ${error}`);
-    console.log(`adapter: ${result.adapter}`);
-    console.log(`prompt ids ${JSON.stringify(result.promptIds)}, greedy ids ${JSON.stringify(result.ids)}`);
-    console.log(`text: ${JSON.stringify(result.text)}`);
-    const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
-    if (!same(result.promptIds, reference.prompt_ids)) {
-      throw new Error(`prompt ids differ from the reference ${JSON.stringify(reference.prompt_ids)}`);
-    }
-    const want = reference.greedy_ids.slice(0, tokens);
-    if (!same(result.ids, want)) throw new Error(`greedy ids differ from the reference ${JSON.stringify(want)}`);
-    console.log(`ok: ${tokens} greedy tokens match the reference in the browser`);
-    const shot = process.env.EMBER_WEB_SCREENSHOT;
-    if (shot) await page.screenshot({ path: shot.replace(/\.png$/, `-split${split}.png`) });
-    await page.close();
-  } catch (e) {
-    console.error(String(e.message ?? e));
-    failed = true;
+
+const query = new URLSearchParams({ send: message, system, temperature: "0", max_tokens: String(maxTokens) });
+const url = (backend) => `${base}/examples/web/index.html?${query}&backend=${backend}`;
+
+// Records the longest gap between 10 ms timer ticks on the page's main thread while it is busy.
+const watchMainThread = () => {
+  window.__maxGap = 0;
+  let last = performance.now();
+  setInterval(() => {
+    const t = performance.now();
+    if (window.emberPage?.busy) window.__maxGap = Math.max(window.__maxGap, t - last);
+    last = t;
+  }, 10);
+};
+
+// Opens the page, waits for its answer (or error) and returns what it recorded.
+async function chat(context, backend, { typeWhileBusy = false } = {}) {
+  const page = await context.newPage();
+  page.on("console", (m) => console.log(`[page] ${m.text()}`));
+  page.on("pageerror", (e) => console.log(`[page error] ${e.message}`));
+  const gets = [];
+  page.on("request", (r) => {
+    if (r.url().endsWith(".gguf") && r.method() === "GET") gets.push(r.url());
+  });
+  await page.addInitScript(watchMainThread);
+  await page.goto(url(backend));
+  let typedMs = null;
+  if (typeWhileBusy) {
+    await page.waitForFunction(() => window.emberPage?.busy || window.emberPage?.error, null, { timeout: 10 * 60e3 });
+    const started = Date.now();
+    await page.type("#input", "typed while decoding");
+    typedMs = Date.now() - started;
+    const typed = await page.inputValue("#input");
+    if (typed !== "typed while decoding") throw new Error(`input while decoding read back as ${JSON.stringify(typed)}`);
   }
+  await page.waitForFunction(() => window.emberPage?.answers.length || window.emberPage?.error, null, { timeout: 15 * 60e3 });
+  const state = await page.evaluate(() => ({ ...window.emberPage, maxGap: window.__maxGap }));
+  if (state.error) throw new Error(`the page failed: ${state.error}`);
+  return { page, state, gets, typedMs };
 }
-await browser.close();
+
+let failed = false;
+const check = (ok, what) => {
+  console.log(`${ok ? "ok" : "FAIL"}: ${what}`);
+  if (!ok) failed = true;
+};
+
+try {
+  const browser = await launch(true);
+  const context = await browser.newContext();
+  const first = await chat(context, "auto", { typeWhileBusy: true });
+  const a = first.state.answers[0];
+  console.log(`webgpu: ${JSON.stringify(a.text)} on ${first.state.info.device.adapter} (${first.state.info.backend})`);
+  check(first.state.info.backend === "webgpu", "the page ran on WebGPU");
+  check(a.text === native.text, `the greedy answer equals ember run's (${JSON.stringify(native.text)})`);
+  check(first.state.maxGap < 100, `the main thread never stalled 100 ms while decoding (longest gap ${first.state.maxGap.toFixed(0)} ms)`);
+  check(first.typedMs < 2000, `typing while decoding took ${first.typedMs} ms`);
+  check(first.gets.length === 1, `the first load fetched the model once (${first.gets.length} GETs)`);
+  const shot = process.env.EMBER_WEB_SCREENSHOT;
+  if (shot) await first.page.screenshot({ path: shot });
+  await first.page.close();
+
+  const again = await chat(context, "auto");
+  check(again.gets.length === 0 && again.state.info.fromCache, `the reload read the model from the cache (${again.gets.length} GETs)`);
+  check(again.state.answers[0].text === native.text, "the reloaded page gives the same answer");
+  await browser.close();
+
+  const plain = await launch(false);
+  const cpu = await chat(await plain.newContext(), "auto");
+  console.log(`cpu: ${JSON.stringify(cpu.state.answers[0].text)} (${cpu.state.info.backend}; ${cpu.state.info.fallback_reason ?? ""})`);
+  check(cpu.state.info.backend === "cpu", "without WebGPU the page ran on the CPU (WebAssembly)");
+  check(cpu.state.answers[0].text === native.text, "the CPU fallback's greedy answer equals ember run's");
+  await plain.close();
+} catch (e) {
+  console.error(String(e.message ?? e));
+  failed = true;
+}
 process.exit(failed ? 1 : 0);
