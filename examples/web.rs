@@ -30,8 +30,8 @@ mod web {
 
     /// The model on one of the two backends.
     enum Runner {
-        Gpu(Model<GpuBackend>),
-        Cpu(Model<CpuBackend>),
+        Gpu(Box<Model<GpuBackend>>),
+        Cpu(Box<Model<CpuBackend>>),
     }
 
     impl Runner {
@@ -45,8 +45,8 @@ mod web {
 
         fn model(&self) -> &dyn LanguageModel {
             match self {
-                Runner::Gpu(m) => m,
-                Runner::Cpu(m) => m,
+                Runner::Gpu(m) => m.as_ref(),
+                Runner::Cpu(m) => m.as_ref(),
             }
         }
     }
@@ -128,7 +128,11 @@ mod web {
         /// Parses the GGUF `bytes` and puts the model on WebGPU or the CPU (`options`: JSON
         /// `{backend, ctx}`; "auto" tries WebGPU and falls back to the CPU if the adapter cannot
         /// hold the model).
-        pub async fn load(name: String, bytes: Vec<u8>, options: String) -> Result<Engine, JsError> {
+        pub async fn load(
+            name: String,
+            bytes: Vec<u8>,
+            options: String,
+        ) -> Result<Engine, JsError> {
             let options: LoadOptions = serde_json::from_str(&options).map_err(js)?;
             let file = ModelFile::from_gguf_bytes(&name, bytes).map_err(js)?;
             let mut gpu_error = None;
@@ -138,7 +142,7 @@ mod web {
                 match load_gpu(&file, options.ctx).await {
                     Ok((model, report)) => {
                         device = adapter_info(&report);
-                        runner = Some(Runner::Gpu(model));
+                        runner = Some(Runner::Gpu(Box::new(model)));
                     }
                     Err(e) if options.backend == "auto" => gpu_error = Some(e.to_string()),
                     Err(e) => return Err(js(e)),
@@ -147,8 +151,11 @@ mod web {
             let runner = match runner {
                 Some(r) => r,
                 None => {
-                    let backend = CpuBackend::with_precision(1, Precision::default()).map_err(js)?;
-                    Runner::Cpu(Model::new(&file, backend, options.ctx).map_err(js)?)
+                    let backend =
+                        CpuBackend::with_precision(1, Precision::default()).map_err(js)?;
+                    Runner::Cpu(Box::new(
+                        Model::new(&file, backend, options.ctx).map_err(js)?,
+                    ))
                 }
             };
             let c = &file.config;
@@ -194,7 +201,10 @@ mod web {
             if let Some(r) = start.request.as_object_mut()
                 && !r.contains_key("seed")
             {
-                r.insert("seed".into(), json!((js_sys::Math::random() * 9.0e15) as u64));
+                r.insert(
+                    "seed".into(),
+                    json!((js_sys::Math::random() * 9.0e15) as u64),
+                );
             }
             let ctx = self.runner.model().context_len();
             let (prompt, opts) = match start.kind.as_str() {
@@ -202,7 +212,10 @@ mod web {
                     let r: ChatRequest = serde_json::from_value(start.request).map_err(js)?;
                     let messages = r.messages().map_err(js)?;
                     let prompt = self.tokenizer.encode_chat(&messages).map_err(js)?;
-                    let opts = r.params().options(prompt.len(), ctx, "messages").map_err(js)?;
+                    let opts = r
+                        .params()
+                        .options(prompt.len(), ctx, "messages")
+                        .map_err(js)?;
                     (prompt, opts)
                 }
                 "completion" => {
@@ -215,7 +228,10 @@ mod web {
                         Prompt::Texts(_) => return Err(js("prompt: give one text")),
                         Prompt::Tokens(ids) => ids.clone(),
                     };
-                    let opts = r.params().options(prompt.len(), ctx, "prompt").map_err(js)?;
+                    let opts = r
+                        .params()
+                        .options(prompt.len(), ctx, "prompt")
+                        .map_err(js)?;
                     (prompt, opts)
                 }
                 other => return Err(js(format!("unknown request kind {other:?}"))),
@@ -249,7 +265,9 @@ mod web {
             let ctx = self.runner.model().context_len();
             if answer.pos + answer.pending.len() > ctx {
                 let text = answer.continuation.finish();
-                return Ok(json!({"token": null, "text": text, "finish_reason": "length"}).to_string());
+                return Ok(
+                    json!({"token": null, "text": text, "finish_reason": "length"}).to_string(),
+                );
             }
             let mut logits = Vec::new();
             for (i, chunk) in answer.pending.chunks(PREFILL_CHUNK).enumerate() {
@@ -273,7 +291,10 @@ mod web {
                 answer.pending = vec![step.token];
                 self.answer = Some(answer);
             }
-            Ok(json!({"token": step.token, "text": step.text, "finish_reason": finish}).to_string())
+            Ok(
+                json!({"token": step.token, "text": step.text, "finish_reason": finish})
+                    .to_string(),
+            )
         }
 
         /// Drops the answer being generated.
@@ -283,21 +304,37 @@ mod web {
 
         /// Prompt processing of `prompt_tokens` and generation of `gen_tokens`, timed as
         /// `ember bench` does; returns the rates as JSON. The KV cache starts over.
-        pub async fn bench(&mut self, prompt_tokens: usize, gen_tokens: usize) -> Result<String, JsError> {
+        pub async fn bench(
+            &mut self,
+            prompt_tokens: usize,
+            gen_tokens: usize,
+        ) -> Result<String, JsError> {
             self.answer = None;
             self.cached.clear();
             let vocab = self.runner.model().config().vocab_size as u32;
-            let ids: Vec<u32> = (0..prompt_tokens as u32).map(|i| (i * 7 + 100) % vocab).collect();
+            let ids: Vec<u32> = (0..prompt_tokens as u32)
+                .map(|i| (i * 7 + 100) % vocab)
+                .collect();
             let t0 = js_sys::Date::now();
             self.runner.forward(&ids, 0).await.map_err(js)?;
             let t1 = js_sys::Date::now();
             let mut token = ids[ids.len() - 1];
             for i in 0..gen_tokens {
-                let logits = self.runner.forward(&[token], prompt_tokens + i).await.map_err(js)?;
+                let logits = self
+                    .runner
+                    .forward(&[token], prompt_tokens + i)
+                    .await
+                    .map_err(js)?;
                 token = ember::sample::argmax(&logits);
             }
             let t2 = js_sys::Date::now();
-            let rate = |n: usize, ms: f64| if ms > 0.0 { n as f64 / (ms / 1000.0) } else { 0.0 };
+            let rate = |n: usize, ms: f64| {
+                if ms > 0.0 {
+                    n as f64 / (ms / 1000.0)
+                } else {
+                    0.0
+                }
+            };
             Ok(json!({
                 "prompt_tokens": prompt_tokens,
                 "prompt_tokens_per_second": rate(prompt_tokens, t1 - t0),
@@ -309,7 +346,10 @@ mod web {
     }
 
     /// The model on the page's WebGPU adapter, and the adapter's report.
-    async fn load_gpu(file: &ModelFile, ctx: usize) -> ember::Result<(Model<GpuBackend>, AdapterReport)> {
+    async fn load_gpu(
+        file: &ModelFile,
+        ctx: usize,
+    ) -> ember::Result<(Model<GpuBackend>, AdapterReport)> {
         let gpu = GpuContext::new_async(GpuChoice::Any).await?;
         let report = gpu.report.clone();
         let options = GpuOptions::accurate(&gpu);

@@ -428,7 +428,7 @@ async fn complete(
     };
     let opts = match params.options(prompt.len(), state.config.ctx, param) {
         Ok(o) => o,
-        Err(e) => return refused(state, e),
+        Err(e) => return refused(state, e.into()),
     };
     let (tx, rx) = unbounded_channel::<Event>();
     let job = Job {
