@@ -35,15 +35,22 @@ const launch = (webgpu) => chromium.launch({
 const query = new URLSearchParams({ send: message, system, temperature: "0", max_tokens: String(maxTokens) });
 const url = (backend) => `${base}/examples/web/index.html?${query}&backend=${backend}`;
 
-// Records the longest gap between 10 ms timer ticks on the page's main thread while it is busy.
+// Records, while the page is busy with an answer, the longest task its main thread ran (the
+// Long Tasks API: what blocks input) and the longest gap between 10 ms timer ticks (which on this
+// 2-core machine also counts the time the OS gave the worker and SwiftShader's GPU threads).
 const watchMainThread = () => {
   window.__maxGap = 0;
+  window.__longestTask = 0;
   let last = performance.now();
   setInterval(() => {
     const t = performance.now();
     if (window.emberPage?.busy) window.__maxGap = Math.max(window.__maxGap, t - last);
     last = t;
   }, 10);
+  new PerformanceObserver((list) => {
+    if (!window.emberPage?.busy) return;
+    for (const e of list.getEntries()) window.__longestTask = Math.max(window.__longestTask, e.duration);
+  }).observe({ type: "longtask" });
 };
 
 // Opens the page, waits for its answer (or error) and returns what it recorded.
@@ -67,7 +74,11 @@ async function chat(context, backend, { typeWhileBusy = false } = {}) {
     if (typed !== "typed while decoding") throw new Error(`input while decoding read back as ${JSON.stringify(typed)}`);
   }
   await page.waitForFunction(() => window.emberPage?.answers.length || window.emberPage?.error, null, { timeout: 15 * 60e3 });
-  const state = await page.evaluate(() => ({ ...window.emberPage, maxGap: window.__maxGap }));
+  const state = await page.evaluate(() => ({
+    ...window.emberPage,
+    maxGap: window.__maxGap,
+    longestTask: window.__longestTask,
+  }));
   if (state.error) throw new Error(`the page failed: ${state.error}`);
   return { page, state, gets, typedMs };
 }
@@ -86,7 +97,8 @@ try {
   console.log(`webgpu: ${JSON.stringify(a.text)} on ${first.state.info.device.adapter} (${first.state.info.backend})`);
   check(first.state.info.backend === "webgpu", "the page ran on WebGPU");
   check(a.text === native.text, `the greedy answer equals ember run's (${JSON.stringify(native.text)})`);
-  check(first.state.maxGap < 100, `the main thread never stalled 100 ms while decoding (longest gap ${first.state.maxGap.toFixed(0)} ms)`);
+  check(first.state.longestTask < 100, `no main-thread task ran 100 ms while decoding (longest ` +
+    `${first.state.longestTask.toFixed(0)} ms; longest timer gap ${first.state.maxGap.toFixed(0)} ms)`);
   check(first.typedMs < 2000, `typing while decoding took ${first.typedMs} ms`);
   check(first.gets.length === 1, `the first load fetched the model once (${first.gets.length} GETs)`);
   const shot = process.env.EMBER_WEB_SCREENSHOT;
