@@ -3,7 +3,9 @@
 //    greedy decoding gives the text `ember run --chat --temp 0` gives natively; checks the page's
 //    main thread kept answering (timer gaps, typed input) while the worker decoded; screenshot;
 // 2. reloads: the model must come from the browser cache (no GET of the .gguf);
-// 3. in a browser without WebGPU: the CPU (WebAssembly) fallback gives the same answer.
+// 3. in a browser without WebGPU: the CPU (WebAssembly) fallback gives the same answer;
+// 4. the package's API from a plain ES module (web/test/api.mjs), with and without WebGPU:
+//    streaming, interrupt(), a bad model URL, bad bytes, a refused request, unload().
 // Usage: node examples/web/test.mjs http://127.0.0.1:PORT   (serving the repository root)
 // Env: CHROMIUM (default /usr/bin/chromium), EMBER_BIN (default target/release/ember),
 //      EMBER_WEB_SCREENSHOT (a .png path).
@@ -83,6 +85,29 @@ async function chat(context, backend, { typeWhileBusy = false } = {}) {
   return { page, state, gets, typedMs };
 }
 
+// Clicks "Benchmark this device" and returns the figures the page showed.
+async function bench(page) {
+  await page.click("summary");
+  await page.click("#bench");
+  await page.waitForFunction(() => window.emberPage?.bench || window.emberPage?.error, null, { timeout: 10 * 60e3 });
+  return { result: await page.evaluate(() => window.emberPage.bench), shown: await page.textContent("#bench-out") };
+}
+
+// Runs the package's API test page (web/test/api.html) and returns its result.
+async function api(context, what) {
+  const page = await context.newPage();
+  page.on("pageerror", (e) => console.log(`[api page error] ${e.message}`));
+  const q = new URLSearchParams({ system, message, max_tokens: String(maxTokens) });
+  await page.goto(`${base}/web/test/api.html?${q}`);
+  await page.waitForFunction(() => window.apiTest, null, { timeout: 15 * 60e3 });
+  const result = await page.evaluate(() => window.apiTest);
+  await page.close();
+  if (result.error) throw new Error(`the API test (${what}) failed: ${result.error}`);
+  for (const c of result.checks) check(c.ok, `api (${result.backend}): ${c.what}`);
+  check(result.answer === native.text, `api (${result.backend}): the greedy answer equals ember run's`);
+  return result;
+}
+
 let failed = false;
 const check = (ok, what) => {
   console.log(`${ok ? "ok" : "FAIL"}: ${what}`);
@@ -101,6 +126,9 @@ try {
     `${first.state.longestTask.toFixed(0)} ms; longest timer gap ${first.state.maxGap.toFixed(0)} ms)`);
   check(first.typedMs < 2000, `typing while decoding took ${first.typedMs} ms`);
   check(first.gets.length === 1, `the first load fetched the model once (${first.gets.length} GETs)`);
+  const b = await bench(first.page);
+  check(b.result && b.result.prompt_tokens_per_second > 0 && b.result.gen_tokens_per_second > 0 && /tokens\/s/.test(b.shown),
+    `the benchmark button showed ${JSON.stringify(b.shown)}`);
   const shot = process.env.EMBER_WEB_SCREENSHOT;
   if (shot) await first.page.screenshot({ path: shot });
   await first.page.close();
@@ -108,6 +136,8 @@ try {
   const again = await chat(context, "auto");
   check(again.gets.length === 0 && again.state.info.fromCache, `the reload read the model from the cache (${again.gets.length} GETs)`);
   check(again.state.answers[0].text === native.text, "the reloaded page gives the same answer");
+  await again.page.close();
+  check((await api(context, "WebGPU")).backend === "webgpu", "the API test ran on WebGPU");
   await browser.close();
 
   const plain = await launch(false);
@@ -115,6 +145,18 @@ try {
   console.log(`cpu: ${JSON.stringify(cpu.state.answers[0].text)} (${cpu.state.info.backend}; ${cpu.state.info.fallback_reason ?? ""})`);
   check(cpu.state.info.backend === "cpu", "without WebGPU the page ran on the CPU (WebAssembly)");
   check(cpu.state.answers[0].text === native.text, "the CPU fallback's greedy answer equals ember run's");
+  const cb = await bench(cpu.page);
+  check(cb.result?.gen_tokens_per_second > 0, `the CPU fallback's benchmark showed ${JSON.stringify(cb.shown)}`);
+  // A model chosen as a local file (the picker's third source).
+  await cpu.page.selectOption("#model-kind", "file");
+  await cpu.page.setInputFiles("#model-file", "assets/SmolLM2-135M-Instruct.Q4_1.gguf");
+  await cpu.page.evaluate(() => (window.emberPage.info = null));
+  await cpu.page.click("#load");
+  await cpu.page.waitForFunction(() => window.emberPage.info || window.emberPage.error, null, { timeout: 5 * 60e3 });
+  const fromFile = await cpu.page.evaluate(() => window.emberPage.info);
+  check(fromFile?.model.name === "SmolLM2-135M-Instruct.Q4_1.gguf" && !fromFile.fromCache, "the page loaded a model from a local file");
+  await cpu.page.close();
+  check((await api(await plain.newContext(), "no WebGPU")).backend === "cpu", "the API test ran on the CPU fallback");
   await plain.close();
 } catch (e) {
   console.error(String(e.message ?? e));

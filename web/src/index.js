@@ -14,6 +14,7 @@ let nextId = 1;
 class Channel {
   #worker;
   #pending = new Map();
+  #closed = null;
 
   constructor(worker) {
     this.#worker = worker;
@@ -36,6 +37,7 @@ class Channel {
   }
 
   call(op, args = {}, { onProgress, onChunk } = {}) {
+    if (this.#closed) return Promise.reject(new Error(this.#closed));
     const id = nextId++;
     return new Promise((resolve, reject) => {
       this.#pending.set(id, { resolve, reject, onProgress, onChunk });
@@ -47,8 +49,12 @@ class Channel {
     this.#worker.postMessage({ op: "interrupt" });
   }
 
-  terminate() {
+  // Ends the worker; calls still waiting, and any made later, reject with `reason`.
+  terminate(reason = "the model was unloaded") {
+    this.#closed = reason;
     this.#worker.terminate();
+    for (const call of this.#pending.values()) call.reject(new Error(reason));
+    this.#pending.clear();
   }
 }
 
