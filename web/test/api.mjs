@@ -18,9 +18,11 @@ const rejection = (promise) => promise.then(() => null, (e) => e);
 
 /**
  * Runs the checks against the model at `model` (a URL). `system`, `message` and `maxTokens`
- * make the greedy chat whose text the caller compares with the native engine's.
+ * make the greedy chat whose text the caller compares with the native engine's; `reference`
+ * ({text, prompt_ids, greedy_text}, from an independent implementation) the prompt whose ids
+ * and greedy continuation must match.
  */
-export async function run({ model, backend = "auto", system, message, maxTokens }) {
+export async function run({ model, backend = "auto", system, message, maxTokens, reference }) {
   const checks = [];
   const check = (ok, what) => checks.push({ ok: Boolean(ok), what });
 
@@ -56,6 +58,15 @@ export async function run({ model, backend = "auto", system, message, maxTokens 
   check(streamed === answer, `the streamed text equals the whole answer (${JSON.stringify(streamed)})`);
   check(finish.length === 1 && finish[0] === whole.choices[0].finish_reason, `one finish_reason (${finish})`);
   check(chunks.at(-1).usage?.completion_tokens === whole.usage.completion_tokens, "the last chunk carries the usage");
+
+  if (reference) {
+    const ids = await engine.tokenize(reference.text);
+    check(JSON.stringify(ids) === JSON.stringify(reference.prompt_ids), `the reference prompt's ids: ${JSON.stringify(ids)}`);
+    const greedy = await engine.completions.create({ prompt: reference.text, temperature: 0, max_tokens: 8 });
+    const text = greedy.choices[0].text;
+    check(text.length > 8 && reference.greedy_text.startsWith(text),
+      `8 greedy tokens continue the reference's greedy text: ${JSON.stringify(text)}`);
+  }
 
   const plain = await engine.completions.create({ prompt: "The capital of France is", temperature: 0, max_tokens: 4 });
   check(plain.object === "text_completion" && plain.choices[0].text.length > 0 && plain.choices[0].finish_reason === "length",
