@@ -129,12 +129,18 @@ impl Rng {
             .collect()
     }
 
-    /// A seed from the clock, so every run draws fresh inputs (printed for reproduction).
+    /// A seed from the clock, so every run draws fresh inputs (printed for reproduction:
+    /// `EMBER_TEST_SEED=seed` replays a run).
     pub fn fresh(what: &str) -> Rng {
-        let seed = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64
+        let seed = std::env::var("EMBER_TEST_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos() as u64
+            })
             | 1;
         eprintln!("{what}: seed {seed}");
         Rng(seed)
