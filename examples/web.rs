@@ -14,7 +14,7 @@ mod web {
     use ember::backend::cpu::{CpuBackend, Precision};
     use ember::backend::gpu::{AdapterReport, GpuBackend, GpuChoice, GpuContext, GpuOptions};
     use ember::model::{LanguageModel, Model};
-    use ember::openai::{ChatRequest, CompletionRequest, Prompt, Request};
+    use ember::openai::{ChatRequest, CompletionRequest, Request};
     use ember::session::{Continuation, StopReason};
     use ember::tokenizer::Tokenizer;
     use serde::Deserialize;
@@ -220,14 +220,8 @@ mod web {
                 }
                 "completion" => {
                     let r: CompletionRequest = serde_json::from_value(start.request).map_err(js)?;
-                    let prompt = match &r.prompt {
-                        Prompt::Text(t) => self.tokenizer.encode(t, true).map_err(js)?,
-                        Prompt::Texts(t) if t.len() == 1 => {
-                            self.tokenizer.encode(&t[0], true).map_err(js)?
-                        }
-                        Prompt::Texts(_) => return Err(js("prompt: give one text")),
-                        Prompt::Tokens(ids) => ids.clone(),
-                    };
+                    let vocab = self.runner.model().config().vocab_size;
+                    let prompt = r.prompt_ids(&self.tokenizer, vocab).map_err(js)?;
                     let opts = r
                         .params()
                         .options(prompt.len(), ctx, "prompt")
@@ -281,7 +275,7 @@ mod web {
             answer.pos += answer.pending.len();
             let vocab = self.runner.model().config().vocab_size;
             let last = logits.len() - vocab;
-            let step = answer.continuation.step(&mut logits[last..]);
+            let step = answer.continuation.step(&mut logits[last..]).map_err(js)?;
             let finish = step.done.map(|d| match d {
                 StopReason::EndOfSequence | StopReason::StopString => "stop",
                 StopReason::MaxTokens | StopReason::ContextFull => "length",

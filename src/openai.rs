@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::sample::SamplerConfig;
 use crate::session::GenerateOptions;
-use crate::tokenizer::ChatMessage;
+use crate::tokenizer::{ChatMessage, Tokenizer};
 
 /// A request that cannot be served as asked: OpenAI's `invalid_request_error`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -253,6 +253,46 @@ impl ChatRequest {
                 Ok(ChatMessage::new(role, &text))
             })
             .collect()
+    }
+}
+
+impl CompletionRequest {
+    /// The prompt's token ids: text encoded by `tokenizer` (specials parsed), or ids checked
+    /// against a vocabulary of `vocab` entries. An empty prompt is refused: the answer needs a
+    /// token to follow.
+    pub fn prompt_ids(
+        &self,
+        tokenizer: &Tokenizer,
+        vocab: usize,
+    ) -> Result<Vec<u32>, RequestError> {
+        let encode = |text: &str| {
+            tokenizer
+                .encode(text, true)
+                .map_err(|e| RequestError::invalid(Some("prompt"), e.to_string()))
+        };
+        let ids = match &self.prompt {
+            Prompt::Text(t) => encode(t)?,
+            Prompt::Texts(v) if v.len() == 1 => encode(&v[0])?,
+            Prompt::Texts(_) => {
+                return Err(RequestError::invalid(
+                    Some("prompt"),
+                    "one prompt per request is supported",
+                ));
+            }
+            Prompt::Tokens(ids) => {
+                if let Some(bad) = ids.iter().find(|&&i| i as usize >= vocab) {
+                    return Err(RequestError::invalid(
+                        Some("prompt"),
+                        format!("token id {bad} is outside the vocabulary of {vocab}"),
+                    ));
+                }
+                ids.clone()
+            }
+        };
+        if ids.is_empty() {
+            return Err(RequestError::invalid(Some("prompt"), "the prompt is empty"));
+        }
+        Ok(ids)
     }
 }
 

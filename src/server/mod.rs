@@ -29,7 +29,7 @@ use tokio::sync::mpsc::unbounded_channel;
 use crate::error::{Error, Result};
 use crate::format::ModelFile;
 use crate::model::LanguageModel;
-use api::{ApiError, ChatRequest, CompletionRequest, Params, Prompt};
+use api::{ApiError, ChatRequest, CompletionRequest, Params};
 use engine::{EngineHandle, Event, Job, Rejected};
 use metrics::Metrics;
 use responses::{Kind, collect, stream};
@@ -337,35 +337,7 @@ async fn completions(
     raw: std::result::Result<Bytes, BytesRejection>,
 ) -> Response {
     answer(&state, raw, Kind::Text, |state, req: &CompletionRequest| {
-        let tok = &state.file.tokenizer;
-        let encode = |text: &str| {
-            tok.encode(text, true)
-                .map_err(|e| ApiError::invalid(Some("prompt"), e.to_string()))
-        };
-        let prompt = match &req.prompt {
-            Prompt::Text(t) => encode(t.as_str())?,
-            Prompt::Texts(v) if v.len() == 1 => encode(&v[0])?,
-            Prompt::Texts(_) => {
-                return Err(ApiError::invalid(
-                    Some("prompt"),
-                    "one prompt per request is supported",
-                ));
-            }
-            Prompt::Tokens(ids) => {
-                let vocab = state.file.config.vocab_size;
-                if let Some(bad) = ids.iter().find(|&&i| i as usize >= vocab) {
-                    return Err(ApiError::invalid(
-                        Some("prompt"),
-                        format!("token id {bad} is outside the vocabulary of {vocab}"),
-                    ));
-                }
-                ids.clone()
-            }
-        };
-        if prompt.is_empty() {
-            return Err(ApiError::invalid(Some("prompt"), "the prompt is empty"));
-        }
-        Ok(prompt)
+        Ok(req.prompt_ids(&state.file.tokenizer, state.file.config.vocab_size)?)
     })
     .await
 }
