@@ -24,6 +24,37 @@ impl ChatMessage {
     }
 }
 
+/// Template instructions a chat prompt may cost (minijinja's fuel). A real template spends tens
+/// per message; a hostile one (nested loops over `range`) is stopped here instead of running for
+/// hours.
+const TEMPLATE_FUEL: u64 = 5_000_000;
+
+/// Most bytes a rendered chat prompt may have: far beyond any context window's worth of text, so
+/// only a runaway template reaches it.
+const MAX_RENDERED_BYTES: usize = 32 << 20;
+
+/// The rendered prompt, refusing to grow past [`MAX_RENDERED_BYTES`].
+#[derive(Default)]
+struct BoundedOutput {
+    bytes: Vec<u8>,
+    overflowed: bool,
+}
+
+impl std::io::Write for BoundedOutput {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.bytes.len() + buf.len() > MAX_RENDERED_BYTES {
+            self.overflowed = true;
+            return Err(std::io::Error::other("the rendered prompt is too long"));
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 fn raise_exception(msg: String) -> std::result::Result<Value, minijinja::Error> {
     Err(minijinja::Error::new(ErrorKind::InvalidOperation, msg))
 }
@@ -46,7 +77,11 @@ pub fn render(
         eos_token,
     );
     match (result, messages) {
-        (Err(e), [system, user, rest @ ..]) if system.role == "system" && user.role == "user" => {
+        // A template that ran out of fuel or room is not retried: it would again.
+        (Err(Refusal::Limit(e)), _) => Err(e),
+        (Err(Refusal::Failed(e)), [system, user, rest @ ..])
+            if system.role == "system" && user.role == "user" =>
+        {
             let mut folded = vec![ChatMessage::new(
                 "user",
                 &format!("{}\n\n{}", system.content, user.content),
@@ -61,8 +96,17 @@ pub fn render(
             )
             .map_err(|_| e)
         }
-        (result, _) => result,
+        (Err(Refusal::Failed(e)), _) => Err(e),
+        (Ok(text), _) => Ok(text),
     }
+}
+
+/// Why a template did not render.
+enum Refusal {
+    /// It ran past [`TEMPLATE_FUEL`] or [`MAX_RENDERED_BYTES`].
+    Limit(Error),
+    /// Anything else (a syntax error, a raised exception, …).
+    Failed(Error),
 }
 
 /// [`render`] of exactly `messages`.
@@ -72,7 +116,8 @@ fn render_as_given(
     add_generation_prompt: bool,
     bos_token: &str,
     eos_token: &str,
-) -> Result<String> {
+) -> std::result::Result<String, Refusal> {
+    let failed = |e: minijinja::Error| Refusal::Failed(Error::Template(e.to_string()));
     let mut env = Environment::new();
     // transformers renders templates with these two Jinja options on.
     env.set_trim_blocks(true);
@@ -80,18 +125,35 @@ fn render_as_given(
     // Templates written for Python call str methods (`.strip()`, `.startswith()`, …).
     env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
     env.add_function("raise_exception", raise_exception);
-    env.add_template("chat", template)
-        .map_err(|e| Error::Template(e.to_string()))?;
-    let tmpl = env
-        .get_template("chat")
-        .map_err(|e| Error::Template(e.to_string()))?;
-    tmpl.render(context! {
-        messages => messages,
-        add_generation_prompt => add_generation_prompt,
-        bos_token => bos_token,
-        eos_token => eos_token,
-    })
-    .map_err(|e| Error::Template(e.to_string()))
+    env.set_fuel(Some(TEMPLATE_FUEL));
+    env.add_template("chat", template).map_err(failed)?;
+    let tmpl = env.get_template("chat").map_err(failed)?;
+    let mut out = BoundedOutput::default();
+    let rendered = tmpl.render_captured_to(
+        context! {
+            messages => messages,
+            add_generation_prompt => add_generation_prompt,
+            bos_token => bos_token,
+            eos_token => eos_token,
+        },
+        &mut out,
+    );
+    let limit = |what: String| Refusal::Limit(Error::Template(what));
+    match rendered {
+        Ok(_) => String::from_utf8(out.bytes).map_err(|_| {
+            Refusal::Failed(Error::Template(
+                "the chat template wrote invalid UTF-8".into(),
+            ))
+        }),
+        Err(_) if out.overflowed => Err(limit(format!(
+            "the chat template's output passed {} MiB",
+            MAX_RENDERED_BYTES >> 20
+        ))),
+        Err(e) if e.kind() == ErrorKind::OutOfFuel => Err(limit(format!(
+            "the chat template ran more than {TEMPLATE_FUEL} instructions (a loop that does not end?)"
+        ))),
+        Err(e) => Err(failed(e)),
+    }
 }
 
 #[cfg(test)]
@@ -129,6 +191,20 @@ mod tests {
         let e = render(t, &[ChatMessage::new("assistant", "x")], false, "", "").unwrap_err();
         assert!(e.to_string().contains("only users"));
         assert!(render("{% for %}", &[], false, "", "").is_err());
+    }
+
+    #[test]
+    fn runaway_templates_are_stopped() {
+        let user = [ChatMessage::new("user", "Hi")];
+        let endless = "{% for a in range(10000) %}{% for b in range(10000) %}{% for c in range(10000) %}x{% endfor %}{% endfor %}{% endfor %}";
+        let e = render(endless, &user, false, "", "").unwrap_err();
+        assert!(e.to_string().contains("instructions"), "{e}");
+        let huge = "{% for a in range(10000) %}{{ messages[0].content * 1000 }}{% endfor %}{% for m in messages %}{{ m.content * 10000 }}{% endfor %}";
+        let long = [ChatMessage::new("user", &"y".repeat(4000))];
+        let e = render(huge, &long, false, "", "").unwrap_err();
+        assert!(e.to_string().contains("MiB"), "{e}");
+        let recursive = "{% macro m(n) %}{{ m(n + 1) }}{% endmacro %}{{ m(0) }}";
+        assert!(render(recursive, &user, false, "", "").is_err());
     }
 
     #[test]
