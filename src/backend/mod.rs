@@ -88,6 +88,15 @@ pub struct CacheLayer {
     pub window: usize,
 }
 
+/// What a backend can give a KV cache ([`Backend::cache_budget`]).
+#[derive(Clone, Copy, Debug)]
+pub struct CacheBudget {
+    /// Bytes available.
+    pub available: u64,
+    /// Bytes per cached value (a key or value element).
+    pub value_bytes: u64,
+}
+
 /// Positions a cache of a layer with `window` needs when passes take at most `chunk` rows: the
 /// window before the first row plus the rows.
 pub fn ring_capacity(window: usize, chunk: usize) -> usize {
@@ -198,7 +207,12 @@ pub trait Backend {
     fn upload_group(&mut self, ts: &[&TensorView]) -> Result<Vec<Self::Weight>> {
         ts.iter().map(|t| self.upload(t)).collect()
     }
-    /// A cache for `layers` layers of `kv_dim` keys and values, up to `ctx` positions.
+    /// Memory a KV cache may take here and the bytes of one cached value, when the backend
+    /// knows them (the CPU: the system's available memory, f32 values): a context whose cache
+    /// cannot fit is refused up front instead of failing when the conversation grows into it.
+    fn cache_budget(&self) -> Result<Option<CacheBudget>> {
+        Ok(None)
+    }
     /// An empty KV cache of `kv_dim` values per position, for layers shaped as `layers` says.
     fn new_cache(&mut self, kv_dim: usize, layers: &[CacheLayer]) -> Result<Self::Cache>;
     /// The first position layer `layer` of `cache` still holds (0 unless its window has moved

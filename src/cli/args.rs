@@ -168,7 +168,7 @@ impl RuntimeArgs {
                 !self.swa_full,
             )?))
         };
-        match (self.backend, self.backend.gpu()) {
+        let model = match (self.backend, self.backend.gpu()) {
             (_, Some(choice)) => gpu(choice),
             (BackendChoice::Auto, _) if has_hardware_adapter() => {
                 gpu(GpuChoice::Any).or_else(|e| {
@@ -183,7 +183,14 @@ impl RuntimeArgs {
                 cpu()
             }
             _ => cpu(),
+        }?;
+        if self.ctx == 0 && model.context_len() < trained {
+            eprintln!(
+                "notice: the KV cache of the model's full context ({trained} tokens) does not fit in memory; using {} (set --ctx-size to choose)",
+                model.context_len()
+            );
         }
+        Ok(model)
     }
 }
 

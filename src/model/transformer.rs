@@ -6,7 +6,7 @@
 use super::{LanguageModel, SeqChunk, f32_tensor};
 use crate::backend::gpu::GpuBackend;
 use crate::backend::{
-    AttentionShape, Backend, CacheLayer, Norm, Rope, SeqRows, Unary, ring_capacity,
+    AttentionShape, Backend, CacheBudget, CacheLayer, Norm, Rope, SeqRows, Unary, ring_capacity,
 };
 use crate::error::{Error, Result};
 use crate::format::{ModelConfig, ModelFile};
@@ -82,7 +82,7 @@ impl<B: Backend> Model<B> {
             ));
         }
         let cfg = file.config.clone();
-        let ctx = if ctx == 0 { cfg.context_length } else { ctx };
+        let ctx = fit_context(&cfg, ctx, slots, window_sized, backend.cache_budget()?)?;
         let w = &file.weights;
         let mut layers = Vec::with_capacity(cfg.layers);
         for l in &w.layers {
@@ -140,18 +140,7 @@ impl<B: Backend> Model<B> {
         let token_embd = up(&w.token_embd)?;
         let output_norm = up(&w.output_norm)?;
         let output = w.output.as_ref().map(&mut up).transpose()?;
-        // Layers with a sliding window keep a window-sized cache (what the window needs before
-        // a pass's first row, and the pass's rows), the others the whole context.
-        let cache_layers: Vec<CacheLayer> = (0..cfg.layers)
-            .map(|i| {
-                let window = cfg.layer_window(i);
-                let capacity = match window {
-                    w if w > 0 && window_sized => ring_capacity(w, RING_CHUNK).min(ctx),
-                    _ => ctx,
-                };
-                CacheLayer { capacity, window }
-            })
-            .collect();
+        let cache_layers = cache_layers(&cfg, ctx, window_sized);
         let ring = cache_layers.iter().any(|l| l.capacity < ctx);
         let caches = (0..slots)
             .map(|_| backend.new_cache(cfg.kv_dim(), &cache_layers))
@@ -497,4 +486,68 @@ impl<B: Backend> LanguageModel for Model<B> {
         let vocab = self.config.vocab_size;
         Ok(all.chunks(vocab).map(<[f32]>::to_vec).collect())
     }
+}
+
+/// The shape of every layer's KV cache for a context of `ctx`: layers with a sliding window keep
+/// a window-sized cache (what the window needs before a pass's first row, and the pass's rows),
+/// the others the whole context.
+fn cache_layers(cfg: &ModelConfig, ctx: usize, window_sized: bool) -> Vec<CacheLayer> {
+    (0..cfg.layers)
+        .map(|i| {
+            let window = cfg.layer_window(i);
+            let capacity = match window {
+                w if w > 0 && window_sized => ring_capacity(w, RING_CHUNK).min(ctx),
+                _ => ctx,
+            };
+            CacheLayer { capacity, window }
+        })
+        .collect()
+}
+
+/// The context to build: `ctx`, or the model's own when 0. A context whose KV caches (`slots` of
+/// them) cannot fit in `budget` is refused, saying how much it needs and how much there is —
+/// unless it is the model's own default, which is halved until it fits (down to 256 tokens).
+fn fit_context(
+    cfg: &ModelConfig,
+    ctx: usize,
+    slots: usize,
+    window_sized: bool,
+    budget: Option<CacheBudget>,
+) -> Result<usize> {
+    let requested = if ctx == 0 { cfg.context_length } else { ctx };
+    let Some(budget) = budget else {
+        return Ok(requested);
+    };
+    let needs = |ctx: usize| -> u128 {
+        let positions: u128 = cache_layers(cfg, ctx, window_sized)
+            .iter()
+            .map(|l| l.capacity as u128)
+            .sum();
+        positions * cfg.kv_dim() as u128 * 2 * u128::from(budget.value_bytes) * slots as u128
+    };
+    // The model's own context is only a default: it shrinks until its cache takes at most half
+    // of what is available, leaving the rest for everything else on the device.
+    let room = match ctx {
+        0 => budget.available / 2,
+        _ => budget.available,
+    };
+    let mut fitted = requested;
+    while ctx == 0 && fitted > 256 && needs(fitted) > u128::from(room) {
+        fitted /= 2;
+    }
+    if needs(fitted) <= u128::from(budget.available) {
+        return Ok(fitted);
+    }
+    const GIB: f64 = (1u64 << 30) as f64;
+    let size = |bytes: u128| match bytes as f64 {
+        b if b >= GIB => format!("{:.1} GiB", b / GIB),
+        b => format!("{:.1} MiB", b / (1024.0 * 1024.0)),
+    };
+    Err(Error::Invalid(format!(
+        "a context of {requested} tokens needs {} of KV cache ({slots} sequence(s), {} layers, {} values per position); {} of memory is available: use a smaller --ctx-size",
+        size(needs(requested)),
+        cfg.layers,
+        2 * cfg.kv_dim(),
+        size(u128::from(budget.available))
+    )))
 }

@@ -6,6 +6,7 @@
 
 mod attention;
 mod kernels;
+mod memory;
 pub mod pool;
 
 use std::sync::Arc;
@@ -276,6 +277,15 @@ impl Backend for CpuBackend {
             dense,
             strips,
         })
+    }
+
+    fn cache_budget(&self) -> Result<Option<crate::backend::CacheBudget>> {
+        Ok(
+            memory::available()?.map(|available| crate::backend::CacheBudget {
+                available,
+                value_bytes: std::mem::size_of::<f32>() as u64,
+            }),
+        )
     }
 
     fn new_cache(&mut self, kv_dim: usize, layers: &[CacheLayer]) -> Result<KvCache> {
