@@ -36,6 +36,9 @@ pub enum Error {
     /// A request that cannot be served (prompt longer than the context, bad option value, …).
     #[error("{0}")]
     Invalid(String),
+    /// The model computed NaN or infinity (a corrupt or badly quantized file).
+    #[error("numeric fault: {0}")]
+    NonFinite(String),
     /// A compute backend failed or is unavailable.
     #[error("backend: {0}")]
     Backend(String),

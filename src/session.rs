@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result};
 use crate::model::LanguageModel;
 use crate::sample::{Sampler, SamplerConfig};
-use crate::tokenizer::{StreamDecoder, Tokenizer};
+use crate::tokenizer::{ChatMessage, StreamDecoder, Tokenizer};
 
 /// Prompt tokens evaluated per forward call, bounding activation memory on long prompts.
 const PREFILL_CHUNK: usize = 512;
@@ -93,6 +93,41 @@ pub struct Generation {
     pub stop_reason: StopReason,
     /// Measurements.
     pub timings: Timings,
+}
+
+/// The prompt of a conversation that must leave `reserve` of `ctx` positions for the answer:
+/// when it does not fit, the oldest turns go first (whole exchanges: a user message and the
+/// replies after it), the system messages stay, as llama.cpp's context shift keeps its first
+/// tokens. Returns the prompt and how many messages were dropped from the front of `messages`;
+/// an error if even the last message alone (with the system messages) does not fit.
+pub fn fit_conversation(
+    tokenizer: &Tokenizer,
+    messages: &mut Vec<ChatMessage>,
+    ctx: usize,
+    reserve: usize,
+) -> Result<(Vec<u32>, usize)> {
+    let mut dropped = 0;
+    loop {
+        let prompt = tokenizer.encode_chat(messages)?;
+        if prompt.len() + reserve <= ctx {
+            return Ok((prompt, dropped));
+        }
+        let first = messages.iter().position(|m| m.role != "system");
+        let next_user = first.and_then(|f| {
+            messages[f + 1..]
+                .iter()
+                .position(|m| m.role == "user")
+                .map(|i| f + 1 + i)
+        });
+        let (Some(first), Some(next_user)) = (first, next_user) else {
+            return Err(Error::Invalid(format!(
+                "the message is {} tokens with the system prompt; the context holds {ctx} and the answer needs {reserve} of them",
+                prompt.len()
+            )));
+        };
+        messages.drain(first..next_user);
+        dropped += next_user - first;
+    }
 }
 
 /// A model plus the token sequence its KV cache holds.
@@ -188,7 +223,7 @@ impl<'a> Session<'a> {
             if opts.max_tokens == 0 {
                 break StopReason::MaxTokens;
             }
-            let step = answer.step(&mut logits);
+            let step = answer.step(&mut logits)?;
             if answer.ids().len() == 1 {
                 timings.first_token = t0.elapsed();
             }
@@ -280,8 +315,16 @@ impl<T: Borrow<Tokenizer>> Continuation<T> {
     }
 
     /// Samples the next token from `logits` (the model's output after the previous token) and
-    /// returns it with the text it made final and whether the answer ends there.
-    pub fn step(&mut self, logits: &mut [f32]) -> Step {
+    /// returns it with the text it made final and whether the answer ends there; logits holding
+    /// NaN or infinity are an [`Error::NonFinite`], not a token.
+    pub fn step(&mut self, logits: &mut [f32]) -> Result<Step> {
+        if let Some(i) = logits.iter().position(|v| !v.is_finite()) {
+            return Err(Error::NonFinite(format!(
+                "the logit of token {i} is {} after {} generated tokens",
+                logits[i],
+                self.ids.len()
+            )));
+        }
         let token = self.sampler.sample(logits, &self.history);
         self.ids.push(token);
         self.history.push(token);
@@ -301,11 +344,11 @@ impl<T: Borrow<Tokenizer>> Continuation<T> {
         {
             self.text.truncate(at);
             let text = self.release(self.text.len());
-            return Step {
+            return Ok(Step {
                 token,
                 text,
                 done: Some(StopReason::StopString),
-            };
+            });
         }
         if done.is_none() && self.ids.len() >= self.max_tokens {
             done = Some(StopReason::MaxTokens);
@@ -315,7 +358,7 @@ impl<T: Borrow<Tokenizer>> Continuation<T> {
             Some(_) => self.finish(),
             None => self.release(self.text.len() - held_back(&self.text, &self.stop)),
         };
-        Step { token, text, done }
+        Ok(Step { token, text, done })
     }
 
     /// Ends the answer early (the model's context is full, say) and returns the text held back

@@ -499,3 +499,53 @@ fn tune_writes_a_cache_that_run_uses() {
     std::fs::remove_dir_all(&dir).ok();
     assert_fails(&["tune", "--backend", "cpu"], "GPU");
 }
+
+/// `ember chat` with its conversation piped in.
+fn chat(args: &[&str], input: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ember"))
+        .arg("chat")
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("ember chat runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("the conversation is written");
+    child.wait_with_output().expect("ember chat ends")
+}
+
+#[test]
+fn chat_gives_way_to_new_turns_when_the_context_fills() {
+    let turns: String = (1..=6)
+        .map(|i| format!("Tell me one short fact about the number {i}, please.\n"))
+        .collect();
+    let huge = format!("{}\nWhat is 2 + 2?\n", "word ".repeat(400));
+    let args = [
+        "--backend",
+        "cpu",
+        "-c",
+        "128",
+        "-n",
+        "12",
+        "--temp",
+        "0",
+        "--system",
+        "Be brief.",
+    ];
+    let out = chat(&args, &format!("{turns}{huge}"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("dropped the"), "no context shift:\n{err}");
+    // The oversized message is refused on its own; the chat answers the next one.
+    assert!(err.contains("error: the message is"), "{err}");
+    let prompts = err.matches("> ").count();
+    assert_eq!(prompts, 9, "a prompt per line and one at the end:\n{err}");
+    assert_eq!(err.matches("error:").count(), 1, "{err}");
+    assert!(!out.stdout.is_empty());
+}

@@ -526,3 +526,29 @@ fn a_full_queue_answers_503_with_retry_after() {
         "{m}"
     );
 }
+
+#[test]
+fn an_answer_that_fills_the_context_ends_with_length() {
+    // A prompt that fits but leaves less room than max_tokens asks: the answer runs to the end
+    // of the context and says so, and the slot serves the next request.
+    let s = Server::start(&["-c", "64", "-P", "1"]);
+    let counting = json!({"prompt": "1, 2, 3, 4, 5, 6, 7, 8, 9, 10,", "max_tokens": 500,
+                          "temperature": 0});
+    for _ in 0..2 {
+        let r = s.post("/v1/completions", &counting);
+        assert_eq!(r.status, 200, "{}", r.body);
+        let body = r.json();
+        assert_eq!(body["choices"][0]["finish_reason"], "length", "{body}");
+        assert_eq!(body["usage"]["total_tokens"], 64, "{body}");
+    }
+    let mut streamed = counting.clone();
+    streamed["stream"] = json!(true);
+    let r = s.post("/v1/completions", &streamed);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.body.contains("\"finish_reason\":\"length\""),
+        "{}",
+        r.body
+    );
+    assert!(r.body.trim_end().ends_with("data: [DONE]"), "{}", r.body);
+}

@@ -7,7 +7,7 @@ use anyhow::{Result, bail};
 use clap::Args;
 
 use super::args::{ModelArgs, RuntimeArgs, SamplingArgs};
-use ember::session::{GenerateOptions, Session, StopReason};
+use ember::session::{GenerateOptions, Session, StopReason, fit_conversation};
 use ember::tokenizer::ChatMessage;
 
 /// Arguments of `ember chat`.
@@ -74,7 +74,21 @@ pub fn run(args: &ChatArgs) -> Result<()> {
             _ => {}
         }
         messages.push(ChatMessage::new("user", &line));
-        let prompt = file.tokenizer.encode_chat(&messages)?;
+        // Room for a reply: its token limit, but at most half the context.
+        let ctx = session.model().context_len();
+        let reserve = args.n.min(ctx / 2).max(1);
+        let prompt = match fit_conversation(&file.tokenizer, &mut messages, ctx, reserve) {
+            Ok((prompt, 0)) => prompt,
+            Ok((prompt, dropped)) => {
+                eprintln!("(the context is full: dropped the {dropped} oldest messages)");
+                prompt
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                messages.pop();
+                continue;
+            }
+        };
         let mut out = std::io::stdout();
         let result = session.generate(&prompt, &opts, &mut |s: &str| {
             out.write_all(s.as_bytes())
@@ -85,10 +99,12 @@ pub fn run(args: &ChatArgs) -> Result<()> {
             Ok(g) => {
                 println!();
                 if g.stop_reason == StopReason::ContextFull {
-                    eprintln!("(the context is full: /reset to start over)");
+                    eprintln!("(the reply filled the context; older turns give way next time)");
                 }
                 messages.push(ChatMessage::new("assistant", &g.text));
             }
+            // A model computing NaN will do so again: stop, naming the weight it comes from.
+            Err(e @ ember::Error::NonFinite(_)) => return Err(file.trace_fault(e).into()),
             Err(e) => {
                 // A turn that cannot fit is reported; the conversation goes on without it.
                 eprintln!("error: {e}");

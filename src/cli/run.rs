@@ -52,7 +52,9 @@ pub fn run(args: &RunArgs) -> Result<()> {
         }
         true
     };
-    let g = session.generate(&prompt, &opts, &mut on_text)?;
+    let g = session
+        .generate(&prompt, &opts, &mut on_text)
+        .map_err(|e| file.trace_fault(e))?;
     let t = &g.timings;
     if args.json {
         let v = json!({

@@ -134,6 +134,19 @@ impl ModelFile {
         })
     }
 
+    /// `e`, and for a numeric fault in the model's output also the weight it comes from (the
+    /// first NaN or infinity in the weights), or that every weight is finite. Scans every
+    /// weight: for reporting a fault, not for the running path.
+    pub fn trace_fault(&self, e: Error) -> Error {
+        match e {
+            Error::NonFinite(what) => Error::NonFinite(match self.weights.first_non_finite() {
+                Some(cause) => format!("{what}; traced to {cause}"),
+                None => format!("{what}; every weight is finite (activations overflowed?)"),
+            }),
+            other => other,
+        }
+    }
+
     /// Bytes of weights by encoding, largest first.
     pub fn bytes_by_type(&self) -> Vec<(crate::quant::GgmlType, usize, usize)> {
         let mut map = std::collections::BTreeMap::new();

@@ -129,13 +129,29 @@ impl ModelWeights {
         if let Some(f) = &rope_freqs {
             f.expect_shape(cfg.rope_dims / 2, 1)?;
         }
-        Ok(ModelWeights {
+        let weights = ModelWeights {
             token_embd: matrix("token_embd.weight", h, cfg.vocab_size)?,
             output_norm: matrix("output_norm.weight", h, 1)?,
             output,
             layers,
             rope_freqs,
-        })
+        };
+        // Vectors (norms, biases) are small enough to check here; matrices are checked only
+        // when the model's output shows a fault (`first_non_finite`): reading every weight at
+        // load would cost what the memory map saves.
+        for t in weights.all().into_iter().filter(|t| t.rows() == 1) {
+            if let Some(fault) = non_finite(t) {
+                return Err(fault);
+            }
+        }
+        Ok(weights)
+    }
+
+    /// The first NaN or infinity in the weights, naming the tensor and where in it: what a
+    /// [`Error::NonFinite`] in the output is traced back to. Decodes every row (seconds for a
+    /// large model), so it runs only after a fault.
+    pub fn first_non_finite(&self) -> Option<Error> {
+        self.all().into_iter().find_map(non_finite)
     }
 
     /// Every tensor, in a stable order.
@@ -206,4 +222,19 @@ impl TensorSource for Unfused<'_> {
         }
         self.src.tensor(canonical)
     }
+}
+
+/// A NaN or infinity in `t`, as an error naming it, its row and column.
+fn non_finite(t: &TensorView) -> Option<Error> {
+    (0..t.rows()).find_map(|r| {
+        let row = t.row_slice(&t.name, r, 1).ok()?.to_f32();
+        let c = row.iter().position(|v| !v.is_finite())?;
+        Some(Error::Tensor {
+            name: t.name.clone(),
+            problem: format!(
+                "holds {} at row {r}, column {c} (a corrupt or badly quantized file)",
+                row[c]
+            ),
+        })
+    })
 }

@@ -323,7 +323,18 @@ fn step(
         }
         let now = Instant::now();
         let first = *a.first_token.get_or_insert(now);
-        let s = a.answer.step(&mut logits);
+        let s = match a.answer.step(&mut logits) {
+            Ok(s) => s,
+            Err(e) => {
+                // A numeric fault ends this answer; the slot's cache is dropped with it.
+                if let Some(a) = slot.active.take() {
+                    let _ = a.job.events.send(Event::Failed(e.to_string()));
+                }
+                slot.tokens.clear();
+                metrics.failed();
+                continue;
+            }
+        };
         if !s.text.is_empty() {
             let _ = a.job.events.send(Event::Text(s.text));
         }
