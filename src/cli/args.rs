@@ -8,6 +8,7 @@ use clap::{Args, ValueEnum};
 
 use ember::ModelFile;
 use ember::backend::cpu::{CpuBackend, Precision};
+use ember::backend::gpu::fault::FAULT_VAR;
 use ember::backend::gpu::{GpuBackend, GpuChoice, context::has_hardware_adapter};
 use ember::model::{LanguageModel, Model};
 use ember::sample::SamplerConfig;
@@ -170,8 +171,10 @@ impl RuntimeArgs {
         };
         let model = match (self.backend, self.backend.gpu()) {
             (_, Some(choice)) => gpu(choice),
-            (BackendChoice::Auto, _) if has_hardware_adapter() => {
-                gpu(GpuChoice::Any).or_else(|e| {
+            // A fault injected for a test stands for a hardware GPU that fails: the software
+            // adapters of a machine without one then take its place.
+            (BackendChoice::Auto, _) if has_hardware_adapter() || fault_injected() => {
+                gpu(GpuChoice::Any).and_then(warmed_up).or_else(|e| {
                     eprintln!("notice: the GPU failed ({e}); using the CPU");
                     cpu()
                 })
@@ -192,6 +195,21 @@ impl RuntimeArgs {
         }
         Ok(model)
     }
+}
+
+/// `model` after a short prompt pass and a decode step (what it computes is overwritten by the
+/// first real prompt): the GPU compiles its pipelines and runs its kernels once, so a device
+/// that cannot run the model fails here, while the CPU can still take over, and not mid-answer.
+fn warmed_up(mut model: Box<dyn LanguageModel>) -> Result<Box<dyn LanguageModel>> {
+    const PROMPT: usize = 8;
+    model.forward(&[0; PROMPT], 0, false)?;
+    model.forward(&[0], PROMPT, false)?;
+    Ok(model)
+}
+
+/// Whether `EMBER_GPU_FAULT` asks the GPU backend to inject a fault.
+fn fault_injected() -> bool {
+    std::env::var_os(FAULT_VAR).is_some_and(|v| !v.is_empty())
 }
 
 /// A text to evaluate in windows (`perplexity`, `compare`).

@@ -41,7 +41,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
     };
     let stdout = std::io::stdout();
     let streaming = !args.json;
-    let mut on_text = |s: &str| {
+    let on_text = |s: &str| {
         if streaming {
             let mut out = stdout.lock();
             // A closed pipe (`| head`) ends generation quietly.
@@ -52,9 +52,19 @@ pub fn run(args: &RunArgs) -> Result<()> {
         }
         true
     };
+    let mut streamed = false;
     let g = session
-        .generate(&prompt, &opts, &mut on_text)
-        .map_err(|e| file.trace_fault(e))?;
+        .generate(&prompt, &opts, &mut |s: &str| {
+            streamed |= streaming && !s.is_empty();
+            on_text(s)
+        })
+        .map_err(|e| {
+            // The error goes on a line of its own, after the text that was streamed.
+            if streamed {
+                println!();
+            }
+            file.trace_fault(e)
+        })?;
     let t = &g.timings;
     if args.json {
         let v = json!({

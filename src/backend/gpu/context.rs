@@ -2,6 +2,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use super::fault::Fault;
 use super::profile::DeviceProfile;
 use crate::error::{Error, Result};
 
@@ -141,7 +142,7 @@ pub fn has_hardware_adapter() -> bool {
 pub struct ErrorSink(Arc<Mutex<Vec<String>>>);
 
 impl ErrorSink {
-    fn push(&self, msg: String) {
+    pub(super) fn push(&self, msg: String) {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).push(msg);
     }
 
@@ -169,6 +170,8 @@ pub struct GpuContext {
     pub limits: wgpu::Limits,
     /// Errors raised by the device.
     pub errors: ErrorSink,
+    /// The fault injected into this device, if any ([`super::fault`]).
+    pub fault: Option<Fault>,
 }
 
 impl GpuContext {
@@ -179,18 +182,27 @@ impl GpuContext {
     }
 
     /// Opens the best adapter `choice` allows, without blocking (the web's way), under the
-    /// profile `EMBER_GPU_PROFILE` names, if any.
+    /// profile `EMBER_GPU_PROFILE` names and with the fault `EMBER_GPU_FAULT` names, if any.
     pub async fn new_async(choice: GpuChoice) -> Result<GpuContext> {
         #[cfg(not(target_arch = "wasm32"))]
-        let profile = DeviceProfile::from_env()?;
+        let (profile, fault) = (DeviceProfile::from_env()?, Fault::from_env()?);
         #[cfg(target_arch = "wasm32")]
-        let profile = None;
-        Self::open(choice, profile).await
+        let (profile, fault) = (None, None);
+        Self::open_faulty(choice, profile, fault).await
     }
 
     /// Opens the best adapter `choice` allows, with `profile`'s limits and features imposed
     /// where they are smaller than the adapter's.
     pub async fn open(choice: GpuChoice, profile: Option<&DeviceProfile>) -> Result<GpuContext> {
+        Self::open_faulty(choice, profile, None).await
+    }
+
+    /// As [`GpuContext::open`], with `fault` injected.
+    async fn open_faulty(
+        choice: GpuChoice,
+        profile: Option<&DeviceProfile>,
+        fault: Option<Fault>,
+    ) -> Result<GpuContext> {
         let adapters = instance().enumerate_adapters(choice.backends()).await;
         let adapter = adapters
             .into_iter()
@@ -215,15 +227,17 @@ impl GpuContext {
         if let Some(p) = profile {
             limits = p.limit(&limits);
             features = p.features(features);
-            report.max_storage_buffer_binding_size = limits.max_storage_buffer_binding_size;
-            report.max_buffer_size = limits.max_buffer_size;
-            report.max_compute_workgroup_storage_size = limits.max_compute_workgroup_storage_size;
-            report.max_compute_invocations_per_workgroup =
-                limits.max_compute_invocations_per_workgroup;
             report.shader_f16 = features.contains(wgpu::Features::SHADER_F16);
             report.subgroups = features.contains(wgpu::Features::SUBGROUP);
             report.profile = Some(p.name.to_string());
         }
+        if let Some(f) = fault {
+            f.limit(&mut limits);
+        }
+        report.max_storage_buffer_binding_size = limits.max_storage_buffer_binding_size;
+        report.max_buffer_size = limits.max_buffer_size;
+        report.max_compute_workgroup_storage_size = limits.max_compute_workgroup_storage_size;
+        report.max_compute_invocations_per_workgroup = limits.max_compute_invocations_per_workgroup;
         let desc = wgpu::DeviceDescriptor {
             label: Some("ember"),
             required_features: features,
@@ -239,7 +253,12 @@ impl GpuContext {
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| sink.push(e.to_string())));
         let sink = errors.clone();
         device.set_device_lost_callback(move |reason, msg| {
-            sink.push(format!("device lost ({reason:?}): {msg}"))
+            let detail = if msg.is_empty() {
+                String::new()
+            } else {
+                format!(": {msg}")
+            };
+            sink.push(format!("the GPU device was lost ({reason:?}){detail}"))
         });
         Ok(GpuContext {
             device,
@@ -247,6 +266,7 @@ impl GpuContext {
             report,
             limits,
             errors,
+            fault,
         })
     }
 }

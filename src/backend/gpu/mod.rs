@@ -15,6 +15,7 @@
 mod arena;
 mod buffers;
 pub mod context;
+pub mod fault;
 mod ops;
 pub mod profile;
 mod profiler;
@@ -77,6 +78,8 @@ pub struct GpuBackend {
     deferred: Option<Error>,
     weight_bytes: u64,
     submits: u64,
+    /// Read-backs of results so far.
+    reads: u64,
     dispatches: u64,
     /// Dispatches recorded since the last submission.
     unsubmitted: u64,
@@ -294,6 +297,7 @@ impl GpuBackend {
             deferred: None,
             weight_bytes: 0,
             submits: 0,
+            reads: 0,
             dispatches: 0,
             unsubmitted: 0,
             bind_groups_made: 0,

@@ -92,6 +92,7 @@ impl Backend for GpuBackend {
             GpuWeight::Vector(b) => b.size(),
             GpuWeight::Matrix { parts, .. } => parts.iter().map(|p| p.buffer.size()).sum(),
         };
+        self.inject_upload_fault(&t.name);
         self.ctx.errors.check()?;
         Ok(w)
     }
@@ -140,6 +141,7 @@ impl Backend for GpuBackend {
                 }
             })
             .collect();
+        self.inject_upload_fault(&first.name);
         self.ctx.errors.check()?;
         Ok(weights)
     }

@@ -74,6 +74,8 @@ impl GpuBackend {
             encoder.resolve_query_set(&p.set, 0..written, &p.resolve, 0);
             encoder.copy_buffer_to_buffer(&p.resolve, 0, &p.readback, 0, 8 * written as u64);
         }
+        self.reads += 1;
+        self.inject_read_fault(self.reads);
         self.ctx.queue.submit([encoder.finish()]);
         self.submits += 1;
         self.unsubmitted = 0;

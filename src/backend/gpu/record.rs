@@ -16,7 +16,10 @@ impl GpuBackend {
         }
         let src = shaders::compose(kernel, v)?;
         // Checked here with a clear message: drivers differ in how (and whether) they refuse.
-        shaders::check_needs(kernel.name, shaders::needs(&src)?, &self.ctx.limits)?;
+        let needs = shaders::needs(&src)
+            .map_err(|e| crate::error::Error::Backend(format!("{}: {e}", kernel.name)))?;
+        shaders::check_needs(kernel.name, needs, &self.ctx.limits)?;
+        let src = self.inject_shader_fault(src);
         let device = &self.ctx.device;
         // Natively, compile errors are caught here; on the web they arrive through the device's
         // error handler and are reported at the next read-back.
