@@ -20,6 +20,10 @@ pub const MAGIC: &[u8; 4] = b"GGUF";
 pub const DEFAULT_ALIGNMENT: usize = 32;
 /// GGML supports at most this many dimensions.
 const MAX_DIMS: usize = 4;
+/// Items reserved up front for a list whose length the file claims: counts are checked against
+/// the bytes left, but an item in memory is larger than its smallest encoding, so a hostile
+/// count could still reserve many times the file's size.
+const PREALLOCATED: usize = 4096;
 
 /// A metadata value. Arrays may nest.
 #[derive(Clone, Debug, PartialEq)]
@@ -265,7 +269,7 @@ impl<'a> Cursor<'a> {
                     Error::format(format!("metadata {key}: unknown array element type {elem}"))
                 })?;
                 let n = self.count(min, &format!("metadata {key} array length"))?;
-                let mut items = Vec::with_capacity(n);
+                let mut items = Vec::with_capacity(n.min(PREALLOCATED));
                 for _ in 0..n {
                     items.push(self.value(elem, key, depth + 1)?);
                 }
@@ -335,7 +339,7 @@ impl GgufFile {
         let n_tensors = c.count(24, "tensor count")?;
         let n_kv = c.count(13, "metadata count")?;
 
-        let mut metadata = Vec::with_capacity(n_kv);
+        let mut metadata = Vec::with_capacity(n_kv.min(PREALLOCATED));
         for _ in 0..n_kv {
             let key = c.string("metadata key")?;
             let ty = c.u32(&key)?;
@@ -356,8 +360,8 @@ impl GgufFile {
             },
         };
 
-        let mut tensors = Vec::with_capacity(n_tensors);
-        let mut index = HashMap::with_capacity(n_tensors);
+        let mut tensors = Vec::with_capacity(n_tensors.min(PREALLOCATED));
+        let mut index = HashMap::with_capacity(n_tensors.min(PREALLOCATED));
         for i in 0..n_tensors {
             let name = c.string("tensor name")?;
             let n_dims = c.u32(&name)? as usize;

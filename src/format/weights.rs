@@ -98,7 +98,9 @@ impl ModelWeights {
             }
             matrix(name, h, 1).map(Some)
         };
-        let mut layers = Vec::with_capacity(cfg.layers);
+        // Grown as the layers are found: the header's layer count is a claim, not a size to
+        // allocate up front (a fuzzed file claiming 2^24 layers asked for 21 GB).
+        let mut layers = Vec::new();
         for i in 0..cfg.layers {
             let n = |s: &str| format!("blk.{i}.{s}");
             layers.push(LayerWeights {

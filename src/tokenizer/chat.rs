@@ -126,6 +126,11 @@ fn render_as_given(
     env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
     env.add_function("raise_exception", raise_exception);
     env.set_fuel(Some(TEMPLATE_FUEL));
+    if let Some(statement) = namespace_cycle(template) {
+        return Err(Refusal::Limit(Error::Template(format!(
+            "the chat template stores a namespace inside a namespace (`{statement}`): printing such a cycle never ends"
+        ))));
+    }
     env.add_template("chat", template).map_err(failed)?;
     let tmpl = env.get_template("chat").map_err(failed)?;
     let mut out = BoundedOutput::default();
@@ -154,6 +159,69 @@ fn render_as_given(
         ))),
         Err(e) => Err(failed(e)),
     }
+}
+
+/// The first `{% set … %}` of `template` that stores a namespace (a variable made by
+/// `namespace(…)`, or an alias of one) in a namespace's attribute, if any. minijinja follows
+/// such a cycle without end when it prints or compares the value, overflowing the stack. Only
+/// direct and aliased stores are seen: a namespace passed through a loop variable or a macro
+/// argument is not (see the README's fuzzing notes).
+fn namespace_cycle(template: &str) -> Option<&str> {
+    let mut namespaces: Vec<&str> = Vec::new();
+    let mut rest = template;
+    while let Some(open) = rest.find("{%") {
+        let after = &rest[open + 2..];
+        let close = after.find("%}")?;
+        let statement =
+            after[..close].trim_matches(|c: char| c == '-' || c == '+' || c.is_whitespace());
+        rest = &after[close + 2..];
+        let Some(assignment) = statement.strip_prefix("set ") else {
+            continue;
+        };
+        let Some((target, value)) = assignment.split_once('=') else {
+            continue;
+        };
+        let target = target.trim();
+        let holds_namespace = value.trim_start().starts_with("namespace(")
+            || bare_names(value).any(|n| namespaces.contains(&n));
+        match target.split_once('.') {
+            Some(_) if holds_namespace => return Some(statement),
+            None if holds_namespace => namespaces.push(target),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The names an expression uses as whole values: identifiers outside string literals that are
+/// not an attribute (after a `.`), an item lookup (before `[` or `.`) or a call (before `(`).
+fn bare_names(expr: &str) -> impl Iterator<Item = &str> {
+    let bytes = expr.as_bytes();
+    let mut names = Vec::new();
+    let (mut i, mut quote) = (0, None);
+    while i < bytes.len() {
+        let c = bytes[i];
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if c == b'\'' || c == b'"' => quote = Some(c),
+            None if c.is_ascii_alphabetic() || c == b'_' => {
+                let start = i;
+                while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
+                    i += 1;
+                }
+                let before = expr[..start].trim_end().ends_with('.');
+                let after = expr[i..].trim_start().chars().next();
+                if !before && !matches!(after, Some('.' | '[' | '(')) {
+                    names.push(&expr[start..i]);
+                }
+                continue;
+            }
+            None => {}
+        }
+        i += 1;
+    }
+    names.into_iter()
 }
 
 #[cfg(test)]
@@ -191,6 +259,26 @@ mod tests {
         let e = render(t, &[ChatMessage::new("assistant", "x")], false, "", "").unwrap_err();
         assert!(e.to_string().contains("only users"));
         assert!(render("{% for %}", &[], false, "", "").is_err());
+    }
+
+    #[test]
+    fn namespaces_stored_in_namespaces_are_refused() {
+        let cycles = [
+            "{% set ns = namespace(s=1) %}{% set ns.s = ns %}{{ ns.s }}",
+            "{%- set ns = namespace() -%}{% set m = ns %}{% set ns.x = [1, m] %}{{ ns }}",
+            "{% set a = namespace() %}{% set b = namespace(x=a) %}{% set a.y = b %}{{ a }}",
+        ];
+        for t in cycles {
+            let e = render(t, &[ChatMessage::new("user", "hi")], true, "", "").unwrap_err();
+            assert!(
+                e.to_string().contains("stores a namespace inside"),
+                "{t}: {e}"
+            );
+        }
+        // Attributes, strings and calls are not the namespace itself.
+        let fine = "{% set ns = namespace(s='', n=0) %}{% set ns.s = ns.s + 'ns' %}{% set ns.n = ns['n'] + 1 %}{{ ns.s }}{{ ns.n }}";
+        let text = render(fine, &[ChatMessage::new("user", "hi")], true, "", "").unwrap();
+        assert_eq!(text, "ns1");
     }
 
     #[test]

@@ -108,6 +108,27 @@ const END_OF_TURN: &[&str] = &[
     "<end_of_turn>",
 ];
 
+/// The longest added (special) token accepted. Real ones are a few dozen bytes; the automaton
+/// `tokenizers` builds to find them in text takes time growing with the square of a token's
+/// length (a fuzzed tokenizer.json with an 82 KB token took 160 s to load).
+const MAX_ADDED_TOKEN_BYTES: usize = 512;
+
+/// Refuses added tokens too long to match in reasonable time.
+fn check_added_tokens(json: &Value) -> Result<()> {
+    let long = json["added_tokens"].as_array().and_then(|tokens| {
+        tokens.iter().find_map(|t| {
+            let len = t["content"].as_str()?.len();
+            (len > MAX_ADDED_TOKEN_BYTES).then(|| (t["id"].clone(), len))
+        })
+    });
+    match long {
+        Some((id, len)) => Err(Error::Tokenizer(format!(
+            "added token {id} is {len} bytes long; at most {MAX_ADDED_TOKEN_BYTES} are supported"
+        ))),
+        None => Ok(()),
+    }
+}
+
 impl Tokenizer {
     fn build(
         json: &Value,
@@ -115,6 +136,7 @@ impl Tokenizer {
         strip_leading_space: bool,
         control_of: impl Fn(u32, &str) -> bool,
     ) -> Result<Tokenizer> {
+        check_added_tokens(json)?;
         let text = serde_json::to_string(json).map_err(|e| Error::Tokenizer(e.to_string()))?;
         let with_specials: tokenizers::Tokenizer =
             text.parse().map_err(|e| Error::Tokenizer(format!("{e}")))?;

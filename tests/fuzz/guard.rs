@@ -63,21 +63,41 @@ fn refuse(size: usize) {
     REFUSED.fetch_max(size, Ordering::Relaxed);
     let (size_digits, size_len) = decimal(size as u64);
     let (input_digits, input_len) = decimal(CURRENT.load(Ordering::Relaxed));
-    let mut line = [0u8; 128];
-    let mut n = 0;
-    for part in [
-        "fuzz: refused an allocation of ".as_bytes(),
+    say(&[
+        b"fuzz: refused an allocation of ",
         &size_digits[..size_len],
-        " bytes at input #".as_bytes(),
+        b" bytes at input #",
         &input_digits[..input_len],
-        "\n".as_bytes(),
-    ] {
-        line[n..n + part.len()].copy_from_slice(part);
-        n += part.len();
+        b"\n",
+    ]);
+}
+
+/// Writes `parts` to stderr as one line, without allocating (from an allocator or a signal
+/// handler).
+fn say(parts: &[&[u8]]) {
+    let mut line = [0u8; 160];
+    let mut n = 0;
+    for part in parts {
+        let take = part.len().min(line.len() - n);
+        line[n..n + take].copy_from_slice(&part[..take]);
+        n += take;
     }
     // SAFETY: writes n initialized bytes to stderr.
     unsafe {
         libc::write(2, line.as_ptr().cast(), n);
+    }
+}
+
+/// On SIGABRT — a stack overflow or a failed allocation ends the process that way, past any
+/// report the harness could make — names the input that was running.
+extern "C" fn on_abort(_: libc::c_int) {
+    if STARTED_MS.load(Ordering::Relaxed) != 0 {
+        let (digits, len) = decimal(CURRENT.load(Ordering::Relaxed));
+        say(&[
+            b"fuzz: the process aborted at input #",
+            &digits[..len],
+            b" (replay it with EMBER_FUZZ_REPLAY)\n",
+        ]);
     }
 }
 
@@ -128,6 +148,14 @@ pub fn watch(replay: Replay) {
     *REPLAY.lock().unwrap_or_else(|p| p.into_inner()) = Some(replay);
     static THREAD: std::sync::Once = std::sync::Once::new();
     THREAD.call_once(|| {
+        // SAFETY: the handler only reads atomics and writes to stderr (async-signal-safe); the
+        // default action (ending the process) follows as the handler returns into abort().
+        unsafe {
+            libc::signal(
+                libc::SIGABRT,
+                on_abort as extern "C" fn(libc::c_int) as libc::sighandler_t,
+            );
+        }
         std::thread::spawn(|| {
             loop {
                 std::thread::sleep(Duration::from_millis(500));
