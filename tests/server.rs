@@ -5,10 +5,14 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+
+mod common;
+use common::data;
 
 /// A running `ember serve` on a free port, stopped when dropped.
 struct Server {
@@ -551,4 +555,36 @@ fn an_answer_that_fills_the_context_ends_with_length() {
         r.body
     );
     assert!(r.body.trim_end().ends_with("data: [DONE]"), "{}", r.body);
+}
+
+#[test]
+fn a_model_file_changed_underneath_the_server() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("server-file-changes");
+    std::fs::create_dir_all(&dir).unwrap();
+    let model = dir.join("model.gguf");
+    std::fs::copy(data("fuzz/seeds/tiny-bpe-llama.gguf"), &model).unwrap();
+    let s = Server::start(&["-m", model.to_str().unwrap(), "-c", "128"]);
+    let hello = json!({"prompt": "Hello", "max_tokens": 4, "temperature": 0});
+    let first = s.post("/v1/completions", &hello);
+    assert_eq!(first.status, 200, "{}", first.body);
+    // Replaced by rename: the server answers from the model it loaded, the same way.
+    let new = dir.join("model.new");
+    std::fs::write(&new, b"another model").unwrap();
+    std::fs::rename(&new, &model).unwrap();
+    let again = s.post("/v1/completions", &hello);
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_eq!(again.json()["choices"], first.json()["choices"]);
+    // Changed in place: refused with a reason.
+    std::fs::copy(data("fuzz/seeds/tiny-bpe-llama.gguf"), &new).unwrap();
+    std::fs::rename(&new, &model).unwrap();
+    let s2 = Server::start(&["-m", model.to_str().unwrap(), "-c", "128"]);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&model)
+        .and_then(|f| f.set_len(1000))
+        .unwrap();
+    let r = s2.post("/v1/completions", &hello);
+    assert_eq!(r.status, 503, "{}", r.body);
+    let message = r.json()["error"]["message"].as_str().unwrap().to_string();
+    assert!(message.contains("changed while in use"), "{message}");
 }

@@ -73,6 +73,9 @@ pub fn run(args: &ChatArgs) -> Result<()> {
             }
             _ => {}
         }
+        // A model file changed in place is not the model loaded: stop rather than answer
+        // from bytes that are no longer its own (one replaced by rename is fine).
+        file.check_unchanged()?;
         messages.push(ChatMessage::new("user", &line));
         // Room for a reply: its token limit, but at most half the context.
         let ctx = session.model().context_len();

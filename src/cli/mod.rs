@@ -11,6 +11,8 @@ pub mod perplexity;
 pub mod quantize;
 pub mod run;
 pub mod serve;
+#[cfg(unix)]
+pub mod sigbus;
 pub mod tokenize;
 pub mod tune;
 

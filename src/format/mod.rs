@@ -147,6 +147,20 @@ impl ModelFile {
         }
     }
 
+    /// An error if a file the weights are mapped from was truncated or rewritten in place since
+    /// it was opened. Long-running commands check it before each answer: a file replaced by
+    /// rename is fine (the old bytes stay mapped), one changed in place is not the model any
+    /// more, and reading a truncated one would end the process with SIGBUS.
+    pub fn check_unchanged(&self) -> Result<()> {
+        let all = self.weights.all();
+        for (i, t) in all.iter().enumerate() {
+            if !all[..i].iter().any(|seen| seen.same_storage(t)) {
+                t.check_unchanged()?;
+            }
+        }
+        Ok(())
+    }
+
     /// Bytes of weights by encoding, largest first.
     pub fn bytes_by_type(&self) -> Vec<(crate::quant::GgmlType, usize, usize)> {
         let mut map = std::collections::BTreeMap::new();

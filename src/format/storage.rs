@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 pub enum Storage {
     /// A read-only memory map: weights are paged in on demand and never copied.
     #[cfg(not(target_arch = "wasm32"))]
-    Mapped(memmap2::Mmap),
+    Mapped(memmap2::Mmap, MappedFile),
     /// Bytes held in memory.
     Owned(Vec<u8>),
 }
@@ -32,11 +32,47 @@ impl Storage {
             // Mapping an empty file fails on some platforms; an empty buffer says the same thing.
             return Ok(Arc::new(Storage::Owned(Vec::new())));
         }
-        // SAFETY: the map is read-only. Model files are not expected to change while mapped; if
-        // one is truncated underneath us the OS raises SIGBUS, as for every mmap-based loader.
+        let modified = file.metadata().and_then(|m| m.modified()).ok();
+        // SAFETY: the map is read-only. A file replaced by rename leaves this map on the old
+        // bytes; one changed in place is caught by `check_unchanged` between uses, and one
+        // truncated mid-use raises SIGBUS (see `cli::sigbus` for how that ends).
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
-        Ok(Arc::new(Storage::Mapped(map)))
+        let mapped = MappedFile {
+            path: path.to_path_buf(),
+            file,
+            modified,
+        };
+        Ok(Arc::new(Storage::Mapped(map, mapped)))
     }
+
+    /// An error if the mapped file has been truncated or rewritten in place since it was
+    /// mapped (its size or modification time changed): its bytes are no longer the model's.
+    pub fn check_unchanged(&self) -> Result<()> {
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Storage::Mapped(map, f) = self {
+            let meta = f.file.metadata().map_err(|e| Error::io(&f.path, e))?;
+            let changed = if meta.len() != map.len() as u64 {
+                format!("its size went from {} to {} bytes", map.len(), meta.len())
+            } else if meta.modified().ok() != f.modified {
+                "it was rewritten".to_string()
+            } else {
+                return Ok(());
+            };
+            return Err(Error::Invalid(format!(
+                "{} changed while in use ({changed}): install a new model by writing it elsewhere and renaming it over the old path; restart to use it",
+                f.path.display()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The file behind a map, kept open to notice it changing.
+#[cfg(not(target_arch = "wasm32"))]
+pub struct MappedFile {
+    path: std::path::PathBuf,
+    file: std::fs::File,
+    modified: Option<std::time::SystemTime>,
 }
 
 impl Storage {
@@ -45,7 +81,7 @@ impl Storage {
     /// a tensor has been repacked into memory of its own, so its bytes are not held twice.
     pub fn release(&self, range: std::ops::Range<usize>) {
         #[cfg(unix)]
-        if let Storage::Mapped(m) = self {
+        if let Storage::Mapped(m, _) = self {
             // SAFETY: sysconf has no preconditions.
             let page =
                 usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
@@ -70,7 +106,7 @@ impl Deref for Storage {
     fn deref(&self) -> &[u8] {
         match self {
             #[cfg(not(target_arch = "wasm32"))]
-            Storage::Mapped(m) => m,
+            Storage::Mapped(m, _) => m,
             Storage::Owned(v) => v,
         }
     }

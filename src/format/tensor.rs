@@ -101,6 +101,17 @@ impl TensorView {
         &self.storage[self.offset..self.offset + self.len]
     }
 
+    /// An error if the file these bytes are mapped from has changed since it was mapped (see
+    /// [`Storage::check_unchanged`]).
+    pub fn check_unchanged(&self) -> Result<()> {
+        self.storage.check_unchanged()
+    }
+
+    /// Whether `self` and `other` are bytes of the same file.
+    pub fn same_storage(&self, other: &TensorView) -> bool {
+        Arc::ptr_eq(&self.storage, &other.storage)
+    }
+
     /// Releases the resident pages of `range` of this tensor's bytes (see [`Storage::release`]);
     /// reading them again pages them back in.
     pub fn release_pages(&self, range: std::ops::Range<usize>) {

@@ -360,6 +360,14 @@ async fn answer<R: api::Request + Send + 'static>(
     let prepared = tokio::task::spawn_blocking(move || {
         let req = api::parse::<R>(&raw)?;
         check_model(&shared, req.params())?;
+        // A model file changed in place is not the model loaded (one replaced by rename is).
+        shared.file.check_unchanged().map_err(|e| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                e.to_string(),
+            )
+        })?;
         let ids = prompt(&shared, &req)?;
         Ok((req, ids))
     })
