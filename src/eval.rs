@@ -173,10 +173,15 @@ pub fn compare(
     let mean_kld = klds.iter().sum::<f64>() / positions as f64;
     let mut sorted = klds.clone();
     sorted.sort_by(f64::total_cmp);
+    let Some(&max_kld) = sorted.last() else {
+        return Err(Error::Backend(
+            "the models returned no logits to compare".into(),
+        ));
+    };
     Ok(Comparison {
         positions,
         mean_kld,
-        max_kld: *sorted.last().expect("at least one position"),
+        max_kld,
         p99_kld: sorted[(positions * 99 / 100).min(positions - 1)],
         top1_agreement: agree as f64 / positions as f64,
         ppl_a: (nll_a / scored.max(1) as f64).exp(),

@@ -7,6 +7,10 @@
 //! conversations on one model behind an OpenAI-compatible HTTP API, whose requests ([`openai`])
 //! the browser engine takes too.
 
+// Data from files and users must give errors, not panics: no `unwrap`/`expect` in the library.
+// The few calls backed by an internal invariant carry `#[allow(..., reason = "...")]` naming it.
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
 pub mod arch;
 pub mod error;
 pub mod format;

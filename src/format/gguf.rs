@@ -200,10 +200,8 @@ impl<'a> Cursor<'a> {
     }
 
     fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N]> {
-        Ok(self
-            .take(N, what)?
-            .try_into()
-            .expect("take returned N bytes"))
+        <[u8; N]>::try_from(self.take(N, what)?)
+            .map_err(|_| Error::format(format!("truncated GGUF: {what} needs {N} bytes")))
     }
 
     fn u32(&mut self, what: &str) -> Result<u32> {

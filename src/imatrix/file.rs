@@ -126,9 +126,12 @@ impl Reader<'_> {
     }
 
     fn i32(&mut self) -> std::result::Result<i32, String> {
-        Ok(i32::from_le_bytes(
-            self.take(4)?.try_into().expect("4 bytes"),
-        ))
+        let (head, rest) = self
+            .0
+            .split_first_chunk::<4>()
+            .ok_or("truncated legacy imatrix")?;
+        self.0 = rest;
+        Ok(i32::from_le_bytes(*head))
     }
 
     /// A count between 1 and `max`.
@@ -156,8 +159,10 @@ fn read_legacy(bytes: &[u8]) -> std::result::Result<ImportanceMatrix, String> {
         let cols = r.count("column count", 1 << 24)?;
         let sum2 = r
             .take(4 * cols)?
-            .chunks_exact(4)
-            .map(|b| f64::from(f32::from_le_bytes(b.try_into().expect("4 bytes"))))
+            .as_chunks::<4>()
+            .0
+            .iter()
+            .map(|&b| f64::from(f32::from_le_bytes(b)))
             .collect();
         // The values are means times `ncall`: with `ncall` as the count they divide back.
         m.entries.insert(name, Entry { sum2, count: ncall });

@@ -293,6 +293,7 @@ impl<B: Backend> Model<B> {
                 // Each chunk's cache, in chunk order (the slots are distinct: checked above).
                 let mut free: Vec<Option<&mut B::Cache>> =
                     self.caches.iter_mut().map(Some).collect();
+                #[allow(clippy::expect_used, reason = "check() rejects a slot used twice")]
                 let mut caches: Vec<&mut B::Cache> = chunks
                     .iter()
                     .map(|c| free[c.slot].take().expect("distinct slots"))
@@ -383,6 +384,10 @@ impl<B: Backend> Model<B> {
                 }
             }
         }
+        #[allow(
+            clippy::expect_used,
+            reason = "check() rejects empty chunks, so every chunk has a last piece"
+        )]
         let outs: Vec<B::Act> = if all_logits {
             parts
         } else {
@@ -390,9 +395,9 @@ impl<B: Backend> Model<B> {
                 .map(|a| a.expect("every chunk has a last piece"))
                 .collect()
         };
-        Ok(match outs.len() {
-            1 => outs.into_iter().next().expect("one"),
-            _ => self.backend.concat_rows(&outs.iter().collect::<Vec<_>>()),
+        Ok(match <[B::Act; 1]>::try_from(outs) {
+            Ok([one]) => one,
+            Err(outs) => self.backend.concat_rows(&outs.iter().collect::<Vec<_>>()),
         })
     }
 

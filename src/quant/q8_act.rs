@@ -271,8 +271,11 @@ fn quantize_blocks_with<const AVX2: bool>(
 ) {
     for (b, xs) in x.chunks_exact(Q8_BLOCK).enumerate() {
         let at = b * Q8_BLOCK..(b + 1) * Q8_BLOCK;
+        #[allow(clippy::expect_used, reason = "chunks_exact gives whole blocks")]
         let xs: &[f32; Q8_BLOCK] = xs.try_into().expect("whole block");
+        #[allow(clippy::expect_used, reason = "a range of Q8_BLOCK bytes")]
         let q: &mut [i8; Q8_BLOCK] = (&mut qs[at.clone()]).try_into().expect("whole block");
+        #[allow(clippy::expect_used, reason = "a range of Q8_BLOCK bytes")]
         let lo = lo
             .as_deref_mut()
             .map(|lo| <&mut [i8; Q8_BLOCK]>::try_from(&mut lo[at]).expect("whole block"));

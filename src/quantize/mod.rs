@@ -136,6 +136,7 @@ impl Preset {
         }
     }
 
+    #[allow(clippy::expect_used, reason = "MIXES lists every Mix")]
     fn base(self) -> GgmlType {
         match self {
             Preset::Uniform(t) => t,

@@ -2,7 +2,7 @@
 //! shared with the browser engine): a refused request is a 400 naming the parameter.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
@@ -72,7 +72,7 @@ impl IntoResponse for ApiError {
         let mut r = (self.status, Json(body)).into_response();
         if let Some(secs) = self.retry_after {
             r.headers_mut()
-                .insert("retry-after", secs.to_string().parse().expect("digits"));
+                .insert("retry-after", HeaderValue::from(secs));
         }
         r
     }

@@ -176,6 +176,10 @@ pub fn run(
             pending.push_back(job);
         }
         while let Some(i) = free_slot(&slots, pending.front()) {
+            #[allow(
+                clippy::expect_used,
+                reason = "free_slot only finds a slot for a pending job"
+            )]
             let job = pending.pop_front().expect("free_slot saw a job");
             queue.waiting.fetch_sub(1, Ordering::SeqCst);
             let resumable = |pos| model.resumable(i, pos);
@@ -348,6 +352,10 @@ fn step(
         }
         a.next = Some(s.token);
         let Some(reason) = reason else { continue };
+        #[allow(
+            clippy::expect_used,
+            reason = "the slot's answer was borrowed just above"
+        )]
         let a = slot.active.take().expect("active");
         let summary = Summary {
             reason,

@@ -60,7 +60,9 @@ fn byte_level_decoder() -> std::collections::HashMap<char, u8> {
             extra += 1;
             255 + extra
         };
-        map.insert(char::from_u32(c).expect("valid code point"), b as u8);
+        #[allow(clippy::expect_used, reason = "c <= 0x143, below the surrogates")]
+        let ch = char::from_u32(c).expect("valid code point");
+        map.insert(ch, b as u8);
     }
     map
 }

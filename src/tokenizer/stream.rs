@@ -39,9 +39,10 @@ impl StreamDecoder {
                 }
                 Err(e) => {
                     let valid = e.valid_up_to();
-                    out.push_str(
-                        std::str::from_utf8(&self.pending[..valid]).expect("validated prefix"),
-                    );
+                    #[allow(clippy::expect_used, reason = "from_utf8 validated this prefix")]
+                    let prefix =
+                        std::str::from_utf8(&self.pending[..valid]).expect("validated prefix");
+                    out.push_str(prefix);
                     match e.error_len() {
                         // Incomplete sequence at the end: wait for more bytes.
                         None => {

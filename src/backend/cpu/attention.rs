@@ -259,6 +259,7 @@ impl Head<'_> {
     /// [`Head::attend`] for heads of `HD` values: four positions' scores at a time (independent
     /// sums, no single long dependency chain), the output accumulated in a local array.
     #[inline(always)]
+    #[allow(clippy::expect_used, reason = "q, keys and values rows are HD wide")]
     fn attend_fixed<const HD: usize>(&self, scores: &mut Vec<f32>, out: &mut [f32]) {
         let q: &[f32; HD] = self.q.try_into().expect("head width");
         let key = |p: usize| -> &[f32; HD] { self.keys[self.at(p)].try_into().expect("width") };

@@ -83,6 +83,10 @@ pub struct StripWeight<'a> {
 /// [`int_dot::gemm_repacked`]) or strips unpacked as they go (prefill, [`int_dot::gemm_strips`])
 /// — a few contiguous ranges of strips per thread; rows past the last whole strip go through the
 /// mat-vec kernel.
+#[allow(
+    clippy::expect_used,
+    reason = "gemm_many returns one product per weight"
+)]
 fn gemm_q8(
     pool: &Pool,
     x: &Q8Act,

@@ -53,6 +53,10 @@ pub struct CpuWeight {
 }
 
 impl CpuWeight {
+    #[allow(
+        clippy::expect_used,
+        reason = "the loader checks vectors have one row, and upload decodes one-row tensors"
+    )]
     fn vector(&self) -> &[f32] {
         self.dense
             .as_deref()

@@ -139,7 +139,7 @@ impl Pool {
         // this sees it asleep and wakes it.
         let epoch = s.slot.epoch.fetch_add(1, Ordering::SeqCst) + 1;
         if s.sleeping.load(Ordering::SeqCst) > 0 {
-            let _guard = s.sleep_lock.lock().expect("pool lock");
+            let _guard = s.sleep_lock.lock().unwrap_or_else(|e| e.into_inner());
             s.wake.notify_all();
         }
         take_tasks(s, job);
@@ -149,7 +149,7 @@ impl Pool {
             }
         }
         if s.panicked.swap(false, Ordering::Relaxed) {
-            let panic = s.panic.lock().expect("pool lock").take();
+            let panic = s.panic.lock().unwrap_or_else(|e| e.into_inner()).take();
             if let Some(p) = panic {
                 resume_unwind(p);
             }
@@ -221,7 +221,10 @@ fn take_tasks(s: &Shared, job: Job) {
         // SAFETY: the caller of `run` keeps the closure alive until every worker checks out.
         let f = unsafe { &*job.f };
         if let Err(p) = catch_unwind(AssertUnwindSafe(|| f(i))) {
-            s.panic.lock().expect("pool lock").get_or_insert(p);
+            s.panic
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get_or_insert(p);
             s.panicked.store(true, Ordering::Relaxed);
         }
     }
@@ -242,11 +245,11 @@ fn worker(s: &Shared, me: usize) {
                 }
                 continue;
             }
-            let mut guard = s.sleep_lock.lock().expect("pool lock");
+            let mut guard = s.sleep_lock.lock().unwrap_or_else(|e| e.into_inner());
             s.sleeping.fetch_add(1, Ordering::SeqCst);
             // Re-check after announcing the sleep (see `run`): no wake-up is lost.
             while s.slot.epoch.load(Ordering::SeqCst) == seen && !s.stop.load(Ordering::Relaxed) {
-                guard = s.wake.wait(guard).expect("pool lock");
+                guard = s.wake.wait(guard).unwrap_or_else(|e| e.into_inner());
             }
             s.sleeping.fetch_sub(1, Ordering::SeqCst);
             drop(guard);
@@ -269,7 +272,11 @@ impl Drop for Pool {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::Relaxed);
         {
-            let _guard = self.shared.sleep_lock.lock().expect("pool lock");
+            let _guard = self
+                .shared
+                .sleep_lock
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             self.shared.wake.notify_all();
         }
         for w in self.workers.drain(..) {

@@ -59,15 +59,18 @@ impl GpuBackend {
         let mut encoder =
             encoder.unwrap_or_else(|| self.ctx.device.create_command_encoder(&Default::default()));
         let size = (x.rows * x.cols * 4) as u64;
-        if self.staging.as_ref().is_none_or(|s| s.size() < size) {
-            self.staging = Some(self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("staging"),
-                size: size.max(4),
-                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            }));
-        }
-        let staging = self.staging.clone().expect("staging buffer was just made");
+        let staging = match &self.staging {
+            Some(s) if s.size() >= size => s.clone(),
+            _ => {
+                let s = self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("staging"),
+                    size: size.max(4),
+                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                });
+                self.staging.insert(s).clone()
+            }
+        };
         encoder.copy_buffer_to_buffer(x.buffer(), 0, &staging, 0, size);
         let written = self.profiler.as_ref().map_or(0, |p| p.written);
         if let Some(p) = self.profiler.as_ref().filter(|_| written > 0) {

@@ -156,25 +156,27 @@ impl GpuBackend {
         if own_pass {
             self.end_pass();
         }
-        if self.pass.is_none() {
-            let timestamp_writes = self
-                .profiler
-                .as_mut()
-                .filter(|_| own_pass)
-                .and_then(|p| p.pass_writes(kernel.name));
-            let device = &self.ctx.device;
-            let encoder = self.encoder.get_or_insert_with(|| {
-                device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+        let pass = match &mut self.pass {
+            Some(pass) => pass,
+            None => {
+                let timestamp_writes = self
+                    .profiler
+                    .as_mut()
+                    .filter(|_| own_pass)
+                    .and_then(|p| p.pass_writes(kernel.name));
+                let device = &self.ctx.device;
+                let encoder = self.encoder.get_or_insert_with(|| {
+                    device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                        label: Some("step"),
+                    })
+                });
+                let pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                     label: Some("step"),
-                })
-            });
-            let pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("step"),
-                timestamp_writes,
-            });
-            self.pass = Some(pass.forget_lifetime());
-        }
-        let pass = self.pass.as_mut().expect("a pass is open");
+                    timestamp_writes,
+                });
+                self.pass.insert(pass.forget_lifetime())
+            }
+        };
         if let Some(p) = self.profiler.as_mut().filter(|p| p.inside_passes) {
             p.mark_start(pass);
         }

@@ -75,6 +75,7 @@ const MAX_RUNS: usize = 8;
 pub(crate) trait Unpack<L: Lanes>: AffineGroups {
     /// Unpacks block `b`: its runs of 32 codes, and every group's scale and offset.
     #[inline(always)]
+    #[allow(clippy::expect_used, reason = "chunks_exact(32) gives 32 codes")]
     fn unpack(
         b: &[u8],
         runs: &mut [L::Run; MAX_RUNS],
@@ -157,6 +158,10 @@ impl CpuLevel {
     }
 
     /// The best level this CPU has.
+    #[allow(
+        clippy::expect_used,
+        reason = "Portable is in ALL and always supported"
+    )]
     pub fn best() -> CpuLevel {
         *CpuLevel::ALL
             .iter()

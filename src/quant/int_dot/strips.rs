@@ -117,7 +117,7 @@ impl Strips {
                         let (to, from) = (2 * (f * STRIP + r), h0 + 2 * f);
                         head[to..to + 2].copy_from_slice(&block[from..from + 2]);
                     }
-                    let (own, src) = extra_bytes(t, block);
+                    let (own, src) = extra_bytes(t, &layout, block);
                     let unit = layout.extra_unit;
                     for u in 0..layout.extra / unit {
                         let to = unit * (u * STRIP + r);
@@ -155,8 +155,8 @@ impl Strips {
     }
 }
 
-/// A block's extra bytes as the strip stores them, and its code bytes.
-fn extra_bytes(t: GgmlType, block: &[u8]) -> ([u8; 16], &[u8]) {
+/// A block's extra bytes as the strip stores them, and its code bytes; `layout` is `t`'s.
+fn extra_bytes<'a>(t: GgmlType, layout: &StripLayout, block: &'a [u8]) -> ([u8; 16], &'a [u8]) {
     let mut own = [0u8; 16];
     match t {
         GgmlType::Q5_0 => own[..4].copy_from_slice(&block[2..6]),
@@ -174,7 +174,6 @@ fn extra_bytes(t: GgmlType, block: &[u8]) -> ([u8; 16], &[u8]) {
         }
         _ => {}
     }
-    let layout = StripLayout::of(t).expect("a repacked format");
     (own, &block[2 * layout.halves + layout.extra..])
 }
 
