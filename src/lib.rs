@@ -48,3 +48,4 @@ pub mod bench;
 pub mod eval;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod server;
+pub mod telemetry;

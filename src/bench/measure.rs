@@ -165,6 +165,7 @@ pub fn measure(
             load_ms,
             peak_rss_bytes: peak_rss_bytes(),
             gpu_buffer_bytes: model.device_bytes(),
+            telemetry: samples.telemetry.clone(),
             profile: if is_pp { None } else { profile.clone() },
         });
     }

@@ -16,6 +16,7 @@ pub use report::{Record, to_csv, to_markdown};
 use crate::error::Result;
 use crate::format::ModelFile;
 use crate::model::LanguageModel;
+use crate::telemetry::Meter;
 
 /// What to measure.
 #[derive(Clone, Debug)]
@@ -37,6 +38,8 @@ pub struct Samples {
     pub times: Vec<Duration>,
     /// Tokens each repetition processed.
     pub tokens: usize,
+    /// Power and heat over all the repetitions.
+    pub telemetry: crate::telemetry::Telemetry,
 }
 
 impl Samples {
@@ -104,6 +107,7 @@ pub fn run_tests(model: &mut dyn LanguageModel, cfg: &BenchConfig) -> Result<Ben
     prefill(model, &prompt[..prompt.len().min(16)])?;
     model.forward(&prompt[..1], 0, false)?;
     if cfg.n_prompt > 0 {
+        let meter = Meter::start();
         let mut times = Vec::new();
         let mut ttfts = Vec::new();
         for _ in 0..cfg.reps {
@@ -117,9 +121,11 @@ pub fn run_tests(model: &mut dyn LanguageModel, cfg: &BenchConfig) -> Result<Ben
         run.pp = Some(Samples {
             times,
             tokens: cfg.n_prompt,
+            telemetry: meter.stop(cfg.n_prompt * cfg.reps),
         });
     }
     if cfg.n_gen > 0 {
+        let meter = Meter::start();
         let mut times = Vec::new();
         for _ in 0..cfg.reps {
             let t = Instant::now();
@@ -135,6 +141,7 @@ pub fn run_tests(model: &mut dyn LanguageModel, cfg: &BenchConfig) -> Result<Ben
         run.tg = Some(Samples {
             times,
             tokens: cfg.n_gen,
+            telemetry: meter.stop(cfg.n_gen * cfg.reps),
         });
     }
     Ok(run)

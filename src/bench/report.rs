@@ -58,6 +58,10 @@ pub struct Record {
     pub peak_rss_bytes: u64,
     /// GPU memory held by weights and activations.
     pub gpu_buffer_bytes: u64,
+    /// Power, energy per token, temperature and throttling over the test (null with a reason
+    /// where the device does not say).
+    #[serde(flatten)]
+    pub telemetry: crate::telemetry::Telemetry,
     /// Per-op profile of a decode step (tg records, with `--profile`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub profile: Option<super::Profile>,

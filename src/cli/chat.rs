@@ -25,6 +25,8 @@ pub struct ChatArgs {
     /// Most tokens per reply.
     #[arg(short = 'n', long = "n-predict", default_value_t = 512)]
     n: usize,
+    #[command(flatten)]
+    metrics: super::metrics_log::MetricsArgs,
 }
 
 /// Reads user lines from standard input and streams the replies. `/reset` forgets the
@@ -43,6 +45,7 @@ pub fn run(args: &ChatArgs) -> Result<()> {
         stop: Vec::new(),
     };
     let mut model = args.runtime.load(&file)?;
+    let mut log = args.metrics.open()?;
     let mut session = Session::new(model.as_mut(), &file.tokenizer);
     let fresh = || -> Vec<ChatMessage> {
         args.system
@@ -93,6 +96,7 @@ pub fn run(args: &ChatArgs) -> Result<()> {
             }
         };
         let mut out = std::io::stdout();
+        let meter = log.meter();
         let result = session.generate(&prompt, &opts, &mut |s: &str| {
             out.write_all(s.as_bytes())
                 .and_then(|_| out.flush())
@@ -101,6 +105,7 @@ pub fn run(args: &ChatArgs) -> Result<()> {
         match result {
             Ok(g) => {
                 println!();
+                log.write("chat", &session.model().backend_name(), &g, meter)?;
                 if g.stop_reason == StopReason::ContextFull {
                     eprintln!("(the reply filled the context; older turns give way next time)");
                 }

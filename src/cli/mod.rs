@@ -7,6 +7,7 @@ pub mod compare;
 pub mod devices;
 pub mod imatrix;
 pub mod info;
+pub mod metrics_log;
 pub mod perplexity;
 pub mod quantize;
 pub mod run;

@@ -23,6 +23,8 @@ pub struct RunArgs {
     /// Stop when this text appears (repeatable).
     #[arg(long = "stop")]
     stop: Vec<String>,
+    #[command(flatten)]
+    metrics: super::metrics_log::MetricsArgs,
     /// Print one JSON object with ids, text and timings instead of streaming text.
     #[arg(long)]
     json: bool,
@@ -52,6 +54,8 @@ pub fn run(args: &RunArgs) -> Result<()> {
         }
         true
     };
+    let mut log = args.metrics.open()?;
+    let meter = log.meter();
     let mut streamed = false;
     let g = session
         .generate(&prompt, &opts, &mut |s: &str| {
@@ -65,6 +69,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
             }
             file.trace_fault(e)
         })?;
+    log.write("run", &session.model().backend_name(), &g, meter)?;
     let t = &g.timings;
     if args.json {
         let v = json!({
@@ -73,15 +78,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
             "text": g.text,
             "stop_reason": format!("{:?}", g.stop_reason),
             "backend": session.model().backend_name(),
-            "timings": {
-                "prompt_tokens": t.prompt_tokens,
-                "prompt_ms": t.prompt.as_secs_f64() * 1e3,
-                "prompt_tokens_per_s": t.prompt_tps(),
-                "generated_tokens": t.generated_tokens,
-                "generate_ms": t.generate.as_secs_f64() * 1e3,
-                "generate_tokens_per_s": t.generate_tps(),
-                "ttft_ms": t.first_token.as_secs_f64() * 1e3,
-            }
+            "timings": super::metrics_log::timings_json(t),
         });
         println!("{v}");
     } else {
