@@ -53,13 +53,26 @@ pub struct ModelArgs {
     /// Model: a GGUF file or a Hugging Face folder (default: the model in assets/).
     #[arg(short = 'm', long = "model")]
     pub model: Option<PathBuf>,
+    /// The key of an encrypted model (`ember encrypt`); EMBER_KEY_FILE also names it.
+    #[arg(long = "key-file")]
+    pub key_file: Option<PathBuf>,
 }
 
 impl ModelArgs {
-    /// Opens the model file.
+    /// Opens the model file (decrypting it in memory with --key-file, if given).
     pub fn open(&self) -> Result<ModelFile> {
         let path = self.model.clone().unwrap_or_else(ember::default_model_path);
-        let mut file = ModelFile::open(&path)?;
+        let mut file = match &self.key_file {
+            Some(key) if ember::format::encrypted::is_encrypted(&path) => {
+                let key = ember::format::encrypted::Key::from_file(key)?;
+                ModelFile::open_encrypted(&path, &key)?
+            }
+            Some(_) => bail!(
+                "--key-file is for encrypted models; {} is not encrypted",
+                path.display()
+            ),
+            None => ModelFile::open(&path)?,
+        };
         file.release_tokenizer_source();
         Ok(file)
     }

@@ -5,6 +5,7 @@ pub mod bench;
 pub mod chat;
 pub mod compare;
 pub mod devices;
+pub mod encrypt;
 pub mod imatrix;
 pub mod info;
 pub mod metrics_log;
@@ -59,6 +60,9 @@ pub enum Command {
     /// How far one model's predictions are from another's on a text: KL divergence, top-1
     /// agreement, perplexities (two files, or one file under two settings).
     Compare(compare::CompareArgs),
+    /// Encrypt a model at rest (XChaCha20-Poly1305 in authenticated chunks); run it with
+    /// --key-file or EMBER_KEY_FILE.
+    Encrypt(encrypt::EncryptArgs),
 }
 
 impl Cli {
@@ -78,6 +82,7 @@ impl Cli {
             Command::Compare(a) => compare::run(a),
             Command::Tune(a) => tune::run(a),
             Command::Serve(a) => serve::run(a),
+            Command::Encrypt(a) => encrypt::run(a),
         }
     }
 }

@@ -1,6 +1,8 @@
 //! Model files: GGUF and Hugging Face folders, read into one [`ModelFile`].
 
 pub mod config;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod encrypted;
 pub mod gguf;
 pub mod gguf_write;
 pub mod safetensors;
@@ -25,6 +27,9 @@ pub enum ModelSource {
     /// A Hugging Face folder (its `config.json`).
     HuggingFace(serde_json::Value),
 }
+
+/// The environment variable naming the key file of encrypted models (`--key-file` overrides it).
+pub const KEY_FILE_VAR: &str = "EMBER_KEY_FILE";
 
 /// A model file, fully understood: hyper-parameters, weights (still encoded), tokenizer.
 pub struct ModelFile {
@@ -55,6 +60,16 @@ impl ModelFile {
                 std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or directory"),
             ));
         }
+        #[cfg(not(target_arch = "wasm32"))]
+        if !path.is_dir() && encrypted::is_encrypted(path) {
+            let Some(key_file) = std::env::var_os(KEY_FILE_VAR) else {
+                return Err(Error::Invalid(format!(
+                    "{} is an encrypted model: give its key with --key-file or {KEY_FILE_VAR}",
+                    path.display()
+                )));
+            };
+            return Self::open_encrypted(path, &encrypted::Key::from_file(key_file.as_ref())?);
+        }
         let file = if path.is_dir() {
             Self::open_hf(path)
         } else {
@@ -62,6 +77,16 @@ impl ModelFile {
         };
         release_freed_heap();
         file
+    }
+
+    /// Opens an encrypted model ([`encrypted`]) with `key`: decrypted in memory, never on disk.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn open_encrypted(path: &Path, key: &encrypted::Key) -> Result<ModelFile> {
+        let plain = encrypted::decrypt_file(path, key)?;
+        let mut file = Self::from_gguf_bytes(&path.display().to_string(), plain)?;
+        file.path = path.to_path_buf();
+        release_freed_heap();
+        Ok(file)
     }
 
     fn open_gguf(path: &Path) -> Result<ModelFile> {
