@@ -45,6 +45,8 @@ pub fn default_model_path() -> std::path::PathBuf {
     std::path::Path::new("assets").join(DEFAULT_MODEL_FILE)
 }
 pub mod bench;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod delta;
 pub mod eval;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod server;

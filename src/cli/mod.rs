@@ -4,6 +4,7 @@ pub mod args;
 pub mod bench;
 pub mod chat;
 pub mod compare;
+pub mod delta;
 pub mod devices;
 pub mod encrypt;
 pub mod imatrix;
@@ -63,6 +64,11 @@ pub enum Command {
     /// Encrypt a model at rest (XChaCha20-Poly1305 in authenticated chunks); run it with
     /// --key-file or EMBER_KEY_FILE.
     Encrypt(encrypt::EncryptArgs),
+    /// Write a patch turning one GGUF into another: changed tensors only, compressed (for
+    /// updating devices over thin links).
+    Diff(delta::DiffArgs),
+    /// Apply a patch from `ember diff`: checks both files' SHA-256, writes atomically.
+    Patch(delta::PatchArgs),
 }
 
 impl Cli {
@@ -83,6 +89,8 @@ impl Cli {
             Command::Tune(a) => tune::run(a),
             Command::Serve(a) => serve::run(a),
             Command::Encrypt(a) => encrypt::run(a),
+            Command::Diff(a) => delta::diff(a),
+            Command::Patch(a) => delta::patch(a),
         }
     }
 }

@@ -26,6 +26,10 @@ pub struct QuantizeArgs {
     /// Type for the output head (overrides the preset).
     #[arg(long)]
     output_type: Option<String>,
+    /// A type for the tensors whose names contain PATTERN (repeatable; the first match wins,
+    /// before the preset's rules), as llama-quantize's --tensor-type: `ffn_down=q8_0`.
+    #[arg(long = "tensor-type", value_name = "PATTERN=TYPE")]
+    tensor_type: Vec<String>,
     /// An importance matrix (`ember imatrix`, or llama.cpp's GGUF or .dat): each weight's
     /// rounding error is weighted by its column's importance, as `llama-quantize --imatrix`.
     #[arg(long)]
@@ -33,13 +37,16 @@ pub struct QuantizeArgs {
 }
 
 /// A tensor type Ember writes, by llama.cpp's name.
+fn type_named(name: &str) -> Result<GgmlType> {
+    match GgmlType::from_name(name) {
+        Some(t) => Ok(t),
+        None => bail!("{name} is not a tensor type (F32, F16, Q4_K, IQ2_XS, ...)"),
+    }
+}
+
+/// The type an optional flag names.
 fn tensor_type(s: &Option<String>) -> Result<Option<GgmlType>> {
-    s.as_deref()
-        .map(|name| match GgmlType::from_name(name) {
-            Some(t) => Ok(t),
-            None => bail!("{name} is not a tensor type (F32, F16, Q4_K, IQ2_XS, ...)"),
-        })
-        .transpose()
+    s.as_deref().map(type_named).transpose()
 }
 
 /// Runs the conversion with a progress bar on a terminal.
@@ -48,6 +55,16 @@ pub fn run(args: &QuantizeArgs) -> Result<()> {
         preset: Preset::parse(&args.ty)?,
         token_embd_type: tensor_type(&args.token_embedding_type)?,
         output_type: tensor_type(&args.output_type)?,
+        tensor_types: args
+            .tensor_type
+            .iter()
+            .map(|rule| match rule.split_once('=') {
+                Some((pattern, ty)) if !pattern.is_empty() => {
+                    Ok((pattern.to_string(), type_named(ty)?))
+                }
+                _ => bail!("--tensor-type {rule}: expected PATTERN=TYPE, e.g. ffn_down=q8_0"),
+            })
+            .collect::<Result<_>>()?,
         imatrix: args
             .imatrix
             .as_deref()

@@ -187,6 +187,9 @@ pub struct QuantizeOptions {
     pub token_embd_type: Option<GgmlType>,
     /// Type for the output head (default: the preset's rule).
     pub output_type: Option<GgmlType>,
+    /// Types for tensors by name: the first pattern contained in a tensor's name gives its type
+    /// (llama-quantize's `--tensor-type`), before every other rule.
+    pub tensor_types: Vec<(String, GgmlType)>,
     /// An importance matrix: the quantizers weigh each weight's error by its column's
     /// importance (llama.cpp's `--imatrix`).
     pub imatrix: Option<ImportanceMatrix>,
@@ -237,6 +240,13 @@ fn fallback(t: GgmlType, cols: usize) -> GgmlType {
 pub fn plan(name: &str, shape: &[usize], m: ModelShape, o: &QuantizeOptions) -> GgmlType {
     if shape.len() < 2 || shape[1..].iter().product::<usize>() == 1 {
         return GgmlType::F32;
+    }
+    if let Some((_, t)) = o
+        .tensor_types
+        .iter()
+        .find(|(p, _)| name.contains(p.as_str()))
+    {
+        return fallback(*t, shape[0]);
     }
     let base = o.preset.base();
     let is_output = name == "output.weight" || (m.tied && name == "token_embd.weight");
@@ -690,6 +700,7 @@ mod tests {
             preset: p,
             token_embd_type: None,
             output_type: None,
+            tensor_types: Vec::new(),
             imatrix: None,
         }
     }
