@@ -30,6 +30,38 @@ fn ok(o: Output) -> String {
     err
 }
 
+/// `ember diff OLD NEW -o PATCH`, which must succeed; its report.
+fn diff(old: &Path, new: &Path, patch: &Path) -> String {
+    ok(ember(&[
+        Path::new("diff"),
+        old,
+        new,
+        Path::new("-o"),
+        patch,
+    ]))
+}
+
+/// `ember patch OLD PATCH -o OUT`, which must succeed.
+fn apply(old: &Path, patch: &Path, out: &Path) {
+    ok(ember(&[
+        Path::new("patch"),
+        old,
+        patch,
+        Path::new("-o"),
+        out,
+    ]));
+}
+
+/// Whether `dir` holds a patch's partial output.
+fn has_partial(dir: &Path) -> bool {
+    std::fs::read_dir(dir).unwrap().any(|e| {
+        e.unwrap()
+            .file_name()
+            .to_string_lossy()
+            .ends_with(".partial")
+    })
+}
+
 fn sha(path: &Path) -> [u8; 32] {
     Sha256::digest(std::fs::read(path).unwrap()).into()
 }
@@ -86,26 +118,14 @@ fn patches_rebuild_new_exactly() {
     ] {
         let patch = dir.join("p.patch");
         let out = dir.join("rebuilt.gguf");
-        let err = ok(ember(&[
-            Path::new("diff"),
-            &model,
-            new,
-            Path::new("-o"),
-            &patch,
-        ]));
+        let err = diff(&model, new, &patch);
         assert!(err.contains(says), "{err}");
         let size = std::fs::metadata(&patch).unwrap().len();
         assert!(
             size < std::fs::metadata(new).unwrap().len() / 20,
             "{size} bytes"
         );
-        ok(ember(&[
-            Path::new("patch"),
-            &model,
-            &patch,
-            Path::new("-o"),
-            &out,
-        ]));
+        apply(&model, &patch, &out);
         assert_eq!(sha(&out), sha(new));
         // The rebuilt model runs.
         ok(Command::new(env!("CARGO_BIN_EXE_ember"))
@@ -123,26 +143,13 @@ fn wrong_or_damaged_patches_are_refused() {
     let model = PathBuf::from(default_model());
     let (a, b) = variants(&dir);
     let patch = dir.join("a.patch");
-    ok(ember(&[
-        Path::new("diff"),
-        &model,
-        &a,
-        Path::new("-o"),
-        &patch,
-    ]));
+    diff(&model, &a, &patch);
     let out = dir.join("out.gguf");
     let fails = |old: &Path, patch: &Path| {
         let o = ember(&[Path::new("patch"), old, patch, Path::new("-o"), &out]);
         assert!(!o.status.success());
         assert!(!out.exists(), "no output after a refusal");
-        assert!(
-            std::fs::read_dir(&dir).unwrap().all(|e| !e
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .ends_with(".partial")),
-            "no partial file left"
-        );
+        assert!(!has_partial(&dir), "no partial file left");
         String::from_utf8_lossy(&o.stderr).into_owned()
     };
     let err = fails(&b, &patch);
@@ -183,13 +190,7 @@ fn an_interrupted_patch_leaves_old_intact_and_runs_again() {
     std::fs::copy(default_model(), &old).unwrap();
     let (_, b) = variants(&dir);
     let patch = dir.join("b.patch");
-    ok(ember(&[
-        Path::new("diff"),
-        &old,
-        &b,
-        Path::new("-o"),
-        &patch,
-    ]));
+    diff(&old, &b, &patch);
     let before = sha(&old);
     // Killed half-way through writing, updating the model in place.
     let o = Command::new(env!("CARGO_BIN_EXE_ember"))
@@ -200,20 +201,7 @@ fn an_interrupted_patch_leaves_old_intact_and_runs_again() {
     assert!(!o.status.success(), "the run was killed");
     assert_eq!(sha(&old), before, "OLD is intact");
     // The re-run completes and replaces OLD with NEW.
-    ok(ember(&[
-        Path::new("patch"),
-        &old,
-        &patch,
-        Path::new("-o"),
-        &old,
-    ]));
+    apply(&old, &patch, &old);
     assert_eq!(sha(&old), sha(&b));
-    assert!(
-        std::fs::read_dir(&dir).unwrap().all(|e| !e
-            .unwrap()
-            .file_name()
-            .to_string_lossy()
-            .ends_with(".partial")),
-        "the partial file is gone"
-    );
+    assert!(!has_partial(&dir), "the partial file is gone");
 }

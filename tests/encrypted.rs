@@ -57,27 +57,14 @@ fn stderr(o: &Output) -> String {
 /// Encrypts the default model into `dir` with a new key: (encrypted path, key path).
 fn encrypt(dir: &Path) -> (String, String) {
     let (enc, key) = (dir.join("model.enc"), dir.join("model.key"));
-    let out = ember(
-        dir,
-        &[
-            "encrypt",
-            &default_model(),
-            enc.to_str().unwrap(),
-            "--key-file",
-        ],
+    let (model, enc_s, key_s) = (
+        default_model(),
+        enc.to_str().unwrap(),
+        key.to_str().unwrap(),
     );
-    assert!(!out.status.success(), "a key file is needed");
-    let out = ember(
-        dir,
-        &[
-            "encrypt",
-            &default_model(),
-            enc.to_str().unwrap(),
-            "--key-file",
-            key.to_str().unwrap(),
-            "--new-key",
-        ],
-    );
+    let base = ["encrypt", &model, enc_s, "--key-file"];
+    assert!(!ember(dir, &base).status.success(), "a key file is needed");
+    let out = ember(dir, &[&base[..], &[key_s, "--new-key"]].concat());
     assert!(
         out.status.success(),
         "{}",

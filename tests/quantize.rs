@@ -43,6 +43,7 @@ fn convert(input: &Path, out: &Path, ty: &str) -> ModelFile {
         preset: Preset::parse(ty).unwrap(),
         token_embd_type: None,
         output_type: None,
+        tensor_types: Vec::new(),
         imatrix: None,
     };
     quantize(&src, out, &opts, &mut |_, _| {}).unwrap();
@@ -406,6 +407,7 @@ fn requantized_mixtures_match_llama_quantize() {
             preset: Preset::parse(ty).unwrap(),
             token_embd_type: None,
             output_type: None,
+            tensor_types: Vec::new(),
             imatrix: with.then(|| imatrix.clone()),
         };
         quantize(&src, &out, &opts, &mut |_, _| {}).unwrap();

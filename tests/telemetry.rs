@@ -241,31 +241,35 @@ fn no_sensors_give_nulls_with_reasons() {
     assert!(t.thermal_unavailable.is_some() && t.throttle_unavailable.is_some());
 }
 
+/// `ember ARGS` with the sensors read under `root`; its standard output (it must succeed).
+fn ember_under(root: &Path, args: &[&str], last: &Path) -> Vec<u8> {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ember"))
+        .args(args)
+        .arg(last)
+        .env("EMBER_SYSFS_ROOT", root)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    out.stdout
+}
+
 #[test]
 fn run_and_bench_record_telemetry() {
     let root = tree("jetson-cli", JETSON);
     let metrics = root.join("metrics.jsonl");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ember"))
-        .args([
-            "run",
-            "--backend",
-            "cpu",
-            "-n",
-            "6",
-            "--temp",
-            "0",
-            "--metrics-file",
-        ])
-        .arg(&metrics)
-        .arg("Hello")
-        .env("EMBER_SYSFS_ROOT", &root)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let args = [
+        "run",
+        "--backend",
+        "cpu",
+        "-n",
+        "6",
+        "--temp",
+        "0",
+        "-p",
+        "Hello",
+    ];
+    ember_under(&root, &[&args[..], &["--metrics-file"]].concat(), &metrics);
     let line: serde_json::Value =
         serde_json::from_str(std::fs::read_to_string(&metrics).unwrap().trim()).unwrap();
     assert_eq!(line["command"], "run");
@@ -279,18 +283,20 @@ fn run_and_bench_record_telemetry() {
     assert_eq!(line["temp_start_c"], 45.5);
 
     // This machine's own sensors (none here): null, with the reason.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ember"))
-        .args(["bench", "--backend", "cpu", "-p", "8", "-n", "4", "-r", "1"])
-        .args(["--format", "json"])
-        .env("EMBER_SYSFS_ROOT", tree("none-cli", &[]))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let records: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let args = [
+        "bench",
+        "--backend",
+        "cpu",
+        "-p",
+        "8",
+        "-n",
+        "4",
+        "-r",
+        "1",
+        "--format",
+    ];
+    let stdout = ember_under(&tree("none-cli", &[]), &args, Path::new("json"));
+    let records: serde_json::Value = serde_json::from_slice(&stdout).unwrap();
     for r in records.as_array().unwrap() {
         assert!(
             r["power_w"].is_null() && r["joules_per_token"].is_null(),

@@ -84,6 +84,13 @@ pub fn is_encrypted(path: &Path) -> bool {
         .is_ok_and(|_| &start == MAGIC)
 }
 
+/// The plaintext length of chunk `i` of `plain` bytes cut in `chunk`s, and whether it is the last.
+fn chunk_len(plain: u64, chunk: usize, i: u64) -> (usize, bool) {
+    let left = plain - i * chunk as u64;
+    let len = left.min(chunk as u64) as usize;
+    (len, left <= chunk as u64)
+}
+
 fn nonce(salt: &[u8], index: u64) -> XNonce {
     let mut n = [0u8; 24];
     n[..16].copy_from_slice(salt);
@@ -137,12 +144,7 @@ pub fn decrypt_file(path: &Path, key: &Key) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(plain as usize);
     let mut at = HEADER;
     for i in 0..chunks {
-        let last = i + 1 == chunks;
-        let len = if last {
-            (plain - i * chunk as u64) as usize
-        } else {
-            chunk
-        };
+        let (len, last) = chunk_len(plain, chunk, i);
         let start = out.len();
         out.extend_from_slice(&data[at..at + len]);
         let tag = Tag::from_slice(&data[at + len..at + len + TAG]);
@@ -201,12 +203,7 @@ pub fn encrypt_file(input: &Path, output: &Path, key: &Key) -> Result<Encrypted>
         let chunks = plain.div_ceil(CHUNK as u64);
         let mut buf = vec![0u8; CHUNK];
         for i in 0..chunks {
-            let last = i + 1 == chunks;
-            let len = if last {
-                (plain - i * CHUNK as u64) as usize
-            } else {
-                CHUNK
-            };
+            let (len, last) = chunk_len(plain, CHUNK, i);
             src.read_exact(&mut buf[..len])
                 .map_err(|e| Error::io(input, e))?;
             let tag = cipher
