@@ -29,9 +29,10 @@ impl ChatMessage {
 /// hours.
 const TEMPLATE_FUEL: u64 = 5_000_000;
 
-/// Most bytes a rendered chat prompt may have: far beyond any context window's worth of text, so
-/// only a runaway template reaches it.
-const MAX_RENDERED_BYTES: usize = 32 << 20;
+/// Most bytes a rendered chat prompt may have: about a million tokens of text, beyond any small
+/// model's context, so only a runaway template reaches it. It also bounds the tokenizing that
+/// follows (a 5 MB prompt blown up by a fuzzed template took 2 s to tokenize).
+const MAX_RENDERED_BYTES: usize = 4 << 20;
 
 /// The rendered prompt, refusing to grow past [`MAX_RENDERED_BYTES`].
 #[derive(Default)]
