@@ -155,9 +155,14 @@ fn wrong_keys_and_damaged_files_are_refused() {
         err.contains("chunk 0 of 94 failed authentication: the key is wrong"),
         "{err}"
     );
-    std::fs::write(&other, "not a key").unwrap();
-    let err = run(&enc, other.to_str().unwrap());
-    assert!(err.contains("is not a key"), "{err}");
+    for bad in [
+        "not a key".to_string(),
+        format!("a\u{e9}{}", "0".repeat(61)),
+    ] {
+        std::fs::write(&other, bad).unwrap();
+        let err = run(&enc, other.to_str().unwrap());
+        assert!(err.contains("is not a key"), "{err}");
+    }
     let err = stderr(&greedy(
         &dir,
         &default_model(),

@@ -200,7 +200,8 @@ fn x86_laptop_rapl_counter_wraps() {
 fn laptop_battery_counts_only_while_discharging() {
     let battery = [
         ("sys/class/power_supply/BAT0/status", "Discharging"),
-        ("sys/class/power_supply/BAT0/current_now", "1500000"),
+        // Negative while discharging, as the kernel documents it (not every driver does).
+        ("sys/class/power_supply/BAT0/current_now", "-1500000"),
         ("sys/class/power_supply/BAT0/voltage_now", "12000000"),
     ];
     let root = tree("battery", &battery);
@@ -217,6 +218,28 @@ fn laptop_battery_counts_only_while_discharging() {
         (None, None, None)
     );
     assert!(t.power_unavailable.unwrap().contains("gave no reading"));
+}
+
+#[test]
+fn a_rapl_counter_that_wraps_without_a_known_range_gives_no_figure() {
+    let root = tree(
+        "rapl-no-range",
+        &[("sys/class/powercap/intel-rapl:0/energy_uj", "900000")],
+    );
+    let (t, _) = measure(&root, 2, || {
+        write(&root, "sys/class/powercap/intel-rapl:0/energy_uj", "1000")
+    });
+    assert_eq!((t.power_w, t.energy_j), (None, None), "{t:?}");
+    assert!(
+        t.power_unavailable
+            .unwrap()
+            .contains("wrapped without a known range")
+    );
+    // Without a wrap it counts.
+    let (t, _) = measure(&root, 2, || {
+        write(&root, "sys/class/powercap/intel-rapl:0/energy_uj", "501000")
+    });
+    assert_eq!(t.energy_j, Some(0.5));
 }
 
 #[test]

@@ -47,6 +47,14 @@ pub fn diff(old: &Path, new: &Path, out: &Path) -> Result<DiffReport> {
     let mut ops = Vec::new();
     let mut payloads: Vec<Vec<u8>> = Vec::new();
 
+    for (gguf, bytes, path) in [(&old_gguf, &old_bytes, old), (&new_gguf, &new_bytes, new)] {
+        if gguf.data_offset > bytes.len() || gguf.data_offset as u64 > super::MAX_HEADER {
+            return Err(Error::format(format!(
+                "{}: the header ends past the file or is implausibly large",
+                path.display()
+            )));
+        }
+    }
     // The header, against OLD's as a dictionary.
     let (old_head, new_head) = (
         &old_bytes[..old_gguf.data_offset],
@@ -140,6 +148,14 @@ pub fn diff(old: &Path, new: &Path, out: &Path) -> Result<DiffReport> {
     }
     gap(at, new_bytes.len(), &mut ops, &mut payloads)?;
 
+    // Overlapping tensors would make operations that do not rebuild NEW: refused here rather
+    // than by every device that downloads the patch.
+    if ops.iter().map(Op::len).sum::<u64>() != new_bytes.len() as u64 {
+        return Err(Error::format(format!(
+            "{}: its tensors overlap or leave the file; it cannot be described as a patch",
+            new.display()
+        )));
+    }
     let ends = Ends {
         old_size: old_bytes.len() as u64,
         old_sha: sha256(&old_bytes),

@@ -157,6 +157,14 @@ pub struct Ends {
     pub new_sha: [u8; 32],
 }
 
+/// The largest operation table accepted, compressed or not: a GGUF's tensors make a few
+/// thousand operations, so this is only a guard against a hostile length.
+const MAX_TABLE: u64 = 64 << 20;
+
+/// The largest header (and header dictionary) a patch may hold: GGUF headers are kilobytes to
+/// a few megabytes (vocabularies).
+pub(crate) const MAX_HEADER: u64 = 256 << 20;
+
 /// The fixed part of a patch's start: magic, version, the two ends, the table's length.
 const FIXED: usize = 8 + 4 + 8 + 32 + 8 + 32 + 8;
 
@@ -211,25 +219,29 @@ fn decode_start(r: &mut impl Read, name: &str) -> Result<(Ends, Vec<Op>)> {
         new_sha: sha_at(60),
     };
     let table_len = u64_at(92);
-    if table_len > 1 << 30 {
+    if table_len > MAX_TABLE {
         return Err(bad("its operation table is implausibly large"));
     }
     let mut table = vec![0u8; table_len as usize];
     r.read_exact(&mut table)
         .map_err(|_| bad("truncated in its operation table"))?;
-    // A table entry per 25 bytes; at most one per 16 bytes of NEW, bounded below.
-    let limit = (ends.new_size as usize / 16 + 1024) * ENTRY;
-    let table =
-        zstd::bulk::decompress(&table, limit).map_err(|_| bad("its operation table is damaged"))?;
-    if !table.len().is_multiple_of(ENTRY) {
+    // Decoded as a stream into what it really holds (a bulk decode would reserve its whole
+    // bound up front), up to the bound.
+    let mut decoded = Vec::new();
+    zstd::stream::read::Decoder::new(&table[..])
+        .and_then(|d| d.take(MAX_TABLE + 1).read_to_end(&mut decoded))
+        .map_err(|_| bad("its operation table is damaged"))?;
+    if decoded.len() as u64 > MAX_TABLE || !decoded.len().is_multiple_of(ENTRY) {
         return Err(bad("its operation table is damaged"));
     }
-    let ops = table
+    let ops = decoded
         .chunks(ENTRY)
         .map(Op::decode)
         .collect::<Result<Vec<_>>>()?;
-    let produced: u64 = ops.iter().map(Op::len).sum();
-    if produced != ends.new_size {
+    let produced = ops
+        .iter()
+        .try_fold(0u64, |sum, op| sum.checked_add(op.len()));
+    if produced != Some(ends.new_size) {
         return Err(bad("its operations do not add up to the size of NEW"));
     }
     Ok((ends, ops))

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::{Op, decode_start, hex};
+use super::{MAX_HEADER, Op, decode_start, hex};
 use crate::error::{Error, Result};
 
 /// Bytes written at a time.
@@ -190,6 +190,11 @@ fn apply(
         match *op {
             Op::Header { len, dict, .. } => {
                 in_old(0, dict)?;
+                if len > MAX_HEADER || dict > MAX_HEADER {
+                    return Err(damaged(format!(
+                        "operation {i} claims an implausible header"
+                    )));
+                }
                 let mut dictionary = vec![0u8; dict as usize];
                 old.read(0, &mut dictionary)?;
                 let mut stored = Vec::new();

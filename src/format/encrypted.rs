@@ -48,7 +48,7 @@ impl Key {
             return Ok(Key(raw));
         }
         let text = std::str::from_utf8(&bytes).map_err(|_| bad())?.trim();
-        if text.len() != 64 {
+        if text.len() != 64 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(bad());
         }
         let mut key = [0u8; 32];
@@ -132,7 +132,7 @@ pub fn decrypt_file(path: &Path, key: &Key) -> Result<Vec<u8>> {
     let chunks = plain.div_ceil(chunk as u64);
     let expected = (HEADER as u64)
         .checked_add(plain)
-        .and_then(|n| n.checked_add(chunks * TAG as u64));
+        .and_then(|n| n.checked_add(chunks.checked_mul(TAG as u64)?));
     if expected != Some(data.len() as u64) {
         return Err(damaged(format!(
             "{} bytes, but its header describes {} (truncated, or the header is damaged)",

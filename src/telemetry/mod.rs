@@ -52,8 +52,8 @@ pub struct Telemetry {
 /// Readings at one moment.
 #[derive(Clone, Debug, Default)]
 pub struct Snapshot {
-    /// Each energy counter, µJ.
-    pub energy_uj: Vec<u64>,
+    /// Each energy counter, µJ (None where unreadable).
+    pub energy_uj: Vec<Option<u64>>,
     /// Each thermal zone, °C (None where unreadable).
     pub temps_c: Vec<Option<f64>>,
     /// Throttle state: the Pi's bits, or the sum of x86's counters.
@@ -104,9 +104,9 @@ impl Meter {
     }
 
     /// Ends the measurement of work that produced `tokens` tokens.
-    pub fn stop(self, tokens: usize) -> Telemetry {
+    pub fn stop(mut self, tokens: usize) -> Telemetry {
         let elapsed = self.started.elapsed().as_secs_f64();
-        let samples = match self.sampler {
+        let samples = match self.sampler.take() {
             Some((stop, handle)) => {
                 stop.store(true, Ordering::Relaxed);
                 handle.join().unwrap_or_default()
@@ -115,6 +115,15 @@ impl Meter {
         };
         let end = snapshot(&self.sensors);
         summarize(&self.sensors, &self.start, &end, &samples, elapsed, tokens)
+    }
+}
+
+impl Drop for Meter {
+    /// A meter dropped without [`Meter::stop`] (work that failed) stops its sampler too.
+    fn drop(&mut self) {
+        if let Some((stop, _)) = &self.sampler {
+            stop.store(true, Ordering::Relaxed);
+        }
     }
 }
 
@@ -142,7 +151,7 @@ pub fn snapshot(sensors: &Sensors) -> Snapshot {
         energy_uj: match &sensors.power {
             PowerSource::Energy(counters) => counters
                 .iter()
-                .map(|c| sensors::read_number(&c.file).unwrap_or(0.0) as u64)
+                .map(|c| sensors::read_number(&c.file).map(|uj| uj as u64))
                 .collect(),
             _ => Vec::new(),
         },
@@ -185,16 +194,29 @@ pub fn summarize(
     let mut t = Telemetry::default();
     match &sensors.power {
         PowerSource::Energy(counters) => {
-            // A counter that wrapped went past its range once (work of minutes, not hours).
-            let uj: u64 = counters
+            // A counter that wrapped went past its range once (work of minutes, not hours);
+            // without a known range, or a reading, the energy is unknown.
+            let uj: Option<u64> = counters
                 .iter()
                 .zip(start.energy_uj.iter().zip(&end.energy_uj))
-                .map(|(c, (&a, &b))| if b >= a { b - a } else { b + c.range - a })
+                .map(|(c, (&a, &b))| match (a?, b?) {
+                    (a, b) if b >= a => Some(b - a),
+                    (a, b) => c.range?.checked_sub(a)?.checked_add(b),
+                })
                 .sum();
-            let joules = uj as f64 / 1e6;
-            t.energy_j = Some(joules);
-            t.power_w = (elapsed > 0.0).then(|| joules / elapsed);
-            t.power_source = Some(format!("RAPL energy counters ({})", counters.len()));
+            match uj {
+                Some(uj) => {
+                    let joules = uj as f64 / 1e6;
+                    t.energy_j = Some(joules);
+                    t.power_w = (elapsed > 0.0).then(|| joules / elapsed);
+                    t.power_source = Some(format!("RAPL energy counters ({})", counters.len()));
+                }
+                None => {
+                    t.power_unavailable = Some(
+                        "a RAPL counter could not be read, or wrapped without a known range".into(),
+                    )
+                }
+            }
         }
         PowerSource::Gauges(gauges) if !samples.is_empty() => {
             let watts = samples.iter().sum::<f64>() / samples.len() as f64;

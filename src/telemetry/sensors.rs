@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 pub struct EnergyCounter {
     /// Its `energy_uj` file.
     pub file: PathBuf,
-    /// `max_energy_range_uj`: where it wraps to 0.
-    pub range: u64,
+    /// `max_energy_range_uj`: where it wraps to 0 (unknown when the file is missing).
+    pub range: Option<u64>,
 }
 
 /// Something read now and then whose value is the power drawn at that moment.
@@ -142,11 +142,8 @@ fn power_source(root: &Path, vcgencmd: Option<&Path>) -> PowerSource {
         .filter_map(|zone| {
             let file = zone.join("energy_uj");
             read_number(&file)?;
-            let range = read_number(&zone.join("max_energy_range_uj")).unwrap_or(u64::MAX as f64);
-            Some(EnergyCounter {
-                file,
-                range: range as u64,
-            })
+            let range = read_number(&zone.join("max_energy_range_uj")).map(|r| r as u64);
+            Some(EnergyCounter { file, range })
         })
         .collect();
     if !rapl.is_empty() {
@@ -324,15 +321,18 @@ impl PowerGauge {
         match self {
             PowerGauge::Microwatts(f) => Some(read_number(f)? / 1e6),
             PowerGauge::MilliampsMillivolts(i, v) => Some(read_number(i)? * read_number(v)? / 1e6),
+            // Drivers differ in the sign they give a discharge (the kernel documents it as
+            // negative): the magnitude is the power drawn.
             PowerGauge::BatteryPower { power, status } => {
-                discharging(status).then_some(read_number(power)? / 1e6)
+                discharging(status).then_some(read_number(power)?.abs() / 1e6)
             }
             PowerGauge::BatteryCurrent {
                 current,
                 voltage,
                 status,
             } => {
-                discharging(status).then_some(read_number(current)? * read_number(voltage)? / 1e12)
+                let watts = read_number(current)? * read_number(voltage)? / 1e12;
+                discharging(status).then_some(watts.abs())
             }
             PowerGauge::Pmic(path) => pmic_watts(&vcgencmd(path, "pmic_read_adc")?),
         }

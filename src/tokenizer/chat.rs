@@ -169,29 +169,68 @@ fn render_as_given(
 /// argument is not (see the README's fuzzing notes).
 fn namespace_cycle(template: &str) -> Option<&str> {
     let mut namespaces: Vec<&str> = Vec::new();
-    let mut rest = template;
-    while let Some(open) = rest.find("{%") {
-        let after = &rest[open + 2..];
-        let close = after.find("%}")?;
-        let statement =
-            after[..close].trim_matches(|c: char| c == '-' || c == '+' || c.is_whitespace());
-        rest = &after[close + 2..];
-        let Some(assignment) = statement.strip_prefix("set ") else {
+    for statement in statements(template) {
+        let body = statement.trim_matches(|c: char| c == '-' || c == '+' || c.is_whitespace());
+        let Some(assignment) = body
+            .strip_prefix("set")
+            .filter(|rest| rest.starts_with(char::is_whitespace))
+        else {
             continue;
         };
         let Some((target, value)) = assignment.split_once('=') else {
             continue;
         };
         let target = target.trim();
-        let holds_namespace = value.trim_start().starts_with("namespace(")
-            || bare_names(value).any(|n| namespaces.contains(&n));
+        let value = value.trim_start();
+        let constructs = value
+            .strip_prefix("namespace")
+            .is_some_and(|rest| rest.trim_start().starts_with('('));
+        let holds_namespace = constructs || bare_names(value).any(|n| namespaces.contains(&n));
         match target.split_once('.') {
-            Some(_) if holds_namespace => return Some(statement),
+            Some(_) if holds_namespace => return Some(body),
             None if holds_namespace => namespaces.push(target),
             _ => {}
         }
     }
     None
+}
+
+/// The insides of a template's `{% … %}` tags, in order: `{{ … }}` and `{# … #}` are skipped,
+/// and a tag ends only at a `%}` outside string literals.
+fn statements(template: &str) -> Vec<&str> {
+    let bytes = template.as_bytes();
+    let mut found = Vec::new();
+    let mut i = 0;
+    while i + 1 < bytes.len() {
+        let close: &[u8] = match &bytes[i..i + 2] {
+            b"{%" => b"%}",
+            b"{{" => b"}}",
+            b"{#" => b"#}",
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        let start = i + 2;
+        let mut j = start;
+        let mut quote = None;
+        while j + 1 < bytes.len() {
+            match (quote, bytes[j]) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), b'\\') => j += 1,
+                (Some(_), _) => {}
+                (None, c @ (b'\'' | b'"')) if close != b"#}" => quote = Some(c),
+                (None, _) if &bytes[j..j + 2] == close => break,
+                (None, _) => {}
+            }
+            j += 1;
+        }
+        if close == b"%}" {
+            found.push(&template[start..j.min(bytes.len())]);
+        }
+        i = j + 2;
+    }
+    found
 }
 
 /// The names an expression uses as whole values: identifiers outside string literals that are
@@ -266,6 +305,9 @@ mod tests {
     fn namespaces_stored_in_namespaces_are_refused() {
         let cycles = [
             "{% set ns = namespace(s=1) %}{% set ns.s = ns %}{{ ns.s }}",
+            "{% set ns = namespace() %}{{ '{%' }}{% set ns.a = ns %}{{ ns }}",
+            "{% set\nns = namespace () %}{% set\tns.a = ns %}{{ ns }}",
+            "{# {% #}{% set ns = namespace() %}{% set ns.a = ['%}', ns] %}{{ ns }}",
             "{%- set ns = namespace() -%}{% set m = ns %}{% set ns.x = [1, m] %}{{ ns }}",
             "{% set a = namespace() %}{% set b = namespace(x=a) %}{% set a.y = b %}{{ a }}",
         ];
