@@ -131,6 +131,33 @@ fn check_added_tokens(json: &Value) -> Result<()> {
     }
 }
 
+/// Refuses BPE merges whose second token is shorter than the model's continuing-subword prefix:
+/// `tokenizers` cuts the prefix off each one with a slice that panics then (found by fuzzing).
+fn check_merges(json: &Value) -> Result<()> {
+    let Some(prefix) = json["model"]["continuing_subword_prefix"].as_str() else {
+        return Ok(());
+    };
+    let merges = json["model"]["merges"]
+        .as_array()
+        .map_or(&[][..], Vec::as_slice);
+    for (i, merge) in merges.iter().enumerate() {
+        // "a b" (older files) or ["a", "b"].
+        let second = match merge {
+            Value::String(pair) => pair.split_once(' ').map(|(_, b)| b),
+            Value::Array(pair) => pair.get(1).and_then(Value::as_str),
+            _ => None,
+        };
+        if let Some(b) = second
+            && !(b.len() >= prefix.len() && b.is_char_boundary(prefix.len()))
+        {
+            return Err(Error::Tokenizer(format!(
+                "merge {i}'s second token {b:?} is shorter than the continuing-subword prefix {prefix:?}"
+            )));
+        }
+    }
+    Ok(())
+}
+
 impl Tokenizer {
     fn build(
         json: &Value,
@@ -139,9 +166,15 @@ impl Tokenizer {
         control_of: impl Fn(u32, &str) -> bool,
     ) -> Result<Tokenizer> {
         check_added_tokens(json)?;
+        check_merges(json)?;
         let text = serde_json::to_string(json).map_err(|e| Error::Tokenizer(e.to_string()))?;
-        let with_specials: tokenizers::Tokenizer =
-            text.parse().map_err(|e| Error::Tokenizer(format!("{e}")))?;
+        // `tokenizers` is a third party's code reading untrusted input: a panic it still has
+        // becomes an error here rather than the end of the process.
+        let parsed =
+            std::panic::catch_unwind(|| text.parse::<tokenizers::Tokenizer>()).map_err(|_| {
+                Error::Tokenizer("the tokenizer could not be built (it panicked)".into())
+            })?;
+        let with_specials = parsed.map_err(|e| Error::Tokenizer(format!("{e}")))?;
         drop(text);
         let n = with_specials.get_vocab_size(true);
         let table = byte_level_decoder();
