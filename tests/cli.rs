@@ -466,8 +466,11 @@ fn tune_writes_a_cache_that_run_uses() {
             name.ends_with(&format!("[tuned: {chosen}]")),
             "{name} after choosing {chosen}"
         );
-        // Force each choice through the cache: the run reports it and answers the same.
+        // Force each choice through the cache: the run reports it and answers the same. (The
+        // answers are compared with each other, not with the tuned run's: the tuner may pick
+        // 8-bit activations, whose rounding can flip a near-tie in greedy decoding.)
         let stored: Value = serde_json::from_slice(&std::fs::read(&cache).unwrap()).unwrap();
+        let mut answer: Option<Vec<u32>> = None;
         for (rows, attention) in [(true, true), (false, false)] {
             let mut forced = stored.clone();
             for e in forced["entries"].as_array_mut().unwrap() {
@@ -484,7 +487,8 @@ fn tune_writes_a_cache_that_run_uses() {
             let name = again["backend"].as_str().unwrap();
             assert!(name.ends_with(want), "{name}");
             assert_eq!(name.contains("[tuned: split rows x"), rows, "{name}");
-            assert_eq!(ids(&again["ids"]), ids(&first["ids"]), "{name}");
+            let got = ids(&again["ids"]);
+            assert_eq!(*answer.get_or_insert_with(|| got.clone()), got, "{name}");
         }
         std::fs::write(&cache, "{ not json").unwrap();
         let out = ember_env(&["run", "--backend", &backend, "-n", "2", "-p", "hi"], &env);
