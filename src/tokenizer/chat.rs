@@ -214,19 +214,27 @@ fn statements(template: &str) -> Vec<&str> {
         let start = i + 2;
         let mut j = start;
         let mut quote = None;
+        let mut closed = false;
         while j + 1 < bytes.len() {
             match (quote, bytes[j]) {
                 (Some(q), c) if c == q => quote = None,
                 (Some(_), b'\\') => j += 1,
                 (Some(_), _) => {}
                 (None, c @ (b'\'' | b'"')) if close != b"#}" => quote = Some(c),
-                (None, _) if &bytes[j..j + 2] == close => break,
+                (None, _) if &bytes[j..j + 2] == close => {
+                    closed = true;
+                    break;
+                }
                 (None, _) => {}
             }
             j += 1;
         }
+        // An unclosed tag runs to the end (and `j` may sit inside a character there).
+        if !closed {
+            j = bytes.len();
+        }
         if close == b"%}" {
-            found.push(&template[start..j.min(bytes.len())]);
+            found.push(&template[start..j]);
         }
         i = j + 2;
     }
@@ -308,6 +316,7 @@ mod tests {
             "{% set ns = namespace() %}{{ '{%' }}{% set ns.a = ns %}{{ ns }}",
             "{% set\nns = namespace () %}{% set\tns.a = ns %}{{ ns }}",
             "{# {% #}{% set ns = namespace() %}{% set ns.a = ['%}', ns] %}{{ ns }}",
+            "{% set ns = namespace() %}{% set ns.a = ns %}{{ ns }}{% if '\u{e9}",
             "{%- set ns = namespace() -%}{% set m = ns %}{% set ns.x = [1, m] %}{{ ns }}",
             "{% set a = namespace() %}{% set b = namespace(x=a) %}{% set a.y = b %}{{ a }}",
         ];
