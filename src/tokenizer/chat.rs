@@ -3,6 +3,7 @@
 use minijinja::{Environment, ErrorKind, Value, context};
 use serde::Serialize;
 
+use super::template_sandbox;
 use crate::error::{Error, Result};
 
 /// One message of a conversation.
@@ -64,6 +65,42 @@ fn raise_exception(msg: String) -> std::result::Result<Value, minijinja::Error> 
 /// that refuses a system turn (Gemma 2's raises "System role not supported") gets the system
 /// text folded into the first user turn instead, as Gemma 3's template does itself.
 pub fn render(
+    template: &str,
+    messages: &[ChatMessage],
+    add_generation_prompt: bool,
+    bos_token: &str,
+    eos_token: &str,
+) -> Result<String> {
+    // The child's answer: a tag byte (b'+' rendered, b'-' refused), then the text.
+    let answer = template_sandbox::run(MAX_RENDERED_BYTES + 1, || {
+        let result = render_in_process(
+            template,
+            messages,
+            add_generation_prompt,
+            bos_token,
+            eos_token,
+        );
+        let (tag, text) = match result {
+            Ok(text) => (b'+', text),
+            Err(Error::Template(why)) => (b'-', why),
+            Err(other) => (b'-', other.to_string()),
+        };
+        let mut bytes = Vec::with_capacity(1 + text.len());
+        bytes.push(tag);
+        bytes.extend_from_slice(text.as_bytes());
+        bytes
+    })
+    .map_err(|why| Error::Template(format!("rendering stopped: {why}")))?;
+    let text = String::from_utf8_lossy(answer.get(1..).unwrap_or_default()).into_owned();
+    match answer.first() {
+        Some(b'+') => Ok(text),
+        Some(b'-') => Err(Error::Template(text)),
+        _ => Err(Error::Template("rendering gave no answer".into())),
+    }
+}
+
+/// [`render`] in this process, bounded by fuel and output size only.
+fn render_in_process(
     template: &str,
     messages: &[ChatMessage],
     add_generation_prompt: bool,
@@ -345,6 +382,43 @@ mod tests {
         assert!(e.to_string().contains("MiB"), "{e}");
         let recursive = "{% macro m(n) %}{{ m(n + 1) }}{% endmacro %}{{ m(0) }}";
         assert!(render(recursive, &user, false, "", "").is_err());
+    }
+
+    /// What minijinja's fuel and the output cap do not bound: values that grow unprinted, a
+    /// namespace cycle made through a loop variable, slow instructions. On Linux each ends as an
+    /// error from the sandbox, with the process intact.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[test]
+    fn templates_that_exhaust_memory_stack_or_time_are_refused() {
+        let user = [ChatMessage::new("user", "Hi there")];
+        let cases = [
+            (
+                "{% set ns = namespace(s=messages[0].content) %}{% for i in range(40) %}{% set ns.s = ns.s + ns.s %}{% endfor %}{{ ns.s | length }}",
+                "rendering stopped", // at the memory or the time limit, whichever comes first
+            ),
+            (
+                "{% set a = 'x' * 90000000 %}{% set b = a ~ a ~ a %}{{ b | length }}",
+                "rendering stopped",
+            ),
+            (
+                "{% set ns = namespace(a=1) %}{% for x in [ns] %}{% set ns.a = x %}{% endfor %}{{ ns }}",
+                "crashed",
+            ),
+            (
+                "{% for i in range(100000) %}{% set n = (messages[0].content * 10000000) | length %}{% endfor %}",
+                "longer than",
+            ),
+        ];
+        for (t, why) in cases {
+            let e = render(t, &user, true, "<s>", "</s>").unwrap_err();
+            assert!(e.to_string().contains(why), "{t}: {e}");
+        }
+        // A template's own errors still come back as they are.
+        let e = render("{{ raise_exception('no') }}", &user, true, "", "").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "chat template: invalid operation: no (in chat:1)"
+        );
     }
 
     #[test]

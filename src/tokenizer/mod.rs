@@ -4,6 +4,7 @@
 pub mod chat;
 pub mod gguf_vocab;
 mod stream;
+mod template_sandbox;
 
 use std::path::Path;
 

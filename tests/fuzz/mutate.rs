@@ -198,11 +198,10 @@ pub fn json_doc(rng: &mut impl Rng, data: &mut Vec<u8>) {
 }
 
 /// Jinja that loops, recurses, grows or reaches for what a chat template should not.
-const SNIPPETS: [&str; 16] = [
+const SNIPPETS: [&str; 17] = [
     "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}",
     "{% macro r(n) %}{{ r(n + 1) }}{% endmacro %}{{ r(0) }}",
     "{{ messages[0].content * 100000000 }}",
-    "{% set ns = namespace(s=messages[0].content) %}{% for i in range(16) %}{% set ns.s = ns.s + ns.s %}{% endfor %}{{ ns.s }}",
     "{{ range(10000000) | list | length }}",
     "{% for m in messages %}{{ m.content * 10000 }}{% endfor %}",
     "{{ messages[99999999] }}",
@@ -215,13 +214,29 @@ const SNIPPETS: [&str; 16] = [
     "{% if add_generation_prompt %}{{ x.y.z }}{% endif %}",
     "{{ 1 / 0 }}{{ 2 ** 100000 }}",
     "{% include 'chat' %}",
+    "{% set ns = namespace(a=1) %}{% for x in [ns] %}{% set ns.a = x %}{% endfor %}{{ ns }}",
+    "{% set ns = namespace(s=messages[0].content) %}{% for i in range(16) %}{% set ns.s = ns.s + ns.s %}{% endfor %}{{ ns.s }}",
 ];
 
-/// Applies one to three edits to the template `data`: splices of [`SNIPPETS`] and byte edits.
+/// Jinja that exhausts memory or time without printing (the template sandbox stops it at its
+/// limit, half a second here): spliced rarely, so a short run stays short.
+const HEAVY_SNIPPETS: [&str; 3] = [
+    "{% set ns = namespace(s=messages[0].content) %}{% for i in range(40) %}{% set ns.s = ns.s + ns.s %}{% endfor %}{{ ns.s | length }}",
+    "{% set a = 'x' * 90000000 %}{{ (a ~ a ~ a ~ a).replace('x', a) | length }}",
+    "{% for i in range(1000) %}{% set s = (messages[0].content * 10000000) | length %}{% endfor %}",
+];
+
+/// Applies one to three edits to the template `data`: splices of [`SNIPPETS`] (now and then of
+/// [`HEAVY_SNIPPETS`]) and byte edits.
 pub fn template(rng: &mut impl Rng, data: &mut Vec<u8>) {
     for _ in 0..rng.random_range(1..=3) {
         if rng.random_bool(0.5) {
-            let snippet = SNIPPETS[rng.random_range(0..SNIPPETS.len())].as_bytes();
+            let snippet = if rng.random_ratio(1, 400) {
+                HEAVY_SNIPPETS[rng.random_range(0..HEAVY_SNIPPETS.len())]
+            } else {
+                SNIPPETS[rng.random_range(0..SNIPPETS.len())]
+            }
+            .as_bytes();
             let at = rng.random_range(0..=data.len());
             data.splice(at..at, snippet.iter().copied());
         } else {
