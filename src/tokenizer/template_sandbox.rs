@@ -18,7 +18,8 @@ pub const MEMORY_BUDGET: u64 = 256 << 20;
 pub const TIME_LIMIT: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Runs `work` where it cannot take the process down, returning its bytes, or why it gave none.
-/// `max_len` bounds what is read back.
+/// `max_len` bounds what is read back. Where no child can be made (no pipe, fork refused), it
+/// runs in-process, with a warning.
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub fn run(max_len: usize, work: impl FnOnce() -> Vec<u8>) -> Result<Vec<u8>, String> {
     child::run(max_len, work)
@@ -44,7 +45,8 @@ mod child {
         let mut fds = [0; 2];
         // SAFETY: `fds` has room for the two descriptors pipe2 writes.
         if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-            return Err(format!("no pipe: {}", std::io::Error::last_os_error()));
+            let why = format!("no pipe: {}", std::io::Error::last_os_error());
+            return Ok(in_process(work, &why));
         }
         let [read_end, write_end] = fds;
         // SAFETY: the child only renders (allocating through the fork-safe system allocator),
@@ -59,15 +61,13 @@ mod child {
                 libc::_exit(0);
             }
         }
+        let fork_error = std::io::Error::last_os_error();
         // SAFETY: closing the parent's copy of the write end, so the read sees EOF.
         unsafe { libc::close(write_end) };
         if pid < 0 {
             // SAFETY: as above.
             unsafe { libc::close(read_end) };
-            return Err(format!(
-                "could not fork: {}",
-                std::io::Error::last_os_error()
-            ));
+            return Ok(in_process(work, &format!("could not fork: {fork_error}")));
         }
         let (bytes, cut_short) = read_until(read_end, max_len);
         // SAFETY: pid is our child; after a kill the wait reaps it either way.
@@ -89,6 +89,14 @@ mod child {
                 MEMORY_BUDGET >> 20
             )),
         }
+    }
+
+    /// `work` run here after the sandbox could not be set up (`why`): a device short of memory
+    /// may refuse to fork a process holding a large model, and a prompt rendered without the
+    /// sandbox beats no prompt.
+    fn in_process(work: impl FnOnce() -> Vec<u8>, why: &str) -> Vec<u8> {
+        log::warn!("chat template rendered without its sandbox ({why})");
+        work()
     }
 
     /// The address-space limit for the child: what the parent maps now plus the budget, under
@@ -130,7 +138,7 @@ mod child {
             };
             if libc::getrlimit(libc::RLIMIT_AS, &mut current) == 0 {
                 let lowered = libc::rlimit {
-                    rlim_cur: limit.min(current.rlim_max),
+                    rlim_cur: limit.min(current.rlim_cur),
                     rlim_max: current.rlim_max,
                 };
                 libc::setrlimit(libc::RLIMIT_AS, &lowered);
