@@ -402,7 +402,7 @@ mod tests {
             ),
             (
                 "{% set ns = namespace(a=1) %}{% for x in [ns] %}{% set ns.a = x %}{% endfor %}{{ ns }}",
-                "crashed",
+                "overflowed its stack",
             ),
             (
                 "{% for i in range(100000) %}{% set n = (messages[0].content * 10000000) | length %}{% endfor %}",

@@ -33,43 +33,58 @@ pub fn run(_max_len: usize, work: impl FnOnce() -> Vec<u8>) -> Result<Vec<u8>, S
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
 mod child {
+    use std::sync::Mutex;
     use std::time::Instant;
 
     use super::{MEMORY_BUDGET, TIME_LIMIT};
 
-    /// What the child writes ahead of its bytes when `work` panicked.
-    const PANICKED: &[u8] = b"\0panicked";
+    /// The child's message: the payload's length (8 bytes, little-endian), then the payload, a
+    /// tag byte ([`RENDERED`] or [`PANICKED`]) and `work`'s bytes. Only a complete message
+    /// counts: a child cut short mid-write cannot pass off part of a prompt as the whole.
+    const RENDERED: u8 = 0;
+    const PANICKED: u8 = 1;
+    const HEADER: usize = 8;
+
+    /// Held from making a pipe until the parent has closed its write end, so that no other
+    /// sandbox child is forked while it is open: one that inherited it would hold it open and
+    /// keep this render from seeing the end of its answer.
+    static FORKING: Mutex<()> = Mutex::new(());
 
     pub fn run(max_len: usize, work: impl FnOnce() -> Vec<u8>) -> Result<Vec<u8>, String> {
         let limit = address_space_limit();
+        let guard = FORKING.lock().unwrap_or_else(|p| p.into_inner());
         let mut fds = [0; 2];
         // SAFETY: `fds` has room for the two descriptors pipe2 writes.
         if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
             let why = format!("no pipe: {}", std::io::Error::last_os_error());
+            drop(guard);
             return Ok(in_process(work, &why));
         }
         let [read_end, write_end] = fds;
-        // SAFETY: the child only renders (allocating through the fork-safe system allocator),
-        // writes to its pipe and leaves with _exit: no locks another thread may have held.
+        // SAFETY: the child renders, writes to its pipe and leaves with _exit. It allocates
+        // through the system allocator, which glibc makes fork-safe; a lock another thread held
+        // at the fork (a panic hook's stderr, a lazy static being set up) can only stall it, and
+        // the parent's deadline ends that.
         let pid = unsafe { libc::fork() };
         if pid == 0 {
             // SAFETY: the descriptors are this process's own; _exit skips atexit handlers and
             // stdio flushes that belong to the parent.
             unsafe {
                 libc::close(read_end);
-                in_child(limit, write_end, work);
-                libc::_exit(0);
+                let code = in_child(limit, write_end, work);
+                libc::_exit(code);
             }
         }
         let fork_error = std::io::Error::last_os_error();
         // SAFETY: closing the parent's copy of the write end, so the read sees EOF.
         unsafe { libc::close(write_end) };
+        drop(guard);
         if pid < 0 {
             // SAFETY: as above.
             unsafe { libc::close(read_end) };
             return Ok(in_process(work, &format!("could not fork: {fork_error}")));
         }
-        let (bytes, cut_short) = read_until(read_end, max_len);
+        let (message, cut_short) = read_until(read_end, HEADER + 1 + max_len);
         // SAFETY: pid is our child; after a kill the wait reaps it either way.
         let status = unsafe {
             libc::close(read_end);
@@ -81,14 +96,26 @@ mod child {
         if let Some(why) = cut_short {
             return Err(why);
         }
-        match status {
-            Some(0) if bytes.starts_with(PANICKED) => Err("the template engine panicked".into()),
-            Some(0) => Ok(bytes),
-            _ => Err(format!(
-                "it needed more than {} MiB of memory or crashed",
-                MEMORY_BUDGET >> 20
-            )),
+        match complete(&message) {
+            Some((RENDERED, bytes)) => Ok(bytes.to_vec()),
+            Some(_) => Err("the template engine panicked".into()),
+            None => Err(match status {
+                Ok(Ending::Signal(libc::SIGSEGV | libc::SIGABRT | libc::SIGBUS)) => format!(
+                    "it needed more than {} MiB of memory or overflowed its stack",
+                    MEMORY_BUDGET >> 20
+                ),
+                Ok(Ending::Signal(signal)) => format!("it was ended by signal {signal}"),
+                Ok(Ending::Exit(code)) => format!("it exited ({code}) without an answer"),
+                Err(e) => format!("its end could not be seen: {e}"),
+            }),
         }
+    }
+
+    /// The payload of a complete message: (tag, bytes).
+    fn complete(message: &[u8]) -> Option<(u8, &[u8])> {
+        let (header, payload) = message.split_first_chunk::<HEADER>()?;
+        let (&tag, bytes) = payload.split_first()?;
+        (u64::from_le_bytes(*header) == payload.len() as u64).then_some((tag, bytes))
     }
 
     /// `work` run here after the sandbox could not be set up (`why`): a device short of memory
@@ -99,44 +126,49 @@ mod child {
         work()
     }
 
-    /// The address-space limit for the child: what the parent maps now plus the budget, under
-    /// any limit already set.
-    fn address_space_limit() -> libc::rlim_t {
-        let mapped = std::fs::read_to_string("/proc/self/statm")
-            .ok()
-            .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-            // SAFETY: sysconf has no preconditions.
-            .map(|pages| pages * unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64)
-            .unwrap_or(0);
-        (mapped + MEMORY_BUDGET) as libc::rlim_t
+    /// The address-space limit for the child: what the parent maps now plus the budget; None
+    /// when that is unknown (no /proc), and the child then runs without one.
+    fn address_space_limit() -> Option<libc::rlim_t> {
+        let pages = std::fs::read_to_string("/proc/self/statm")
+            .ok()?
+            .split_whitespace()
+            .next()?
+            .parse::<u64>()
+            .ok()?;
+        // SAFETY: sysconf has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        Some((pages * page.max(4096) as u64 + MEMORY_BUDGET) as libc::rlim_t)
     }
 
-    /// The child's side: quiet, limited, `work`'s bytes down the pipe.
+    /// The child's side: quiet, limited, `work`'s message down the pipe. Returns the exit code
+    /// (1 when the message could not be written whole).
     ///
     /// # Safety
     /// Call only in a freshly forked child that owns `write_end`.
     unsafe fn in_child(
-        limit: libc::rlim_t,
+        limit: Option<libc::rlim_t>,
         write_end: libc::c_int,
         work: impl FnOnce() -> Vec<u8>,
-    ) {
+    ) -> libc::c_int {
         // SAFETY: plain system calls on this process's own state.
         unsafe {
-            // A failed allocation aborts, and the report belongs to the parent, not the terminal.
-            let null = libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY);
-            if null >= 0 {
-                libc::dup2(null, 2);
+            // A failed allocation aborts, and the report belongs to the parent, not the terminal
+            // (unless stderr was closed and the pipe took its number).
+            if write_end != 2 {
+                let null = libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY);
+                if null >= 0 {
+                    libc::dup2(null, 2);
+                }
             }
-            // Another thread's sandbox child must not hold this pipe open past its own end,
-            // nor this one theirs (or a server's sockets): keep only stdio and the pipe.
-            close_all_but(write_end);
             // An abort or a stack overflow should end the child, not run the parent's handlers.
             libc::signal(libc::SIGABRT, libc::SIG_DFL);
             let mut current = libc::rlimit {
                 rlim_cur: 0,
                 rlim_max: 0,
             };
-            if libc::getrlimit(libc::RLIMIT_AS, &mut current) == 0 {
+            if let Some(limit) = limit
+                && libc::getrlimit(libc::RLIMIT_AS, &mut current) == 0
+            {
                 let lowered = libc::rlimit {
                     rlim_cur: limit.min(current.rlim_cur),
                     rlim_max: current.rlim_max,
@@ -144,48 +176,44 @@ mod child {
                 libc::setrlimit(libc::RLIMIT_AS, &lowered);
             }
         }
-        let bytes = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
-            .unwrap_or_else(|_| PANICKED.to_vec());
-        let mut rest = &bytes[..];
+        let payload = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
+            .map(|bytes| (RENDERED, bytes))
+            .unwrap_or((PANICKED, Vec::new()));
+        let mut message = Vec::with_capacity(HEADER + 1 + payload.1.len());
+        message.extend_from_slice(&(1 + payload.1.len() as u64).to_le_bytes());
+        message.push(payload.0);
+        message.extend_from_slice(&payload.1);
+        let mut rest = &message[..];
         while !rest.is_empty() {
             // SAFETY: writes from a live slice.
             let n = unsafe { libc::write(write_end, rest.as_ptr().cast(), rest.len()) };
+            if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
             if n <= 0 {
-                break;
+                return 1;
             }
             rest = &rest[n as usize..];
         }
+        0
     }
 
-    /// Closes every descriptor above stderr except `keep`.
-    ///
-    /// # Safety
-    /// Only for a forked child, which uses no other descriptor afterwards.
-    unsafe fn close_all_but(keep: libc::c_int) {
-        let close_range = |from: libc::c_int, to: libc::c_uint| {
-            // SAFETY: close_range takes plain integers; a failure is reported, not undefined.
-            unsafe { libc::syscall(libc::SYS_close_range, from as libc::c_uint, to, 0) == 0 }
-        };
-        let below = keep <= 3 || close_range(3, (keep - 1) as libc::c_uint);
-        if !(below && close_range(keep + 1, libc::c_uint::MAX)) {
-            // Kernels before 5.9 lack close_range: close the usual range one by one.
-            for fd in (3..1024).filter(|&fd| fd != keep) {
-                // SAFETY: closing a descriptor number, open or not.
-                unsafe { libc::close(fd) };
-            }
-        }
-    }
-
-    /// Reads the pipe to its end, giving up past [`TIME_LIMIT`] or `max_len` bytes (the reason
-    /// is the second value).
+    /// Reads the pipe to its end, giving up past [`TIME_LIMIT`], past `max_len` bytes or on an
+    /// error (the reason is the second value; the child is then killed).
     fn read_until(fd: libc::c_int, max_len: usize) -> (Vec<u8>, Option<String>) {
         let deadline = Instant::now() + TIME_LIMIT;
         let mut bytes = Vec::new();
         let mut chunk = [0u8; 1 << 16];
+        let failed = |what: &str| Some(format!("{what}: {}", std::io::Error::last_os_error()));
+        let interrupted =
+            || std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                let why = format!("it ran longer than {} ms", TIME_LIMIT.as_millis());
+                let why = format!(
+                    "it ran longer than {} ms (a slow template, or stalled)",
+                    TIME_LIMIT.as_millis()
+                );
                 return (bytes, Some(why));
             }
             let mut poll = libc::pollfd {
@@ -195,6 +223,9 @@ mod child {
             };
             // SAFETY: one valid pollfd.
             let ready = unsafe { libc::poll(&mut poll, 1, left.as_millis().max(1) as libc::c_int) };
+            if ready < 0 && !interrupted() {
+                return (bytes, failed("waiting for its answer failed"));
+            }
             if ready <= 0 {
                 continue; // timed out (checked above) or interrupted
             }
@@ -204,23 +235,30 @@ mod child {
                 return (bytes, None);
             }
             if n < 0 {
-                if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                if interrupted() {
                     continue;
                 }
-                return (bytes, None);
+                return (bytes, failed("reading its answer failed"));
             }
             bytes.extend_from_slice(&chunk[..n as usize]);
             if bytes.len() > max_len {
-                return (bytes, Some(format!("it wrote more than {max_len} bytes")));
+                let why = format!("it wrote more than {} bytes", max_len - HEADER - 1);
+                return (bytes, Some(why));
             }
         }
     }
 
-    /// Reaps `pid`: its exit code, or None when a signal ended it.
+    /// How a child ended.
+    enum Ending {
+        Exit(i32),
+        Signal(i32),
+    }
+
+    /// Reaps `pid`.
     ///
     /// # Safety
     /// `pid` must be an unreaped child of this process.
-    unsafe fn wait(pid: libc::pid_t) -> Option<i32> {
+    unsafe fn wait(pid: libc::pid_t) -> std::io::Result<Ending> {
         let mut status = 0;
         loop {
             // SAFETY: the caller's contract.
@@ -228,11 +266,16 @@ mod child {
             if r == pid {
                 break;
             }
-            if r < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
-                return None;
+            let e = std::io::Error::last_os_error();
+            if r < 0 && e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(e);
             }
         }
-        libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status))
+        Ok(if libc::WIFSIGNALED(status) {
+            Ending::Signal(libc::WTERMSIG(status))
+        } else {
+            Ending::Exit(libc::WEXITSTATUS(status))
+        })
     }
 }
 
@@ -250,13 +293,19 @@ mod tests {
             std::hint::black_box(v)
         })
         .unwrap_err();
-        assert!(e.contains("256 MiB of memory"), "{e}");
+        assert!(
+            e.contains("256 MiB of memory or overflowed its stack"),
+            "{e}"
+        );
         let e = run(1 << 20, || {
             std::thread::sleep(std::time::Duration::from_secs(3));
             vec![1]
         })
         .unwrap_err();
         assert!(e.contains("longer than 500 ms"), "{e}");
+        // SAFETY: ends the forked child, as a crash in it would.
+        let e = run(1 << 20, || unsafe { libc::_exit(3) }).unwrap_err();
+        assert!(e.contains("exited (3) without an answer"), "{e}");
         let e = run(1 << 20, || panic!("inside")).unwrap_err();
         assert!(e.contains("panicked"), "{e}");
         let e = run(1000, || vec![7; 5000]).unwrap_err();
