@@ -374,8 +374,14 @@ mod tests {
     fn runaway_templates_are_stopped() {
         let user = [ChatMessage::new("user", "Hi")];
         let endless = "{% for a in range(10000) %}{% for b in range(10000) %}{% for c in range(10000) %}x{% endfor %}{% endfor %}{% endfor %}";
-        let e = render(endless, &user, false, "", "").unwrap_err();
-        assert!(e.to_string().contains("instructions"), "{e}");
+        let e = render(endless, &user, false, "", "")
+            .unwrap_err()
+            .to_string();
+        // Out of fuel, or (on a slow or emulated CPU) out of the sandbox's time first.
+        assert!(
+            e.contains("instructions") || e.contains("longer than"),
+            "{e}"
+        );
         let huge = "{% for a in range(10000) %}{{ messages[0].content * 1000 }}{% endfor %}{% for m in messages %}{{ m.content * 10000 }}{% endfor %}";
         let long = [ChatMessage::new("user", &"y".repeat(4000))];
         let e = render(huge, &long, false, "", "").unwrap_err();
