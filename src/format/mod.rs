@@ -112,6 +112,9 @@ impl ModelFile {
             .unwrap_or("(missing)");
         Arch::from_name(arch)?;
         let tokenizer = Tokenizer::from_gguf(&g)?;
+        // Before the weights' checks below map pages of the file: the two together made the
+        // peak resident size of a whole run.
+        release_freed_heap();
         let vocab = g
             .tensor("token_embd.weight")
             .map(|t| t.rows())
@@ -204,7 +207,7 @@ impl ModelFile {
 /// through a transient JSON definition of the vocabulary (tens of MB for a 50k vocabulary);
 /// glibc keeps such freed memory in the process, where it would sit under the weights and raise
 /// the peak resident size of every run by that much.
-fn release_freed_heap() {
+pub(crate) fn release_freed_heap() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only returns free heap pages; it has no preconditions.
     unsafe {
