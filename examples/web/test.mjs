@@ -34,7 +34,10 @@ const launch = (webgpu) => chromium.launch({
   args: webgpu ? [...flags, "--enable-unsafe-webgpu"] : [...flags, "--disable-features=WebGPU"],
 });
 
-const query = new URLSearchParams({ send: message, system, temperature: "0", max_tokens: String(maxTokens) });
+// A short benchmark: SwiftShader's WebGPU decodes at well under a token per second.
+const query = new URLSearchParams({
+  send: message, system, temperature: "0", max_tokens: String(maxTokens), bench_prompt: "16", bench_gen: "8",
+});
 const url = (backend) => `${base}/examples/web/index.html?${query}&backend=${backend}`;
 
 // Records, while the page is busy with an answer, the longest task its main thread ran (the
