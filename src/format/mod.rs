@@ -207,7 +207,7 @@ impl ModelFile {
 /// through a transient JSON definition of the vocabulary (tens of MB for a 50k vocabulary);
 /// glibc keeps such freed memory in the process, where it would sit under the weights and raise
 /// the peak resident size of every run by that much.
-pub(crate) fn release_freed_heap() {
+fn release_freed_heap() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only returns free heap pages; it has no preconditions.
     unsafe {
