@@ -1,6 +1,8 @@
 //! The tokenizer built from GGUF vocabularies reproduces llama.cpp's test vectors, and decoding
 //! gives the input back.
 
+mod common;
+
 use ember::format::gguf::GgufFile;
 use ember::tokenizer::{ChatMessage, Tokenizer};
 
@@ -122,4 +124,108 @@ fn gemma_sentencepiece_matches_transformers() {
             );
         }
     }
+}
+
+/// Random text for the parity test: words, digits, whitespace runs, accented letters, CJK, emoji,
+/// byte-fallback and special-token look-alikes, in random order.
+fn random_text(rng: &mut common::Rng) -> String {
+    const PARTS: &[&str] = &[
+        "the",
+        " cat",
+        "Hello",
+        " world",
+        "don't",
+        "I'll",
+        "12345",
+        "3.14",
+        "  ",
+        "\n",
+        "\n\n",
+        "\t",
+        " ",
+        "é",
+        "naïve",
+        "Ünïcödé",
+        "日本語",
+        "中文字",
+        "🙂",
+        "👩‍💻",
+        "<unk>",
+        "<0x41>",
+        "<|im_start|>",
+        "<end_of_turn>",
+        "fn main() {",
+        "}",
+        "=>",
+        "...",
+        "—",
+        "ﬁ",
+        "\u{0}",
+        "straße",
+        "ΑΒΓ",
+        "кот",
+        "x",
+        "zzzz",
+        "\r\n",
+        "’s",
+    ];
+    let n = 1 + (rng.byte() % 24) as usize;
+    (0..n)
+        .map(|_| {
+            if rng.byte() < 24 {
+                // A random code point (surrogates and out-of-range values skipped).
+                let c = u32::from(rng.byte()) << 8 | u32::from(rng.byte());
+                char::from_u32(c + 0x80)
+                    .map(String::from)
+                    .unwrap_or_default()
+            } else {
+                PARTS[rng.byte() as usize % PARTS.len()].to_string()
+            }
+        })
+        .collect()
+}
+
+/// Ember's compact BPE encodes exactly as the `tokenizers` crate's BPE model does, for every BPE
+/// tokenizer.json in the test data (byte-level, SentencePiece-style with byte fallback and fused
+/// unknowns, Metaspace), and with `ignore_merges` switched on, over random text.
+#[test]
+fn compact_bpe_encodes_as_tokenizers_does() {
+    let mut rng = common::Rng::fresh("compact_bpe_encodes_as_tokenizers_does");
+    let root = env!("CARGO_MANIFEST_DIR");
+    let folders = [
+        "tests/data/hf-tiny/tiny-hf-qwen2",
+        "tests/data/archs/tiny-gemma3/hf",
+        "tests/data/archs/tiny-phi3/hf",
+    ];
+    let scratch = std::env::temp_dir().join(format!("ember-bpe-parity-{}", std::process::id()));
+    for folder in folders {
+        for ignore_merges in [false, true] {
+            let dir = std::path::Path::new(root).join(folder);
+            let mut json: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(dir.join("tokenizer.json")).unwrap())
+                    .unwrap();
+            json["model"]["ignore_merges"] = ignore_merges.into();
+            // The folder with this tokenizer.json: Ember reads folders, `tokenizers` the JSON.
+            std::fs::create_dir_all(&scratch).unwrap();
+            std::fs::write(scratch.join("tokenizer.json"), json.to_string()).unwrap();
+            let ours = Tokenizer::from_hf_folder(&scratch, &serde_json::Value::Null).unwrap();
+            let mut theirs: tokenizers::Tokenizer = json.to_string().parse().unwrap();
+            for _ in 0..400 {
+                let text = random_text(&mut rng);
+                // Special-token text parsed as those tokens, then as ordinary text.
+                for parse_special in [true, false] {
+                    theirs.set_encode_special_tokens(!parse_special);
+                    let want = theirs.encode(text.as_str(), false).unwrap();
+                    let bos = ours.bos.filter(|_| ours.add_bos);
+                    let got = ours.encode(&text, parse_special).unwrap();
+                    assert_eq!(
+                        got.strip_prefix(bos.as_slice()).unwrap_or(&got),
+                        want.get_ids(),
+                        "{folder} (ignore_merges {ignore_merges}, specials {parse_special}): {text:?}"
+                    );
+                }
+            }
+        }
+    }
+    std::fs::remove_dir_all(&scratch).unwrap();
 }

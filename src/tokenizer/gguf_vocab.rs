@@ -1,7 +1,7 @@
 //! Turns a GGUF vocabulary (`tokenizer.ggml.*`) into a Hugging Face `tokenizers` definition.
 //!
-//! The tokenizer is described as `tokenizer.json` would describe it and handed to the
-//! `tokenizers` crate, so GGUF and Hugging Face models share one tokenizer implementation.
+//! The pieces and merges become a [`CompactBpe`]; the normalizer and pre-tokenizer are described
+//! as `tokenizer.json` would describe them, so GGUF and Hugging Face models share one pipeline.
 //! - `gpt2` vocabularies: byte-level BPE; the pre-tokenizer regexes are those llama.cpp uses for
 //!   the `tokenizer.ggml.pre` name, applied in sequence.
 //! - `llama` vocabularies: SentencePiece BPE. llama.cpp merges the adjacent pair whose union has
@@ -10,7 +10,9 @@
 use std::collections::HashMap;
 
 use serde_json::{Value, json};
+use tokenizers::AddedToken;
 
+use super::compact_bpe::{BpeOptions, CompactBpe};
 use crate::error::{Error, Result};
 use crate::format::gguf::GgufFile;
 
@@ -49,21 +51,23 @@ fn pre_tokenizer_regexes(pre: &str) -> Result<Vec<&'static str>> {
     })
 }
 
-/// What the tokenizer module needs from a GGUF vocabulary besides the `tokenizers` JSON.
+/// A GGUF vocabulary, ready to assemble into a tokenizer pipeline.
 pub struct GgufVocab {
-    /// `tokenizer.json`-shaped definition.
-    pub json: Value,
+    /// The BPE model: pieces and merges.
+    pub model: CompactBpe,
+    /// `normalizer` and `pre_tokenizer`, as `tokenizer.json` writes them.
+    pub stages: Value,
+    /// Control, user-defined and unknown tokens, matched in text as a whole.
+    pub added: Vec<AddedToken>,
     /// Whether pieces are byte-level (GPT-2) rather than SentencePiece.
     pub byte_level: bool,
     /// SentencePiece: whether a space is put in front of the text (and removed when decoding).
     pub add_space_prefix: bool,
-    /// The pieces, by id.
-    pub tokens: Vec<String>,
     /// Token types, by id.
     pub types: Vec<i64>,
 }
 
-fn string_array(g: &GgufFile, key: &str) -> Result<Option<Vec<String>>> {
+fn string_array<'g>(g: &'g GgufFile, key: &str) -> Result<Option<Vec<&'g str>>> {
     let Some(v) = g.get(key) else { return Ok(None) };
     let items = v
         .as_array()
@@ -72,7 +76,6 @@ fn string_array(g: &GgufFile, key: &str) -> Result<Option<Vec<String>>> {
         .iter()
         .map(|s| {
             s.as_str()
-                .map(str::to_string)
                 .ok_or_else(|| Error::Tokenizer(format!("{key} holds a non-string")))
         })
         .collect::<Result<Vec<_>>>()
@@ -100,7 +103,7 @@ fn number_array(g: &GgufFile, key: &str, len: usize) -> Result<Option<Vec<f64>>>
         .map(Some)
 }
 
-/// Reads `tokenizer.ggml.*` and builds the definition.
+/// Reads `tokenizer.ggml.*` and builds the vocabulary.
 pub fn from_gguf(g: &GgufFile) -> Result<GgufVocab> {
     let model = g
         .get("tokenizer.ggml.model")
@@ -115,35 +118,34 @@ pub fn from_gguf(g: &GgufFile) -> Result<GgufVocab> {
         .map(|v| v.into_iter().map(|t| t as i64).collect())
         .unwrap_or_else(|| vec![token_type::NORMAL; n]);
 
-    let added: Vec<Value> = tokens
+    let added: Vec<AddedToken> = tokens
         .iter()
-        .enumerate()
-        .filter(|&(i, _)| {
+        .zip(&types)
+        .filter(|&(_, &t)| {
             matches!(
-                types[i],
+                t,
                 token_type::CONTROL | token_type::USER_DEFINED | token_type::UNKNOWN
             )
         })
-        .map(|(i, t)| {
-            json!({"id": i, "content": t, "single_word": false, "lstrip": false, "rstrip": false,
-                   "normalized": false, "special": types[i] != token_type::USER_DEFINED})
+        .map(|(&piece, &t)| {
+            AddedToken::from(piece, t != token_type::USER_DEFINED)
+                .single_word(false)
+                .lstrip(false)
+                .rstrip(false)
+                .normalized(false)
         })
         .collect();
-    let vocab: serde_json::Map<String, Value> = tokens
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (t.clone(), json!(i)))
-        .collect();
+    let count = u32::try_from(n).map_err(|_| Error::Tokenizer("over 2^32 tokens".into()))?;
+    let pieces = || (0..count).zip(tokens.iter().copied());
 
-    let (json, byte_level, add_space_prefix) = match model {
+    let (model, stages, byte_level, add_space_prefix) = match model {
         "gpt2" => {
             let merges = string_array(g, "tokenizer.ggml.merges")?
                 .ok_or_else(|| Error::Tokenizer("tokenizer.ggml.merges is missing".into()))?;
-            let merges: Vec<Value> = merges
+            let merges: Vec<(&str, &str)> = merges
                 .iter()
                 .map(|m| {
                     m.split_once(' ')
-                        .map(|(a, b)| json!([a, b]))
                         .ok_or_else(|| Error::Tokenizer(format!("merge {m:?} is not two pieces")))
                 })
                 .collect::<Result<_>>()?;
@@ -156,20 +158,18 @@ pub fn from_gguf(g: &GgufFile) -> Result<GgufVocab> {
                 .map(|r| json!({"type": "Split", "pattern": {"Regex": r}, "behavior": "Isolated", "invert": false}))
                 .collect();
             steps.push(json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": false}));
-            // llama.cpp takes a whole pre-token from the vocabulary before merging for Llama 3.
-            let ignore_merges = matches!(pre, "llama3" | "llama-v3" | "llama-bpe");
-            let json = json!({
-                "version": "1.0",
-                "added_tokens": added,
-                "normalizer": null,
-                "pre_tokenizer": {"type": "Sequence", "pretokenizers": steps},
-                "post_processor": null,
-                "decoder": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": false},
-                "model": {"type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": null,
-                          "end_of_word_suffix": null, "fuse_unk": false, "byte_fallback": false,
-                          "ignore_merges": ignore_merges, "vocab": vocab, "merges": merges}
-            });
-            (json, true, false)
+            let options = BpeOptions {
+                // llama.cpp takes a whole pre-token from the vocabulary before merging for Llama 3.
+                ignore_merges: matches!(pre, "llama3" | "llama-v3" | "llama-bpe"),
+                ..BpeOptions::default()
+            };
+            let stages = json!({"pre_tokenizer": {"type": "Sequence", "pretokenizers": steps}});
+            (
+                CompactBpe::new(pieces(), merges, options)?,
+                stages,
+                true,
+                false,
+            )
         }
         "llama" => {
             let scores =
@@ -179,11 +179,16 @@ pub fn from_gguf(g: &GgufFile) -> Result<GgufVocab> {
                 .and_then(|v| v.as_bool())
                 .unwrap_or(true);
             let merges = spm_merges(&tokens, &types, &scores);
-            let unk = g
-                .get("tokenizer.ggml.unknown_token_id")
-                .and_then(|v| v.as_u64())
-                .and_then(|i| tokens.get(i as usize))
-                .cloned();
+            let options = BpeOptions {
+                unk_token: g
+                    .get("tokenizer.ggml.unknown_token_id")
+                    .and_then(|v| v.as_u64())
+                    .and_then(|i| tokens.get(i as usize))
+                    .map(|t| t.to_string()),
+                fuse_unk: true,
+                byte_fallback: true,
+                ..BpeOptions::default()
+            };
             let mut normalizers = vec![];
             if add_space_prefix {
                 normalizers.push(json!({"type": "Prepend", "prepend": "\u{2581}"}));
@@ -191,18 +196,13 @@ pub fn from_gguf(g: &GgufFile) -> Result<GgufVocab> {
             normalizers.push(
                 json!({"type": "Replace", "pattern": {"String": " "}, "content": "\u{2581}"}),
             );
-            let json = json!({
-                "version": "1.0",
-                "added_tokens": added,
-                "normalizer": {"type": "Sequence", "normalizers": normalizers},
-                "pre_tokenizer": null,
-                "post_processor": null,
-                "decoder": null,
-                "model": {"type": "BPE", "dropout": null, "unk_token": unk, "continuing_subword_prefix": null,
-                          "end_of_word_suffix": null, "fuse_unk": true, "byte_fallback": true,
-                          "ignore_merges": false, "vocab": vocab, "merges": merges}
-            });
-            (json, false, add_space_prefix)
+            let stages = json!({"normalizer": {"type": "Sequence", "normalizers": normalizers}});
+            (
+                CompactBpe::new(pieces(), merges, options)?,
+                stages,
+                false,
+                add_space_prefix,
+            )
         }
         other => {
             return Err(Error::Unsupported(format!(
@@ -211,23 +211,24 @@ pub fn from_gguf(g: &GgufFile) -> Result<GgufVocab> {
         }
     };
     Ok(GgufVocab {
-        json,
+        model,
+        stages,
+        added,
         byte_level,
         add_space_prefix,
-        tokens,
         types,
     })
 }
 
 /// BPE merges equivalent to SentencePiece's score-driven merging: every split of every normal
 /// piece into two pieces that exist, ranked by the merged piece's score (best first).
-fn spm_merges(tokens: &[String], types: &[i64], scores: &[f64]) -> Vec<Value> {
+fn spm_merges<'t>(tokens: &[&'t str], types: &[i64], scores: &[f64]) -> Vec<(&'t str, &'t str)> {
     let mergeable = |i: usize| types[i] == token_type::NORMAL;
     let ids: HashMap<&str, usize> = tokens
         .iter()
         .enumerate()
         .filter(|&(i, _)| mergeable(i))
-        .map(|(i, t)| (t.as_str(), i))
+        .map(|(i, &t)| (t, i))
         .collect();
     let mut merges: Vec<(f64, usize, usize, usize)> = Vec::new();
     for (id, piece) in tokens.iter().enumerate() {
@@ -245,6 +246,6 @@ fn spm_merges(tokens: &[String], types: &[i64], scores: &[f64]) -> Vec<Value> {
     merges.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)).then(x.2.cmp(&y.2)));
     merges
         .into_iter()
-        .map(|(_, _, a, b)| json!([tokens[a], tokens[b]]))
+        .map(|(_, _, a, b)| (tokens[a], tokens[b]))
         .collect()
 }

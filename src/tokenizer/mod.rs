@@ -2,7 +2,9 @@
 //! detokenization and chat templates.
 
 pub mod chat;
+mod compact_bpe;
 pub mod gguf_vocab;
+mod pipeline;
 mod stream;
 mod template_sandbox;
 
@@ -16,6 +18,7 @@ pub use stream::StreamDecoder;
 use crate::error::{Error, Result};
 use crate::format::gguf::GgufFile;
 use gguf_vocab::token_type;
+use pipeline::Pipeline;
 
 /// How vocabulary pieces map to bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,10 +33,12 @@ pub enum VocabKind {
 pub struct Tokenizer {
     /// The tokenizer; its "encode special tokens" switch is flipped per call, hence the lock
     /// (one copy instead of two: a vocabulary costs tens of MB).
-    inner: std::sync::Mutex<tokenizers::Tokenizer>,
+    inner: std::sync::Mutex<Pipeline>,
     kind: VocabKind,
     strip_leading_space: bool,
-    token_bytes: Vec<Vec<u8>>,
+    /// Every token's bytes, back to back; token `i` ends at `token_ends[i]`.
+    token_bytes: Vec<u8>,
+    token_ends: Vec<u32>,
     control: Vec<bool>,
     /// Beginning-of-sequence token.
     pub bos: Option<u32>,
@@ -68,35 +73,42 @@ fn byte_level_decoder() -> std::collections::HashMap<char, u8> {
     map
 }
 
-fn piece_bytes(
+/// Appends the bytes `piece` stands for to `out`.
+fn push_piece_bytes(
+    out: &mut Vec<u8>,
     piece: &str,
     kind: VocabKind,
     is_text_token: bool,
     table: &std::collections::HashMap<char, u8>,
-) -> Vec<u8> {
+) {
     if is_text_token {
-        return piece.as_bytes().to_vec();
+        return out.extend_from_slice(piece.as_bytes());
     }
     match kind {
         VocabKind::ByteLevel => {
-            let mut out = Vec::with_capacity(piece.len());
             for c in piece.chars() {
                 match table.get(&c) {
                     Some(&b) => out.push(b),
                     None => out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
                 }
             }
-            out
         }
         VocabKind::SentencePiece => {
             let hex = piece.strip_prefix("<0x").and_then(|h| h.strip_suffix('>'));
-            if let Some(b) = hex
+            match hex
                 .filter(|h| h.len() == 2)
                 .and_then(|h| u8::from_str_radix(h, 16).ok())
             {
-                return vec![b];
+                Some(b) => out.push(b),
+                None => {
+                    for (i, part) in piece.split('\u{2581}').enumerate() {
+                        if i > 0 {
+                            out.push(b' ');
+                        }
+                        out.extend_from_slice(part.as_bytes());
+                    }
+                }
             }
-            piece.replace('\u{2581}', " ").into_bytes()
         }
     }
 }
@@ -117,16 +129,15 @@ const END_OF_TURN: &[&str] = &[
 const MAX_ADDED_TOKEN_BYTES: usize = 512;
 
 /// Refuses added tokens too long to match in reasonable time.
-fn check_added_tokens(json: &Value) -> Result<()> {
-    let long = json["added_tokens"].as_array().and_then(|tokens| {
-        tokens.iter().find_map(|t| {
-            let len = t["content"].as_str()?.len();
-            (len > MAX_ADDED_TOKEN_BYTES).then(|| (t["id"].clone(), len))
-        })
-    });
-    match long {
-        Some((id, len)) => Err(Error::Tokenizer(format!(
-            "added token {id} is {len} bytes long; at most {MAX_ADDED_TOKEN_BYTES} are supported"
+fn check_added_tokens(added: &[tokenizers::AddedToken]) -> Result<()> {
+    match added
+        .iter()
+        .enumerate()
+        .find(|(_, t)| t.content.len() > MAX_ADDED_TOKEN_BYTES)
+    {
+        Some((i, t)) => Err(Error::Tokenizer(format!(
+            "added token {i} is {} bytes long; at most {MAX_ADDED_TOKEN_BYTES} are supported",
+            t.content.len()
         ))),
         None => Ok(()),
     }
@@ -161,41 +172,42 @@ fn check_merges(json: &Value) -> Result<()> {
 
 impl Tokenizer {
     fn build(
-        json: &Value,
+        model: pipeline::VocabModel,
+        stages: &Value,
+        added: &[tokenizers::AddedToken],
         kind: VocabKind,
         strip_leading_space: bool,
         control_of: impl Fn(u32, &str) -> bool,
     ) -> Result<Tokenizer> {
-        check_added_tokens(json)?;
-        check_merges(json)?;
-        let text = serde_json::to_string(json).map_err(|e| Error::Tokenizer(e.to_string()))?;
-        // `tokenizers` is a third party's code reading untrusted input: a panic it still has
-        // becomes an error here rather than the end of the process.
-        let parsed =
-            std::panic::catch_unwind(|| text.parse::<tokenizers::Tokenizer>()).map_err(|_| {
-                Error::Tokenizer("the tokenizer could not be built (it panicked)".into())
-            })?;
-        let with_specials = parsed.map_err(|e| Error::Tokenizer(format!("{e}")))?;
-        drop(text);
-        let n = with_specials.get_vocab_size(true);
-        let table = byte_level_decoder();
-        let added: std::collections::HashSet<u32> = with_specials
-            .get_added_tokens_decoder()
+        check_added_tokens(added)?;
+        let ids = model.id_count();
+        let pipeline = pipeline::assemble(model, stages, added)?;
+        let added_ids = pipeline.get_added_tokens_decoder();
+        let n = added_ids
             .keys()
-            .copied()
-            .collect();
-        let mut token_bytes = Vec::with_capacity(n);
+            .map(|&id| id as usize + 1)
+            .fold(ids, usize::max);
+        let table = byte_level_decoder();
+        let mut token_bytes = Vec::new();
+        let mut token_ends = Vec::with_capacity(n);
         let mut control = Vec::with_capacity(n);
         for id in 0..n as u32 {
-            let piece = with_specials.id_to_token(id).unwrap_or_default();
-            token_bytes.push(piece_bytes(&piece, kind, added.contains(&id), &table));
+            let piece = pipeline.id_to_token(id).unwrap_or_default();
+            let text_token = added_ids.contains_key(&id);
+            push_piece_bytes(&mut token_bytes, &piece, kind, text_token, &table);
+            token_ends
+                .push(u32::try_from(token_bytes.len()).map_err(|_| {
+                    Error::Tokenizer("the vocabulary's pieces exceed 4 GiB".into())
+                })?);
             control.push(control_of(id, &piece));
         }
+        token_bytes.shrink_to_fit();
         Ok(Tokenizer {
-            inner: std::sync::Mutex::new(with_specials),
+            inner: std::sync::Mutex::new(pipeline),
             kind,
             strip_leading_space,
             token_bytes,
+            token_ends,
             control,
             bos: None,
             eos: None,
@@ -228,17 +240,24 @@ impl Tokenizer {
             VocabKind::SentencePiece
         };
         let types = &v.types;
-        let mut t = Self::build(&v.json, kind, v.add_space_prefix, |id, _| {
-            matches!(
-                types.get(id as usize),
-                Some(&token_type::CONTROL) | Some(&token_type::UNKNOWN)
-            )
-        })?;
+        let mut t = Self::build(
+            pipeline::VocabModel::Bpe(v.model),
+            &v.stages,
+            &v.added,
+            kind,
+            v.add_space_prefix,
+            |id, _| {
+                matches!(
+                    types.get(id as usize),
+                    Some(&token_type::CONTROL) | Some(&token_type::UNKNOWN)
+                )
+            },
+        )?;
         let id = |key: &str| {
             g.get(key)
                 .and_then(|v| v.as_u64())
                 .and_then(|i| u32::try_from(i).ok())
-                .filter(|&i| (i as usize) < v.tokens.len())
+                .filter(|&i| (i as usize) < types.len())
         };
         t.bos = id("tokenizer.ggml.bos_token_id");
         t.eos = id("tokenizer.ggml.eos_token_id");
@@ -282,9 +301,19 @@ impl Tokenizer {
                     .collect()
             })
             .unwrap_or_default();
-        let mut t = Self::build(&json, kind, strip, |id, _| {
-            specials.contains(&u64::from(id))
-        })?;
+        check_merges(&json)?;
+        let added = pipeline::added_tokens(&json)?;
+        // `tokenizers` is a third party's code reading untrusted input: a panic it still has
+        // becomes an error here rather than the end of the process.
+        let built = std::panic::catch_unwind(|| {
+            let model = pipeline::model_from_json(&json["model"])?;
+            Self::build(model, &json, &added, kind, strip, |id, _| {
+                specials.contains(&u64::from(id))
+            })
+        });
+        let mut t = built.map_err(|_| {
+            Error::Tokenizer("the tokenizer could not be built (it panicked)".into())
+        })??;
         // tokenizer_config names special tokens as strings or {"content": …} objects.
         let token_id = |t: &Tokenizer, key: &str| -> Option<u32> {
             let v = &tcfg[key];
@@ -318,7 +347,7 @@ impl Tokenizer {
 
     /// Number of ids, added tokens included.
     pub fn vocab_size(&self) -> usize {
-        self.token_bytes.len()
+        self.token_ends.len()
     }
 
     /// The vocabulary's piece style.
@@ -366,10 +395,12 @@ impl Tokenizer {
 
     /// The bytes `id` stands for (special tokens: their text).
     pub fn token_bytes(&self, id: u32) -> &[u8] {
-        self.token_bytes
-            .get(id as usize)
-            .map(Vec::as_slice)
-            .unwrap_or(&[])
+        let id = id as usize;
+        let Some(&end) = self.token_ends.get(id) else {
+            return &[];
+        };
+        let start = id.checked_sub(1).map_or(0, |prev| self.token_ends[prev]);
+        &self.token_bytes[start as usize..end as usize]
     }
 
     /// The text of one token, for naming special tokens.
