@@ -76,6 +76,22 @@ pub struct MappedFile {
 }
 
 impl Storage {
+    /// Copies the bytes from `start` into `out`. A mapped file is read with a positional read
+    /// from the page cache rather than through the map: a small read through the map faults in a
+    /// window of pages around it (the kernel's fault-around, up to 64 KiB), which then stay in the
+    /// process's resident memory — reading the norm vectors and the token embedding's rows that
+    /// way left megabytes of the file there. A failed read falls back to the map.
+    pub fn copy_to(&self, start: usize, out: &mut [u8]) {
+        #[cfg(unix)]
+        if let Storage::Mapped(_, f) = self {
+            use std::os::unix::fs::FileExt;
+            if f.file.read_exact_at(out, start as u64).is_ok() {
+                return;
+            }
+        }
+        out.copy_from_slice(&self[start..start + out.len()]);
+    }
+
     /// Tells the OS that `range` will not be read again soon: the whole pages inside it leave the
     /// process's resident memory (they are read back from the file if touched again). Used once
     /// a tensor has been repacked into memory of its own, so its bytes are not held twice.

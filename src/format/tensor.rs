@@ -143,8 +143,22 @@ impl TensorView {
     /// Decodes the whole tensor to f32 (for small tensors: norms, biases, tests).
     pub fn to_f32(&self) -> Vec<f32> {
         let mut out = vec![0.0; self.elements()];
-        self.dtype.dequantize(self.bytes(), &mut out);
+        // Small tensors are copied out of the file (see [`Storage::copy_to`]); large ones are
+        // read through the map, which a copy would double.
+        if self.len <= 1 << 20 {
+            let mut bytes = vec![0; self.len];
+            self.copy_bytes(0, &mut bytes);
+            self.dtype.dequantize(&bytes, &mut out);
+        } else {
+            self.dtype.dequantize(self.bytes(), &mut out);
+        }
         out
+    }
+
+    /// Copies this tensor's encoded bytes from `start` into `out`, without mapping their pages
+    /// into the process where it can (see [`Storage::copy_to`]).
+    pub fn copy_bytes(&self, start: usize, out: &mut [u8]) {
+        self.storage.copy_to(self.offset + start, out);
     }
 
     /// Checks the tensor is a matrix of `rows` x `cols` (or a vector when `rows == 1`).

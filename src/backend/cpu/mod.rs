@@ -315,9 +315,12 @@ impl Backend for CpuBackend {
             let t = &table.view;
             let (cols, rb) = (t.cols(), t.row_bytes());
             let mut data = vec![0.0; ids.len() * cols];
+            // Rows are copied out of the file rather than read through its map: each look-up
+            // would otherwise leave a window of the file's pages resident (see `copy_bytes`).
+            let mut row = vec![0; rb];
             for (dst, &id) in data.chunks_exact_mut(cols).zip(ids) {
-                let at = id as usize * rb;
-                t.dtype.dequantize(&t.bytes()[at..at + rb], dst);
+                t.copy_bytes(id as usize * rb, &mut row);
+                t.dtype.dequantize(&row, dst);
             }
             CpuAct::new(data, ids.len())
         })
