@@ -24,6 +24,7 @@ pub mod backend;
 pub mod model;
 pub mod openai;
 pub mod quantize;
+pub mod resident;
 pub mod sample;
 pub mod session;
 

@@ -206,6 +206,7 @@ impl RuntimeArgs {
                 model.context_len()
             );
         }
+        ember::resident::release_startup_code();
         Ok(model)
     }
 }

@@ -75,7 +75,7 @@ impl ModelFile {
         } else {
             Self::open_gguf(path)
         };
-        release_freed_heap();
+        crate::resident::release_freed_heap();
         file
     }
 
@@ -85,7 +85,7 @@ impl ModelFile {
         let plain = encrypted::decrypt_file(path, key)?;
         let mut file = Self::from_gguf_bytes(&path.display().to_string(), plain)?;
         file.path = path.to_path_buf();
-        release_freed_heap();
+        crate::resident::release_freed_heap();
         Ok(file)
     }
 
@@ -114,7 +114,7 @@ impl ModelFile {
         let tokenizer = Tokenizer::from_gguf(&g)?;
         // Before the weights' checks below map pages of the file: the two together made the
         // peak resident size of a whole run.
-        release_freed_heap();
+        crate::resident::release_freed_heap();
         let vocab = g
             .tensor("token_embd.weight")
             .map(|t| t.rows())
@@ -144,7 +144,7 @@ impl ModelFile {
             });
             g.release_header();
         }
-        release_freed_heap();
+        crate::resident::release_freed_heap();
     }
 
     fn open_hf(dir: &Path) -> Result<ModelFile> {
@@ -200,17 +200,5 @@ impl ModelFile {
         let mut v: Vec<_> = map.into_iter().map(|(k, (n, b))| (k, n, b)).collect();
         v.sort_by_key(|e| std::cmp::Reverse(e.2));
         v
-    }
-}
-
-/// Hands heap memory freed while opening a model back to the OS. Building the tokenizer goes
-/// through a transient JSON definition of the vocabulary (tens of MB for a 50k vocabulary);
-/// glibc keeps such freed memory in the process, where it would sit under the weights and raise
-/// the peak resident size of every run by that much.
-fn release_freed_heap() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only returns free heap pages; it has no preconditions.
-    unsafe {
-        libc::malloc_trim(0);
     }
 }
