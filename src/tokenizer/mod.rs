@@ -170,6 +170,13 @@ fn check_merges(json: &Value) -> Result<()> {
     Ok(())
 }
 
+/// Runs `f`, a call into `tokenizers` with untrusted input: that is a third party's code, and a
+/// panic it still has becomes an error here rather than the end of the process.
+fn without_panics<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .map_err(|_| Error::Tokenizer("the tokenizer could not be built (it panicked)".into()))?
+}
+
 impl Tokenizer {
     fn build(
         model: pipeline::VocabModel,
@@ -181,7 +188,7 @@ impl Tokenizer {
     ) -> Result<Tokenizer> {
         check_added_tokens(added)?;
         let ids = model.id_count();
-        let pipeline = pipeline::assemble(model, stages, added)?;
+        let pipeline = without_panics(|| pipeline::assemble(model, stages, added))?;
         let added_ids = pipeline.get_added_tokens_decoder();
         let n = added_ids
             .keys()
@@ -303,17 +310,10 @@ impl Tokenizer {
             .unwrap_or_default();
         check_merges(&json)?;
         let added = pipeline::added_tokens(&json)?;
-        // `tokenizers` is a third party's code reading untrusted input: a panic it still has
-        // becomes an error here rather than the end of the process.
-        let built = std::panic::catch_unwind(|| {
-            let model = pipeline::model_from_json(&json["model"])?;
-            Self::build(model, &json, &added, kind, strip, |id, _| {
-                specials.contains(&u64::from(id))
-            })
-        });
-        let mut t = built.map_err(|_| {
-            Error::Tokenizer("the tokenizer could not be built (it panicked)".into())
-        })??;
+        let model = without_panics(|| pipeline::model_from_json(&json["model"]))?;
+        let mut t = Self::build(model, &json, &added, kind, strip, |id, _| {
+            specials.contains(&u64::from(id))
+        })?;
         // tokenizer_config names special tokens as strings or {"content": …} objects.
         let token_id = |t: &Tokenizer, key: &str| -> Option<u32> {
             let v = &tcfg[key];
