@@ -206,7 +206,10 @@ impl RuntimeArgs {
                 model.context_len()
             );
         }
-        ember::resident::release_startup_code();
+        // Only where no GPU driver was ever loaded: driver threads may map and unmap files.
+        if self.backend == BackendChoice::Cpu {
+            ember::resident::release_startup_code();
+        }
         Ok(model)
     }
 }

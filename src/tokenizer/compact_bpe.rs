@@ -69,7 +69,8 @@ fn pair_key(left: u32, right: u32) -> u64 {
 impl CompactBpe {
     /// Builds the model from `(id, piece)` entries and merges in rank order (best first).
     /// Ids need not be dense, but the largest may not exceed four times the entry count (a
-    /// claimed id drives an allocation).
+    /// claimed id drives an allocation), and no id may stand for two pieces — both refused,
+    /// where `tokenizers` accepts them.
     pub fn new<'a>(
         pieces: impl ExactSizeIterator<Item = (u32, &'a str)>,
         merges: impl IntoIterator<Item = (&'a str, &'a str)>,
@@ -96,6 +97,11 @@ impl CompactBpe {
             }
             if slot >= model.spans.len() {
                 model.spans.resize(slot + 1, ABSENT);
+            } else if model.spans[slot] != ABSENT {
+                // `tokenizers` would let both pieces stand for the id; no real vocabulary does.
+                return Err(Error::Tokenizer(format!(
+                    "vocabulary id {id} is given to two pieces"
+                )));
             }
             let start = model.text.len();
             model.text.push_str(piece);
@@ -430,6 +436,8 @@ mod tests {
         let err = CompactBpe::new([(0, "a"), (1, "#")].into_iter(), [("a", "#")], options);
         assert!(err.is_err());
         let err = CompactBpe::new([(u32::MAX, "a")].into_iter(), [], BpeOptions::default());
+        assert!(err.is_err());
+        let err = CompactBpe::new([(0, "a"), (0, "b")].into_iter(), [], BpeOptions::default());
         assert!(err.is_err());
     }
 }

@@ -188,17 +188,27 @@ impl Tokenizer {
     ) -> Result<Tokenizer> {
         check_added_tokens(added)?;
         let ids = model.id_count();
+        // Every id gets a slot below: a claimed id far past the vocabulary's size would drive an
+        // allocation (a WordLevel vocabulary may name any id).
+        let entries = tokenizers::Model::get_vocab_size(&model) + added.len();
+        if ids > 4 * entries + 1024 {
+            return Err(Error::Tokenizer(format!(
+                "vocabulary id {} is far beyond its {entries} entries",
+                ids - 1
+            )));
+        }
         let pipeline = without_panics(|| pipeline::assemble(model, stages, added))?;
         let added_ids = pipeline.get_added_tokens_decoder();
         let n = added_ids
             .keys()
             .map(|&id| id as usize + 1)
             .fold(ids, usize::max);
+        let n = u32::try_from(n).map_err(|_| Error::Tokenizer("over 2^32 tokens".into()))?;
         let table = byte_level_decoder();
         let mut token_bytes = Vec::new();
-        let mut token_ends = Vec::with_capacity(n);
-        let mut control = Vec::with_capacity(n);
-        for id in 0..n as u32 {
+        let mut token_ends = Vec::with_capacity(n as usize);
+        let mut control = Vec::with_capacity(n as usize);
+        for id in 0..n {
             let piece = pipeline.id_to_token(id).unwrap_or_default();
             let text_token = added_ids.contains_key(&id);
             push_piece_bytes(&mut token_bytes, &piece, kind, text_token, &table);

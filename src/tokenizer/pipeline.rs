@@ -110,15 +110,14 @@ fn stage<T: for<'de> Deserialize<'de>>(json: &Value, key: &str) -> Result<Option
     Option::<T>::deserialize(&json[key]).map_err(|e| tokenizer_error(key, e))
 }
 
-/// Puts a pipeline together: `stages` holds `normalizer`, `pre_tokenizer`, `post_processor` and
-/// `decoder` as `tokenizer.json` writes them.
+/// Puts a pipeline together: `stages` holds `normalizer`, `pre_tokenizer` and `post_processor`
+/// as `tokenizer.json` writes them. (No decoder: Ember decodes from the token bytes it keeps.)
 pub fn assemble(model: VocabModel, stages: &Value, added: &[AddedToken]) -> Result<Pipeline> {
     let mut pipeline = Pipeline::new(model);
     pipeline
         .with_normalizer(stage::<NormalizerWrapper>(stages, "normalizer")?)
         .with_pre_tokenizer(stage::<PreTokenizerWrapper>(stages, "pre_tokenizer")?)
-        .with_post_processor(stage::<PostProcessorWrapper>(stages, "post_processor")?)
-        .with_decoder(stage::<DecoderWrapper>(stages, "decoder")?);
+        .with_post_processor(stage::<PostProcessorWrapper>(stages, "post_processor")?);
     pipeline.add_tokens(added);
     Ok(pipeline)
 }
