@@ -30,10 +30,11 @@ impl ChatMessage {
 /// hours.
 const TEMPLATE_FUEL: u64 = 5_000_000;
 
-/// Most bytes a rendered chat prompt may have: about a million tokens of text, beyond any small
-/// model's context, so only a runaway template reaches it. It also bounds the tokenizing that
-/// follows (a 5 MB prompt blown up by a fuzzed template took 2 s to tokenize).
-const MAX_RENDERED_BYTES: usize = 4 << 20;
+/// Most bytes a rendered chat prompt may have: about 250k tokens of text, beyond any small
+/// model's context (128k tokens of English are ~550 KB), so only a runaway template reaches it.
+/// It also bounds the tokenizing that follows: `tokenizers`' pipeline takes about a second for
+/// 4 MB (fuzzed templates blowing prompts up to 5 MB, then 4 MiB, took 1-2 s).
+const MAX_RENDERED_BYTES: usize = 1 << 20;
 
 /// The rendered prompt, refusing to grow past [`MAX_RENDERED_BYTES`].
 #[derive(Default)]

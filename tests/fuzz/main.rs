@@ -104,10 +104,12 @@ fn fuzz(name: &'static str, target: &dyn Target, inputs: u64) {
             bytes.len(),
             out.display()
         );
+        let started = Instant::now();
         let accepted = target.run(&bytes);
         eprintln!(
-            "input #{i} was {}",
-            if accepted { "accepted" } else { "refused" }
+            "input #{i} was {} in {:?}",
+            if accepted { "accepted" } else { "refused" },
+            started.elapsed()
         );
         return;
     }
