@@ -62,6 +62,12 @@ struct Symbol {
     next: Option<usize>,
 }
 
+/// Whether `ids` slots for a vocabulary of `entries` entries is a size to allocate: ids need not
+/// be dense, but one claimed far past the entries would only drive an allocation.
+pub(super) fn plausible_id_count(ids: usize, entries: usize) -> bool {
+    ids <= 4 * entries + 1024
+}
+
 fn pair_key(left: u32, right: u32) -> u64 {
     (u64::from(left) << 32) | u64::from(right)
 }
@@ -90,7 +96,7 @@ impl CompactBpe {
         model.spans.reserve(count);
         for (id, piece) in pieces {
             let slot = id as usize;
-            if slot >= 4 * count + 1024 {
+            if !plausible_id_count(slot + 1, count) {
                 return Err(Error::Tokenizer(format!(
                     "vocabulary id {id} is far beyond its {count} pieces"
                 )));

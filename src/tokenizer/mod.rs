@@ -191,7 +191,7 @@ impl Tokenizer {
         // Every id gets a slot below: a claimed id far past the vocabulary's size would drive an
         // allocation (a WordLevel vocabulary may name any id).
         let entries = tokenizers::Model::get_vocab_size(&model) + added.len();
-        if ids > 4 * entries + 1024 {
+        if !compact_bpe::plausible_id_count(ids, entries) {
             return Err(Error::Tokenizer(format!(
                 "vocabulary id {} is far beyond its {entries} entries",
                 ids - 1
