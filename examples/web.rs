@@ -148,15 +148,19 @@ mod web {
                     Err(e) => return Err(js(e)),
                 }
             }
-            let runner = match runner {
+            let mut runner = match runner {
                 Some(r) => r,
                 None => {
-                    let backend =
-                        CpuBackend::with_precision(1, Precision::default()).map_err(js)?;
+                    let backend = CpuBackend::with_precision(cpu_threads(), Precision::default())
+                        .map_err(js)?;
                     Runner::Cpu(Box::new(
                         Model::new(&file, backend, options.ctx).map_err(js)?,
                     ))
                 }
+            };
+            let threads = match &mut runner {
+                Runner::Cpu(m) => Some(m.backend().threads()),
+                Runner::Gpu(_) => None,
             };
             let c = &file.config;
             let info = json!({
@@ -171,6 +175,7 @@ mod web {
                     "vocab": c.vocab_size,
                 },
                 "context_length": runner.model().context_len(),
+                "threads": threads,
             });
             Ok(Engine {
                 runner,
@@ -339,6 +344,15 @@ mod web {
         }
     }
 
+    /// Threads for the CPU backend: this one and every thread the page started for it (see
+    /// `threads` below); one where the build has no shared memory.
+    fn cpu_threads() -> usize {
+        #[cfg(target_feature = "atomics")]
+        return 1 + ember::backend::cpu::web_threads::free_threads();
+        #[cfg(not(target_feature = "atomics"))]
+        1
+    }
+
     /// The model on the page's WebGPU adapter, and the adapter's report.
     async fn load_gpu(
         file: &ModelFile,
@@ -349,5 +363,38 @@ mod web {
         let options = GpuOptions::accurate(&gpu);
         let backend = GpuBackend::with_context(gpu, options)?;
         Ok((Model::new(file, backend, ctx)?, report))
+    }
+
+    /// The entry points of the CPU pool's threads, in the build with shared memory: the
+    /// package's worker starts Web Workers (`web/src/thread.js`) on this module and memory,
+    /// each registers and serves, and only then is a model loaded.
+    #[cfg(target_feature = "atomics")]
+    mod threads {
+        use ember::backend::cpu::web_threads;
+        use wasm_bindgen::prelude::*;
+
+        /// This module, for the workers that run its threads.
+        #[wasm_bindgen(js_name = engineModule)]
+        pub fn wasm_module() -> JsValue {
+            wasm_bindgen::module()
+        }
+
+        /// The shared memory, for the workers that run its threads.
+        #[wasm_bindgen(js_name = engineMemory)]
+        pub fn wasm_memory() -> JsValue {
+            wasm_bindgen::memory()
+        }
+
+        /// Counts the calling worker's thread as free for the CPU backend.
+        #[wasm_bindgen(js_name = threadRegister)]
+        pub fn thread_register() {
+            web_threads::register()
+        }
+
+        /// Runs the CPU backend's work on the calling worker's thread; never returns.
+        #[wasm_bindgen(js_name = threadServe)]
+        pub fn thread_serve() {
+            web_threads::serve()
+        }
     }
 }

@@ -18,15 +18,28 @@ export interface LoadOptions {
   contextLength?: number;
   /** false: download every time, never cache. */
   cache?: boolean;
+  /**
+   * Threads of the CPU backend (default navigator.hardwareConcurrency). Only where the page is
+   * cross-origin isolated (COOP same-origin, COEP require-corp): elsewhere the CPU runs on one.
+   */
+  threads?: number;
 }
 
 export interface EngineInfo {
   backend: "webgpu" | "cpu";
-  adapter: string;
-  features: string[];
-  limits: Record<string, number>;
-  model: { name: string; architecture: string; parameters: number; file_type: string; vocab: number };
+  /** Why "auto" did not use WebGPU, when it did not. */
+  fallback_reason: string | null;
+  device: {
+    /** The WebGPU adapter's name, or "CPU (WebAssembly)". */
+    adapter: string;
+    device_type?: string;
+    features: string[];
+    limits: Record<string, number>;
+  };
+  model: { name: string; architecture: string; layers: number; hidden: number; vocab: number };
   context_length: number;
+  /** Threads of the CPU backend (null on WebGPU). */
+  threads: number | null;
   fromCache?: boolean;
   loadSeconds?: number;
 }

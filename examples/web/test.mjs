@@ -3,9 +3,13 @@
 //    greedy decoding gives the text `ember run --chat --temp 0` gives natively; checks the page's
 //    main thread kept answering (timer gaps, typed input) while the worker decoded; screenshot;
 // 2. reloads: the model must come from the browser cache (no GET of the .gguf);
-// 3. in a browser without WebGPU: the CPU (WebAssembly) fallback gives the same answer;
+// 3. in a browser without WebGPU: the CPU (WebAssembly) fallback gives the same answer, on
+//    several threads (the server makes pages cross-origin isolated, so the package takes the
+//    build with threads);
 // 4. the package's API from a plain ES module (web/test/api.mjs), with and without WebGPU:
-//    streaming, interrupt(), a bad model URL, bad bytes, a refused request, unload().
+//    streaming, interrupt(), a bad model URL, bad bytes, a refused request, unload(); without
+//    WebGPU on a page that is not isolated (scripts/web_server.py's /plain/), so the
+//    single-threaded build is tested too.
 // Usage: node examples/web/test.mjs http://127.0.0.1:PORT   (serving the repository root)
 // Env: CHROMIUM (default /usr/bin/chromium), EMBER_BIN (default target/release/ember),
 //      EMBER_WEB_SCREENSHOT (a .png path).
@@ -38,7 +42,8 @@ const launch = (webgpu) => chromium.launch({
 const query = new URLSearchParams({
   send: message, system, temperature: "0", max_tokens: String(maxTokens), bench_prompt: "16", bench_gen: "8",
 });
-const url = (backend) => `${base}/examples/web/index.html?${query}&backend=${backend}`;
+const url = (backend, threads) =>
+  `${base}/examples/web/index.html?${query}&backend=${backend}` + (threads ? `&threads=${threads}` : "");
 
 // Records, while the page is busy with an answer, the longest task its main thread ran (the
 // Long Tasks API: what blocks input) and the longest gap between 10 ms timer ticks (which on this
@@ -59,7 +64,7 @@ const watchMainThread = () => {
 };
 
 // Opens the page, waits for its answer (or error) and returns what it recorded.
-async function chat(context, backend, { typeWhileBusy = false } = {}) {
+async function chat(context, backend, { typeWhileBusy = false, threads = null } = {}) {
   const page = await context.newPage();
   page.on("console", (m) => console.log(`[page] ${m.text()}`));
   page.on("pageerror", (e) => console.log(`[page error] ${e.message}`));
@@ -68,7 +73,7 @@ async function chat(context, backend, { typeWhileBusy = false } = {}) {
     if (r.url().endsWith(".gguf") && r.method() === "GET") gets.push(r.url());
   });
   await page.addInitScript(watchMainThread);
-  await page.goto(url(backend));
+  await page.goto(url(backend, threads));
   let typedMs = null;
   if (typeWhileBusy) {
     await page.waitForFunction(() => window.emberPage?.busy || window.emberPage?.error, null, { timeout: 10 * 60e3 });
@@ -96,12 +101,13 @@ async function bench(page) {
   return { result: await page.evaluate(() => window.emberPage.bench), shown: await page.textContent("#bench-out") };
 }
 
-// Runs the package's API test page (web/test/api.html) and returns its result.
-async function api(context, what) {
+// Runs the package's API test page (web/test/api.html) and returns its result; `isolated`
+// false serves it without the cross-origin isolation headers.
+async function api(context, what, { isolated = true } = {}) {
   const page = await context.newPage();
   page.on("pageerror", (e) => console.log(`[api page error] ${e.message}`));
   const q = new URLSearchParams({ system, message, max_tokens: String(maxTokens) });
-  await page.goto(`${base}/web/test/api.html?${q}`);
+  await page.goto(`${base}${isolated ? "" : "/plain"}/web/test/api.html?${q}`);
   await page.waitForFunction(() => window.apiTest, null, { timeout: 15 * 60e3 });
   const result = await page.evaluate(() => window.apiTest);
   await page.close();
@@ -124,6 +130,7 @@ try {
   const a = first.state.answers[0];
   console.log(`webgpu: ${JSON.stringify(a.text)} on ${first.state.info.device.adapter} (${first.state.info.backend})`);
   check(first.state.info.backend === "webgpu", "the page ran on WebGPU");
+  check(await first.page.evaluate(() => crossOriginIsolated), "the page is cross-origin isolated");
   check(a.text === native.text, `the greedy answer equals ember run's (${JSON.stringify(native.text)})`);
   check(first.state.longestTask < 100, `no main-thread task ran 100 ms while decoding (longest ` +
     `${first.state.longestTask.toFixed(0)} ms; longest timer gap ${first.state.maxGap.toFixed(0)} ms)`);
@@ -144,9 +151,10 @@ try {
   await browser.close();
 
   const plain = await launch(false);
-  const cpu = await chat(await plain.newContext(), "auto");
+  const cpu = await chat(await plain.newContext(), "auto", { threads: 2 });
   console.log(`cpu: ${JSON.stringify(cpu.state.answers[0].text)} (${cpu.state.info.backend}; ${cpu.state.info.fallback_reason ?? ""})`);
   check(cpu.state.info.backend === "cpu", "without WebGPU the page ran on the CPU (WebAssembly)");
+  check(cpu.state.info.threads === 2, `the CPU fallback ran on ${cpu.state.info.threads} threads (asked for 2)`);
   check(cpu.state.answers[0].text === native.text, "the CPU fallback's greedy answer equals ember run's");
   const cb = await bench(cpu.page);
   check(cb.result?.gen_tokens_per_second > 0, `the CPU fallback's benchmark showed ${JSON.stringify(cb.shown)}`);
@@ -159,7 +167,8 @@ try {
   const fromFile = await cpu.page.evaluate(() => window.emberPage.info);
   check(fromFile?.model.name === "SmolLM2-135M-Instruct.Q4_1.gguf" && !fromFile.fromCache, "the page loaded a model from a local file");
   await cpu.page.close();
-  check((await api(await plain.newContext(), "no WebGPU")).backend === "cpu", "the API test ran on the CPU fallback");
+  const single = await api(await plain.newContext(), "no WebGPU, not isolated", { isolated: false });
+  check(single.backend === "cpu" && single.threads === 1, `the API test ran on the single-threaded CPU build (${single.threads} thread)`);
   await plain.close();
 } catch (e) {
   console.error(String(e.message ?? e));

@@ -185,9 +185,10 @@ export const Ember = {
   /**
    * Loads a GGUF model — a URL (cached in the browser after the first download), a File or the
    * bytes — into a new worker. Options: onProgress({phase, loaded, total, mbps}), backend
-   * ("auto" | "webgpu" | "cpu"), contextLength, cache (false: always download).
+   * ("auto" | "webgpu" | "cpu"), contextLength, cache (false: always download), threads (of the
+   * CPU backend where the page is cross-origin isolated; default navigator.hardwareConcurrency).
    */
-  async load(source, { onProgress, backend = "auto", contextLength = 2048, cache = true } = {}) {
+  async load(source, { onProgress, backend = "auto", contextLength = 2048, cache = true, threads } = {}) {
     const worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
     const channel = new Channel(worker);
     let message;
@@ -197,7 +198,7 @@ export const Ember = {
     try {
       const info = await channel.call(
         "load",
-        { source: message, options: { backend, ctx: contextLength, cache } },
+        { source: message, options: { backend, ctx: contextLength, cache, threads } },
         { onProgress },
       );
       return new Engine(channel, info);

@@ -2,17 +2,48 @@
 // and the model, so the page's main thread never runs model code. The page (src/index.js) sends
 // {id, op, ...} messages and gets back {id, progress}, {id, chunk} and finally {id, result} or
 // {id, error}; {op: "interrupt"} ends the answer being generated at its next token.
+//
+// Where the page is cross-origin isolated (it can share memory with workers), the engine is the
+// build with threads (pkg/threads/): the CPU backend then runs on this worker and on helper
+// workers (src/thread.js) started before the first model is loaded.
 
-import init, { Engine } from "../pkg/ember_web.js";
 import { fetchModel } from "./cache.js";
 
-const ready = init();
+const threaded = self.crossOriginIsolated === true && typeof SharedArrayBuffer === "function";
+const build = new URL(threaded ? "../pkg/threads/ember_web.js" : "../pkg/ember_web.js", import.meta.url).href;
+const ready = import(build).then(async (wasm) => {
+  await wasm.default();
+  return wasm;
+});
+// Resolves to the number of helper threads started (once per worker; later loads reuse them).
+let helpers = null;
 let engine = null;
 let interrupted = false;
 // Operations run one after another (an answer streams while the next request waits).
 let queue = Promise.resolve();
 
 const post = (message) => self.postMessage(message);
+
+// Starts `count` helper threads and waits until each has registered with the engine; a thread
+// that fails or does not answer within a minute fails the load (the pool never waits on it).
+function startHelpers(wasm, count) {
+  const one = () =>
+    new Promise((resolve, reject) => {
+      const worker = new Worker(new URL("./thread.js", import.meta.url), { type: "module" });
+      const timer = setTimeout(() => reject(new Error("a CPU thread did not start within 60 s")), 60e3);
+      worker.onmessage = ({ data }) => {
+        clearTimeout(timer);
+        if (data.ready) resolve();
+        else reject(new Error(`a CPU thread failed to start: ${data.error}`));
+      };
+      worker.onerror = (e) => {
+        clearTimeout(timer);
+        reject(new Error(`a CPU thread failed to start: ${e.message ?? e}`));
+      };
+      worker.postMessage({ url: build, module: wasm.engineModule(), memory: wasm.engineMemory() });
+    });
+  return Promise.all(Array.from({ length: count }, one)).then(() => count);
+}
 const yieldToEvents = () => new Promise((resolve) => setTimeout(resolve, 0));
 
 // Reads a File (or Blob) chosen on the page, reporting progress.
@@ -59,7 +90,13 @@ const ops = {
     const wanted = options.backend ?? "auto";
     if (wanted === "webgpu" && !gpu) throw new Error("this browser has no WebGPU in workers");
     const settings = { ...options, backend: wanted === "auto" && !gpu ? "cpu" : wanted };
-    engine = await Engine.load(name, bytes, JSON.stringify(settings));
+    const wasm = await ready;
+    if (threaded) {
+      const threads = Math.max(1, Math.floor(options.threads ?? navigator.hardwareConcurrency ?? 1));
+      helpers ??= startHelpers(wasm, threads - 1);
+      await helpers;
+    }
+    engine = await wasm.Engine.load(name, bytes, JSON.stringify(settings));
     const secs = (performance.now() - started) / 1000;
     report({ phase: "upload", loaded: bytes.length, total: bytes.length, mbps: bytes.length / secs / 1e6 });
     return { ...JSON.parse(engine.info()), fromCache, loadSeconds: secs };

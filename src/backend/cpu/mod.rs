@@ -8,6 +8,8 @@ mod attention;
 mod kernels;
 mod memory;
 pub mod pool;
+#[cfg(all(target_arch = "wasm32", target_feature = "atomics"))]
+pub mod web_threads;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

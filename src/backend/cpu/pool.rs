@@ -9,16 +9,69 @@
 //! own: a job costs a few cache-line transfers between cores (~1.7 µs on this 2-core VM). Workers
 //! that see no job for a while ([`SPIN`]) sleep on a condition variable, so an idle process
 //! does not burn its cores.
+//!
+//! In a browser the workers are Web Workers the page started beforehand (see
+//! [`super::web_threads`]); everywhere else they are `std` threads.
 
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+#[cfg(all(target_arch = "wasm32", target_feature = "atomics"))]
+use super::web_threads::{self, JoinHandle};
+#[cfg(not(all(target_arch = "wasm32", target_feature = "atomics")))]
+type JoinHandle = std::thread::JoinHandle<()>;
 
 /// How long an idle worker spins before it sleeps.
 const SPIN: Duration = Duration::from_millis(2);
+
+/// Starts worker `i` of a pool.
+#[cfg(not(all(target_arch = "wasm32", target_feature = "atomics")))]
+fn spawn(i: usize, f: impl FnOnce() + Send + 'static) -> std::io::Result<JoinHandle> {
+    std::thread::Builder::new()
+        .name(format!("ember-cpu-{}", i + 1))
+        .spawn(f)
+}
+
+/// Starts worker `i` of a pool, on a thread the page started.
+#[cfg(all(target_arch = "wasm32", target_feature = "atomics"))]
+fn spawn(_i: usize, f: impl FnOnce() + Send + 'static) -> std::io::Result<JoinHandle> {
+    web_threads::spawn(f)
+}
+
+/// Whether a worker has spun for [`SPIN`] since [`IdleClock::start`].
+#[cfg(not(target_arch = "wasm32"))]
+struct IdleClock(std::time::Instant);
+
+#[cfg(not(target_arch = "wasm32"))]
+impl IdleClock {
+    fn start() -> IdleClock {
+        IdleClock(std::time::Instant::now())
+    }
+
+    fn expired(&mut self) -> bool {
+        self.0.elapsed() >= SPIN
+    }
+}
+
+/// Whether a worker has spun for about [`SPIN`]: WebAssembly's `std` has no clock, so spin
+/// rounds are counted (a round is an atomic load and a compare, a few nanoseconds).
+#[cfg(target_arch = "wasm32")]
+struct IdleClock(u32);
+
+#[cfg(target_arch = "wasm32")]
+impl IdleClock {
+    fn start() -> IdleClock {
+        IdleClock(0)
+    }
+
+    fn expired(&mut self) -> bool {
+        self.0 += 1;
+        self.0 as u128 > SPIN.as_nanos() / 4
+    }
+}
 
 /// The job being run: a lifetime-erased pointer to the caller's closure. Only dereferenced while
 /// [`Pool::run`] waits for it, which is what makes the erasure sound.
@@ -76,7 +129,7 @@ struct Shared {
 /// A fixed set of threads running one job at a time (see the module documentation).
 pub struct Pool {
     shared: Arc<Shared>,
-    workers: Vec<JoinHandle<()>>,
+    workers: Vec<JoinHandle>,
 }
 
 impl Pool {
@@ -97,15 +150,16 @@ impl Pool {
             panicked: AtomicBool::new(false),
             panic: Mutex::new(None),
         });
-        let workers = (0..n)
-            .map(|i| {
-                let s = Arc::clone(&shared);
-                std::thread::Builder::new()
-                    .name(format!("ember-cpu-{}", i + 1))
-                    .spawn(move || worker(&s, i))
-            })
-            .collect::<std::io::Result<_>>()?;
-        Ok(Pool { shared, workers })
+        let mut pool = Pool {
+            shared: Arc::clone(&shared),
+            workers: Vec::with_capacity(n),
+        };
+        for i in 0..n {
+            let s = Arc::clone(&shared);
+            // On an error, dropping `pool` stops the workers already started.
+            pool.workers.push(spawn(i, move || worker(&s, i))?);
+        }
+        Ok(pool)
     }
 
     /// Threads in the pool, the caller's included.
@@ -145,6 +199,11 @@ impl Pool {
         take_tasks(s, job);
         for done in &s.done {
             while done.load(Ordering::Acquire) != epoch {
+                #[cfg(all(target_arch = "wasm32", target_feature = "atomics"))]
+                assert!(
+                    !web_threads::panicked(),
+                    "a CPU thread of the pool panicked"
+                );
                 std::hint::spin_loop();
             }
         }
@@ -233,13 +292,13 @@ fn take_tasks(s: &Shared, job: Job) {
 fn worker(s: &Shared, me: usize) {
     let mut seen = 0u64;
     loop {
-        let mut idle_since = Instant::now();
+        let mut idle = IdleClock::start();
         let epoch = loop {
             let e = s.slot.epoch.load(Ordering::Acquire);
             if e != seen || s.stop.load(Ordering::Relaxed) {
                 break e;
             }
-            if idle_since.elapsed() < SPIN {
+            if !idle.expired() {
                 for _ in 0..64 {
                     std::hint::spin_loop();
                 }
@@ -253,7 +312,7 @@ fn worker(s: &Shared, me: usize) {
             }
             s.sleeping.fetch_sub(1, Ordering::SeqCst);
             drop(guard);
-            idle_since = Instant::now();
+            idle = IdleClock::start();
         };
         if s.stop.load(Ordering::Relaxed) {
             return;
