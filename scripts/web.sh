@@ -19,6 +19,9 @@ case "$cmd" in
   *) echo "usage: scripts/web.sh [build|serve|test]" >&2; exit 2 ;;
 esac
 
+# No debug info: wasm-bindgen drops it from the output anyway, so it would only cost build time.
+export CARGO_PROFILE_RELEASE_DEBUG=false
+
 # SIMD128 (every browser with WebGPU has it): the CPU fallback's byte dot products and the
 # float loops vectorize to 128-bit lanes.
 CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="-C target-feature=+simd128" \

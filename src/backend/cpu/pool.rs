@@ -57,7 +57,9 @@ impl IdleClock {
 }
 
 /// Whether a worker has spun for about [`SPIN`]: WebAssembly's `std` has no clock, so spin
-/// rounds are counted (a round is an atomic load and a compare, a few nanoseconds).
+/// rounds are counted. A round is an atomic load and a compare, under a nanosecond in Chromium:
+/// at one round per 4 ns the workers fell asleep between a token's ops and two threads ran no
+/// faster than one; at four rounds a nanosecond they were 1.5 times as fast (2 cores).
 #[cfg(target_arch = "wasm32")]
 struct IdleClock(u32);
 
@@ -69,7 +71,7 @@ impl IdleClock {
 
     fn expired(&mut self) -> bool {
         self.0 += 1;
-        self.0 as u128 > SPIN.as_nanos() / 4
+        self.0 as u128 > SPIN.as_nanos() * 4
     }
 }
 
