@@ -19,8 +19,9 @@ export interface LoadOptions {
   /** false: download every time, never cache. */
   cache?: boolean;
   /**
-   * Threads of the CPU backend (default navigator.hardwareConcurrency). Only where the page is
-   * cross-origin isolated (COOP same-origin, COEP require-corp): elsewhere the CPU runs on one.
+   * Threads of the CPU backend, 1 to 256 (default navigator.hardwareConcurrency). Only where
+   * the page is cross-origin isolated (COOP same-origin, COEP require-corp): elsewhere the CPU
+   * runs on one.
    */
   threads?: number;
 }

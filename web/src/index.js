@@ -189,6 +189,9 @@ export const Ember = {
    * CPU backend where the page is cross-origin isolated; default navigator.hardwareConcurrency).
    */
   async load(source, { onProgress, backend = "auto", contextLength = 2048, cache = true, threads } = {}) {
+    if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1 && threads <= 256)) {
+      throw new Error(`threads must be a whole number from 1 to 256, not ${threads}`);
+    }
     const worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
     const channel = new Channel(worker);
     let message;

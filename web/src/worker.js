@@ -92,7 +92,7 @@ const ops = {
     const settings = { ...options, backend: wanted === "auto" && !gpu ? "cpu" : wanted };
     const wasm = await ready;
     if (threaded) {
-      const threads = Math.max(1, Math.floor(options.threads ?? navigator.hardwareConcurrency ?? 1));
+      const threads = options.threads ?? Math.min(navigator.hardwareConcurrency || 1, 256);
       helpers ??= startHelpers(wasm, threads - 1);
       await helpers;
     }

@@ -31,6 +31,9 @@ export async function run({ model, backend = "auto", system, message, maxTokens,
   const junk = await within(60e3, rejection(Ember.load(new TextEncoder().encode("not a model at all"), { backend })), "bad bytes");
   check(junk && /GGUF|magic|model/i.test(junk.message), `bytes that are not a GGUF reject: ${junk?.message}`);
 
+  const badThreads = await within(10e3, rejection(Ember.load(model, { backend, threads: 0 })), "threads: 0");
+  check(badThreads && /threads/.test(badThreads.message), `threads: 0 rejects: ${badThreads?.message}`);
+
   const phases = new Set();
   const engine = await Ember.load(model, { backend, onProgress: (p) => phases.add(p.phase) });
   const info = engine.info();
